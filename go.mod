@@ -1,0 +1,3 @@
+module github.com/mcpgate/mcpgate
+
+go 1.26

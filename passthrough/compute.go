@@ -1,0 +1,237 @@
+package passthrough
+
+import (
+	"net/http"
+	"strings"
+)
+
+// AuthType is how mcpgate authenticates to an upstream.
+type AuthType string
+
+// Upstream auth types. The zero value means "no upstream known" (ContextForge
+// called the function without a gateway): neither the none rule nor the
+// basic/bearer conflict applies. Other values behave like authheaders.
+const (
+	AuthUnspecified AuthType = ""
+	AuthNone        AuthType = "none"
+	AuthBasic       AuthType = "basic"
+	AuthBearer      AuthType = "bearer"
+	AuthHeaders     AuthType = "authheaders"
+	AuthOAuth       AuthType = "oauth"
+)
+
+// AuthTypes lists the auth types an upstream can be registered with.
+func AuthTypes() []AuthType {
+	return []AuthType{AuthNone, AuthBasic, AuthBearer, AuthHeaders, AuthOAuth}
+}
+
+// Upstream is what the engine needs to know of the upstream a call goes to.
+type Upstream struct {
+	Name     string // for messages only
+	AuthType AuthType
+	// TokenExchange is set when the upstream's credential comes from an OAuth
+	// token exchange: the client cannot supply or replace it (spec §2.2).
+	TokenExchange bool
+}
+
+// Header is one header name and value, the name spelled as it goes upstream.
+type Header struct {
+	Name, Value string
+}
+
+// Call is the input of one computation (spec §2).
+type Call struct {
+	// Request is the client's request headers with canonical keys, as net/http
+	// delivers them (build one by hand with http.Header.Add or
+	// http.CanonicalHeaderKey). When a name has several values the last wins.
+	Request http.Header
+	// Base is mcpgate's own headers for the upstream, in order.
+	Base []Header
+	// Allowlist is the effective allowlist (spec §3); nil forwards nothing.
+	Allowlist *Allowlist
+	Upstream  Upstream
+}
+
+// Result is the headers for the upstream request and the decisions behind them.
+type Result struct {
+	// Headers are the base headers, in order, followed by the forwarded ones.
+	// No two names differ only in case.
+	Headers []Header
+	// Decisions has one entry per allowlist entry, in allowlist order, after
+	// the special headers (X-Upstream-Authorization, or Authorization under the
+	// auth_type none rule) when the request carries them.
+	Decisions []Decision
+}
+
+// Get returns the value of the named header, whatever the case of name.
+func (r Result) Get(name string) (string, bool) {
+	if i := indexFold(r.Headers, name); i >= 0 {
+		return r.Headers[i].Value, true
+	}
+	return "", false
+}
+
+// HTTPHeader returns the headers as an http.Header, each name spelled as
+// decided (not canonicalised), ready to set on an upstream request.
+func (r Result) HTTPHeader() http.Header {
+	h := make(http.Header, len(r.Headers))
+	for _, e := range r.Headers {
+		h[e.Name] = []string{e.Value}
+	}
+	return h
+}
+
+const (
+	xUpstreamAuthorization = "X-Upstream-Authorization"
+	authorization          = "Authorization"
+)
+
+// Compute returns the headers for one upstream request and why (spec §2).
+// It never modifies its inputs. The result allocates the header and decision
+// slices and nothing else on the common path (values that need sanitising
+// allocate their cleaned copy).
+func (p *Policy) Compute(c Call) Result {
+	entries := c.Allowlist.entryList()
+	res := Result{
+		Headers:   make([]Header, 0, len(c.Base)+len(entries)+1),
+		Decisions: make([]Decision, 0, len(entries)+1),
+	}
+	decide := func(header string, a Action, r Reason) {
+		res.Decisions = append(res.Decisions, Decision{Header: header, Action: a, Reason: r,
+			Upstream: c.Upstream.Name, AuthType: c.Upstream.AuthType})
+	}
+
+	// spec §2.1: start from a copy of the base headers; §2.4 keeps names
+	// unique even if the base repeats one in another case.
+	for _, h := range c.Base {
+		res.Headers = set(res.Headers, h.Name, h.Value)
+	}
+
+	// spec §2.2: upstream authorization, whatever the switch says.
+	up := c.Upstream
+	if v := last(c.Request, xUpstreamAuthorization); v != "" {
+		switch sv := SanitizeValue(v); {
+		case up.TokenExchange:
+			decide(xUpstreamAuthorization, Skipped, ReasonTokenExchange)
+		case sv == "":
+			decide(xUpstreamAuthorization, Skipped, ReasonEmptyAfterSanitising)
+		default:
+			res.Headers = set(res.Headers, authorization, sv)
+			decide(xUpstreamAuthorization, Forwarded, ReasonUpstreamAuthorization)
+		}
+	} else if up.AuthType == AuthNone && !up.TokenExchange {
+		if v := last(c.Request, authorization); v != "" {
+			switch sv := SanitizeValue(v); {
+			case p.consumesAuthorization():
+				decide(authorization, Skipped, ReasonClientCredential) // D4
+			case indexFold(c.Base, authorization) >= 0:
+				decide(authorization, Skipped, ReasonBaseAuthorizationIsSet)
+			case sv == "":
+				decide(authorization, Skipped, ReasonEmptyAfterSanitising)
+			default:
+				res.Headers = append(res.Headers, Header{authorization, sv})
+				decide(authorization, Forwarded, ReasonClientAuthorization)
+			}
+		}
+	}
+	baseEnd := len(res.Headers) // spec §2.3: the base set is taken after step 2
+
+	// spec §2.3: the allowlist, in order.
+	for _, e := range entries {
+		if !p.settings.EnableHeaderPassthrough {
+			decide(e.name, Skipped, ReasonPassthroughDisabled)
+			continue
+		}
+		if e.skip != 0 {
+			decide(e.name, Skipped, e.skip)
+			continue
+		}
+		vals := c.Request[e.canonical]
+		if len(vals) == 0 {
+			decide(e.name, Skipped, ReasonNotInRequest)
+			continue
+		}
+		v := vals[len(vals)-1]
+		if v == "" {
+			decide(e.name, Skipped, ReasonEmptyValue)
+			continue
+		}
+		sv := SanitizeValue(v)
+		if sv == "" {
+			decide(e.name, Skipped, ReasonEmptyAfterSanitising)
+			continue
+		}
+		base := indexFold(res.Headers[:baseEnd], e.name)
+		if base >= 0 && !p.settings.EnableOverwriteBaseHeaders {
+			decide(e.name, Skipped, ReasonBaseConflict)
+			continue
+		}
+		if e.authorization && (up.AuthType == AuthBasic || up.AuthType == AuthBearer) {
+			decide(e.name, Skipped, ReasonUpstreamAuthConflict)
+			continue
+		}
+		if e.authorization && up.TokenExchange {
+			decide(e.name, Skipped, ReasonTokenExchange)
+			continue
+		}
+		if e.caseVariant {
+			// spec §2.4: an earlier entry differing only in case was written;
+			// this one replaces it, and its decision says so.
+			supersede(res.Decisions, e.name)
+		}
+		if base >= 0 {
+			res.Headers[base] = Header{e.name, sv}
+			decide(e.name, Forwarded, ReasonOverwroteBase)
+			continue
+		}
+		res.Headers = set(res.Headers, e.name, sv)
+		decide(e.name, Forwarded, ReasonAllowlisted)
+	}
+	return res
+}
+
+func (a *Allowlist) entryList() []entry {
+	if a == nil {
+		return nil
+	}
+	return a.entries
+}
+
+// last returns the last value of a canonical header key, or "".
+func last(h http.Header, key string) string {
+	if vals := h[key]; len(vals) > 0 {
+		return vals[len(vals)-1]
+	}
+	return ""
+}
+
+// set writes name: value, replacing a header whose name differs only in case
+// (spec §2.4, deviation D3).
+func set(hs []Header, name, value string) []Header {
+	if i := indexFold(hs, name); i >= 0 {
+		hs[i] = Header{name, value}
+		return hs
+	}
+	return append(hs, Header{name, value})
+}
+
+func indexFold(hs []Header, name string) int {
+	for i := range hs {
+		if len(hs[i].Name) == len(name) && strings.EqualFold(hs[i].Name, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// supersede marks the forwarded decision for a case variant of name as
+// replaced.
+func supersede(ds []Decision, name string) {
+	for i := range ds {
+		d := &ds[i]
+		if d.Action == Forwarded && strings.EqualFold(d.Header, name) &&
+			(d.Reason == ReasonAllowlisted || d.Reason == ReasonOverwroteBase) {
+			d.Action, d.Reason = Skipped, ReasonReplacedByLaterEntry
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package passthrough
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Policy applies one set of Settings. It is immutable and safe for
+// concurrent use; build it once at start-up with NewPolicy.
+type Policy struct {
+	settings   Settings
+	proxyUser  string // lower-case PROXY_USER_HEADER
+	clientAuth string // lower-case AUTH_HEADER_NAME when mcpgate authenticates clients with it, else ""
+}
+
+// NewPolicy returns the policy for s.
+func NewPolicy(s Settings) *Policy {
+	s.DefaultPassthroughHeaders = append([]string(nil), s.DefaultPassthroughHeaders...)
+	p := &Policy{settings: s, proxyUser: strings.ToLower(s.ProxyUserHeader)}
+	if s.AuthenticatesClients {
+		p.clientAuth = strings.ToLower(s.AuthHeaderName)
+	}
+	return p
+}
+
+// Settings returns the settings the policy was built from.
+func (p *Policy) Settings() Settings {
+	s := p.settings
+	s.DefaultPassthroughHeaders = append([]string(nil), s.DefaultPassthroughHeaders...)
+	return s
+}
+
+// consumesAuthorization reports whether the client's Authorization header is
+// mcpgate's own credential, which the auth_type none rule must then not
+// forward (spec §2.2, deviation D4).
+func (p *Policy) consumesAuthorization() bool { return p.clientAuth == "authorization" }
+
+// NeverForwarded returns why a header name may never be copied from a
+// client to an upstream, or 0 when it may be (spec §2.3). The answer is the
+// same whatever the case of name.
+func (p *Policy) NeverForwarded(name string) Reason {
+	lower := strings.ToLower(name)
+	switch lower {
+	// Headers of the HTTP connection or of message framing.
+	case "content-type", "content-length", "host", "transfer-encoding",
+		"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade":
+		return ReasonProtocolHeader
+	// MCP per-hop headers: each hop negotiates its own session and protocol
+	// version (deviation D11).
+	case "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name", "x-mcp-session-id":
+		return ReasonMCPHeader
+	}
+	if strings.HasPrefix(lower, "mcp-param-") {
+		return ReasonMCPHeader
+	}
+	if p.clientAuth != "" && lower == p.clientAuth {
+		return ReasonClientCredential
+	}
+	switch {
+	case lower == p.proxyUser,
+		// Set by mcpgate's upstream transport for its own use: Accept
+		// negotiates JSON or SSE answers, Last-Event-ID resumes a stream.
+		lower == "accept", lower == "last-event-id",
+		// Reserved for headers mcpgate sets for itself.
+		strings.HasPrefix(lower, "x-mcpgate-"):
+		return ReasonInternalHeader
+	}
+	return 0
+}
+
+// Allowlist is a list of passthrough header names prepared for Compute: each
+// name checked, classified and canonicalised once, not on every call.
+// Build it with Policy.Compile; it is immutable.
+type Allowlist struct {
+	names   []string
+	entries []entry
+}
+
+type entry struct {
+	name          string // as configured; this spelling is what goes upstream
+	canonical     string // http.CanonicalHeaderKey(name), the key in a net/http request
+	skip          Reason // invalid name or never forwarded, else 0
+	authorization bool   // the name is Authorization, whatever its case
+	caseVariant   bool   // an earlier entry has the same name in another case
+}
+
+// Compile prepares names, in order, for Compute. A nil result forwards
+// nothing; so does an empty list.
+func (p *Policy) Compile(names []string) *Allowlist {
+	a := &Allowlist{names: append([]string(nil), names...), entries: make([]entry, len(names))}
+	for i, n := range names {
+		e := entry{name: n}
+		switch {
+		case !ValidName(n):
+			e.skip = ReasonInvalidName
+		default:
+			e.skip = p.NeverForwarded(n)
+			e.canonical = http.CanonicalHeaderKey(n)
+			e.authorization = strings.EqualFold(n, "Authorization")
+			for _, prev := range a.entries[:i] {
+				if prev.skip == 0 && strings.EqualFold(prev.name, n) {
+					e.caseVariant = true
+				}
+			}
+		}
+		a.entries[i] = e
+	}
+	return a
+}
+
+// Names returns the names as configured, in order.
+func (a *Allowlist) Names() []string {
+	if a == nil {
+		return nil
+	}
+	return append([]string(nil), a.names...)
+}
+
+// Len returns the number of names.
+func (a *Allowlist) Len() int {
+	if a == nil {
+		return 0
+	}
+	return len(a.entries)
+}

@@ -1,0 +1,256 @@
+package passthrough
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Source says where the global allowlist comes from (spec §3).
+type Source string
+
+// The values of PASSTHROUGH_HEADERS_SOURCE.
+const (
+	// SourceEnv uses DEFAULT_PASSTHROUGH_HEADERS; the database is not read.
+	SourceEnv Source = "env"
+	// SourceDB uses the stored list when it exists and is non-empty, else the env list.
+	SourceDB Source = "db"
+	// SourceMerge uses the env list followed by the stored one, de-duplicated.
+	SourceMerge Source = "merge"
+)
+
+// Settings are the passthrough settings of spec §1. The environment names are
+// ContextForge's, so an existing deployment keeps its configuration.
+type Settings struct {
+	// EnableHeaderPassthrough (ENABLE_HEADER_PASSTHROUGH) is the master switch
+	// for allowlist copying. X-Upstream-Authorization works without it.
+	EnableHeaderPassthrough bool
+	// EnableOverwriteBaseHeaders (ENABLE_OVERWRITE_BASE_HEADERS) lets an
+	// allowlisted header replace a base header.
+	EnableOverwriteBaseHeaders bool
+	// DefaultPassthroughHeaders (DEFAULT_PASSTHROUGH_HEADERS) is the env allowlist.
+	// Names are kept as given; invalid ones are skipped, with a warning, when used.
+	DefaultPassthroughHeaders []string
+	// Source (PASSTHROUGH_HEADERS_SOURCE) picks the global allowlist.
+	Source Source
+	// GlobalConfigCacheTTL (GLOBAL_CONFIG_CACHE_TTL, seconds) bounds how long a
+	// resolved global allowlist is reused (deviation D9: ContextForge ignores it).
+	GlobalConfigCacheTTL time.Duration
+	// ProxyUserHeader (PROXY_USER_HEADER) is mcpgate's internal identity
+	// header; it is never forwarded from a client.
+	ProxyUserHeader string
+	// AuthHeaderName (AUTH_HEADER_NAME) carries the client's credential to mcpgate.
+	AuthHeaderName string
+	// AuthenticatesClients says whether mcpgate reads AuthHeaderName to
+	// authenticate clients. When it does, that header is mcpgate's credential
+	// and never reaches an upstream (deviation D4). The gateway sets it from
+	// AUTH_REQUIRED; it is true unless switched off.
+	AuthenticatesClients bool
+}
+
+// Setting names, as read from the environment (spec §1).
+const (
+	EnvEnableHeaderPassthrough    = "ENABLE_HEADER_PASSTHROUGH"
+	EnvEnableOverwriteBaseHeaders = "ENABLE_OVERWRITE_BASE_HEADERS"
+	EnvDefaultPassthroughHeaders  = "DEFAULT_PASSTHROUGH_HEADERS"
+	EnvPassthroughHeadersSource   = "PASSTHROUGH_HEADERS_SOURCE"
+	EnvGlobalConfigCacheTTL       = "GLOBAL_CONFIG_CACHE_TTL"
+	EnvProxyUserHeader            = "PROXY_USER_HEADER"
+	EnvAuthHeaderName             = "AUTH_HEADER_NAME"
+)
+
+// SettingDoc describes one setting for help texts and flags.
+type SettingDoc struct {
+	Name    string // environment name
+	Default string // default, as it would be written in the environment
+	Usage   string
+}
+
+// SettingDocs lists the settings ParseSettings reads, in the order of spec §1.
+func SettingDocs() []SettingDoc {
+	return []SettingDoc{
+		{EnvEnableHeaderPassthrough, "false", "copy allowlisted client headers to upstreams"},
+		{EnvEnableOverwriteBaseHeaders, "false", "let allowlisted headers replace base headers"},
+		{EnvDefaultPassthroughHeaders, `["X-Tenant-Id","X-Trace-Id"]`, "env allowlist: a JSON array or a comma list"},
+		{EnvPassthroughHeadersSource, "db", "global allowlist source: env, db or merge"},
+		{EnvGlobalConfigCacheTTL, "60", "seconds a resolved global allowlist is cached"},
+		{EnvProxyUserHeader, "X-Authenticated-User", "internal identity header, never forwarded"},
+		{EnvAuthHeaderName, "Authorization", "header carrying the client's credential to mcpgate"},
+	}
+}
+
+// DefaultSettings returns the settings of spec §1 with nothing configured.
+func DefaultSettings() Settings {
+	return Settings{
+		DefaultPassthroughHeaders: []string{"X-Tenant-Id", "X-Trace-Id"},
+		Source:                    SourceDB,
+		GlobalConfigCacheTTL:      60 * time.Second,
+		ProxyUserHeader:           "X-Authenticated-User",
+		AuthHeaderName:            "Authorization",
+		AuthenticatesClients:      true,
+	}
+}
+
+// Lookup returns a setting's raw value and whether it is set at all.
+// os.LookupEnv is one; a layered lookup over flags, the environment and a
+// .env file is another.
+type Lookup func(name string) (value string, ok bool)
+
+// SettingError names a setting whose value cannot be used.
+type SettingError struct {
+	Name   string // environment name, e.g. PASSTHROUGH_HEADERS_SOURCE
+	Value  string
+	Reason string // what is accepted
+}
+
+func (e *SettingError) Error() string {
+	return fmt.Sprintf("setting %s=%q: %s", e.Name, e.Value, e.Reason)
+}
+
+// ParseSettings reads the settings of spec §1 through lookup, starting from
+// DefaultSettings. An unset or empty value keeps the default. An unusable
+// value is a *SettingError naming the setting and what it accepts.
+func ParseSettings(lookup Lookup) (Settings, error) {
+	s := DefaultSettings()
+	get := func(name string) (string, bool) {
+		v, ok := lookup(name)
+		v = strings.TrimSpace(v)
+		return v, ok && v != ""
+	}
+	var err error
+	if v, ok := get(EnvEnableHeaderPassthrough); ok {
+		if s.EnableHeaderPassthrough, err = parseBool(EnvEnableHeaderPassthrough, v); err != nil {
+			return s, err
+		}
+	}
+	if v, ok := get(EnvEnableOverwriteBaseHeaders); ok {
+		if s.EnableOverwriteBaseHeaders, err = parseBool(EnvEnableOverwriteBaseHeaders, v); err != nil {
+			return s, err
+		}
+	}
+	// An empty DEFAULT_PASSTHROUGH_HEADERS keeps the default, as in
+	// ContextForge; "[]" sets an empty list.
+	if v, ok := get(EnvDefaultPassthroughHeaders); ok {
+		if s.DefaultPassthroughHeaders, err = ParseList(v); err != nil {
+			return s, &SettingError{EnvDefaultPassthroughHeaders, v, err.Error()}
+		}
+	}
+	if v, ok := get(EnvPassthroughHeadersSource); ok {
+		switch src := Source(strings.ToLower(v)); src {
+		case SourceEnv, SourceDB, SourceMerge:
+			s.Source = src
+		default:
+			return s, &SettingError{EnvPassthroughHeadersSource, v, "must be one of env, db, merge"}
+		}
+	}
+	if v, ok := get(EnvGlobalConfigCacheTTL); ok {
+		secs, perr := strconv.ParseFloat(v, 64)
+		if perr != nil || secs < 0 || secs > 1e9 {
+			return s, &SettingError{EnvGlobalConfigCacheTTL, v, "must be a number of seconds, 0 or more"}
+		}
+		s.GlobalConfigCacheTTL = time.Duration(secs * float64(time.Second))
+	}
+	for _, n := range []struct {
+		name string
+		dst  *string
+	}{{EnvProxyUserHeader, &s.ProxyUserHeader}, {EnvAuthHeaderName, &s.AuthHeaderName}} {
+		if v, ok := get(n.name); ok {
+			if !ValidName(v) {
+				return s, &SettingError{n.name, v, "must be a header name of letters, digits and hyphens"}
+			}
+			*n.dst = v
+		}
+	}
+	return s, nil
+}
+
+func parseBool(name, v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "true", "1", "yes", "on":
+		return true, nil
+	case "false", "0", "no", "off":
+		return false, nil
+	}
+	return false, &SettingError{name, v, "must be true or false"}
+}
+
+// ParseList reads a list of header names written either as a JSON array of
+// strings or as a comma list (deviation D8). Parts are trimmed and empty ones
+// dropped. Text that starts with "[" must be a valid JSON array of strings;
+// anything else is a comma list. Names are not validated here: an invalid name
+// is skipped, with a warning, where the list is used (spec §2.3).
+func ParseList(v string) ([]string, error) {
+	v = strings.TrimSpace(v)
+	if strings.HasPrefix(v, "[") {
+		var names []string
+		if err := json.Unmarshal([]byte(v), &names); err != nil {
+			return nil, fmt.Errorf(`must be a JSON array of strings like ["X-Tenant-Id"] or a comma list like X-Tenant-Id,X-Trace-Id`)
+		}
+		return compact(names), nil
+	}
+	return compact(strings.Split(v, ",")), nil
+}
+
+func compact(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// DecodeList reads an upstream's passthrough_headers field as the admin API
+// receives it: JSON null (inherit the global list: nil), an array of strings,
+// or a string holding a comma list or a JSON array, as ContextForge accepts.
+// An empty array is an empty list: the upstream forwards nothing (spec §3).
+func DecodeList(raw json.RawMessage) (*[]string, error) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, fmt.Errorf("invalid passthrough_headers: %v", err)
+	}
+	switch v := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		names, err := ParseList(v)
+		if err != nil {
+			return nil, fmt.Errorf("invalid passthrough_headers: %v", err)
+		}
+		return &names, nil
+	case []any:
+		names := make([]string, 0, len(v))
+		for i, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("invalid passthrough_headers: entry %d is %s, want a header name", i, jsonKind(e))
+			}
+			if s = strings.TrimSpace(s); s != "" {
+				names = append(names, s)
+			}
+		}
+		return &names, nil
+	default:
+		return nil, fmt.Errorf("invalid passthrough_headers: got %s, want null, a list of header names or a comma-separated string", jsonKind(v))
+	}
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "a list"
+	default:
+		return "an object"
+	}
+}
