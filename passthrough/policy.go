@@ -62,7 +62,11 @@ func (p *Policy) NeverForwarded(name string) Reason {
 		// negotiates JSON or SSE answers, Last-Event-ID resumes a stream.
 		lower == "accept", lower == "last-event-id",
 		// Reserved for headers mcpgate sets for itself.
-		strings.HasPrefix(lower, "x-mcpgate-"):
+		strings.HasPrefix(lower, "x-mcpgate-"),
+		// ContextForge's internal hop and trust headers: an upstream that is
+		// itself a ContextForge believes them, so a client must not be able
+		// to set them through mcpgate.
+		lower == "x-forwarded-internally", strings.HasPrefix(lower, "x-contextforge-"):
 		return ReasonInternalHeader
 	}
 	return 0
