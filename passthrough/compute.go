@@ -61,7 +61,12 @@ type Result struct {
 	// the special headers (X-Upstream-Authorization, or Authorization under the
 	// auth_type none rule) when the request carries them.
 	Decisions []Decision
+	// Upstream is the upstream the headers are for, as given in the Call.
+	Upstream Upstream
 }
+
+// Message returns the sentence for one of the result's decisions.
+func (r Result) Message(d Decision) string { return d.Message(r.Upstream) }
 
 // Get returns the value of the named header, whatever the case of name.
 func (r Result) Get(name string) (string, bool) {
@@ -87,19 +92,26 @@ const (
 )
 
 // Compute returns the headers for one upstream request and why (spec §2).
-// It never modifies its inputs. The result allocates the header and decision
-// slices and nothing else on the common path (values that need sanitising
-// allocate their cleaned copy).
+// It never modifies its inputs. It allocates the header and decision slices
+// and, on the common path, nothing else (a value that needs sanitising
+// allocates its cleaned copy). ComputeInto does the same into reused slices.
 func (p *Policy) Compute(c Call) Result {
-	entries := c.Allowlist.entryList()
-	res := Result{
-		Headers:   make([]Header, 0, len(c.Base)+len(entries)+1),
-		Decisions: make([]Decision, 0, len(entries)+1),
+	var res Result
+	p.ComputeInto(&res, c)
+	return res
+}
+
+// ComputeInto is Compute writing into res, reusing the capacity of its
+// slices; a hot path can keep Results in a sync.Pool and allocate nothing.
+func (p *Policy) ComputeInto(res *Result, c Call) {
+	entries, forwardable := c.Allowlist.entryList()
+	if n := len(c.Base) + forwardable + 1; cap(res.Headers) < n {
+		res.Headers = make([]Header, 0, n)
 	}
-	decide := func(header string, a Action, r Reason) {
-		res.Decisions = append(res.Decisions, Decision{Header: header, Action: a, Reason: r,
-			Upstream: c.Upstream.Name, AuthType: c.Upstream.AuthType})
+	if n := len(entries) + 1; cap(res.Decisions) < n {
+		res.Decisions = make([]Decision, 0, n)
 	}
+	res.Headers, res.Decisions, res.Upstream = res.Headers[:0], res.Decisions[:0], c.Upstream
 
 	// spec §2.1: start from a copy of the base headers; §2.4 keeps names
 	// unique even if the base repeats one in another case.
@@ -112,89 +124,104 @@ func (p *Policy) Compute(c Call) Result {
 	if v := last(c.Request, xUpstreamAuthorization); v != "" {
 		switch sv := SanitizeValue(v); {
 		case up.TokenExchange:
-			decide(xUpstreamAuthorization, Skipped, ReasonTokenExchange)
+			res.decide(xUpstreamAuthorization, Skipped, ReasonTokenExchange)
 		case sv == "":
-			decide(xUpstreamAuthorization, Skipped, ReasonEmptyAfterSanitising)
+			res.decide(xUpstreamAuthorization, Skipped, ReasonEmptyAfterSanitising)
 		default:
 			res.Headers = set(res.Headers, authorization, sv)
-			decide(xUpstreamAuthorization, Forwarded, ReasonUpstreamAuthorization)
+			res.decide(xUpstreamAuthorization, Forwarded, ReasonUpstreamAuthorization)
 		}
 	} else if up.AuthType == AuthNone && !up.TokenExchange {
 		if v := last(c.Request, authorization); v != "" {
 			switch sv := SanitizeValue(v); {
 			case p.consumesAuthorization():
-				decide(authorization, Skipped, ReasonClientCredential) // D4
+				res.decide(authorization, Skipped, ReasonClientCredential) // D4
 			case indexFold(c.Base, authorization) >= 0:
-				decide(authorization, Skipped, ReasonBaseAuthorizationIsSet)
+				res.decide(authorization, Skipped, ReasonBaseAuthorizationIsSet)
 			case sv == "":
-				decide(authorization, Skipped, ReasonEmptyAfterSanitising)
+				res.decide(authorization, Skipped, ReasonEmptyAfterSanitising)
 			default:
 				res.Headers = append(res.Headers, Header{authorization, sv})
-				decide(authorization, Forwarded, ReasonClientAuthorization)
+				res.decide(authorization, Forwarded, ReasonClientAuthorization)
 			}
 		}
 	}
 	baseEnd := len(res.Headers) // spec §2.3: the base set is taken after step 2
 
 	// spec §2.3: the allowlist, in order.
-	for _, e := range entries {
+	for i := range entries {
+		e := &entries[i]
 		if !p.settings.EnableHeaderPassthrough {
-			decide(e.name, Skipped, ReasonPassthroughDisabled)
+			res.decide(e.name, Skipped, ReasonPassthroughDisabled)
 			continue
 		}
 		if e.skip != 0 {
-			decide(e.name, Skipped, e.skip)
+			res.decide(e.name, Skipped, e.skip)
 			continue
 		}
 		vals := c.Request[e.canonical]
 		if len(vals) == 0 {
-			decide(e.name, Skipped, ReasonNotInRequest)
+			res.decide(e.name, Skipped, ReasonNotInRequest)
 			continue
 		}
 		v := vals[len(vals)-1]
 		if v == "" {
-			decide(e.name, Skipped, ReasonEmptyValue)
+			res.decide(e.name, Skipped, ReasonEmptyValue)
 			continue
 		}
 		sv := SanitizeValue(v)
 		if sv == "" {
-			decide(e.name, Skipped, ReasonEmptyAfterSanitising)
+			res.decide(e.name, Skipped, ReasonEmptyAfterSanitising)
 			continue
 		}
 		base := indexFold(res.Headers[:baseEnd], e.name)
 		if base >= 0 && !p.settings.EnableOverwriteBaseHeaders {
-			decide(e.name, Skipped, ReasonBaseConflict)
+			res.decide(e.name, Skipped, ReasonBaseConflict)
 			continue
 		}
 		if e.authorization && (up.AuthType == AuthBasic || up.AuthType == AuthBearer) {
-			decide(e.name, Skipped, ReasonUpstreamAuthConflict)
+			res.decide(e.name, Skipped, ReasonUpstreamAuthConflict)
 			continue
 		}
 		if e.authorization && up.TokenExchange {
-			decide(e.name, Skipped, ReasonTokenExchange)
+			res.decide(e.name, Skipped, ReasonTokenExchange)
 			continue
 		}
-		if e.caseVariant {
-			// spec §2.4: an earlier entry differing only in case was written;
-			// this one replaces it, and its decision says so.
-			supersede(res.Decisions, e.name)
-		}
-		if base >= 0 {
+		switch {
+		case base >= 0:
+			if e.caseVariant {
+				supersede(res.Decisions, e.name)
+			}
 			res.Headers[base] = Header{e.name, sv}
-			decide(e.name, Forwarded, ReasonOverwroteBase)
-			continue
+			res.decide(e.name, Forwarded, ReasonOverwroteBase)
+		case e.caseVariant:
+			// spec §2.4: an earlier entry differing only in case may have
+			// been written; this one replaces it, and its decision says so.
+			supersede(res.Decisions, e.name)
+			if j := indexFold(res.Headers[baseEnd:], e.name); j >= 0 {
+				res.Headers[baseEnd+j] = Header{e.name, sv}
+			} else {
+				res.Headers = append(res.Headers, Header{e.name, sv})
+			}
+			res.decide(e.name, Forwarded, ReasonAllowlisted)
+		default:
+			// Unique by construction: not a base name, and no earlier entry
+			// has this name in any case.
+			res.Headers = append(res.Headers, Header{e.name, sv})
+			res.decide(e.name, Forwarded, ReasonAllowlisted)
 		}
-		res.Headers = set(res.Headers, e.name, sv)
-		decide(e.name, Forwarded, ReasonAllowlisted)
 	}
-	return res
 }
 
-func (a *Allowlist) entryList() []entry {
+func (r *Result) decide(header string, a Action, reason Reason) {
+	r.Decisions = append(r.Decisions, Decision{Header: header, Action: a, Reason: reason})
+}
+
+func (a *Allowlist) entryList() ([]entry, int) {
 	if a == nil {
-		return nil
+		return nil, 0
 	}
-	return a.entries
+	return a.entries, a.forwardable
 }
 
 // last returns the last value of a canonical header key, or "".

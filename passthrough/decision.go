@@ -52,7 +52,7 @@ const (
 	ReasonBaseConflict           // spec §2.3: names a base header and overwriting is off
 	ReasonUpstreamAuthConflict   // spec §2.3: Authorization to a basic or bearer upstream
 	ReasonTokenExchange          // spec §2.2: the upstream's credential comes from OAuth token exchange
-	ReasonReplacedByLaterEntry   // spec §2.4: a later allowlist entry differing only in case replaced it
+	ReasonReplacedByLaterEntry   // spec §2.4: a later allowlist entry with the same name, in any case, replaced it
 	ReasonBaseAuthorizationIsSet // spec §2.2: client Authorization not forwarded, a base Authorization exists
 )
 
@@ -131,18 +131,16 @@ type Decision struct {
 	Header string
 	Action Action
 	Reason Reason
-	// Upstream is the upstream's name, and AuthType its auth type, for messages.
-	Upstream string
-	AuthType AuthType
 }
 
 // Message is a sentence for a person. It is built on demand so that
 // computing headers costs no formatting. Where ContextForge logs the same
 // event, the wording follows its log line so existing log searches still match.
-func (d Decision) Message() string {
+// up is the upstream the decision was made for (Result.Upstream).
+func (d Decision) Message(up Upstream) string {
 	on := ""
-	if d.Upstream != "" {
-		on = " on upstream " + d.Upstream
+	if up.Name != "" {
+		on = " on upstream " + up.Name
 	}
 	h := d.Header
 	switch d.Reason {
@@ -175,11 +173,11 @@ func (d Decision) Message() string {
 	case ReasonBaseConflict:
 		return fmt.Sprintf("Skipping %s header passthrough as it conflicts with pre-defined headers", h)
 	case ReasonUpstreamAuthConflict:
-		return fmt.Sprintf("Skipping %s header passthrough due to %s auth configuration%s", h, d.AuthType, on)
+		return fmt.Sprintf("Skipping %s header passthrough due to %s auth configuration%s", h, up.AuthType, on)
 	case ReasonTokenExchange:
 		return fmt.Sprintf("Skipping %s header passthrough: the upstream's credential comes from OAuth token exchange%s", h, on)
 	case ReasonReplacedByLaterEntry:
-		return fmt.Sprintf("Header %s replaced by a later allowlist entry differing only in case", h)
+		return fmt.Sprintf("Header %s replaced by a later allowlist entry with the same name (names are case-insensitive)", h)
 	case ReasonBaseAuthorizationIsSet:
 		return fmt.Sprintf("Client %s not forwarded: the upstream already has a base Authorization header", h)
 	}

@@ -76,8 +76,9 @@ func (p *Policy) NeverForwarded(name string) Reason {
 // name checked, classified and canonicalised once, not on every call.
 // Build it with Policy.Compile; it is immutable.
 type Allowlist struct {
-	names   []string
-	entries []entry
+	names       []string
+	entries     []entry
+	forwardable int // entries that may be forwarded: valid and not never-forwarded
 }
 
 type entry struct {
@@ -108,6 +109,9 @@ func (p *Policy) Compile(names []string) *Allowlist {
 			}
 		}
 		a.entries[i] = e
+		if e.skip == 0 {
+			a.forwardable++
+		}
 	}
 	return a
 }

@@ -73,12 +73,42 @@ func clean(v string) bool {
 	if len(v) > MaxValueLength && utf8.RuneCountInString(v) > MaxValueLength {
 		return false
 	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c == 0x7f {
+	// Eight bytes at a time: is any byte below 0x20, or equal to 0x7f?
+	// (Exact: a borrow only crosses into the next byte from a byte that
+	// matches.)
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	rest := v
+	for ; len(rest) >= 8; rest = rest[8:] {
+		w := rest[:8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		del := x ^ 0x7f*ones
+		if (x-0x20*ones)&^x&highs != 0 || (del-ones)&^del&highs != 0 {
 			return false
 		}
 	}
-	first, _ := utf8.DecodeRuneInString(v)
-	last, _ := utf8.DecodeLastRuneInString(v)
-	return !unicode.IsSpace(first) && !unicode.IsSpace(last)
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return !spaceAt(v, v[0] >= utf8.RuneSelf, true) && !spaceAt(v, v[len(v)-1] >= utf8.RuneSelf, false)
+}
+
+// spaceAt reports whether v starts (or ends) with Unicode white space. The
+// only ASCII white space left after the control check is ' '.
+func spaceAt(v string, multibyte, start bool) bool {
+	if !multibyte {
+		if start {
+			return v[0] == ' '
+		}
+		return v[len(v)-1] == ' '
+	}
+	var r rune
+	if start {
+		r, _ = utf8.DecodeRuneInString(v)
+	} else {
+		r, _ = utf8.DecodeLastRuneInString(v)
+	}
+	return unicode.IsSpace(r)
 }

@@ -66,18 +66,19 @@ type SettingDoc struct {
 	Name    string // environment name
 	Default string // default, as it would be written in the environment
 	Usage   string
+	Bool    bool // a switch: true or false
 }
 
 // SettingDocs lists the settings ParseSettings reads, in the order of spec §1.
 func SettingDocs() []SettingDoc {
 	return []SettingDoc{
-		{EnvEnableHeaderPassthrough, "false", "copy allowlisted client headers to upstreams"},
-		{EnvEnableOverwriteBaseHeaders, "false", "let allowlisted headers replace base headers"},
-		{EnvDefaultPassthroughHeaders, `["X-Tenant-Id","X-Trace-Id"]`, "env allowlist: a JSON array or a comma list"},
-		{EnvPassthroughHeadersSource, "db", "global allowlist source: env, db or merge"},
-		{EnvGlobalConfigCacheTTL, "60", "seconds a resolved global allowlist is cached"},
-		{EnvProxyUserHeader, "X-Authenticated-User", "internal identity header, never forwarded"},
-		{EnvAuthHeaderName, "Authorization", "header carrying the client's credential to mcpgate"},
+		{EnvEnableHeaderPassthrough, "false", "copy allowlisted client headers to upstreams", true},
+		{EnvEnableOverwriteBaseHeaders, "false", "let allowlisted headers replace base headers", true},
+		{EnvDefaultPassthroughHeaders, `["X-Tenant-Id","X-Trace-Id"]`, "env allowlist: a JSON array or a comma list", false},
+		{EnvPassthroughHeadersSource, "db", "global allowlist source: env, db or merge", false},
+		{EnvGlobalConfigCacheTTL, "60", "seconds a resolved global allowlist is cached", false},
+		{EnvProxyUserHeader, "X-Authenticated-User", "internal identity header, never forwarded", false},
+		{EnvAuthHeaderName, "Authorization", "header carrying the client's credential to mcpgate", false},
 	}
 }
 
@@ -121,12 +122,12 @@ func ParseSettings(lookup Lookup) (Settings, error) {
 	}
 	var err error
 	if v, ok := get(EnvEnableHeaderPassthrough); ok {
-		if s.EnableHeaderPassthrough, err = parseBool(EnvEnableHeaderPassthrough, v); err != nil {
+		if s.EnableHeaderPassthrough, err = ParseBool(EnvEnableHeaderPassthrough, v); err != nil {
 			return s, err
 		}
 	}
 	if v, ok := get(EnvEnableOverwriteBaseHeaders); ok {
-		if s.EnableOverwriteBaseHeaders, err = parseBool(EnvEnableOverwriteBaseHeaders, v); err != nil {
+		if s.EnableOverwriteBaseHeaders, err = ParseBool(EnvEnableOverwriteBaseHeaders, v); err != nil {
 			return s, err
 		}
 	}
@@ -147,7 +148,7 @@ func ParseSettings(lookup Lookup) (Settings, error) {
 	}
 	if v, ok := get(EnvGlobalConfigCacheTTL); ok {
 		secs, perr := strconv.ParseFloat(v, 64)
-		if perr != nil || secs < 0 || secs > 1e9 {
+		if perr != nil || !(secs >= 0 && secs <= 1e9) || strings.ContainsAny(v, "_xXpPnNiI") {
 			return s, &SettingError{EnvGlobalConfigCacheTTL, v, "must be a number of seconds, 0 or more"}
 		}
 		s.GlobalConfigCacheTTL = time.Duration(secs * float64(time.Second))
@@ -166,14 +167,17 @@ func ParseSettings(lookup Lookup) (Settings, error) {
 	return s, nil
 }
 
-func parseBool(name, v string) (bool, error) {
-	switch strings.ToLower(v) {
+// ParseBool reads the switch named name the way every mcpgate switch is read:
+// true, 1, yes or on; false, 0, no or off; in any case. Anything else is a
+// *SettingError naming the setting.
+func ParseBool(name, v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
 	case "true", "1", "yes", "on":
 		return true, nil
 	case "false", "0", "no", "off":
 		return false, nil
 	}
-	return false, &SettingError{name, v, "must be true or false"}
+	return false, &SettingError{name, v, "must be true or false (or 1/0, yes/no, on/off)"}
 }
 
 // ParseList reads a list of header names written either as a JSON array of
@@ -203,14 +207,16 @@ func compact(names []string) []string {
 	return out
 }
 
-// DecodeList reads an upstream's passthrough_headers field as the admin API
-// receives it: JSON null (inherit the global list: nil), an array of strings,
-// or a string holding a comma list or a JSON array, as ContextForge accepts.
-// An empty array is an empty list: the upstream forwards nothing (spec §3).
+// DecodeList reads a list of header names as the admin API receives one,
+// such as an upstream's passthrough_headers: JSON null (for an upstream,
+// inherit the global list: nil), an array of strings, or a string holding a
+// comma list or a JSON array, as ContextForge accepts. An empty array is an
+// empty list: the upstream forwards nothing (spec §3). Errors say what is
+// wrong, not where: the caller names the field.
 func DecodeList(raw json.RawMessage) (*[]string, error) {
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, fmt.Errorf("invalid passthrough_headers: %v", err)
+		return nil, fmt.Errorf("not valid JSON (%v); want null, a list of header names or a comma-separated string", err)
 	}
 	switch v := v.(type) {
 	case nil:
@@ -218,7 +224,7 @@ func DecodeList(raw json.RawMessage) (*[]string, error) {
 	case string:
 		names, err := ParseList(v)
 		if err != nil {
-			return nil, fmt.Errorf("invalid passthrough_headers: %v", err)
+			return nil, err
 		}
 		return &names, nil
 	case []any:
@@ -226,7 +232,7 @@ func DecodeList(raw json.RawMessage) (*[]string, error) {
 		for i, e := range v {
 			s, ok := e.(string)
 			if !ok {
-				return nil, fmt.Errorf("invalid passthrough_headers: entry %d is %s, want a header name", i, jsonKind(e))
+				return nil, fmt.Errorf("entry %d is %s, want a header name", i, jsonKind(e))
 			}
 			if s = strings.TrimSpace(s); s != "" {
 				names = append(names, s)
@@ -234,7 +240,7 @@ func DecodeList(raw json.RawMessage) (*[]string, error) {
 		}
 		return &names, nil
 	default:
-		return nil, fmt.Errorf("invalid passthrough_headers: got %s, want null, a list of header names or a comma-separated string", jsonKind(v))
+		return nil, fmt.Errorf("got %s, want null, a list of header names or a comma-separated string", jsonKind(v))
 	}
 }
 
