@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Runs every test of mcpgate: vet, gofmt, the race-enabled test suite (the
+# ContextForge conformance vectors among them), a short fuzz run of every fuzz
+# target and the benchmarks. It installs what the tests need; today that is
+# Go's own toolchain only. Exits non-zero on the first failure.
+#
+# Environment: MCPGATE_SHARED_DIR (default ../shared) is the folder holding
+# conformance/contextforge-vectors.json; FUZZTIME (default 15s) is each fuzz
+# target's run; BENCHTIME (default 1s) each benchmark's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+if ! command -v go >/dev/null; then
+  echo "scripts/test.sh: Go is not installed; mcpgate needs Go 1.26 or later (https://go.dev/dl/)" >&2
+  exit 1
+fi
+export MCPGATE_SHARED_DIR="${MCPGATE_SHARED_DIR:-$(cd .. && pwd)/shared}"
+if [ ! -f "$MCPGATE_SHARED_DIR/conformance/contextforge-vectors.json" ]; then
+  echo "scripts/test.sh: no conformance/contextforge-vectors.json under $MCPGATE_SHARED_DIR; set MCPGATE_SHARED_DIR to the shared/ folder" >&2
+  exit 1
+fi
+
+log "go version"
+go version
+
+log "go vet"
+go vet ./...
+
+log "gofmt"
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-ed:"; echo "$unformatted"; exit 1
+fi
+
+log "tests (race detector on)"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+set +e
+go test -race -count=1 -v ./... >"$out" 2>&1
+status=$?
+set -e
+grep -E '^(---|ok|FAIL|panic)|contextforge vectors:' "$out" | grep -v -- '--- PASS' || true
+if [ $status -ne 0 ]; then
+  echo; echo "tests failed; the failing output:"; grep -B2 -A20 -E -- '--- FAIL|^panic' "$out" | head -200
+  exit $status
+fi
+passed=$(grep -cE '^\s*--- PASS' "$out" || true)
+failed=$(grep -cE '^\s*--- FAIL' "$out" || true)
+vectors=$(grep -oE 'contextforge vectors: [0-9]+ run, [0-9]+ not applicable, [0-9]+ failed' "$out" | head -1)
+echo "$vectors"
+[ -n "$vectors" ] || { echo "the ContextForge vector line is missing"; exit 1; }
+
+log "fuzz (${FUZZTIME:-15s} per target)"
+for target in passthrough:FuzzSanitizeValue passthrough:FuzzCompute internal/explain:FuzzRun; do
+  pkg=${target%%:*}; name=${target##*:}
+  echo "-- $name"
+  go test -run '^$' -fuzz "^${name}\$" -fuzztime "${FUZZTIME:-15s}" -fuzzminimizetime 2s "./$pkg" 2>&1 | tail -n 2
+done
+
+log "benchmarks (each against its baseline in the same run)"
+bench=$(mktemp)
+go test -run '^$' -bench . -benchmem -count 3 -benchtime "${BENCHTIME:-1s}" ./passthrough ./internal/explain | tee "$bench" | grep -E '^Benchmark'
+awk '
+  $1 ~ /^BenchmarkCompute\/baseline-copy-base(-[0-9]+)?$/ { b += $3; nb++ }
+  $1 ~ /^BenchmarkCompute\/realistic(-[0-9]+)?$/ { r += $3; nr++ }
+  $1 ~ /^BenchmarkCompute\/realistic-reused-result(-[0-9]+)?$/ { u += $3; nu++ }
+  END {
+    if (nb && nr && nu) printf "Compute, mean ns/op: baseline %.0f, fresh result %.0f (%.1fx baseline), reused result %.0f (%.1fx baseline)\n", b/nb, r/nr, (r/nr)/(b/nb), u/nu, (u/nu)/(b/nb)
+  }' "$bench"
+rm -f "$bench"
+
+echo
+echo "tests: $passed passed, $failed failed"
