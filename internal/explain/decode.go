@@ -248,17 +248,23 @@ func (d caseDecoder) list(field string) (*[]string, error) {
 	return names, nil
 }
 
-// upstream reads the upstream object; null is no upstream.
-func (d caseDecoder) upstream(c *inputCase) error {
-	tok, err := d.token(fieldUpstream)
-	if err != nil {
-		return err
-	}
-	if tok == nil {
-		return nil
+// object reads the opening of an object field; false with a nil error means
+// the field is null.
+func (d caseDecoder) object(field string) (bool, error) {
+	tok, err := d.token(field)
+	if err != nil || tok == nil {
+		return false, err
 	}
 	if tok != json.Delim('{') {
-		return inField(fieldUpstream, fmt.Errorf("got %s, want an object", kind(tok)))
+		return false, inField(field, fmt.Errorf("got %s, want an object", kind(tok)))
+	}
+	return true, nil
+}
+
+// upstream reads the upstream object; null is no upstream.
+func (d caseDecoder) upstream(c *inputCase) error {
+	if open, err := d.object(fieldUpstream); !open {
+		return err
 	}
 	for d.dec.More() {
 		key, err := d.key()
@@ -304,15 +310,8 @@ func authType(s string) (passthrough.AuthType, error) {
 
 // settings reads the per-case overrides; null is none.
 func (d caseDecoder) settings(o *overrides) error {
-	tok, err := d.token(fieldSettings)
-	if err != nil {
+	if open, err := d.object(fieldSettings); !open {
 		return err
-	}
-	if tok == nil {
-		return nil
-	}
-	if tok != json.Delim('{') {
-		return inField(fieldSettings, fmt.Errorf("got %s, want an object", kind(tok)))
 	}
 	for d.dec.More() {
 		key, err := d.key()
