@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test of mcpgate: vet, gofmt, the race-enabled test suite (the
-# ContextForge conformance vectors among them), a short fuzz run of every fuzz
-# target and the benchmarks. It installs what the tests need; today that is
-# Go's own toolchain only. Exits non-zero on the first failure.
+# ContextForge conformance vectors among them, and the end-to-end tests
+# against SQLite and a real PostgreSQL), a short fuzz run of every fuzz
+# target and the benchmarks. It installs what the tests need from Debian's
+# packages (PostgreSQL) and the Go module proxy, and starts and stops a
+# throwaway PostgreSQL on loopback. Exits non-zero on the first failure.
 #
 # Environment: MCPGATE_SHARED_DIR (default ../shared) is the folder holding
-# conformance/contextforge-vectors.json; FUZZTIME (default 15s) is each fuzz
-# target's run; BENCHTIME (default 1s) each benchmark's.
+# conformance/contextforge-vectors.json; MCPGATE_TEST_POSTGRES_URL, if set,
+# is a PostgreSQL to use instead of starting one; FUZZTIME (default 15s) is
+# each fuzz target's run; BENCHTIME (default 1s) each benchmark's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,9 +37,21 @@ if [ -n "$unformatted" ]; then
   echo "not gofmt-ed:"; echo "$unformatted"; exit 1
 fi
 
-log "tests (race detector on)"
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+pgdir=""
+cleanup() {
+  rm -f "$out"
+  if [ -n "$pgdir" ]; then scripts/postgres.sh stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"; fi
+}
+trap cleanup EXIT
+
+if [ -z "${MCPGATE_TEST_POSTGRES_URL:-}" ]; then
+  log "PostgreSQL for the tests"
+  pgdir=$(mktemp -d)
+  eval "$(scripts/postgres.sh "$pgdir")"
+fi
+
+log "tests (race detector on)"
 set +e
 go test -race -count=1 -v ./... >"$out" 2>&1
 status=$?

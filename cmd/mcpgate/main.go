@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 )
 
@@ -28,7 +29,7 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.LookupEnv)
 	stop()
 	os.Exit(code)
@@ -51,10 +52,11 @@ type command struct {
 	run func(ctx context.Context, args []string, s streams) int
 }
 
-// commands lists the subcommands, in the order help shows them. A new one
-// (serve) is one more entry.
+// commands lists the subcommands, in the order help shows them.
 func commands() []command {
 	return []command{
+		{"serve", "run the gateway", serveUsage, runServe},
+		{"token", "mint a client token (or a new secret)", tokenUsage, runToken},
 		{"explain", "show which headers would be forwarded upstream, and why", explainUsage, runExplain},
 		{"version", "print the version", func(w io.Writer) { fmt.Fprintln(w, "Usage: mcpgate version") }, runVersion},
 		{"help", "show help for mcpgate or one command", func(w io.Writer) { fmt.Fprintln(w, "Usage: mcpgate help [command]") }, runHelp},

@@ -33,6 +33,8 @@ type Config struct {
 	// AuthRequired (AUTH_REQUIRED) says whether clients must authenticate
 	// to mcpgate, with the AUTH_HEADER_NAME header.
 	AuthRequired bool
+	// Gateway holds the settings of `mcpgate serve`.
+	Gateway Gateway
 	// EnvFile is the .env file that was read, or "" when none was.
 	EnvFile string
 }
@@ -82,7 +84,11 @@ func Load(fs *flag.FlagSet, environ passthrough.Lookup) (Config, error) {
 		}
 	}
 	settings.AuthenticatesClients = authRequired
-	return Config{Passthrough: settings, AuthRequired: authRequired, EnvFile: src.envFile}, nil
+	gateway, err := src.loadGateway()
+	if err != nil {
+		return Config{}, src.locate(err)
+	}
+	return Config{Passthrough: settings, AuthRequired: authRequired, Gateway: gateway, EnvFile: src.envFile}, nil
 }
 
 // sources are the layers settings are read from.

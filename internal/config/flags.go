@@ -11,14 +11,16 @@ import (
 const flagEnvFile = "env-file"
 
 // SettingDocs lists every setting Load reads, for flags and help texts: the
-// passthrough settings in the order of spec §1, then AUTH_REQUIRED.
+// passthrough settings in the order of spec §1, then AUTH_REQUIRED, then the
+// gateway's.
 func SettingDocs() []passthrough.SettingDoc {
-	return append(passthrough.SettingDocs(), passthrough.SettingDoc{
+	docs := append(passthrough.SettingDocs(), passthrough.SettingDoc{
 		Name:    EnvAuthRequired,
 		Default: "true",
 		Usage:   "clients must authenticate to mcpgate with AUTH_HEADER_NAME, which is then never forwarded",
 		Bool:    true,
 	})
+	return append(docs, gatewayDocs()...)
 }
 
 // FlagName returns the command-line flag of a setting: its environment name

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/auth"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/gateway"
+)
+
+// runServe is "mcpgate serve": the gateway, until SIGINT or SIGTERM.
+func runServe(ctx context.Context, args []string, s streams) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	config.RegisterFlags(fs)
+	if code, ok := parseFlags(fs, args, s, serveUsage); !ok {
+		return code
+	}
+	cfg, err := config.Load(fs, s.environ)
+	if err != nil {
+		fmt.Fprintf(s.stderr, "mcpgate: %v\n", err)
+		return exitUsage
+	}
+	logger := slog.New(slog.NewJSONHandler(s.stderr, &slog.HandlerOptions{Level: cfg.Gateway.LogLevel}))
+	g, err := gateway.New(ctx, cfg, logger, version())
+	if err != nil {
+		var se *gateway.StartupError
+		if errors.As(err, &se) {
+			fmt.Fprintf(s.stderr, "mcpgate: %v\n", err)
+			return exitUsage
+		}
+		fmt.Fprintf(s.stderr, "mcpgate: %v\n", err)
+		return exitFailed
+	}
+	defer g.Close()
+	ln, err := net.Listen("tcp", cfg.Gateway.Addr())
+	if err != nil {
+		fmt.Fprintf(s.stderr, "mcpgate: listen on %s (HOST, PORT): %v\n", cfg.Gateway.Addr(), err)
+		return exitFailed
+	}
+	logger.Info("mcpgate listening", "address", ln.Addr().String(), "url", "http://"+ln.Addr().String(),
+		"database", strings.SplitN(cfg.Gateway.DatabaseURL, ":", 2)[0], "auth_required", cfg.AuthRequired,
+		"header_passthrough", cfg.Passthrough.EnableHeaderPassthrough)
+	if err := g.Serve(ctx, ln); err != nil {
+		logger.Error("serve", "err", err)
+		return exitFailed
+	}
+	logger.Info("mcpgate stopped")
+	return exitOK
+}
+
+func serveUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage: mcpgate serve [flags]
+
+Runs the gateway: MCP Streamable HTTP at /mcp, JSON-RPC at /rpc, the admin API
+(/gateways, /admin/config/passthrough-headers), /health, /ready and /metrics.
+It stops on SIGINT or SIGTERM after in-flight calls finish.
+
+Settings (a flag beats the environment, which beats the .env file, which beats the default):
+`)
+	printSettings(w)
+}
+
+// printSettings writes the settings table of every command's help.
+func printSettings(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  FLAG\tENVIRONMENT\tDEFAULT\tMEANING")
+	for _, d := range config.SettingDocs() {
+		fmt.Fprintf(tw, "  --%s\t%s\t%s\t%s\n", config.FlagName(d.Name), d.Name, d.Default, d.Usage)
+	}
+	tw.Flush()
+}
+
+// parseFlags parses a subcommand's flags; on failure or -h it returns the
+// exit code to use and false.
+func parseFlags(fs *flag.FlagSet, args []string, s streams, usage func(io.Writer)) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(s.stdout)
+			return exitOK, false
+		}
+		fmt.Fprintf(s.stderr, "mcpgate %s: %v\n\n", fs.Name(), err)
+		usage(s.stderr)
+		return exitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(s.stderr, "mcpgate %s: unexpected argument %q\n\n", fs.Name(), fs.Arg(0))
+		usage(s.stderr)
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+// runToken is "mcpgate token": mints a client token, or a new secret.
+func runToken(_ context.Context, args []string, s streams) int {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	subject := fs.String("subject", "admin", "who the token is for (its sub claim)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	newSecret := fs.Bool("new-secret", false, "print a new random secret for JWT_SECRET_KEY or AUTH_ENCRYPTION_SECRET instead")
+	config.RegisterFlags(fs)
+	if code, ok := parseFlags(fs, args, s, tokenUsage); !ok {
+		return code
+	}
+	if *newSecret {
+		secret, err := auth.NewSecret()
+		if err != nil {
+			fmt.Fprintf(s.stderr, "mcpgate: %v\n", err)
+			return exitFailed
+		}
+		fmt.Fprintln(s.stdout, secret)
+		return exitOK
+	}
+	cfg, err := config.Load(fs, s.environ)
+	if err != nil {
+		fmt.Fprintf(s.stderr, "mcpgate: %v\n", err)
+		return exitUsage
+	}
+	if cfg.Gateway.JWTSecretKey == "" {
+		fmt.Fprintln(s.stderr, "mcpgate token: JWT_SECRET_KEY is not set; set it to the gateway's key (make one with `mcpgate token --new-secret`)")
+		return exitUsage
+	}
+	j, err := auth.NewJWT([]byte(cfg.Gateway.JWTSecretKey))
+	if err != nil {
+		fmt.Fprintf(s.stderr, "mcpgate token: JWT_SECRET_KEY: %v\n", err)
+		return exitUsage
+	}
+	tok, err := j.Mint(*subject, *ttl, time.Now())
+	if err != nil {
+		fmt.Fprintf(s.stderr, "mcpgate token: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintln(s.stdout, tok)
+	return exitOK
+}
+
+func tokenUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage: mcpgate token [--subject NAME] [--ttl 24h] [--new-secret]
+
+Prints a client token signed with JWT_SECRET_KEY, to send as
+"Authorization: Bearer <token>" (or in AUTH_HEADER_NAME). With --new-secret it
+prints a new random secret instead, for JWT_SECRET_KEY or AUTH_ENCRYPTION_SECRET.
+
+Flags:
+  --subject NAME  who the token is for (default admin)
+  --ttl DURATION  how long it is valid (default 24h)
+  --new-secret    print a new secret and exit
+
+Settings:
+`)
+	printSettings(w)
+}

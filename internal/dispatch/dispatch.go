@@ -1,0 +1,319 @@
+// Package dispatch is federation: it answers a client's JSON-RPC message
+// from the federated catalogue, or routes it to the upstream that owns the
+// tool, resource or prompt, with headers decided by the passthrough engine.
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/metrics"
+	"github.com/mcpgate/mcpgate/passthrough"
+)
+
+// Directory gives the current federated catalogue. The registry is one.
+type Directory interface {
+	Index() *Index
+}
+
+// Config is what a Dispatcher needs.
+type Config struct {
+	Directory Directory
+	Policy    *passthrough.Policy
+	Resolver  *passthrough.AllowlistResolver
+	Metrics   *metrics.Metrics
+	Logger    *slog.Logger
+	// Timeout bounds each upstream request (UPSTREAM_TIMEOUT).
+	Timeout time.Duration
+	// ServerName and ServerVersion answer initialize.
+	ServerName, ServerVersion string
+}
+
+// Dispatcher answers client messages. It is safe for concurrent use.
+type Dispatcher struct {
+	cfg     Config
+	results sync.Pool // *passthrough.Result, reused between calls
+}
+
+// New returns a dispatcher.
+func New(cfg Config) *Dispatcher {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 60 * time.Second
+	}
+	d := &Dispatcher{cfg: cfg}
+	d.results.New = func() any { return new(passthrough.Result) }
+	return d
+}
+
+// Inbound is where a client message comes from.
+type Inbound struct {
+	// Header is what the passthrough engine reads as the client's request
+	// headers: the HTTP request's, or a session's opening headers (spec §4).
+	Header http.Header
+	// Notify receives notifications an upstream sends while answering
+	// (progress, logging); nil drops them.
+	Notify func(jsonrpc.Message)
+	// RequestID identifies the HTTP request in logs.
+	RequestID string
+}
+
+// SupportedProtocolVersions returns the MCP versions mcpgate speaks to
+// clients, newest first.
+func SupportedProtocolVersions() []string {
+	return []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
+}
+
+// NegotiateVersion returns the version to answer a client asking for
+// requested: the same when supported, else the newest.
+func NegotiateVersion(requested string) string {
+	versions := SupportedProtocolVersions()
+	for _, v := range versions {
+		if v == requested {
+			return v
+		}
+	}
+	return versions[0]
+}
+
+// Handle answers one message. A notification gets no answer (ok false).
+func (d *Dispatcher) Handle(ctx context.Context, msg jsonrpc.Message, in Inbound) (resp jsonrpc.Message, ok bool) {
+	if msg.IsNotification() {
+		return jsonrpc.Message{}, false // initialized, cancelled, roots/list_changed: nothing to route yet
+	}
+	resp, upstream := d.handle(ctx, msg, in)
+	resp.JSONRPC, resp.ID = jsonrpc.Version, msg.ID
+	if d.cfg.Metrics != nil {
+		d.cfg.Metrics.Request(msg.Method, upstream, resp.Error == nil)
+	}
+	return resp, true
+}
+
+func (d *Dispatcher) handle(ctx context.Context, msg jsonrpc.Message, in Inbound) (jsonrpc.Message, string) {
+	ix := d.cfg.Directory.Index()
+	switch msg.Method {
+	case "initialize":
+		return d.initialize(msg), ""
+	case "ping", "logging/setLevel":
+		return result(json.RawMessage("{}")), ""
+	case "tools/list", "prompts/list", "resources/list", "resources/templates/list":
+		return result(ix.lists[msg.Method]), ""
+	case "tools/call", "prompts/get":
+		return d.byName(ctx, ix, msg, in)
+	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+		return d.byURI(ctx, ix, msg, in)
+	case "completion/complete":
+		return d.completion(ctx, ix, msg, in)
+	}
+	return failure(jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "method %q is not supported by mcpgate", msg.Method)), ""
+}
+
+func result(r json.RawMessage) jsonrpc.Message { return jsonrpc.Message{Result: r} }
+
+func failure(e *jsonrpc.Error) jsonrpc.Message { return jsonrpc.Message{Error: e} }
+
+func (d *Dispatcher) initialize(msg jsonrpc.Message) jsonrpc.Message {
+	var p struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	_ = json.Unmarshal(msg.Params, &p)
+	r, _ := json.Marshal(map[string]any{
+		"protocolVersion": NegotiateVersion(p.ProtocolVersion),
+		"capabilities": map[string]any{
+			"tools":       map[string]any{"listChanged": true},
+			"resources":   map[string]any{"subscribe": true, "listChanged": true},
+			"prompts":     map[string]any{"listChanged": true},
+			"completions": map[string]any{},
+			"logging":     map[string]any{},
+		},
+		"serverInfo":   map[string]any{"name": d.cfg.ServerName, "version": d.cfg.ServerVersion},
+		"instructions": "mcpgate federates several MCP servers; tool and prompt names are prefixed with the server's name.",
+	})
+	return result(r)
+}
+
+// byName routes tools/call and prompts/get by their prefixed name.
+func (d *Dispatcher) byName(ctx context.Context, ix *Index, msg jsonrpc.Message, in Inbound) (jsonrpc.Message, string) {
+	kind, table := "tool", ix.tools
+	if msg.Method == "prompts/get" {
+		kind, table = "prompt", ix.prompts
+	}
+	name, ok := stringField(msg.Params, "name")
+	if !ok {
+		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params.name is missing", msg.Method)), ""
+	}
+	e, ok := table[name]
+	if !ok {
+		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown %s %q", kind, name)), ""
+	}
+	params, err := withStringField(msg.Params, "name", e.name)
+	if err != nil {
+		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: %v", msg.Method, err)), e.route.Slug
+	}
+	msg.Params = params
+	return d.Forward(ctx, e.route, msg, in), e.route.Slug
+}
+
+// byURI routes resources/read and (un)subscribe by the resource's URI.
+func (d *Dispatcher) byURI(ctx context.Context, ix *Index, msg jsonrpc.Message, in Inbound) (jsonrpc.Message, string) {
+	uri, ok := stringField(msg.Params, "uri")
+	if !ok {
+		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params.uri is missing", msg.Method)), ""
+	}
+	r, ok := ix.resourceOwner(uri)
+	if !ok {
+		return failure(&jsonrpc.Error{Code: jsonrpc.CodeResourceNotFound, Message: fmt.Sprintf("unknown resource %q", uri),
+			Data: mustJSON(map[string]string{"uri": uri})}), ""
+	}
+	return d.Forward(ctx, r, msg, in), r.Slug
+}
+
+// completion routes completion/complete by its reference: a prompt's
+// prefixed name or a resource's URI.
+func (d *Dispatcher) completion(ctx context.Context, ix *Index, msg jsonrpc.Message, in Inbound) (jsonrpc.Message, string) {
+	ref, ok := objectField(msg.Params, "ref")
+	if !ok {
+		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: params.ref is missing")), ""
+	}
+	typ, _ := stringField(ref, "type")
+	switch typ {
+	case "ref/prompt":
+		name, _ := stringField(ref, "name")
+		e, ok := ix.prompts[name]
+		if !ok {
+			return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown prompt %q", name)), ""
+		}
+		newRef, err := withStringField(ref, "name", e.name)
+		if err == nil {
+			msg.Params, err = withRawField(msg.Params, "ref", newRef)
+		}
+		if err != nil {
+			return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: %v", err)), ""
+		}
+		return d.Forward(ctx, e.route, msg, in), e.route.Slug
+	case "ref/resource":
+		uri, _ := stringField(ref, "uri")
+		r, ok := ix.resourceOwner(uri)
+		if !ok {
+			return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown resource %q", uri)), ""
+		}
+		return d.Forward(ctx, r, msg, in), r.Slug
+	}
+	return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: unknown ref type %q", typ)), ""
+}
+
+func withRawField(obj json.RawMessage, key string, value json.RawMessage) (json.RawMessage, error) {
+	start, end, err := fieldSpan(obj, key)
+	if err != nil {
+		return nil, err
+	}
+	if start < 0 {
+		return nil, fmt.Errorf("no field %q", key)
+	}
+	out := append(append(append([]byte{}, obj[:start]...), value...), obj[end:]...)
+	return out, nil
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// Forward sends msg to the upstream of r with the headers the passthrough
+// engine decides for it (spec §2, §5), and returns the upstream's answer as
+// it came, or a JSON-RPC error naming the upstream. An OAuth upstream that
+// answers 401 gets one retry with a fresh token.
+func (d *Dispatcher) Forward(ctx context.Context, r *Route, msg jsonrpc.Message, in Inbound) jsonrpc.Message {
+	if r.Caller == nil {
+		return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q is unavailable: %s", r.Name, r.Unavailable))
+	}
+	allow, err := d.cfg.Resolver.Effective(ctx, r.Allowlist)
+	if err != nil {
+		// spec §4: no allowlist could be read; forward X-Upstream-Authorization only.
+		d.cfg.Logger.WarnContext(ctx, "passthrough allowlist unavailable; forwarding X-Upstream-Authorization only",
+			"upstream", r.Name, "err", err, "request_id", in.RequestID)
+	}
+	for attempt := 0; ; attempt++ {
+		base, err := r.Credentials.BaseHeaders(ctx)
+		if err != nil {
+			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q: cannot get its credentials: %v", r.Name, err))
+		}
+		res := d.results.Get().(*passthrough.Result)
+		d.cfg.Policy.ComputeInto(res, passthrough.Call{Request: in.Header, Base: base, Allowlist: allow, Upstream: r.Upstream})
+		d.record(ctx, r, res, in)
+		headers := res.HTTPHeader()
+		d.results.Put(res)
+
+		callCtx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+		start := time.Now()
+		resp, err := r.Caller.Call(callCtx, msg, headers, in.Notify)
+		if d.cfg.Metrics != nil {
+			d.cfg.Metrics.UpstreamLatency(r.Slug, msg.Method, time.Since(start))
+		}
+		deadline := callCtx.Err() == context.DeadlineExceeded && ctx.Err() == nil
+		cancel()
+		if err == nil {
+			return resp
+		}
+		if status, ok := httpStatus(err); ok && status == http.StatusUnauthorized && r.Upstream.AuthType == passthrough.AuthOAuth && attempt == 0 {
+			r.Credentials.Invalidate()
+			continue
+		}
+		d.cfg.Logger.WarnContext(ctx, "upstream request failed", "upstream", r.Name, "method", msg.Method,
+			"err", err, "request_id", in.RequestID)
+		switch status, ok := httpStatus(err); {
+		case deadline:
+			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q did not answer within %s", r.Name, d.cfg.Timeout))
+		case ctx.Err() != nil:
+			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "request to upstream %q cancelled", r.Name))
+		case ok:
+			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q answered HTTP %d", r.Name, status))
+		default:
+			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q failed: %v", r.Name, err))
+		}
+	}
+}
+
+// record counts and logs one computation's decisions at the level each
+// deserves (spec §2.3). Header values are logged only at debug, and only
+// for forwarded headers.
+func (d *Dispatcher) record(ctx context.Context, r *Route, res *passthrough.Result, in Inbound) {
+	if d.cfg.Metrics != nil {
+		d.cfg.Metrics.Decisions(r.Slug, res.Decisions)
+	}
+	for _, dec := range res.Decisions {
+		level := dec.Reason.Level()
+		if !d.cfg.Logger.Enabled(ctx, level) {
+			continue
+		}
+		attrs := []any{"upstream", r.Name, "header", dec.Header, "action", dec.Action.String(),
+			"reason", dec.Reason.String(), "request_id", in.RequestID}
+		// Only an allowlisted header's value, never a credential's.
+		if dec.Reason == passthrough.ReasonAllowlisted || dec.Reason == passthrough.ReasonOverwroteBase {
+			if v, ok := res.Get(dec.Header); ok {
+				attrs = append(attrs, "value", v)
+			}
+		}
+		d.cfg.Logger.Log(ctx, level, res.Message(dec), attrs...)
+	}
+}
+
+// statusError is what an upstream client's HTTP failure looks like.
+type statusError interface{ HTTPStatus() int }
+
+func httpStatus(err error) (int, bool) {
+	var se statusError
+	if errors.As(err, &se) {
+		return se.HTTPStatus(), true
+	}
+	return 0, false
+}

@@ -1,0 +1,211 @@
+package dispatch
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+
+	"context"
+
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/passthrough"
+)
+
+// Caller sends one request to an upstream with exactly the given headers
+// and returns its raw response; notifications the upstream sends while
+// answering go to onNotification. *upstream.Client is one.
+type Caller interface {
+	Call(ctx context.Context, req jsonrpc.Message, headers http.Header, onNotification func(jsonrpc.Message)) (jsonrpc.Message, error)
+}
+
+// Credentials give an upstream's base headers (spec §2.1): its credentials
+// and static headers. *auth.UpstreamAuth is one.
+type Credentials interface {
+	BaseHeaders(ctx context.Context) ([]passthrough.Header, error)
+	// Invalidate drops a cached token after the upstream refused it.
+	Invalidate()
+}
+
+// Catalogue is what one upstream offers: raw items as the upstream sent
+// them, names not yet prefixed.
+type Catalogue struct {
+	Tools, Resources, ResourceTemplates, Prompts []json.RawMessage
+}
+
+// Route is one registered upstream as dispatch sees it.
+type Route struct {
+	ID, Name, Slug string
+	// Upstream is what the passthrough engine needs to know of it.
+	Upstream passthrough.Upstream
+	// Allowlist is the upstream's own passthrough list, compiled; nil
+	// inherits the global list (spec §3).
+	Allowlist   *passthrough.Allowlist
+	Credentials Credentials
+	// Caller is nil while the upstream is unavailable; Unavailable says why.
+	Caller      Caller
+	Unavailable string
+	Catalogue   Catalogue
+}
+
+// Index is the federated catalogue: every upstream's tools, resources,
+// templates and prompts under prefixed names, and where each one lives. It
+// is immutable; the registry builds a new one on every change.
+type Index struct {
+	routes    []*Route
+	byID      map[string]*Route
+	tools     map[string]entry // prefixed name -> owner
+	prompts   map[string]entry
+	resources map[string]*Route // URI -> owner
+	templates []template
+	lists     map[string]json.RawMessage // method -> merged list result
+}
+
+type entry struct {
+	route *Route
+	name  string // the upstream's own name
+}
+
+type template struct {
+	route   *Route
+	pattern *regexp.Regexp
+}
+
+// NewIndex builds the index of routes. A prefixed name is the upstream's
+// slug, sep and the upstream's own name (GATEWAY_TOOL_NAME_SEPARATOR).
+// Items without a usable name or URI are left out.
+func NewIndex(routes []*Route, sep string) *Index {
+	ix := &Index{
+		routes:    append([]*Route(nil), routes...),
+		byID:      map[string]*Route{},
+		tools:     map[string]entry{},
+		prompts:   map[string]entry{},
+		resources: map[string]*Route{},
+		lists:     map[string]json.RawMessage{},
+	}
+	sort.Slice(ix.routes, func(i, j int) bool { return ix.routes[i].Slug < ix.routes[j].Slug })
+	var tools, prompts, resources, templates []json.RawMessage
+	for _, r := range ix.routes {
+		ix.byID[r.ID] = r
+		tools = append(tools, prefixed(r, sep, r.Catalogue.Tools, ix.tools)...)
+		prompts = append(prompts, prefixed(r, sep, r.Catalogue.Prompts, ix.prompts)...)
+		for _, res := range r.Catalogue.Resources {
+			uri, ok := stringField(res, "uri")
+			if !ok {
+				continue
+			}
+			if _, taken := ix.resources[uri]; !taken {
+				ix.resources[uri] = r
+			}
+			if item, err := prefixName(res, r.Slug, sep); err == nil {
+				resources = append(resources, item)
+			}
+		}
+		for _, t := range r.Catalogue.ResourceTemplates {
+			uriTemplate, ok := stringField(t, "uriTemplate")
+			if !ok {
+				continue
+			}
+			ix.templates = append(ix.templates, template{route: r, pattern: templatePattern(uriTemplate)})
+			if item, err := prefixName(t, r.Slug, sep); err == nil {
+				templates = append(templates, item)
+			}
+		}
+	}
+	ix.lists["tools/list"] = listResult("tools", tools)
+	ix.lists["prompts/list"] = listResult("prompts", prompts)
+	ix.lists["resources/list"] = listResult("resources", resources)
+	ix.lists["resources/templates/list"] = listResult("resourceTemplates", templates)
+	return ix
+}
+
+func prefixed(r *Route, sep string, items []json.RawMessage, into map[string]entry) []json.RawMessage {
+	var out []json.RawMessage
+	for _, item := range items {
+		name, ok := stringField(item, "name")
+		if !ok || name == "" {
+			continue
+		}
+		full := r.Slug + sep + name
+		if _, taken := into[full]; taken {
+			continue
+		}
+		p, err := withStringField(item, "name", full)
+		if err != nil {
+			continue
+		}
+		into[full] = entry{route: r, name: name}
+		out = append(out, p)
+	}
+	return out
+}
+
+func prefixName(item json.RawMessage, slug, sep string) (json.RawMessage, error) {
+	name, ok := stringField(item, "name")
+	if !ok {
+		return item, nil
+	}
+	return withStringField(item, "name", slug+sep+name)
+}
+
+func listResult(key string, items []json.RawMessage) json.RawMessage {
+	if items == nil {
+		items = []json.RawMessage{}
+	}
+	b, _ := json.Marshal(map[string][]json.RawMessage{key: items})
+	return b
+}
+
+// templatePattern turns an RFC 6570 URI template into a pattern matching the
+// URIs it expands to: each {expression} matches one or more characters up
+// to the next literal ({+var} and {#var} may also match slashes).
+func templatePattern(t string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("^")
+	for {
+		open := strings.IndexByte(t, '{')
+		if open < 0 {
+			b.WriteString(regexp.QuoteMeta(t))
+			break
+		}
+		close := strings.IndexByte(t[open:], '}')
+		if close < 0 {
+			b.WriteString(regexp.QuoteMeta(t))
+			break
+		}
+		b.WriteString(regexp.QuoteMeta(t[:open]))
+		expr := t[open+1 : open+close]
+		if strings.HasPrefix(expr, "+") || strings.HasPrefix(expr, "#") {
+			b.WriteString(".+")
+		} else {
+			b.WriteString("[^/?#]+")
+		}
+		t = t[open+close+1:]
+	}
+	b.WriteString("$")
+	return regexp.MustCompile(b.String())
+}
+
+// Route returns the route with the given upstream id.
+func (ix *Index) Route(id string) (*Route, bool) {
+	r, ok := ix.byID[id]
+	return r, ok
+}
+
+// Routes returns every route, by slug.
+func (ix *Index) Routes() []*Route { return append([]*Route(nil), ix.routes...) }
+
+// resourceOwner returns the upstream serving uri: the one listing it, else
+// the first whose template matches it.
+func (ix *Index) resourceOwner(uri string) (*Route, bool) {
+	if r, ok := ix.resources[uri]; ok {
+		return r, true
+	}
+	for _, t := range ix.templates {
+		if t.pattern.MatchString(uri) {
+			return t.route, true
+		}
+	}
+	return nil, false
+}

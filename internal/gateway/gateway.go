@@ -1,0 +1,295 @@
+// Package gateway assembles mcpgate from its configuration and serves it:
+// the client transports, the admin API, health checks and metrics, over one
+// store, one registry of upstreams and one passthrough policy.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/admin"
+	"github.com/mcpgate/mcpgate/internal/auth"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/dispatch"
+	"github.com/mcpgate/mcpgate/internal/mcp/frontdoor"
+	"github.com/mcpgate/mcpgate/internal/metrics"
+	"github.com/mcpgate/mcpgate/internal/registry"
+	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/passthrough"
+)
+
+// Gateway is a running mcpgate. Close releases everything it holds.
+type Gateway struct {
+	cfg        config.Config
+	logger     *slog.Logger
+	store      *store.Store
+	registry   *registry.Registry
+	resolver   *passthrough.AllowlistResolver
+	streamable *frontdoor.Streamable
+	jwt        *auth.JWT
+	handler    http.Handler
+	ready      atomic.Bool
+}
+
+// StartupError is a configuration problem that stops mcpgate before it
+// serves; it names the setting.
+type StartupError struct {
+	Setting string
+	Message string
+}
+
+func (e *StartupError) Error() string { return e.Setting + ": " + e.Message }
+
+// New opens the store (applying migrations), seeds the global passthrough
+// list, connects to every registered upstream and builds the HTTP handler.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version string) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, logger: logger}
+	gc := cfg.Gateway
+	if cfg.AuthRequired {
+		if gc.JWTSecretKey == "" {
+			return nil, &StartupError{config.EnvJWTSecretKey, "not set, and AUTH_REQUIRED is true: clients could not be authenticated. " +
+				"Set JWT_SECRET_KEY to 32 or more random bytes (for example: export JWT_SECRET_KEY=$(mcpgate token --new-secret)), " +
+				"or set AUTH_REQUIRED=false for local use without client authentication"}
+		}
+		jwt, err := auth.NewJWT([]byte(gc.JWTSecretKey))
+		if err != nil {
+			return nil, &StartupError{config.EnvJWTSecretKey, err.Error()}
+		}
+		g.jwt = jwt
+	}
+	var sealer *auth.Sealer
+	if gc.AuthEncryptionSecret != "" {
+		s, err := auth.NewSealer(gc.AuthEncryptionSecret)
+		if err != nil {
+			return nil, &StartupError{config.EnvAuthEncryptionSecret, err.Error()}
+		}
+		sealer = s
+	} else {
+		logger.Warn("AUTH_ENCRYPTION_SECRET is not set: upstreams with credentials cannot be registered or used")
+	}
+
+	st, err := store.Open(ctx, gc.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open the database (%s): %w", config.EnvDatabaseURL, err)
+	}
+	g.store = st
+
+	policy := passthrough.NewPolicy(cfg.Passthrough)
+	g.resolver = passthrough.NewAllowlistResolver(policy, st.GlobalPassthrough, nil)
+	m := metrics.New()
+	httpClient := upstreamHTTPClient()
+	g.registry = registry.New(registry.Config{
+		Store: st, Sealer: sealer, Policy: policy, Resolver: g.resolver, HTTPClient: httpClient,
+		ToolNameSeparator: gc.ToolNameSeparator, ConnectTimeout: min(gc.UpstreamTimeout, 30*time.Second),
+		RefreshInterval: gc.CatalogueRefreshInterval, Logger: logger, ClientVersion: version,
+	})
+	if err := g.registry.Seed(ctx); err != nil {
+		g.Close()
+		return nil, err
+	}
+	if err := g.registry.Start(ctx); err != nil {
+		g.Close()
+		return nil, err
+	}
+
+	d := dispatch.New(dispatch.Config{
+		Directory: g.registry, Policy: policy, Resolver: g.resolver, Metrics: m, Logger: logger,
+		Timeout: gc.UpstreamTimeout, ServerName: "mcpgate", ServerVersion: version,
+	})
+	g.streamable = frontdoor.NewStreamable(frontdoor.StreamableConfig{
+		Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
+	})
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, `{"status":"healthy"}`)
+	})
+	mux.HandleFunc("GET /ready", g.readyHandler)
+	mux.Handle("GET /metrics", m.Handler())
+	authed := http.NewServeMux()
+	authed.Handle("/rpc", &frontdoor.RPC{Handler: d, Logger: logger, RequestID: requestIDOf})
+	authed.Handle("/mcp", g.streamable)
+	authed.Handle("/mcp/", g.streamable)
+	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
+	mux.Handle("/", g.authenticate(authed))
+	g.handler = g.withRequestID(mux)
+	g.ready.Store(true)
+	return g, nil
+}
+
+// Handler is the gateway's HTTP handler.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Serve serves on ln until ctx ends, then shuts down gracefully: it stops
+// accepting, lets in-flight calls finish within SHUTDOWN_TIMEOUT, and
+// returns. Close must still be called.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           g.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	g.ready.Store(false)
+	g.logger.Info("shutting down: finishing in-flight calls", "timeout", g.cfg.Gateway.ShutdownTimeout.String())
+	g.streamable.Close() // ends open GET streams so Shutdown is not held by them
+	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.Gateway.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Close stops the registry's connections and closes the store.
+func (g *Gateway) Close() {
+	if g.streamable != nil {
+		g.streamable.Close()
+	}
+	if g.registry != nil {
+		_ = g.registry.Close()
+	}
+	if g.store != nil {
+		_ = g.store.Close()
+	}
+}
+
+func (g *Gateway) readyHandler(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if !g.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, `{"status":"not ready","reason":"starting or shutting down"}`)
+		return
+	}
+	if err := g.store.Ping(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, `{"status":"not ready","reason":"database unreachable"}`)
+		return
+	}
+	writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+}
+
+// authenticate checks the client's token (AUTH_HEADER_NAME) when
+// AUTH_REQUIRED is on.
+func (g *Gateway) authenticate(next http.Handler) http.Handler {
+	if g.jwt == nil {
+		return next
+	}
+	header := g.cfg.Passthrough.AuthHeaderName
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := auth.BearerToken(r.Header, header)
+		if !ok {
+			unauthorized(w, fmt.Sprintf("authentication required: send %s: Bearer <token> (mint one with `mcpgate token`)", header))
+			return
+		}
+		if _, err := g.jwt.Verify(token, time.Now()); err != nil {
+			unauthorized(w, "invalid token: "+err.Error())
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="mcpgate"`)
+	body, _ := jsonString(msg)
+	writeJSON(w, http.StatusUnauthorized, `{"detail":`+body+`}`)
+}
+
+type requestIDKey struct{}
+
+// withRequestID gives every request an id, kept from a sane X-Request-Id
+// or made up, echoed in the response and used in logs.
+func (g *Gateway) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !saneID(id) {
+			b := make([]byte, 8)
+			_, _ = rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		w.Header().Set("X-Request-Id", id)
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		g.logger.Debug("http request", "request_id", id, "method", r.Method, "path", r.URL.Path,
+			"status", rec.status, "duration_ms", time.Since(start).Milliseconds())
+	})
+}
+
+func requestIDOf(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	return id
+}
+
+func saneID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	return strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == ""
+}
+
+// statusRecorder remembers the status written, and keeps Flush working for
+// SSE answers.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// upstreamHTTPClient is the one HTTP client every upstream connection and
+// token fetch shares. It has no overall timeout: SSE streams are long-lived;
+// each call has its own deadline.
+func upstreamHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 128
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = 0
+	return &http.Client{Transport: t}
+}
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+func jsonString(s string) (string, error) {
+	b, err := json.Marshal(s)
+	return string(b), err
+}

@@ -1,0 +1,104 @@
+// Package frontdoor is mcpgate's client-facing MCP transports: plain
+// JSON-RPC at /rpc and Streamable HTTP at /mcp, with their sessions. It reads
+// and writes messages and hands each one to the dispatcher with the headers
+// the passthrough engine must see (spec §4).
+package frontdoor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/mcpgate/mcpgate/internal/dispatch"
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+)
+
+// Handler answers one client message; *dispatch.Dispatcher is one.
+type Handler interface {
+	Handle(ctx context.Context, msg jsonrpc.Message, in dispatch.Inbound) (jsonrpc.Message, bool)
+}
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 8 << 20
+
+// RequestID returns the id the gateway gave the HTTP request, for logs.
+type RequestID func(*http.Request) string
+
+// RPC serves plain JSON-RPC over HTTP POST at /rpc: one message or a batch
+// in, the answers out. Each call is forwarded with this request's headers.
+type RPC struct {
+	Handler   Handler
+	Logger    *slog.Logger
+	RequestID RequestID
+}
+
+func (h *RPC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONRPCError(w, http.StatusMethodNotAllowed, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "use POST with a JSON-RPC body"))
+		return
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		writeJSONRPCError(w, http.StatusRequestEntityTooLarge, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "%v", err))
+		return
+	}
+	msgs, batch, err := jsonrpc.Decode(body)
+	if err != nil {
+		writeJSONRPCError(w, http.StatusOK, asRPCError(err))
+		return
+	}
+	in := dispatch.Inbound{Header: r.Header, RequestID: h.RequestID(r)}
+	var answers []jsonrpc.Message
+	for _, m := range msgs {
+		if m.IsResponse() {
+			continue // nothing asked for it on this transport
+		}
+		if resp, ok := h.Handler.Handle(r.Context(), m, in); ok {
+			answers = append(answers, resp)
+		}
+	}
+	switch {
+	case len(answers) == 0:
+		w.WriteHeader(http.StatusAccepted)
+	case batch:
+		writeJSON(w, http.StatusOK, answers)
+	default:
+		writeJSON(w, http.StatusOK, answers[0])
+	}
+}
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, errors.New("request body larger than 8 MiB")
+	}
+	return body, err
+}
+
+func asRPCError(err error) *jsonrpc.Error {
+	var e *jsonrpc.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return jsonrpc.Errorf(jsonrpc.CodeParseError, "parse error: %v", err)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body, _ = json.Marshal(jsonrpc.NewError(nil, jsonrpc.Errorf(jsonrpc.CodeInternalError, "encode answer: %v", err)))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func writeJSONRPCError(w http.ResponseWriter, status int, e *jsonrpc.Error) {
+	writeJSON(w, status, jsonrpc.NewError(nil, e))
+}

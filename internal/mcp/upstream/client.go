@@ -1,0 +1,824 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+)
+
+// Transport names the way an upstream is reached, spelled as ContextForge
+// stores it.
+type Transport string
+
+// The transports an upstream can speak.
+const (
+	// StreamableHTTP is the Streamable HTTP transport (MCP 2025-03-26 and
+	// later): one endpoint, a POST per message, answers as JSON or as an
+	// event stream.
+	StreamableHTTP Transport = "STREAMABLEHTTP"
+	// SSE is the legacy HTTP+SSE transport (MCP 2024-11-05): a GET opens an
+	// event stream whose first "endpoint" event names where to POST.
+	SSE Transport = "SSE"
+)
+
+// ProtocolVersion is the MCP version mcpgate asks every upstream for. It is
+// pinned rather than "the newest the SDK knows", so an SDK upgrade cannot
+// silently change what upstreams are spoken to with. An upstream may answer
+// with another version; Connect accepts 2025-11-25, 2025-06-18, 2025-03-26
+// and 2024-11-05 and fails on anything else.
+const ProtocolVersion = "2025-06-18"
+
+// MaxMessageSize bounds one message from an upstream (a JSON body or one
+// event); a larger one is an error, not an allocation.
+const MaxMessageSize = 16 << 20
+
+const (
+	// maxQueuedNotifications bounds the notifications waiting for a slow
+	// caller of one call; beyond it they are dropped (and logged).
+	maxQueuedNotifications = 1024
+	// closeTimeout bounds what Close asks of the upstream: cancellations and
+	// the DELETE that ends the session.
+	closeTimeout = 5 * time.Second
+	// sideTimeout bounds requests mcpgate makes on the side of a call:
+	// answers to server requests, cancellation notices, re-initialization
+	// from the listening stream.
+	sideTimeout = 10 * time.Second
+)
+
+func supportedVersion(v string) bool {
+	switch v {
+	case "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05":
+		return true
+	}
+	return false
+}
+
+// Options configure a Client.
+type Options struct {
+	// URL is the upstream's MCP endpoint (Streamable HTTP) or its event
+	// stream (SSE).
+	URL string
+	// Transport is how the upstream is reached; empty means StreamableHTTP.
+	Transport Transport
+	// HTTPClient sends every request; it may be shared between Clients. It
+	// should have no Timeout, since event streams are long-lived (every
+	// request is bounded by its context). Nil means one of the Client's own
+	// from NewHTTPClient, whose idle connections Close releases.
+	HTTPClient *http.Client
+	// OnNotification receives the upstream's notifications that belong to
+	// no call, such as notifications/tools/list_changed. It is called from
+	// the goroutine reading the stream that carried the notification, so it
+	// must be safe for concurrent use and must not block for long. Nil drops
+	// them (and, on Streamable HTTP, no listening stream is opened at all).
+	OnNotification func(jsonrpc.Message)
+	// ClientName and ClientVersion are the clientInfo sent in initialize;
+	// empty means "mcpgate" and "dev".
+	ClientName, ClientVersion string
+	// Logger receives the client's diagnostics; nil discards them. Header
+	// values and message bodies are never logged.
+	Logger *slog.Logger
+}
+
+// Client is a connection to one upstream MCP server: one upstream session,
+// shared by every caller. It is safe for concurrent use.
+type Client struct {
+	opts      Options
+	transport Transport
+	url       *url.URL
+	where     string // url without credentials or query, for messages
+	hc        *http.Client
+	ownsHC    bool
+	connectH  http.Header // the upstream's own headers, for mcpgate's own requests
+	log       *slog.Logger
+
+	life      context.Context // ends at Close, last: streams and side requests
+	stop      context.CancelFunc
+	calling   context.Context // ends at Close, first: the calls in flight
+	stopCalls context.CancelFunc
+	wg        sync.WaitGroup // every goroutine the Client starts
+	nextID    atomic.Int64
+
+	renewing chan struct{} // a one-slot lock, held while a session is (re-)established
+
+	mu     sync.Mutex
+	sess   *session
+	closed bool
+	calls  map[string]*call // in flight, by the id the upstream sees
+	tokens map[string]*call // in flight, by the progress token the upstream sees
+}
+
+// session is one upstream session. Its fields are fixed once established,
+// except ended.
+type session struct {
+	id         string // Mcp-Session-Id; "" when the upstream keeps none, and on SSE
+	version    string // negotiated protocol version; "" until initialized
+	initResult json.RawMessage
+	endpoint   *url.URL // where messages are POSTed
+
+	// cancel ends the legacy event stream the session lives on; nil on
+	// Streamable HTTP.
+	cancel context.CancelFunc
+	// ended is set, under Client.mu, when that stream has ended.
+	ended bool
+}
+
+// call is one request in flight.
+type call struct {
+	method    string
+	wireID    json.RawMessage // the id the upstream sees
+	wireToken json.RawMessage // the progress token the upstream sees; nil without one
+	origToken json.RawMessage // the caller's progress token
+	headers   http.Header
+	sent      atomic.Bool
+	sess      *session // guarded by Client.mu
+
+	mu      sync.Mutex
+	queue   []jsonrpc.Message // notifications not yet handed to the caller
+	resp    *jsonrpc.Message
+	err     error
+	dropped int
+	wake    chan struct{} // one slot: something was queued or the call finished
+}
+
+// Connect opens a session with the upstream: it sends initialize (asking for
+// ProtocolVersion, with clientInfo and empty capabilities) and then
+// notifications/initialized. headers are the upstream's own headers — its
+// credentials, typically — and go on every request mcpgate makes for itself
+// (see the package documentation); never pass a client's headers here.
+// ctx bounds the connection, not the Client's life.
+func Connect(ctx context.Context, opts Options, headers http.Header) (*Client, error) {
+	u, err := url.Parse(opts.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("connect to upstream: URL %q is not an http(s) URL", redact(u, opts.URL))
+	}
+	transport := opts.Transport
+	switch transport {
+	case "":
+		transport = StreamableHTTP
+	case StreamableHTTP, SSE:
+	default:
+		return nil, fmt.Errorf("connect to upstream %s: unknown transport %q (want %q or %q)", redact(u, ""), transport, StreamableHTTP, SSE)
+	}
+	if opts.ClientName == "" {
+		opts.ClientName = "mcpgate"
+	}
+	if opts.ClientVersion == "" {
+		opts.ClientVersion = "dev"
+	}
+	c := &Client{
+		opts:      opts,
+		transport: transport,
+		url:       u,
+		where:     redact(u, ""),
+		hc:        opts.HTTPClient,
+		connectH:  headers.Clone(),
+		renewing:  make(chan struct{}, 1),
+		calls:     make(map[string]*call),
+		tokens:    make(map[string]*call),
+	}
+	if c.hc == nil {
+		c.hc, c.ownsHC = NewHTTPClient(), true
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c.log = logger.With("upstream", c.where, "transport", string(transport))
+	c.life, c.stop = context.WithCancel(context.Background())
+	c.calling, c.stopCalls = context.WithCancel(c.life)
+
+	s, err := c.establish(ctx)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("connect to upstream %s: %w", c.where, err)
+	}
+	c.mu.Lock()
+	c.sess = s
+	c.mu.Unlock()
+	if transport == StreamableHTTP && opts.OnNotification != nil {
+		c.goTracked(c.listen)
+	}
+	c.log.Info("upstream session established", "protocol_version", s.version)
+	return c, nil
+}
+
+// Call sends one request and returns the upstream's response, raw.
+//
+// headers are exactly the headers of this one HTTP request, as the
+// passthrough engine computed them; the transport's own headers are then set
+// over them (see the package documentation). The request's id is replaced on
+// the wire and put back in the response, and so is its progress token.
+//
+// onNotification (which may be nil) receives, on the calling goroutine, in
+// order and before Call returns, the notifications the upstream sends about
+// this request. Requests the upstream sends meanwhile are answered by the
+// Client: ping with an empty result, anything else with -32601.
+//
+// A JSON-RPC error response is a response, not a Go error. Errors are: ctx's
+// error when it ends first (the upstream is then sent
+// notifications/cancelled), ErrClosed, a *StatusError for an HTTP status of
+// 400 or more, or a description of what the upstream did wrong. A request
+// that meets an expired session (HTTP 404) is retried once on a new one.
+func (c *Client) Call(ctx context.Context, req jsonrpc.Message, headers http.Header, onNotification func(jsonrpc.Message)) (jsonrpc.Message, error) {
+	if !req.IsRequest() {
+		return jsonrpc.Message{}, fmt.Errorf("call upstream %s: the message is not a request (it needs a method and an id)", c.where)
+	}
+	ctx, release := c.bind(ctx)
+	defer release()
+	cl, body, err := c.newCall(req, headers)
+	if err != nil {
+		return jsonrpc.Message{}, fmt.Errorf("call %s on upstream %s: %w", req.Method, c.where, err)
+	}
+	resp, err := c.exchange(ctx, cl, body, onNotification)
+	if err != nil {
+		if ctx.Err() != nil && cl.sent.Load() && !errors.Is(context.Cause(ctx), ErrClosed) {
+			c.sendCancelled(cl, ctx.Err()) // Close cancels its own
+		}
+		return jsonrpc.Message{}, c.failure(ctx, "call "+req.Method, err)
+	}
+	resp.ID = req.ID
+	return resp, nil
+}
+
+// Notify sends one notification, such as notifications/roots/list_changed,
+// with exactly the given headers plus the transport's own.
+//
+// It refuses notifications/cancelled: the upstream knows a call by the id
+// the Client gave it, which the caller never sees, and callers' own ids
+// collide. Cancel the context of the Call instead; the Client then tells the
+// upstream itself.
+func (c *Client) Notify(ctx context.Context, msg jsonrpc.Message, headers http.Header) error {
+	if !msg.IsNotification() {
+		return fmt.Errorf("notify upstream %s: the message is not a notification (it needs a method and no id)", c.where)
+	}
+	if msg.Method == "notifications/cancelled" {
+		return fmt.Errorf("notify upstream %s: notifications/cancelled is not forwarded: cancel the Call's context and the client cancels the request by the id the upstream knows", c.where)
+	}
+	ctx, release := c.bind(ctx)
+	defer release()
+	msg.JSONRPC = jsonrpc.Version
+	body, err := jsonrpc.Encode(msg)
+	if err != nil {
+		return fmt.Errorf("notify %s on upstream %s: encode: %w", msg.Method, c.where, err)
+	}
+	s, err := c.current(ctx)
+	if err == nil {
+		err = c.postMessage(ctx, s, body, headers)
+		if errors.Is(err, errSessionLost) {
+			if s, err = c.renew(ctx, s); err == nil {
+				err = c.postMessage(ctx, s, body, headers)
+			}
+		}
+	}
+	if err != nil {
+		return c.failure(ctx, "notify "+msg.Method, err)
+	}
+	return nil
+}
+
+// InitializeResult returns the upstream's initialize result, raw, from the
+// current session.
+func (c *Client) InitializeResult() json.RawMessage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == nil {
+		return nil
+	}
+	return c.sess.initResult
+}
+
+// ProtocolVersion returns the protocol version negotiated with the upstream.
+func (c *Client) ProtocolVersion() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == nil {
+		return ""
+	}
+	return c.sess.version
+}
+
+// Close ends the Client: calls in flight fail at once with ErrClosed, the
+// upstream is sent notifications/cancelled for each, the session is ended (on
+// Streamable HTTP with DELETE; a 405 answer is fine), and Close returns once
+// every goroutine of the Client has stopped. It is idempotent; the error, if
+// any, is the DELETE's. The upstream is given at most 5s.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	s := c.sess
+	var abandoned []*call
+	for _, cl := range c.calls {
+		if cl.method != "initialize" && cl.sent.Load() {
+			abandoned = append(abandoned, cl)
+		}
+	}
+	c.mu.Unlock()
+
+	c.stopCalls()
+	ctx, cancel := context.WithTimeout(c.life, closeTimeout)
+	defer cancel()
+	for _, cl := range abandoned {
+		c.postCancelled(ctx, cl, ErrClosed)
+	}
+	var err error
+	if s != nil && s.cancel == nil {
+		err = c.deleteSession(ctx, s)
+	}
+	c.stop() // event streams, side requests
+	c.wg.Wait()
+	if c.ownsHC {
+		c.hc.CloseIdleConnections()
+	}
+	return err
+}
+
+// bind ties ctx to the Client's life, so that Close ends the call.
+func (c *Client) bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(c.calling, func() { cancel(ErrClosed) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// failure words the error of an operation, preferring the context's reason.
+func (c *Client) failure(ctx context.Context, what string, err error) error {
+	switch {
+	case errors.Is(context.Cause(ctx), ErrClosed) || errors.Is(err, ErrClosed):
+		err = ErrClosed
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	}
+	return fmt.Errorf("%s on upstream %s: %w", what, c.where, err)
+}
+
+// goTracked runs f on a goroutine that Close waits for; after Close it does
+// nothing and reports false.
+func (c *Client) goTracked(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// newCall prepares req for the wire: a fresh id, a fresh progress token.
+func (c *Client) newCall(req jsonrpc.Message, headers http.Header) (*call, []byte, error) {
+	wireID := json.RawMessage(strconv.AppendInt(nil, c.nextID.Add(1), 10))
+	cl := &call{
+		method:  req.Method,
+		wireID:  wireID,
+		headers: headers.Clone(),
+		wake:    make(chan struct{}, 1),
+	}
+	params := req.Params
+	if p, old, ok := swapProgressToken(params, wireID); ok {
+		params, cl.origToken, cl.wireToken = p, old, wireID
+	}
+	body, err := jsonrpc.Encode(jsonrpc.Message{JSONRPC: jsonrpc.Version, ID: wireID, Method: req.Method, Params: params})
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode: %w", err)
+	}
+	return cl, body, nil
+}
+
+// initializeCall prepares the initialize request.
+func (c *Client) initializeCall() (*call, []byte, error) {
+	params, err := json.Marshal(map[string]any{
+		"protocolVersion": ProtocolVersion,
+		"capabilities":    struct{}{},
+		"clientInfo":      map[string]string{"name": c.opts.ClientName, "version": c.opts.ClientVersion},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode initialize: %w", err)
+	}
+	return c.newCall(jsonrpc.Message{Method: "initialize", ID: json.RawMessage("0"), Params: params}, c.connectH)
+}
+
+// accept checks the initialize response and records it in s.
+func (c *Client) accept(s *session, resp jsonrpc.Message) error {
+	if resp.Error != nil {
+		return fmt.Errorf("initialize: the upstream refused: %w", resp.Error)
+	}
+	var r struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	if err := json.Unmarshal(resp.Result, &r); err != nil {
+		return fmt.Errorf("initialize: the result is not an initialize result: %w", err)
+	}
+	if !supportedVersion(r.ProtocolVersion) {
+		return fmt.Errorf("initialize: the upstream speaks MCP protocol version %q; mcpgate asked for %s and also accepts 2025-11-25, 2025-03-26 and 2024-11-05", r.ProtocolVersion, ProtocolVersion)
+	}
+	s.version, s.initResult = r.ProtocolVersion, resp.Result
+	return nil
+}
+
+// initialized sends notifications/initialized on s.
+func (c *Client) initialized(ctx context.Context, s *session) error {
+	body, err := jsonrpc.Encode(jsonrpc.Message{JSONRPC: jsonrpc.Version, Method: "notifications/initialized"})
+	if err != nil {
+		return fmt.Errorf("encode notifications/initialized: %w", err)
+	}
+	if err := c.postMessage(ctx, s, body, c.connectH); err != nil {
+		return fmt.Errorf("notifications/initialized: %w", err)
+	}
+	return nil
+}
+
+// establish opens a new session.
+func (c *Client) establish(ctx context.Context) (*session, error) {
+	if c.transport == SSE {
+		return c.openStream(ctx)
+	}
+	return c.initializeStreamable(ctx)
+}
+
+// current returns the session to send on, replacing one whose event stream
+// has ended.
+func (c *Client) current(ctx context.Context) (*session, error) {
+	c.mu.Lock()
+	s, closed := c.sess, c.closed
+	ended := s != nil && s.ended
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return nil, ErrClosed
+	case ended:
+		return c.renew(ctx, s)
+	}
+	return s, nil
+}
+
+// renew replaces the session stale with a new one, unless another caller
+// already has. Callers queue for it; each attempt is bounded by its caller's
+// ctx.
+func (c *Client) renew(ctx context.Context, stale *session) (*session, error) {
+	select {
+	case c.renewing <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-c.renewing }()
+
+	c.mu.Lock()
+	cur, closed := c.sess, c.closed
+	fresh := cur != stale && !cur.ended
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if fresh {
+		return cur, nil
+	}
+	c.log.Info("upstream session lost; initializing a new one")
+	s, err := c.establish(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("re-initialize: %w", err)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.release(s)
+		return nil, ErrClosed
+	}
+	c.sess = s
+	c.mu.Unlock()
+	c.release(stale)
+	c.log.Info("upstream session re-established", "protocol_version", s.version)
+	return s, nil
+}
+
+// release lets go of a session that is no longer current.
+func (c *Client) release(s *session) {
+	if s.cancel != nil {
+		s.cancel()
+		return
+	}
+	if c.life.Err() != nil { // closed: a session made too late is ended
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		c.deleteSession(ctx, s)
+	}
+}
+
+// exchange sends a prepared request and waits for its response, retrying
+// once on a new session when the session turns out to be lost.
+func (c *Client) exchange(ctx context.Context, cl *call, body []byte, onNote func(jsonrpc.Message)) (jsonrpc.Message, error) {
+	s, err := c.current(ctx)
+	if err != nil {
+		return jsonrpc.Message{}, err
+	}
+	resp, err := c.attempt(ctx, s, cl, body, onNote)
+	if errors.Is(err, errSessionLost) && ctx.Err() == nil {
+		if s, err = c.renew(ctx, s); err != nil {
+			return jsonrpc.Message{}, err
+		}
+		resp, err = c.attempt(ctx, s, cl, body, onNote)
+	}
+	return resp, err
+}
+
+// attempt sends a prepared request once, on s.
+func (c *Client) attempt(ctx context.Context, s *session, cl *call, body []byte, onNote func(jsonrpc.Message)) (jsonrpc.Message, error) {
+	if err := c.track(s, cl); err != nil {
+		return jsonrpc.Message{}, err
+	}
+	defer c.untrack(cl)
+	cl.sent.Store(true)
+	if s.cancel == nil {
+		resp, _, err := c.postCall(ctx, s, cl, body, onNote)
+		return resp, err
+	}
+	// Legacy SSE: the POST is only accepted; the answer comes on the stream.
+	if err := c.postMessage(ctx, s, body, cl.headers); err != nil {
+		return jsonrpc.Message{}, err
+	}
+	return cl.wait(ctx, func(m jsonrpc.Message) { c.deliver(cl, m, onNote) })
+}
+
+// track registers cl as in flight on s.
+func (c *Client) track(s *session, cl *call) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if s.ended {
+		return fmt.Errorf("%w: its event stream has ended", errSessionLost)
+	}
+	cl.sess = s
+	cl.mu.Lock()
+	cl.queue, cl.resp, cl.err = nil, nil, nil
+	cl.mu.Unlock()
+	c.calls[idKey(cl.wireID)] = cl
+	if cl.wireToken != nil {
+		c.tokens[idKey(cl.wireToken)] = cl
+	}
+	return nil
+}
+
+func (c *Client) untrack(cl *call) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.calls, idKey(cl.wireID))
+	if cl.wireToken != nil {
+		delete(c.tokens, idKey(cl.wireToken))
+	}
+	cl.mu.Lock()
+	dropped := cl.dropped
+	cl.mu.Unlock()
+	if dropped > 0 {
+		c.log.Warn("dropped notifications for a slow caller", "method", cl.method, "dropped", dropped)
+	}
+}
+
+// sendCancelled tells the upstream, in the background, that the caller gave
+// up on cl.
+func (c *Client) sendCancelled(cl *call, reason error) {
+	c.goTracked(func() {
+		ctx, cancel := context.WithTimeout(c.life, sideTimeout)
+		defer cancel()
+		c.postCancelled(ctx, cl, reason)
+	})
+}
+
+// postCancelled sends notifications/cancelled for cl (MCP
+// basic/utilities/cancellation), by the id the upstream knows, on the session
+// cl was sent on and with the caller's headers.
+func (c *Client) postCancelled(ctx context.Context, cl *call, reason error) {
+	c.mu.Lock()
+	s := cl.sess
+	c.mu.Unlock()
+	if cl.method == "initialize" || s == nil { // initialize may not be cancelled
+		return
+	}
+	msg, err := jsonrpc.NewNotification("notifications/cancelled", map[string]any{
+		"requestId": cl.wireID,
+		"reason":    reason.Error(),
+	})
+	if err != nil {
+		return
+	}
+	body, err := jsonrpc.Encode(msg)
+	if err != nil {
+		return
+	}
+	if err := c.postMessage(ctx, s, body, cl.headers); err != nil {
+		c.log.Debug("could not send notifications/cancelled", "method", cl.method, "error", err)
+	}
+}
+
+// deliver hands a notification about cl to the caller, with the caller's own
+// progress token back in place.
+func (c *Client) deliver(cl *call, m jsonrpc.Message, onNote func(jsonrpc.Message)) {
+	if onNote == nil {
+		return
+	}
+	if m.Method == "notifications/progress" && cl.wireToken != nil {
+		if tok, ok := member(m.Params, "progressToken"); ok && idKey(tok) == idKey(cl.wireToken) {
+			m.Params = setTopLevel(m.Params, "progressToken", cl.origToken)
+		}
+	}
+	onNote(m)
+}
+
+// notifyGlobal hands a notification that belongs to no call to
+// Options.OnNotification.
+func (c *Client) notifyGlobal(m jsonrpc.Message) {
+	if c.opts.OnNotification != nil {
+		c.opts.OnNotification(m)
+	}
+}
+
+// sessionScoped reports whether a notification concerns the whole session,
+// wherever the upstream sent it.
+func sessionScoped(method string) bool {
+	return strings.HasSuffix(method, "/list_changed") || method == "notifications/resources/updated"
+}
+
+// route handles a message from a stream shared by every call: the legacy
+// event stream, or the Streamable HTTP listening stream.
+func (c *Client) route(s *session, m jsonrpc.Message) {
+	switch {
+	case m.IsRequest():
+		c.goTracked(func() {
+			ctx, cancel := context.WithTimeout(c.life, sideTimeout)
+			defer cancel()
+			c.answer(ctx, s, m, c.connectH)
+		})
+	case m.IsNotification():
+		if cl := c.attribute(s, m); cl != nil && cl.push(m) {
+			return
+		}
+		c.notifyGlobal(m)
+	default: // a response
+		c.mu.Lock()
+		cl := c.calls[idKey(m.ID)]
+		c.mu.Unlock()
+		if cl == nil {
+			c.log.Debug("dropped a response to no call in flight")
+			return
+		}
+		cl.finish(&m, nil)
+	}
+}
+
+// attribute finds the call a notification on a shared stream is about.
+func (c *Client) attribute(s *session, m jsonrpc.Message) *call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch m.Method {
+	case "notifications/progress":
+		if tok, ok := member(m.Params, "progressToken"); ok {
+			return c.tokens[idKey(tok)]
+		}
+	case "notifications/message":
+		// The legacy transport does not say which request a log message is
+		// about. When one call is in flight it can only be about that one
+		// (or about none, which is no harm to tell its caller).
+		if s.cancel == nil {
+			return nil
+		}
+		var only *call
+		for _, cl := range c.calls {
+			if cl.sess == s {
+				if only != nil {
+					return nil
+				}
+				only = cl
+			}
+		}
+		return only
+	}
+	return nil
+}
+
+// answer replies to a request from the upstream: ping is answered, the rest
+// refused (mcpgate does not relay sampling, elicitation or roots yet).
+func (c *Client) answer(ctx context.Context, s *session, req jsonrpc.Message, headers http.Header) {
+	var resp jsonrpc.Message
+	if req.Method == "ping" {
+		resp, _ = jsonrpc.NewResult(req.ID, nil)
+	} else {
+		resp = jsonrpc.NewError(req.ID, jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "%s: not supported by this gateway connection", req.Method))
+	}
+	body, err := jsonrpc.Encode(resp)
+	if err == nil {
+		err = c.postMessage(ctx, s, body, headers)
+	}
+	if err != nil {
+		c.log.Debug("could not answer a request from the upstream", "method", req.Method, "error", err)
+	}
+}
+
+// push queues a notification for the caller; false when the call is over or
+// its queue is full.
+func (cl *call) push(m jsonrpc.Message) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.resp != nil || cl.err != nil {
+		return false
+	}
+	if len(cl.queue) >= maxQueuedNotifications {
+		cl.dropped++
+		return true
+	}
+	cl.queue = append(cl.queue, m)
+	cl.signal()
+	return true
+}
+
+// finish records the outcome of the call; the first one counts.
+func (cl *call) finish(resp *jsonrpc.Message, err error) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.resp != nil || cl.err != nil {
+		return
+	}
+	cl.resp, cl.err = resp, err
+	cl.signal()
+}
+
+func (cl *call) signal() {
+	select {
+	case cl.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the queued notifications and, if the call is over, its
+// outcome. Every notification queued before the outcome comes with it or
+// before it.
+func (cl *call) take() ([]jsonrpc.Message, *jsonrpc.Message, error) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	q := cl.queue
+	cl.queue = nil
+	return q, cl.resp, cl.err
+}
+
+// drain hands the queued notifications to deliver.
+func (cl *call) drain(deliver func(jsonrpc.Message)) {
+	cl.mu.Lock()
+	q := cl.queue
+	cl.queue = nil
+	cl.mu.Unlock()
+	for _, m := range q {
+		deliver(m)
+	}
+}
+
+// wait delivers cl's notifications until it has an outcome or ctx ends.
+func (cl *call) wait(ctx context.Context, deliver func(jsonrpc.Message)) (jsonrpc.Message, error) {
+	for {
+		q, resp, err := cl.take()
+		for _, m := range q {
+			deliver(m)
+		}
+		switch {
+		case err != nil:
+			return jsonrpc.Message{}, err
+		case resp != nil:
+			return *resp, nil
+		}
+		select {
+		case <-cl.wake:
+		case <-ctx.Done():
+			return jsonrpc.Message{}, ctx.Err()
+		}
+	}
+}
+
+// redact returns u without credentials, query or fragment: safe to log and to
+// put in errors. raw is shown when u could not be parsed.
+func redact(u *url.URL, raw string) string {
+	if u == nil {
+		if i := strings.IndexAny(raw, "?#"); i >= 0 {
+			raw = raw[:i]
+		}
+		if i := strings.Index(raw, "@"); i >= 0 {
+			raw = raw[i+1:]
+		}
+		return raw
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+}

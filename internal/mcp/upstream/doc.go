@@ -1,0 +1,41 @@
+// Package upstream is mcpgate's client for one upstream MCP server: it sends
+// raw JSON-RPC messages with per-request headers over Streamable HTTP or the
+// legacy HTTP+SSE transport, and hands back responses and notifications raw.
+//
+// Messages stay jsonrpc.Message values with json.RawMessage params and
+// results: unknown fields and content types reach the caller byte for byte,
+// which a typed SDK client would not allow.
+//
+// # Headers
+//
+// A Call sends exactly the headers it is given (the passthrough engine's
+// result, spec §2) plus the transport's own headers, which always win:
+// Content-Type, Accept, Mcp-Session-Id and MCP-Protocol-Version (a caller's
+// Accept-Encoding and Last-Event-ID are dropped too, because the HTTP
+// transport owns them). The headers given to Connect (the upstream's own
+// credentials) go only on the requests mcpgate makes for itself: initialize,
+// the event streams, session re-initialization and the final DELETE; never on
+// a Call that does not carry them itself (spec §5).
+//
+// # One session, many clients
+//
+// Every caller of a Client shares one upstream session, so request ids and
+// progress tokens from different callers may collide. Each request goes out
+// with an id the Client chose (and, if it asks for progress, a progress token
+// the Client chose); the caller's id and token are put back in what it
+// receives.
+//
+// # Notifications
+//
+// Notifications about a call (progress, log messages) go to that call's
+// onNotification callback, on the goroutine that called Call, in the order the
+// upstream sent them, before Call returns. Notifications about the session
+// (list_changed, resources/updated) and those that cannot be attributed go to
+// Options.OnNotification. On Streamable HTTP they arrive on the call's own
+// response stream, or, from servers that answer with plain JSON, on the
+// listening GET stream (opened only when Options.OnNotification is set),
+// where progress is matched to its call by token but cannot be ordered
+// against the response. On the legacy transport everything arrives on the
+// one shared event stream: progress is matched by its token, and a log
+// message is given to the call only when it is the one call in flight.
+package upstream
