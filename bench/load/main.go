@@ -1,0 +1,117 @@
+// Command load measures tools/call latency and throughput through mcpgate
+// and directly to the same upstream, in one run (issue 3).
+//
+// It starts, in this one process and on 127.0.0.1, an upstream MCP server
+// (the go-sdk's, with an echo tool) and a real mcpgate in front of it
+// (SQLite, client authentication, sealed upstream credentials, header
+// passthrough on), registers the upstream through the admin API, and calls
+// the tool with the same client code on each path:
+//
+//   - direct: mcpgate's upstream client (Streamable HTTP) to the upstream;
+//   - mcpgate: the same client to mcpgate's /mcp;
+//   - rpc: plain JSON-RPC POSTs to mcpgate's /rpc (-rpc=false leaves it out).
+//
+// Two scenarios run on each path, back to back: sequential (one caller) and
+// concurrent (-concurrency callers). It prints p50, p90, p99 and max latency,
+// calls per second, and the ratios mcpgate/direct; every answer is checked,
+// and a run with any failed or wrong call exits 1.
+//
+// Usage:
+//
+//	go run ./bench/load [-n 2000] [-concurrent-n 20000] [-concurrency 32] [-warmup 200] [-duration 60s] [-json] [-cpuprofile FILE]
+//
+// docs/benchmarks.md explains the figures and how to read them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the command: 0 when every call succeeded, 1 when some failed, 2
+// when the run could not be made.
+func run(args []string, stdout, stderr io.Writer) int {
+	o := DefaultOptions()
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.Sequential, "n", o.Sequential, "measured calls of the sequential scenario, per path")
+	fs.IntVar(&o.Concurrent, "concurrent-n", o.Concurrent, "measured calls of the concurrent scenario, per path, all callers together")
+	fs.IntVar(&o.Callers, "concurrency", o.Callers, "callers of the concurrent scenario")
+	fs.IntVar(&o.Warmup, "warmup", o.Warmup, "unmeasured calls per path before each scenario")
+	fs.DurationVar(&o.Limit, "duration", o.Limit, "cap on each path's measurement in each scenario; it stops early when reached")
+	fs.BoolVar(&o.RPC, "rpc", o.RPC, "also measure mcpgate's /rpc")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the scenarios to `file` (see go tool pprof -tagfocus role=mcpgate)")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to `file`")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "load: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "load: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		o.CPUProfile = f
+	}
+	if !*asJSON {
+		o.Progress = stderr
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := Run(ctx, o)
+	if rep != nil {
+		write := rep.WriteText
+		if *asJSON {
+			write = rep.WriteJSON
+		}
+		if werr := write(stdout); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
+	if *memProfile != "" {
+		if perr := writeAllocs(*memProfile); perr != nil {
+			err = errors.Join(err, perr)
+		}
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "load: %v\n", err)
+		return 2
+	case rep.Errors() > 0:
+		fmt.Fprintf(stderr, "load: %d calls failed\n", rep.Errors())
+		return 1
+	}
+	return 0
+}
+
+func writeAllocs(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("allocation profile: %w", err)
+	}
+	return f.Close()
+}
