@@ -21,6 +21,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/dispatch"
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcp/frontdoor"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/registry"
@@ -88,7 +89,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g.resolver = passthrough.NewAllowlistResolver(policy, st.GlobalPassthrough, nil)
 	m := metrics.New()
 	httpClient := upstreamHTTPClient()
+	// The front door exists only later; the registry tells it of changes
+	// through this indirection.
+	var onChange atomic.Pointer[func()]
 	g.registry = registry.New(registry.Config{
+		OnChange: func() {
+			if f := onChange.Load(); f != nil {
+				(*f)()
+			}
+		},
 		Store: st, Sealer: sealer, Policy: policy, Resolver: g.resolver, HTTPClient: httpClient,
 		ToolNameSeparator: gc.ToolNameSeparator, ConnectTimeout: min(gc.UpstreamTimeout, 30*time.Second),
 		RefreshInterval: gc.CatalogueRefreshInterval, Logger: logger, ClientVersion: version,
@@ -109,6 +118,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g.streamable = frontdoor.NewStreamable(frontdoor.StreamableConfig{
 		Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
 	})
+	listsChanged := func() {
+		for _, method := range []string{"notifications/tools/list_changed", "notifications/resources/list_changed", "notifications/prompts/list_changed"} {
+			n, _ := jsonrpc.NewNotification(method, nil)
+			g.streamable.Broadcast(n)
+		}
+	}
+	onChange.Store(&listsChanged)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {

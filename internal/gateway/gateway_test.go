@@ -292,19 +292,21 @@ func TestPassthroughOnTheWire(t *testing.T) {
 // Authorization is mcpgate's credential and never reaches the upstream (D4),
 // even allowlisted.
 func TestClientTokenNeverForwarded(t *testing.T) {
-	up := mcptest.NewStreamableHTTP(t)
-	gw := startGateway(t, databases()[0].url(t), map[string]string{"DEFAULT_PASSTHROUGH_HEADERS": "Authorization,X-Tenant-Id", "PASSTHROUGH_HEADERS_SOURCE": "env"})
-	gw.register(map[string]any{"name": "open", "url": up.URL, "auth_type": "none"})
-	if res := gw.call("tools/call", map[string]any{"name": "open-echo", "arguments": map[string]any{"text": "x"}}, "X-Tenant-Id", "t1"); res.Error != nil {
-		t.Fatal(res.Error.Message)
-	}
-	h := upstreamSaw(t, up, "tools/call")
-	if got := h.Get("Authorization"); got != "" {
-		t.Errorf("upstream got Authorization %q: mcpgate's own token leaked", got)
-	}
-	if h.Get("X-Tenant-Id") != "t1" {
-		t.Errorf("X-Tenant-Id = %q", h.Get("X-Tenant-Id"))
-	}
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		up := mcptest.NewStreamableHTTP(t)
+		gw := startGateway(t, dbURL(t), map[string]string{"DEFAULT_PASSTHROUGH_HEADERS": "Authorization,X-Tenant-Id", "PASSTHROUGH_HEADERS_SOURCE": "env"})
+		gw.register(map[string]any{"name": "open", "url": up.URL, "auth_type": "none"})
+		if res := gw.call("tools/call", map[string]any{"name": "open-echo", "arguments": map[string]any{"text": "x"}}, "X-Tenant-Id", "t1"); res.Error != nil {
+			t.Fatal(res.Error.Message)
+		}
+		h := upstreamSaw(t, up, "tools/call")
+		if got := h.Get("Authorization"); got != "" {
+			t.Errorf("upstream got Authorization %q: mcpgate's own token leaked", got)
+		}
+		if h.Get("X-Tenant-Id") != "t1" {
+			t.Errorf("X-Tenant-Id = %q", h.Get("X-Tenant-Id"))
+		}
+	})
 }
 
 // TestUpstreamListNullInheritsEmptyForwardsNothing: D5 on tools/call, and a
@@ -332,228 +334,246 @@ func TestUpstreamListNullInheritsEmptyForwardsNothing(t *testing.T) {
 
 // TestResourcesAndPromptsGetPassthrough: D6.
 func TestResourcesAndPromptsGetPassthrough(t *testing.T) {
-	up := mcptest.NewStreamableHTTP(t)
-	gw := startGateway(t, databases()[0].url(t), map[string]string{"DEFAULT_PASSTHROUGH_HEADERS": "X-Tenant-Id", "PASSTHROUGH_HEADERS_SOURCE": "env"})
-	gw.register(map[string]any{"name": "crm", "url": up.URL})
-	for _, c := range []struct {
-		method string
-		params any
-	}{
-		{"resources/read", map[string]any{"uri": "test://hello"}},
-		{"resources/read", map[string]any{"uri": "test://items/42"}},
-		{"prompts/get", map[string]any{"name": "crm-greet", "arguments": map[string]any{"name": "Ada"}}},
-		{"completion/complete", map[string]any{"ref": map[string]any{"type": "ref/prompt", "name": "crm-greet"}, "argument": map[string]any{"name": "name", "value": "A"}}},
-	} {
-		res := gw.call(c.method, c.params, "X-Tenant-Id", "acme")
-		if res.Error != nil {
-			t.Errorf("%s %v: %s", c.method, c.params, res.Error.Message)
-			continue
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		up := mcptest.NewStreamableHTTP(t)
+		gw := startGateway(t, dbURL(t), map[string]string{"DEFAULT_PASSTHROUGH_HEADERS": "X-Tenant-Id", "PASSTHROUGH_HEADERS_SOURCE": "env"})
+		gw.register(map[string]any{"name": "crm", "url": up.URL})
+		for _, c := range []struct {
+			method string
+			params any
+		}{
+			{"resources/read", map[string]any{"uri": "test://hello"}},
+			{"resources/read", map[string]any{"uri": "test://items/42"}},
+			{"prompts/get", map[string]any{"name": "crm-greet", "arguments": map[string]any{"name": "Ada"}}},
+			{"completion/complete", map[string]any{"ref": map[string]any{"type": "ref/prompt", "name": "crm-greet"}, "argument": map[string]any{"name": "name", "value": "A"}}},
+		} {
+			res := gw.call(c.method, c.params, "X-Tenant-Id", "acme")
+			if res.Error != nil {
+				t.Errorf("%s %v: %s", c.method, c.params, res.Error.Message)
+				continue
+			}
+			if got := upstreamSaw(t, up, c.method).Get("X-Tenant-Id"); got != "acme" {
+				t.Errorf("%s: upstream got X-Tenant-Id %q, want acme", c.method, got)
+			}
 		}
-		if got := upstreamSaw(t, up, c.method).Get("X-Tenant-Id"); got != "acme" {
-			t.Errorf("%s: upstream got X-Tenant-Id %q, want acme", c.method, got)
-		}
-	}
+	})
 }
 
 // TestFederation: lists merge under prefixed names; results come back raw;
 // unknown tools and malformed requests get clear JSON-RPC errors.
 func TestFederation(t *testing.T) {
-	a := mcptest.NewStreamableHTTP(t)
-	b := mcptest.NewSSE(t)
-	weird := `{"content":[{"type":"x-hologram","frames":[1,2,3]}],"x-extra":{"kept":true},"isError":false}`
-	raw := mcptest.NewRaw(t, func(req jsonrpc.Message, _ http.Header) jsonrpc.Message {
-		switch req.Method {
-		case "tools/list":
-			return jsonrpc.Message{Result: json.RawMessage(`{"tools":[{"name":"hologram","inputSchema":{"type":"object"}}]}`)}
-		case "tools/call":
-			return jsonrpc.Message{Result: json.RawMessage(weird)}
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		a := mcptest.NewStreamableHTTP(t)
+		b := mcptest.NewSSE(t)
+		weird := `{"content":[{"type":"x-hologram","frames":[1,2,3]}],"x-extra":{"kept":true},"isError":false}`
+		raw := mcptest.NewRaw(t, func(req jsonrpc.Message, _ http.Header) jsonrpc.Message {
+			switch req.Method {
+			case "tools/list":
+				return jsonrpc.Message{Result: json.RawMessage(`{"tools":[{"name":"hologram","inputSchema":{"type":"object"}}]}`)}
+			case "tools/call":
+				return jsonrpc.Message{Result: json.RawMessage(weird)}
+			}
+			return jsonrpc.Message{Error: jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "no %s", req.Method)}
+		})
+		gw := startGateway(t, dbURL(t), nil)
+		gw.register(map[string]any{"name": "Alpha", "url": a.URL})
+		gw.register(map[string]any{"name": "beta", "url": b.URL, "transport": "SSE"})
+		gw.register(map[string]any{"name": "raw", "url": raw.URL})
+
+		res := gw.call("tools/list", map[string]any{})
+		var list struct {
+			Tools []struct{ Name string } `json:"tools"`
 		}
-		return jsonrpc.Message{Error: jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "no %s", req.Method)}
+		_ = json.Unmarshal(res.Result, &list)
+		names := map[string]bool{}
+		for _, tl := range list.Tools {
+			names[tl.Name] = true
+		}
+		for _, want := range []string{"alpha-echo", "alpha-headers", "beta-echo", "beta-add"} {
+			if !names[want] {
+				t.Errorf("tools/list lacks %s: %v", want, names)
+			}
+		}
+
+		var rawTool string
+		for n := range names {
+			if strings.HasPrefix(n, "raw-") {
+				rawTool = n
+			}
+		}
+		status, out := gw.do("POST", "/rpc", map[string]any{"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": map[string]any{"name": rawTool, "arguments": map[string]any{}}})
+		if status != 200 || !bytes.Contains(out, []byte(`"result":`+weird)) {
+			t.Errorf("raw result not forwarded byte for byte: %d %s", status, out)
+		}
+
+		res = gw.call("tools/call", map[string]any{"name": "alpha-nope"})
+		if res.Error == nil || !strings.Contains(res.Error.Message, "alpha-nope") {
+			t.Errorf("unknown tool: %+v", res.Error)
+		}
+		req, _ := http.NewRequest("POST", gw.url+"/rpc", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":`))
+		req.Header.Set("Authorization", "Bearer "+gw.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !bytes.Contains(body, []byte("-32700")) {
+			t.Errorf("malformed JSON: %s", body)
+		}
 	})
-	gw := startGateway(t, databases()[0].url(t), nil)
-	gw.register(map[string]any{"name": "Alpha", "url": a.URL})
-	gw.register(map[string]any{"name": "beta", "url": b.URL, "transport": "SSE"})
-	gw.register(map[string]any{"name": "raw", "url": raw.URL})
-
-	res := gw.call("tools/list", map[string]any{})
-	var list struct {
-		Tools []struct{ Name string } `json:"tools"`
-	}
-	_ = json.Unmarshal(res.Result, &list)
-	names := map[string]bool{}
-	for _, tl := range list.Tools {
-		names[tl.Name] = true
-	}
-	for _, want := range []string{"alpha-echo", "alpha-headers", "beta-echo", "beta-add"} {
-		if !names[want] {
-			t.Errorf("tools/list lacks %s: %v", want, names)
-		}
-	}
-
-	var rawTool string
-	for n := range names {
-		if strings.HasPrefix(n, "raw-") {
-			rawTool = n
-		}
-	}
-	status, out := gw.do("POST", "/rpc", map[string]any{"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": map[string]any{"name": rawTool, "arguments": map[string]any{}}})
-	if status != 200 || !bytes.Contains(out, []byte(`"result":`+weird)) {
-		t.Errorf("raw result not forwarded byte for byte: %d %s", status, out)
-	}
-
-	res = gw.call("tools/call", map[string]any{"name": "alpha-nope"})
-	if res.Error == nil || !strings.Contains(res.Error.Message, "alpha-nope") {
-		t.Errorf("unknown tool: %+v", res.Error)
-	}
-	req, _ := http.NewRequest("POST", gw.url+"/rpc", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":`))
-	req.Header.Set("Authorization", "Bearer "+gw.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !bytes.Contains(body, []byte("-32700")) {
-		t.Errorf("malformed JSON: %s", body)
-	}
 }
 
 // TestUpstreamDownDoesNotAffectOthers: a killed upstream answers a JSON-RPC
 // error naming it, within the timeout; the other keeps working.
 func TestUpstreamDownDoesNotAffectOthers(t *testing.T) {
-	a := mcptest.NewStreamableHTTP(t)
-	b := mcptest.NewStreamableHTTP(t)
-	gw := startGateway(t, databases()[0].url(t), map[string]string{"UPSTREAM_TIMEOUT": "2s"})
-	gw.register(map[string]any{"name": "a", "url": a.URL})
-	gw.register(map[string]any{"name": "b", "url": b.URL})
-	a.Kill()
-	start := time.Now()
-	res := gw.call("tools/call", map[string]any{"name": "a-echo", "arguments": map[string]any{"text": "x"}})
-	if res.Error == nil || !strings.Contains(res.Error.Message, `"a"`) {
-		t.Errorf("call to the dead upstream: %+v, want an error naming it", res.Error)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("the error took %s, longer than UPSTREAM_TIMEOUT", d)
-	}
-	if res := gw.call("tools/call", map[string]any{"name": "b-echo", "arguments": map[string]any{"text": "x"}}); res.Error != nil {
-		t.Errorf("the other upstream failed too: %s", res.Error.Message)
-	}
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		a := mcptest.NewStreamableHTTP(t)
+		b := mcptest.NewStreamableHTTP(t)
+		gw := startGateway(t, dbURL(t), map[string]string{"UPSTREAM_TIMEOUT": "2s"})
+		gw.register(map[string]any{"name": "a", "url": a.URL})
+		gw.register(map[string]any{"name": "b", "url": b.URL})
+		a.Kill()
+		start := time.Now()
+		res := gw.call("tools/call", map[string]any{"name": "a-echo", "arguments": map[string]any{"text": "x"}})
+		if res.Error == nil || !strings.Contains(res.Error.Message, `"a"`) {
+			t.Errorf("call to the dead upstream: %+v, want an error naming it", res.Error)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("the error took %s, longer than UPSTREAM_TIMEOUT", d)
+		}
+		if res := gw.call("tools/call", map[string]any{"name": "b-echo", "arguments": map[string]any{"text": "x"}}); res.Error != nil {
+			t.Errorf("the other upstream failed too: %s", res.Error.Message)
+		}
+	})
 }
 
 // TestAdminValidation: each invalid field is a 422 naming it.
 func TestAdminValidation(t *testing.T) {
-	up := mcptest.NewStreamableHTTP(t)
-	gw := startGateway(t, databases()[0].url(t), nil)
-	gw.register(map[string]any{"name": "crm", "url": up.URL})
-	for _, c := range []struct {
-		body  map[string]any
-		field string
-	}{
-		{map[string]any{"name": "x", "url": "ftp://nope"}, "url"},
-		{map[string]any{"name": "x", "url": up.URL, "transport": "CARRIER_PIGEON"}, "transport"},
-		{map[string]any{"name": "x", "url": up.URL, "auth_type": "magic"}, "auth_type"},
-		{map[string]any{"name": "x", "url": up.URL, "passthrough_headers": []string{"Bad Header"}}, "passthrough_headers[0]"},
-		{map[string]any{"name": "CRM", "url": up.URL}, "name"},
-		{map[string]any{"name": "x", "url": up.URL, "auth_type": "bearer"}, "auth_token"},
-		{map[string]any{"name": "x", "url": up.URL, "colour": "red"}, "colour"},
-		{map[string]any{"url": up.URL}, "name"},
-	} {
-		status, out := gw.do("POST", "/gateways", c.body)
-		if status != http.StatusUnprocessableEntity || !strings.Contains(string(out), `"`+c.field+`"`) {
-			t.Errorf("%v: %d %s; want 422 naming %s", c.body, status, out, c.field)
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		up := mcptest.NewStreamableHTTP(t)
+		gw := startGateway(t, dbURL(t), nil)
+		gw.register(map[string]any{"name": "crm", "url": up.URL})
+		for _, c := range []struct {
+			body  map[string]any
+			field string
+		}{
+			{map[string]any{"name": "x", "url": "ftp://nope"}, "url"},
+			{map[string]any{"name": "x", "url": up.URL, "transport": "CARRIER_PIGEON"}, "transport"},
+			{map[string]any{"name": "x", "url": up.URL, "auth_type": "magic"}, "auth_type"},
+			{map[string]any{"name": "x", "url": up.URL, "passthrough_headers": []string{"Bad Header"}}, "passthrough_headers[0]"},
+			{map[string]any{"name": "CRM", "url": up.URL}, "name"},
+			{map[string]any{"name": "x", "url": up.URL, "auth_type": "bearer"}, "auth_token"},
+			{map[string]any{"name": "x", "url": up.URL, "colour": "red"}, "colour"},
+			{map[string]any{"url": up.URL}, "name"},
+		} {
+			status, out := gw.do("POST", "/gateways", c.body)
+			if status != http.StatusUnprocessableEntity || !strings.Contains(string(out), `"`+c.field+`"`) {
+				t.Errorf("%v: %d %s; want 422 naming %s", c.body, status, out, c.field)
+			}
 		}
-	}
-	if status, out := gw.do("PUT", "/admin/config/passthrough-headers", map[string]any{"passthrough_headers": []string{"X-Ok", "Bad:Name"}}); status != 422 || !strings.Contains(string(out), "passthrough_headers[1]") {
-		t.Errorf("bad global list: %d %s", status, out)
-	}
+		if status, out := gw.do("PUT", "/admin/config/passthrough-headers", map[string]any{"passthrough_headers": []string{"X-Ok", "Bad:Name"}}); status != 422 || !strings.Contains(string(out), "passthrough_headers[1]") {
+			t.Errorf("bad global list: %d %s", status, out)
+		}
+	})
 }
 
 // TestCredentialsNeverReturned: credentials are stored encrypted and never
 // appear in an answer.
 func TestCredentialsNeverReturned(t *testing.T) {
-	up := mcptest.NewStreamableHTTP(t, mcptest.WithRequireAuthorization("Bearer s3cret-token"))
-	gw := startGateway(t, databases()[0].url(t), nil)
-	id := gw.register(map[string]any{"name": "crm", "url": up.URL, "auth_type": "bearer", "auth_token": "s3cret-token"})
-	for _, path := range []string{"/gateways", "/gateways/" + id} {
-		_, out := gw.do("GET", path, nil)
-		if strings.Contains(string(out), "s3cret") {
-			t.Errorf("GET %s shows the credential: %s", path, out)
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		up := mcptest.NewStreamableHTTP(t, mcptest.WithRequireAuthorization("Bearer s3cret-token"))
+		gw := startGateway(t, dbURL(t), nil)
+		id := gw.register(map[string]any{"name": "crm", "url": up.URL, "auth_type": "bearer", "auth_token": "s3cret-token"})
+		for _, path := range []string{"/gateways", "/gateways/" + id} {
+			_, out := gw.do("GET", path, nil)
+			if strings.Contains(string(out), "s3cret") {
+				t.Errorf("GET %s shows the credential: %s", path, out)
+			}
 		}
-	}
-	if res := gw.call("tools/call", map[string]any{"name": "crm-echo", "arguments": map[string]any{"text": "x"}}); res.Error != nil {
-		t.Errorf("call with stored bearer credentials: %s", res.Error.Message)
-	}
+		if res := gw.call("tools/call", map[string]any{"name": "crm-echo", "arguments": map[string]any{"text": "x"}}); res.Error != nil {
+			t.Errorf("call with stored bearer credentials: %s", res.Error.Message)
+		}
+	})
 }
 
 // TestRefreshKeepsCredentials: D7. A refresh made while a client sends its
 // own credentials still discovers with the stored ones.
 func TestRefreshKeepsCredentials(t *testing.T) {
-	up := mcptest.NewStreamableHTTP(t, mcptest.WithRequireAuthorization("Bearer stored"))
-	gw := startGateway(t, databases()[0].url(t), nil)
-	id := gw.register(map[string]any{"name": "crm", "url": up.URL, "auth_type": "bearer", "auth_token": "stored"})
-	status, out := gw.do("POST", "/gateways/"+id+"/tools/refresh", nil, "X-Upstream-Authorization", "Bearer client-supplied")
-	if status != 200 || !strings.Contains(string(out), `"status":"available"`) {
-		t.Fatalf("refresh: %d %s", status, out)
-	}
-	if got := upstreamSaw(t, up, "initialize").Get("Authorization"); got != "Bearer stored" {
-		t.Errorf("refresh discovered with Authorization %q, want the stored credential", got)
-	}
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		up := mcptest.NewStreamableHTTP(t, mcptest.WithRequireAuthorization("Bearer stored"))
+		gw := startGateway(t, dbURL(t), nil)
+		id := gw.register(map[string]any{"name": "crm", "url": up.URL, "auth_type": "bearer", "auth_token": "stored"})
+		status, out := gw.do("POST", "/gateways/"+id+"/tools/refresh", nil, "X-Upstream-Authorization", "Bearer client-supplied")
+		if status != 200 || !strings.Contains(string(out), `"status":"available"`) {
+			t.Fatalf("refresh: %d %s", status, out)
+		}
+		if got := upstreamSaw(t, up, "initialize").Get("Authorization"); got != "Bearer stored" {
+			t.Errorf("refresh discovered with Authorization %q, want the stored credential", got)
+		}
+	})
 }
 
 // TestClientAuthentication: no token, a bad token: 401; health and ready
 // need none.
 func TestClientAuthentication(t *testing.T) {
-	gw := startGateway(t, databases()[0].url(t), nil)
-	token := gw.token
-	gw.token = ""
-	if status, _ := gw.do("GET", "/gateways", nil); status != http.StatusUnauthorized {
-		t.Errorf("no token: %d, want 401", status)
-	}
-	gw.token = "not-a-jwt"
-	if status, _ := gw.do("POST", "/rpc", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "ping"}); status != http.StatusUnauthorized {
-		t.Errorf("bad token: %d, want 401", status)
-	}
-	gw.token = ""
-	for _, p := range []string{"/health", "/ready"} {
-		if status, out := gw.do("GET", p, nil); status != 200 {
-			t.Errorf("%s: %d %s", p, status, out)
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		gw := startGateway(t, dbURL(t), nil)
+		token := gw.token
+		gw.token = ""
+		if status, _ := gw.do("GET", "/gateways", nil); status != http.StatusUnauthorized {
+			t.Errorf("no token: %d, want 401", status)
 		}
-	}
-	gw.token = token
-	if status, _ := gw.do("GET", "/gateways", nil); status != 200 {
-		t.Errorf("good token: %d", status)
-	}
+		gw.token = "not-a-jwt"
+		if status, _ := gw.do("POST", "/rpc", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "ping"}); status != http.StatusUnauthorized {
+			t.Errorf("bad token: %d, want 401", status)
+		}
+		gw.token = ""
+		for _, p := range []string{"/health", "/ready"} {
+			if status, out := gw.do("GET", p, nil); status != 200 {
+				t.Errorf("%s: %d %s", p, status, out)
+			}
+		}
+		gw.token = token
+		if status, _ := gw.do("GET", "/gateways", nil); status != 200 {
+			t.Errorf("good token: %d", status)
+		}
+	})
 }
 
 // TestStartRefusesWithoutSecret: auth on and no JWT_SECRET_KEY stops start-up
 // with a message naming the setting and the way out.
 func TestStartRefusesWithoutSecret(t *testing.T) {
-	vars := map[string]string{"DATABASE_URL": databases()[0].url(t), "MCPGATE_ENV_FILE": filepath.Join(t.TempDir(), "x.env")}
-	_ = os.WriteFile(vars["MCPGATE_ENV_FILE"], nil, 0o600)
-	cfg, err := config.Load(nil, func(n string) (string, bool) { v, ok := vars[n]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = New(context.Background(), cfg, slog.New(slog.DiscardHandler), "test")
-	if err == nil || !strings.Contains(err.Error(), "JWT_SECRET_KEY") || !strings.Contains(err.Error(), "AUTH_REQUIRED=false") {
-		t.Errorf("error = %v", err)
-	}
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		vars := map[string]string{"DATABASE_URL": dbURL(t), "MCPGATE_ENV_FILE": filepath.Join(t.TempDir(), "x.env")}
+		_ = os.WriteFile(vars["MCPGATE_ENV_FILE"], nil, 0o600)
+		cfg, err := config.Load(nil, func(n string) (string, bool) { v, ok := vars[n]; return v, ok })
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = New(context.Background(), cfg, slog.New(slog.DiscardHandler), "test")
+		if err == nil || !strings.Contains(err.Error(), "JWT_SECRET_KEY") || !strings.Contains(err.Error(), "AUTH_REQUIRED=false") {
+			t.Errorf("error = %v", err)
+		}
+	})
 }
 
 // TestMetrics: the decision counter appears with its labels.
 func TestMetrics(t *testing.T) {
-	up := mcptest.NewStreamableHTTP(t)
-	gw := startGateway(t, databases()[0].url(t), map[string]string{"DEFAULT_PASSTHROUGH_HEADERS": "X-Tenant-Id", "PASSTHROUGH_HEADERS_SOURCE": "env"})
-	gw.register(map[string]any{"name": "crm", "url": up.URL})
-	gw.call("tools/call", map[string]any{"name": "crm-echo", "arguments": map[string]any{"text": "x"}}, "X-Tenant-Id", "acme")
-	_, out := gw.do("GET", "/metrics", nil)
-	for _, want := range []string{
-		`mcpgate_passthrough_decisions_total{action="forwarded",header="X-Tenant-Id",reason="allowlisted",upstream="crm"} 1`,
-		`mcpgate_requests_total{method="tools/call",outcome="ok",upstream="crm"} 1`,
-		`mcpgate_upstream_request_duration_seconds_count{method="tools/call",upstream="crm"} 1`,
-	} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("metrics lack %s", want)
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		up := mcptest.NewStreamableHTTP(t)
+		gw := startGateway(t, dbURL(t), map[string]string{"DEFAULT_PASSTHROUGH_HEADERS": "X-Tenant-Id", "PASSTHROUGH_HEADERS_SOURCE": "env"})
+		gw.register(map[string]any{"name": "crm", "url": up.URL})
+		gw.call("tools/call", map[string]any{"name": "crm-echo", "arguments": map[string]any{"text": "x"}}, "X-Tenant-Id", "acme")
+		_, out := gw.do("GET", "/metrics", nil)
+		for _, want := range []string{
+			`mcpgate_passthrough_decisions_total{action="forwarded",header="X-Tenant-Id",reason="allowlisted",upstream="crm"} 1`,
+			`mcpgate_requests_total{method="tools/call",outcome="ok",upstream="crm"} 1`,
+			`mcpgate_upstream_request_duration_seconds_count{method="tools/call",upstream="crm"} 1`,
+		} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("metrics lack %s", want)
+			}
 		}
-	}
+	})
 }

@@ -43,6 +43,9 @@ type Config struct {
 	RefreshInterval time.Duration
 	Logger          *slog.Logger
 	ClientVersion   string
+	// OnChange is called after every new index is published (the front
+	// door tells its clients that the lists changed); it must not block.
+	OnChange func()
 }
 
 // Registry is safe for concurrent use. Close stops its goroutines and
@@ -590,6 +593,9 @@ func (r *Registry) publishLocked() {
 		}
 	}
 	r.index.Store(dispatch.NewIndex(routes, r.cfg.ToolNameSeparator))
+	if r.cfg.OnChange != nil {
+		r.cfg.OnChange()
+	}
 }
 
 func storeError(err error) error {
