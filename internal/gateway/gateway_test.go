@@ -577,3 +577,29 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 }
+
+// TestUnreachableUpstreamIsRegisteredUnavailable: registration succeeds,
+// says why the upstream cannot be used, and calls to it fail naming it.
+func TestUnreachableUpstreamIsRegisteredUnavailable(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadURL := "http://" + ln.Addr().String() + "/mcp"
+		ln.Close() // nothing listens there now
+		up := mcptest.NewStreamableHTTP(t)
+		gw := startGateway(t, dbURL(t), nil)
+		status, out := gw.do("POST", "/gateways", map[string]any{"name": "gone", "url": deadURL})
+		if status != http.StatusCreated || !strings.Contains(string(out), `"status":"unavailable"`) || !strings.Contains(string(out), "refused") {
+			t.Fatalf("register unreachable: %d %s", status, out)
+		}
+		gw.register(map[string]any{"name": "fine", "url": up.URL})
+		if res := gw.call("tools/call", map[string]any{"name": "fine-echo", "arguments": map[string]any{"text": "x"}}); res.Error != nil {
+			t.Errorf("the reachable upstream failed: %s", res.Error.Message)
+		}
+		if status, out := gw.do("GET", "/gateways", nil); status != 200 || !strings.Contains(string(out), `"name":"gone"`) {
+			t.Errorf("list: %d %s", status, out)
+		}
+	})
+}
