@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -91,6 +92,33 @@ func TestCheckEchoCatchesWrongAnswers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := checkEcho(tc.resp, seq); (err == nil) != tc.wantOK {
 				t.Errorf("checkEcho = %v, want ok %v", err, tc.wantOK)
+			}
+		})
+	}
+}
+
+// TestUpstreamChecksWhatArrived: the upstream refuses a call whose
+// allowlisted headers are missing, belong to another call, or lack its
+// credential.
+func TestUpstreamChecksWhatArrived(t *testing.T) {
+	const credential = "Bearer upstream-secret"
+	sent := requestHeaders(credential, 7)
+	for _, tc := range []struct {
+		name   string
+		change func(http.Header)
+		wantOK bool
+	}{
+		{"all of this call's headers", func(http.Header) {}, true},
+		{"without X-Tenant-Id", func(h http.Header) { h.Del("X-Tenant-Id") }, false},
+		{"another call's X-Request-Id", func(h http.Header) { h.Set("X-Request-Id", "req-8") }, false},
+		{"the client's token instead of the credential", func(h http.Header) { h.Set("Authorization", "Bearer client-token") }, false},
+		{"an X-Region nobody sent", func(h http.Header) { h.Set("X-Region", "eu") }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := sent.Clone()
+			tc.change(h)
+			if err := checkArrived(h, echoText(7), credential); (err == nil) != tc.wantOK {
+				t.Errorf("checkArrived = %v, want ok %v", err, tc.wantOK)
 			}
 		})
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,10 +29,10 @@ type echoArgs struct {
 }
 
 // startEchoServer starts the upstream. Its tool echo returns its text
-// argument as text content, but only when the request carried the tenant
-// header and the upstream's own credential: a path that loses either one
-// (passthrough that forwards too little, a base header that goes missing)
-// gets an isError result, which the harness counts as an error.
+// argument as text content, but only when the request arrived with the
+// upstream's credential and with this very call's allowlisted headers (see
+// checkArrived); otherwise it answers an isError result, which the harness
+// counts as an error.
 func startEchoServer(credential string) (*echoServer, error) {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "bench-echo", Version: "1"}, nil)
 	mcp.AddTool(srv, &mcp.Tool{Name: "echo", Description: "Returns its text argument."},
@@ -39,11 +41,8 @@ func startEchoServer(credential string) (*echoServer, error) {
 			if req.Extra != nil {
 				h = req.Extra.Header
 			}
-			if got := h.Get("X-Tenant-Id"); got != tenant {
-				return failed(fmt.Sprintf("X-Tenant-Id is %q, want %q", got, tenant)), nil, nil
-			}
-			if h.Get("Authorization") != credential {
-				return failed("Authorization is not the upstream's credential"), nil, nil
+			if err := checkArrived(h, in.Text, credential); err != nil {
+				return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: err.Error()}}}, nil, nil
 			}
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
 		})
@@ -62,8 +61,28 @@ func startEchoServer(credential string) (*echoServer, error) {
 	return e, nil
 }
 
-func failed(msg string) *mcp.CallToolResult {
-	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}
+// checkArrived says what is wrong with the headers the echo call with text
+// arrived with: each allowlisted header must carry the value this call sent
+// (request and correlation ids differ per call, so a header of another call
+// in flight is caught), and Authorization must be the upstream's credential,
+// which the direct path sends itself and mcpgate adds from its store.
+func checkArrived(h http.Header, text, credential string) error {
+	n, ok := strings.CutPrefix(text, "call-")
+	seq, err := strconv.ParseUint(n, 10, 64)
+	if !ok || err != nil {
+		return fmt.Errorf("the text %q is not one the harness sends", text)
+	}
+	want := requestHeaders(credential, seq)
+	for _, name := range append(globalAllowlist(), "Authorization") {
+		switch got := h.Get(name); {
+		case got == want.Get(name):
+		case got == "":
+			return fmt.Errorf("the upstream got no %s", name)
+		default:
+			return fmt.Errorf("the upstream got %s %q, want %q", name, got, want.Get(name))
+		}
+	}
+	return nil
 }
 
 // Close stops the server at once. Its clients have ended their sessions by

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,8 @@ type Gateway struct {
 	resolver   *passthrough.AllowlistResolver
 	streamable *frontdoor.Streamable
 	jwt        *auth.JWT
+	tokens     verifiedTokens
+	httpClient *http.Client
 	handler    http.Handler
 	ready      atomic.Bool
 }
@@ -89,6 +92,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g.resolver = passthrough.NewAllowlistResolver(policy, st.GlobalPassthrough, nil)
 	m := metrics.New()
 	httpClient := upstreamHTTPClient()
+	g.httpClient = httpClient
 	// The front door exists only later; the registry tells it of changes
 	// through this indirection.
 	var onChange atomic.Pointer[func()]
@@ -191,6 +195,9 @@ func (g *Gateway) Close() {
 	if g.store != nil {
 		_ = g.store.Close()
 	}
+	if g.httpClient != nil {
+		g.httpClient.CloseIdleConnections()
+	}
 }
 
 func (g *Gateway) readyHandler(w http.ResponseWriter, r *http.Request) {
@@ -220,12 +227,42 @@ func (g *Gateway) authenticate(next http.Handler) http.Handler {
 			unauthorized(w, fmt.Sprintf("authentication required: send %s: Bearer <token> (mint one with `mcpgate token`)", header))
 			return
 		}
-		if _, err := g.jwt.Verify(token, time.Now()); err != nil {
-			unauthorized(w, "invalid token: "+err.Error())
-			return
+		if !g.tokens.valid(token, time.Now()) {
+			claims, err := g.jwt.Verify(token, time.Now())
+			if err != nil {
+				unauthorized(w, "invalid token: "+err.Error())
+				return
+			}
+			g.tokens.remember(token, claims.ExpiresAt)
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// verifiedTokens remembers tokens already verified, until they expire, so
+// a client's every request does not pay for HMAC and JSON parsing again. It
+// holds at most maxTokens; when full it starts afresh.
+type verifiedTokens struct {
+	mu sync.Mutex
+	m  map[string]time.Time // token -> expiry
+}
+
+const maxTokens = 10000
+
+func (v *verifiedTokens) valid(token string, now time.Time) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	exp, ok := v.m[token]
+	return ok && now.Before(exp)
+}
+
+func (v *verifiedTokens) remember(token string, exp time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil || len(v.m) >= maxTokens {
+		v.m = make(map[string]time.Time)
+	}
+	v.m[token] = exp
 }
 
 func unauthorized(w http.ResponseWriter, msg string) {

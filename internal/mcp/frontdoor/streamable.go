@@ -201,9 +201,17 @@ func (s *Streamable) post(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	if acceptsEventStream(r) && forwards(msgs) {
-		s.answerStream(w, r, msgs, in)
-		return
+	s.answer(w, r, msgs, batch, in)
+}
+
+// answer handles the requests of one POST and answers them as JSON, unless
+// an upstream sends a notification (progress, a log line) before the
+// answers are ready and the client accepts SSE: then the answer becomes an
+// event stream carrying the notifications as they come and the answers last.
+func (s *Streamable) answer(w http.ResponseWriter, r *http.Request, msgs []jsonrpc.Message, batch bool, in dispatch.Inbound) {
+	out := &lazyAnswer{w: w}
+	if acceptsEventStream(r) {
+		in.Notify = out.notify
 	}
 	var answers []jsonrpc.Message
 	for _, m := range msgs {
@@ -211,23 +219,48 @@ func (s *Streamable) post(w http.ResponseWriter, r *http.Request) {
 			answers = append(answers, resp)
 		}
 	}
-	if batch {
-		writeJSON(w, http.StatusOK, answers)
-	} else {
-		writeJSON(w, http.StatusOK, answers[0])
-	}
+	out.finish(answers, batch)
 }
 
-// forwards reports whether any message may make an upstream send
-// notifications before its answer.
-func forwards(msgs []jsonrpc.Message) bool {
-	for _, m := range msgs {
-		switch m.Method {
-		case "tools/call", "resources/read", "prompts/get", "completion/complete":
-			return true
-		}
+// lazyAnswer is a POST's answer: JSON, or an SSE stream once a notification
+// has to go out before the answers.
+type lazyAnswer struct {
+	mu       sync.Mutex
+	w        http.ResponseWriter
+	stream   *sseWriter // nil until a notification starts the stream
+	finished bool
+}
+
+func (a *lazyAnswer) notify(n jsonrpc.Message) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.finished {
+		return
 	}
-	return false
+	if a.stream == nil {
+		a.w.Header().Set("Content-Type", "text/event-stream")
+		a.w.Header().Set("Cache-Control", "no-cache")
+		a.w.WriteHeader(http.StatusOK)
+		a.stream = &sseWriter{w: a.w, flusher: flusherOf(a.w)}
+	}
+	a.stream.send(n)
+}
+
+func (a *lazyAnswer) finish(answers []jsonrpc.Message, batch bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.finished = true
+	switch {
+	case a.stream != nil:
+		for _, m := range answers {
+			a.stream.send(m)
+		}
+		a.stream.close()
+	case batch:
+		writeJSON(a.w, http.StatusOK, answers)
+	default:
+		writeJSON(a.w, http.StatusOK, answers[0])
+	}
 }
 
 func acceptsEventStream(r *http.Request) bool {
@@ -237,23 +270,6 @@ func acceptsEventStream(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-// answerStream answers as an SSE stream: the upstream's notifications as they
-// come, then each answer; the stream ends with the last answer.
-func (s *Streamable) answerStream(w http.ResponseWriter, r *http.Request, msgs []jsonrpc.Message, in dispatch.Inbound) {
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, flusher: flusherOf(w)}
-	sw.flush()
-	in.Notify = func(n jsonrpc.Message) { sw.send(n) }
-	for _, m := range msgs {
-		if resp, ok := s.handler.Handle(r.Context(), m, in); ok {
-			sw.send(resp)
-		}
-	}
-	sw.close()
 }
 
 // sseWriter writes messages as SSE events; safe for concurrent use, and

@@ -35,8 +35,8 @@ func newEventReader(r io.Reader, max int) *eventReader {
 	// A single line may be as long as the largest event, plus "data: " and
 	// the line end.
 	// (bufio.Scanner's bound is the larger of max and the initial buffer's
-	// capacity, hence the min.)
-	er.sc.Buffer(make([]byte, 0, min(64<<10, max+64)), max+64)
+	// capacity, hence the min.) It starts small and grows as lines need.
+	er.sc.Buffer(make([]byte, 0, min(4<<10, max+64)), max+64)
 	er.sc.Split(er.splitLine)
 	return er
 }

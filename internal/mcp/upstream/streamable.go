@@ -64,7 +64,10 @@ func (c *Client) postCall(ctx context.Context, s *session, cl *call, body []byte
 	if err != nil {
 		return jsonrpc.Message{}, nil, err
 	}
-	defer resp.Body.Close()
+	// The answer is returned as soon as it is read; the rest of the body
+	// (usually just the stream's end) is drained in the background so the
+	// connection can be reused instead of redialled.
+	defer func() { go drainAndClose(resp.Body) }()
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		return jsonrpc.Message{}, nil, fmt.Errorf("POST: the upstream answered HTTP %d to a request, with no response in it", resp.StatusCode)
 	}
@@ -249,4 +252,14 @@ func (c *Client) listenOnce(s *session) (opened, again bool) {
 			c.route(s, m)
 		}
 	}
+}
+
+// drainAndClose reads what is left of a response body, at most 64 KiB and
+// for at most 100 ms, then closes it: a fully read body lets net/http reuse
+// the connection. The goroutine running it always ends within that bound.
+func drainAndClose(body io.ReadCloser) {
+	timer := time.AfterFunc(100*time.Millisecond, func() { _ = body.Close() })
+	_, _ = io.CopyN(io.Discard, body, 64<<10)
+	timer.Stop()
+	_ = body.Close()
 }
