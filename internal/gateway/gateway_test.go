@@ -365,7 +365,7 @@ func TestFederation(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
 		a := mcptest.NewStreamableHTTP(t)
 		b := mcptest.NewSSE(t)
-		weird := `{"content":[{"type":"x-hologram","frames":[1,2,3]}],"x-extra":{"kept":true},"isError":false}`
+		weird := `{"content":[{"type":"x-hologram","frames":[1, 2,3],"html":"<b>&amp;</b>"}],"x-extra":{"kept":true},"isError":false}`
 		raw := mcptest.NewRaw(t, func(req jsonrpc.Message, _ http.Header) jsonrpc.Message {
 			switch req.Method {
 			case "tools/list":

@@ -11,6 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // Version is the only JSON-RPC version there is.
@@ -163,16 +166,12 @@ func DecodeMessage(data []byte) (Message, error) {
 
 func decodeOne(data []byte) (Message, error) {
 	var m Message
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&m); err != nil {
+	if err := json.Unmarshal(data, &m); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
 			return Message{}, Errorf(CodeInvalidRequest, "invalid request: field %q has the wrong type", typeErr.Field)
 		}
 		return Message{}, Errorf(CodeParseError, "parse error: %v", err)
-	}
-	if dec.More() {
-		return Message{}, Errorf(CodeParseError, "parse error: data after the message")
 	}
 	if m.JSONRPC != Version {
 		return Message{}, Errorf(CodeInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`)
@@ -202,10 +201,79 @@ func decodeOne(data []byte) (Message, error) {
 	return m, nil
 }
 
-// Encode returns the message's JSON.
+// Encode returns the message's JSON. Raw fields (id, params, result, error
+// data) are written exactly as they are, not re-encoded: what an upstream
+// sent reaches the client byte for byte (json.Marshal would compact them and
+// escape <, > and &).
 func Encode(m Message) ([]byte, error) {
-	if m.JSONRPC == "" {
-		m.JSONRPC = Version
+	return AppendEncode(make([]byte, 0, 64+len(m.Params)+len(m.Result)), m)
+}
+
+// EncodeBatch returns the JSON array of msgs.
+func EncodeBatch(msgs []Message) ([]byte, error) {
+	b := []byte{'['}
+	var err error
+	for i, m := range msgs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = AppendEncode(b, m); err != nil {
+			return nil, err
+		}
 	}
-	return json.Marshal(m)
+	return append(b, ']'), nil
+}
+
+// AppendEncode appends the message's JSON to b, as Encode writes it.
+func AppendEncode(b []byte, m Message) ([]byte, error) {
+	for _, raw := range []json.RawMessage{m.ID, m.Params, m.Result} {
+		if len(raw) > 0 && !json.Valid(raw) {
+			return nil, fmt.Errorf("encode message: a raw field is not valid JSON")
+		}
+	}
+	b = append(b, `{"jsonrpc":"2.0"`...)
+	if len(m.ID) > 0 {
+		b = append(append(b, `,"id":`...), m.ID...)
+	}
+	if m.Method != "" {
+		b = appendString(append(b, `,"method":`...), m.Method)
+	}
+	if len(m.Params) > 0 {
+		b = append(append(b, `,"params":`...), m.Params...)
+	}
+	if m.Result != nil {
+		b = append(append(b, `,"result":`...), m.Result...)
+	}
+	if m.Error != nil {
+		b = strconv.AppendInt(append(b, `,"error":{"code":`...), int64(m.Error.Code), 10)
+		b = appendString(append(b, `,"message":`...), m.Error.Message)
+		if len(m.Error.Data) > 0 {
+			if !json.Valid(m.Error.Data) {
+				return nil, fmt.Errorf("encode message: error data is not valid JSON")
+			}
+			b = append(append(b, `,"data":`...), m.Error.Data...)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+// appendString appends s as a JSON string, escaping only what JSON requires.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }

@@ -94,3 +94,25 @@ func TestNewError(t *testing.T) {
 		t.Errorf("got %s", b)
 	}
 }
+
+// TestEncodeKeepsRawBytes: raw fields are written as they are (no
+// compaction, no HTML escaping); strings are escaped only as JSON needs.
+func TestEncodeKeepsRawBytes(t *testing.T) {
+	m := Message{ID: json.RawMessage(`"a<b"`), Result: json.RawMessage(`{ "html": "<b>&amp;</b>",  "n": [1, 2] }`)}
+	got, err := Encode(m)
+	if want := `{"jsonrpc":"2.0","id":"a<b","result":{ "html": "<b>&amp;</b>",  "n": [1, 2] }}`; err != nil || string(got) != want {
+		t.Errorf("Encode = %s, %v; want %s", got, err, want)
+	}
+	e := NewError(json.RawMessage(`1`), Errorf(CodeUpstreamError, "upstream \"crm\"\nfailed \xff"))
+	got, err = Encode(e)
+	if want := `{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"upstream \"crm\"\u000afailed ` + "\uFFFD" + `"}}`; err != nil || string(got) != want {
+		t.Errorf("Encode = %s, %v; want %s", got, err, want)
+	}
+	if _, err := Encode(Message{ID: json.RawMessage(`1`), Result: json.RawMessage(`{oops`)}); err == nil {
+		t.Error("invalid raw JSON encoded")
+	}
+	batch, _ := EncodeBatch([]Message{{ID: json.RawMessage(`1`), Result: json.RawMessage(`{}`)}, {Method: "n"}})
+	if string(batch) != `[{"jsonrpc":"2.0","id":1,"result":{}},{"jsonrpc":"2.0","method":"n"}]` {
+		t.Errorf("EncodeBatch = %s", batch)
+	}
+}

@@ -6,7 +6,6 @@ package frontdoor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -61,14 +60,29 @@ func (h *RPC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			answers = append(answers, resp)
 		}
 	}
-	switch {
-	case len(answers) == 0:
+	if len(answers) == 0 {
 		w.WriteHeader(http.StatusAccepted)
-	case batch:
-		writeJSON(w, http.StatusOK, answers)
-	default:
-		writeJSON(w, http.StatusOK, answers[0])
+		return
 	}
+	writeAnswers(w, answers, batch)
+}
+
+// writeAnswers writes JSON-RPC answers as they are, raw fields untouched.
+func writeAnswers(w http.ResponseWriter, answers []jsonrpc.Message, batch bool) {
+	var body []byte
+	var err error
+	if batch {
+		body, err = jsonrpc.EncodeBatch(answers)
+	} else {
+		body, err = jsonrpc.Encode(answers[0])
+	}
+	if err != nil {
+		writeJSONRPCError(w, http.StatusInternalServerError, jsonrpc.Errorf(jsonrpc.CodeInternalError, "%v", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }
 
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
@@ -88,17 +102,9 @@ func asRPCError(err error) *jsonrpc.Error {
 	return jsonrpc.Errorf(jsonrpc.CodeParseError, "parse error: %v", err)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		body, _ = json.Marshal(jsonrpc.NewError(nil, jsonrpc.Errorf(jsonrpc.CodeInternalError, "encode answer: %v", err)))
-	}
+func writeJSONRPCError(w http.ResponseWriter, status int, e *jsonrpc.Error) {
+	body, _ := jsonrpc.Encode(jsonrpc.NewError(nil, e))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-}
-
-func writeJSONRPCError(w http.ResponseWriter, status int, e *jsonrpc.Error) {
-	writeJSON(w, status, jsonrpc.NewError(nil, e))
 }

@@ -256,10 +256,8 @@ func (a *lazyAnswer) finish(answers []jsonrpc.Message, batch bool) {
 			a.stream.send(m)
 		}
 		a.stream.close()
-	case batch:
-		writeJSON(a.w, http.StatusOK, answers)
 	default:
-		writeJSON(a.w, http.StatusOK, answers[0])
+		writeAnswers(a.w, answers, batch)
 	}
 }
 
@@ -282,8 +280,7 @@ type sseWriter struct {
 }
 
 func (sw *sseWriter) send(m jsonrpc.Message) {
-	m.JSONRPC = jsonrpc.Version
-	data, err := json.Marshal(m)
+	data, err := jsonrpc.Encode(m)
 	if err != nil {
 		return
 	}
