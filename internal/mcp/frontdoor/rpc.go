@@ -40,14 +40,9 @@ func (h *RPC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONRPCError(w, http.StatusMethodNotAllowed, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "use POST with a JSON-RPC body"))
 		return
 	}
-	body, err := readBody(w, r)
-	if err != nil {
-		writeJSONRPCError(w, http.StatusRequestEntityTooLarge, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "%v", err))
-		return
-	}
-	msgs, batch, err := jsonrpc.Decode(body)
-	if err != nil {
-		writeJSONRPCError(w, http.StatusOK, asRPCError(err))
+	// JSON-RPC over plain HTTP answers a malformed request with 200 and the error.
+	msgs, batch, ok := readMessages(w, r, http.StatusOK)
+	if !ok {
 		return
 	}
 	in := dispatch.Inbound{Header: r.Header, RequestID: h.RequestID(r)}
@@ -83,6 +78,23 @@ func writeAnswers(w http.ResponseWriter, answers []jsonrpc.Message, batch bool) 
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
+}
+
+// readMessages reads the request's JSON-RPC message or batch; when it cannot,
+// it answers with a JSON-RPC error and the HTTP status badStatus (413 for a
+// body too large) and returns false.
+func readMessages(w http.ResponseWriter, r *http.Request, badStatus int) (msgs []jsonrpc.Message, batch, ok bool) {
+	body, err := readBody(w, r)
+	if err != nil {
+		writeJSONRPCError(w, http.StatusRequestEntityTooLarge, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "%v", err))
+		return nil, false, false
+	}
+	msgs, batch, err = jsonrpc.Decode(body)
+	if err != nil {
+		writeJSONRPCError(w, badStatus, asRPCError(err))
+		return nil, false, false
+	}
+	return msgs, batch, true
 }
 
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {

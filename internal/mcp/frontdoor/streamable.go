@@ -152,17 +152,12 @@ func (s *Streamable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Streamable) post(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r)
-	if err != nil {
-		writeJSONRPCError(w, http.StatusRequestEntityTooLarge, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "%v", err))
-		return
-	}
-	msgs, batch, err := jsonrpc.Decode(body)
-	if err != nil {
-		writeJSONRPCError(w, http.StatusBadRequest, asRPCError(err))
+	msgs, batch, ok := readMessages(w, r, http.StatusBadRequest)
+	if !ok {
 		return
 	}
 	var sess *session
+	var err error
 	if i := slices.IndexFunc(msgs, func(m jsonrpc.Message) bool { return m.Method == "initialize" }); i >= 0 {
 		if batch {
 			writeJSONRPCError(w, http.StatusBadRequest, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "initialize must not be part of a batch"))
