@@ -42,6 +42,10 @@ type Options struct {
 	CPUProfile io.Writer
 	// Progress, when set, receives a line as each measurement ends.
 	Progress io.Writer
+	// UpstreamProcess runs the upstream in a child process (this program,
+	// re-executed), with a garbage collector of its own, as upstreams run in
+	// production; otherwise it runs in this process.
+	UpstreamProcess bool
 }
 
 // DefaultOptions are the figures of issue 3.
@@ -82,8 +86,12 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 
 	// Goroutines inherit profiler labels, so everything each part starts
 	// (connections, sessions, its HTTP server's handlers) carries its role.
-	var up *echoServer
-	pprof.Do(ctx, pprof.Labels("role", "upstream"), func(context.Context) { up, err = startEchoServer(credential) })
+	var up upstreamServer
+	if o.UpstreamProcess {
+		up, err = startChildUpstream(ctx, credential)
+	} else {
+		pprof.Do(ctx, pprof.Labels("role", "upstream"), func(context.Context) { up, err = startEchoServer(credential) })
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +102,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, gw.Close()) }()
-	tool, err := gw.register(ctx, "bench", up.URL, credential)
+	tool, err := gw.register(ctx, "bench", up.url(), credential)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +121,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	}()
 	pprof.Do(ctx, pprof.Labels("role", "client"), func(ctx context.Context) {
 		var direct, viaGateway *mcpPath
-		if direct, err = dialMCP(ctx, up.URL, "echo", credential, o.Callers); err != nil {
+		if direct, err = dialMCP(ctx, up.url(), "echo", credential, o.Callers); err != nil {
 			err = fmt.Errorf("direct: %w", err)
 			return
 		}
@@ -150,7 +158,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 			var res Result
 			pprof.Do(ctx, pprof.Labels("role", "client", "path", p.name), func(ctx context.Context) {
 				res = measure(ctx, p.path, &seq, sc, o, func() connCount {
-					return connCount{Upstream: up.Accepted.Load(), Gateway: gw.Accepted.Load()}
+					return connCount{Upstream: up.accepted(), Gateway: gw.Accepted.Load()}
 				})
 			})
 			res.Scenario, res.Path = sc.name, p.name

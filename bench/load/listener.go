@@ -20,3 +20,6 @@ func (l countingListener) Accept() (net.Conn, error) {
 	}
 	return c, err
 }
+
+// listenLoopback listens on a free loopback port.
+func listenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

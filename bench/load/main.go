@@ -35,6 +35,9 @@ import (
 )
 
 func main() {
+	if credential, ok := os.LookupEnv(envChildUpstream); ok {
+		os.Exit(serveChildUpstream(credential))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -50,6 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Warmup, "warmup", o.Warmup, "unmeasured calls per path before each scenario")
 	fs.DurationVar(&o.Limit, "duration", o.Limit, "cap on each path's measurement in each scenario; it stops early when reached")
 	fs.BoolVar(&o.RPC, "rpc", o.RPC, "also measure mcpgate's /rpc")
+	fs.BoolVar(&o.UpstreamProcess, "upstream-process", true, "run the upstream in a child process of its own, as in production (false: in this process, sharing its garbage collector)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the scenarios to `file` (see go tool pprof -tagfocus role=mcpgate)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to `file`")
