@@ -144,9 +144,22 @@ EOF
     ! port_in_use "$port" || die "port $port, where the cluster in $data listens, is in use"
   fi
 
-  log "starting it on 127.0.0.1:$port (log: $dir/postgres.log)"
-  as_owner "$bin/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 start >&2 ||
-    die "PostgreSQL did not start; see $dir/postgres.log"
+  # A port can be taken between the check and the bind (or still be held by
+  # a cluster that just stopped): then try the next free one, three times.
+  local attempt
+  for attempt in 1 2 3; do
+    log "starting it on 127.0.0.1:$port (log: $dir/postgres.log)"
+    if as_owner "$bin/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 start >&2; then
+      break
+    fi
+    log "PostgreSQL did not start; the end of its log:"
+    tail -n 15 "$dir/postgres.log" >&2 || true
+    [ "$attempt" -lt 3 ] || die "PostgreSQL did not start; see $dir/postgres.log"
+    [ -z "${PGPORT:-}" ] || die "PostgreSQL did not start on port $PGPORT (PGPORT)"
+    port=$((port + 1))
+    while port_in_use "$port"; do port=$((port + 1)); done
+    echo "port = $port" >>"$data/postgresql.conf"
+  done
   for _ in $(seq 1 60); do
     if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres; then
       log "ready; stop it with: scripts/postgres.sh stop $dir"

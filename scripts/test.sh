@@ -48,7 +48,12 @@ trap cleanup EXIT
 if [ -z "${MCPGATE_TEST_POSTGRES_URL:-}" ]; then
   log "PostgreSQL for the tests"
   pgdir=$(mktemp -d)
-  eval "$(scripts/postgres.sh "$pgdir")"
+  pgenv=$(scripts/postgres.sh "$pgdir") # exits here if it cannot start one
+  eval "$pgenv"
+  if [ -z "${MCPGATE_TEST_POSTGRES_URL:-}" ]; then
+    echo "scripts/test.sh: scripts/postgres.sh gave no MCPGATE_TEST_POSTGRES_URL" >&2
+    exit 1
+  fi
 fi
 
 log "tests (race detector on)"
@@ -58,7 +63,7 @@ status=$?
 set -e
 grep -E '^(---|ok|FAIL|panic)|contextforge vectors:' "$out" | grep -v -- '--- PASS' || true
 if [ $status -ne 0 ]; then
-  echo; echo "tests failed; the failing output:"; grep -B2 -A20 -E -- '--- FAIL|^panic' "$out" | head -200
+  echo; echo "tests failed; the failing output:"; grep -B2 -A20 -E -- '--- FAIL|^panic' "$out" | head -200 || true
   exit $status
 fi
 passed=$(grep -cE '^\s*--- PASS' "$out" || true)

@@ -114,7 +114,7 @@ func startGateway(t *testing.T, databaseURL string, env map[string]string) *runn
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	if os.Getenv("MCPGATE_TEST_LOG") != "" { // the gateway's debug log, for a failing test
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -94,28 +94,34 @@ func (c *Client) openStream(ctx context.Context) (*session, error) {
 	return s, nil
 }
 
-// readStream reads the session's event stream until it ends, then fails the
-// calls still waiting on it.
-func (c *Client) readStream(s *session, body io.ReadCloser, events *eventReader) {
-	defer body.Close()
-	var err error
+// routeEvents routes every message of a session-wide event stream (the
+// legacy SSE stream, or Streamable HTTP's listening GET) until the stream
+// ends, and returns why it ended.
+func (c *Client) routeEvents(s *session, events *eventReader) error {
 	for {
-		var ev event
-		if ev, err = events.next(); err != nil {
-			break
+		ev, err := events.next()
+		if err != nil {
+			return err
 		}
 		if ev.name != "message" || len(bytes.TrimSpace(ev.data)) == 0 {
 			continue
 		}
-		msgs, _, derr := jsonrpc.Decode(ev.data)
-		if derr != nil {
-			c.log.Warn("the upstream sent an event that is not JSON-RPC; ignored", "error", derr)
+		msgs, _, err := jsonrpc.Decode(ev.data)
+		if err != nil {
+			c.log.Warn("the upstream sent an event that is not JSON-RPC; ignored", "error", err)
 			continue
 		}
 		for _, m := range msgs {
 			c.route(s, m)
 		}
 	}
+}
+
+// readStream reads the session's event stream until it ends, then fails the
+// calls still waiting on it.
+func (c *Client) readStream(s *session, body io.ReadCloser, events *eventReader) {
+	defer body.Close()
+	err := c.routeEvents(s, events)
 
 	c.mu.Lock()
 	s.ended = true

@@ -231,27 +231,11 @@ func (c *Client) listenOnce(s *session) (opened, again bool) {
 		c.log.Warn("the upstream answered the listening GET with something other than an event stream")
 		return false, false
 	}
-	events := newEventReader(resp.Body, MaxMessageSize)
-	for {
-		ev, err := events.next()
-		if err != nil {
-			if c.life.Err() == nil && !errors.Is(err, io.EOF) {
-				c.log.Debug("listening stream ended", "error", err)
-			}
-			return true, true
-		}
-		if ev.name != "message" || len(bytes.TrimSpace(ev.data)) == 0 {
-			continue
-		}
-		msgs, _, err := jsonrpc.Decode(ev.data)
-		if err != nil {
-			c.log.Warn("the upstream sent an event that is not JSON-RPC; ignored", "error", err)
-			continue
-		}
-		for _, m := range msgs {
-			c.route(s, m)
-		}
+	err = c.routeEvents(s, newEventReader(resp.Body, MaxMessageSize))
+	if c.life.Err() == nil && !errors.Is(err, io.EOF) {
+		c.log.Debug("listening stream ended", "error", err)
 	}
+	return true, true
 }
 
 // drainAndClose reads what is left of a response body, at most 64 KiB and
