@@ -135,15 +135,16 @@ func (r *Registry) Start(ctx context.Context) error {
 	}
 	wg.Wait()
 	if r.cfg.RefreshInterval > 0 {
-		r.wg.Add(1)
-		go r.refreshLoop()
+		r.goOwned(r.refreshLoop)
 	}
 	return nil
 }
 
 // Close stops the refresh and closes every upstream connection.
 func (r *Registry) Close() error {
-	r.cancel()
+	r.mu.Lock()
+	r.cancel() // under mu: goOwned starts nothing after this
+	r.mu.Unlock()
 	r.wg.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -157,7 +158,6 @@ func (r *Registry) Close() error {
 }
 
 func (r *Registry) refreshLoop() {
-	defer r.wg.Done()
 	t := time.NewTicker(r.cfg.RefreshInterval)
 	defer t.Stop()
 	for {
@@ -264,14 +264,13 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 		return storeError(err)
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if l, ok := r.live[id]; ok {
-		if l.client != nil {
-			_ = l.client.Close()
-		}
-		delete(r.live, id)
-	}
+	l := r.live[id]
+	delete(r.live, id)
 	r.publishLocked()
+	r.mu.Unlock()
+	if l != nil && l.client != nil {
+		_ = l.client.Close()
+	}
 	return nil
 }
 
@@ -446,12 +445,13 @@ func (r *Registry) connect(ctx context.Context, rec store.Upstream, startup bool
 		r.cfg.Logger.Warn("store upstream status", "upstream", rec.Name, "err", err)
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if old, ok := r.live[rec.ID]; ok && old.client != nil {
-		_ = old.client.Close()
-	}
+	old := r.live[rec.ID]
 	r.live[rec.ID] = l
 	r.publishLocked()
+	r.mu.Unlock()
+	if old != nil && old.client != nil {
+		_ = old.client.Close() // outside the lock: it may wait on the network
+	}
 }
 
 func catalogueOf(c store.Catalogue) dispatch.Catalogue {
@@ -574,14 +574,27 @@ func listAll(ctx context.Context, c *upstream.Client, method, key string, header
 func (r *Registry) onNotification(id string, m jsonrpc.Message) {
 	switch m.Method {
 	case "notifications/tools/list_changed", "notifications/resources/list_changed", "notifications/prompts/list_changed":
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
+		r.goOwned(func() {
 			if _, err := r.Refresh(r.ctx, id); err != nil && r.ctx.Err() == nil {
 				r.cfg.Logger.Warn("catalogue refresh after list_changed failed", "upstream_id", id, "err", err)
 			}
-		}()
+		})
 	}
+}
+
+// goOwned runs f on a goroutine that Close waits for; after Close it does
+// nothing.
+func (r *Registry) goOwned(f func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx.Err() != nil {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f()
+	}()
 }
 
 // publishLocked builds and publishes a new index from the live upstreams.
