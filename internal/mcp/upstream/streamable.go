@@ -64,10 +64,11 @@ func (c *Client) postCall(ctx context.Context, s *session, cl *call, body []byte
 	if err != nil {
 		return jsonrpc.Message{}, nil, err
 	}
-	// The answer is returned as soon as it is read; the rest of the body
-	// (usually just the stream's end) is drained in the background so the
-	// connection can be reused instead of redialled.
-	defer func() { go drainAndClose(resp.Body) }()
+	// Once the answer is read, the rest of the body (normally just the end
+	// of the stream, which the server sends right after the response) is
+	// read too, so that net/http can reuse the connection for the next call
+	// instead of dialling a new one.
+	defer drainAndClose(resp.Body)
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		return jsonrpc.Message{}, nil, fmt.Errorf("POST: the upstream answered HTTP %d to a request, with no response in it", resp.StatusCode)
 	}
@@ -238,11 +239,16 @@ func (c *Client) listenOnce(s *session) (opened, again bool) {
 	return true, true
 }
 
+// drainWait bounds how long a call waits for the end of an answered stream:
+// a server that keeps the stream open costs a call that long and its
+// connection.
+const drainWait = 5 * time.Millisecond
+
 // drainAndClose reads what is left of a response body, at most 64 KiB and
-// for at most 100 ms, then closes it: a fully read body lets net/http reuse
-// the connection. The goroutine running it always ends within that bound.
+// for at most drainWait, then closes it: a body read to its end lets
+// net/http reuse the connection.
 func drainAndClose(body io.ReadCloser) {
-	timer := time.AfterFunc(100*time.Millisecond, func() { _ = body.Close() })
+	timer := time.AfterFunc(drainWait, func() { _ = body.Close() })
 	_, _ = io.CopyN(io.Discard, body, 64<<10)
 	timer.Stop()
 	_ = body.Close()
