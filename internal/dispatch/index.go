@@ -54,7 +54,6 @@ type Route struct {
 // is immutable; the registry builds a new one on every change.
 type Index struct {
 	routes    []*Route
-	byID      map[string]*Route
 	tools     map[string]entry // prefixed name -> owner
 	prompts   map[string]entry
 	resources map[string]*Route // URI -> owner
@@ -78,7 +77,6 @@ type template struct {
 func NewIndex(routes []*Route, sep string) *Index {
 	ix := &Index{
 		routes:    append([]*Route(nil), routes...),
-		byID:      map[string]*Route{},
 		tools:     map[string]entry{},
 		prompts:   map[string]entry{},
 		resources: map[string]*Route{},
@@ -87,7 +85,6 @@ func NewIndex(routes []*Route, sep string) *Index {
 	sort.Slice(ix.routes, func(i, j int) bool { return ix.routes[i].Slug < ix.routes[j].Slug })
 	var tools, prompts, resources, templates []json.RawMessage
 	for _, r := range ix.routes {
-		ix.byID[r.ID] = r
 		tools = append(tools, prefixed(r, sep, r.Catalogue.Tools, ix.tools)...)
 		prompts = append(prompts, prefixed(r, sep, r.Catalogue.Prompts, ix.prompts)...)
 		for _, res := range r.Catalogue.Resources {
@@ -186,15 +183,6 @@ func templatePattern(t string) *regexp.Regexp {
 	b.WriteString("$")
 	return regexp.MustCompile(b.String())
 }
-
-// Route returns the route with the given upstream id.
-func (ix *Index) Route(id string) (*Route, bool) {
-	r, ok := ix.byID[id]
-	return r, ok
-}
-
-// Routes returns every route, by slug.
-func (ix *Index) Routes() []*Route { return append([]*Route(nil), ix.routes...) }
 
 // resourceOwner returns the upstream serving uri: the one listing it, else
 // the first whose template matches it.

@@ -14,20 +14,6 @@ import (
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
 
-// countingListener counts the connections a server accepts.
-type countingListener struct {
-	net.Listener
-	accepted *atomic.Int64
-}
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.accepted.Add(1)
-	}
-	return c, err
-}
-
 // TestCallsReuseConnections: answers arrive as event streams; reading each
 // stream to its end lets the next call reuse the connection instead of
 // dialling a new one (a redial per call was a tenth of mcpgate's hop).
@@ -44,8 +30,15 @@ func TestCallsReuseConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	var accepted atomic.Int64
-	hs := &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)}
-	go func() { _ = hs.Serve(countingListener{ln, &accepted}) }()
+	hs := &http.Server{
+		Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil),
+		ConnState: func(_ net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				accepted.Add(1)
+			}
+		},
+	}
+	go func() { _ = hs.Serve(ln) }()
 	t.Cleanup(func() { _ = hs.Close() })
 
 	ctx := context.Background()
