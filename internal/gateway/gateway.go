@@ -24,6 +24,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/dispatch"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcp/frontdoor"
+	"github.com/mcpgate/mcpgate/internal/mcp/upstream"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/registry"
 	"github.com/mcpgate/mcpgate/internal/store"
@@ -325,15 +326,18 @@ func (s *statusRecorder) Flush() {
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // upstreamHTTPClient is the one HTTP client every upstream connection and
-// token fetch shares. It has no overall timeout: SSE streams are long-lived;
-// each call has its own deadline.
+// token fetch shares: upstream.NewHTTPClient, which never follows a redirect
+// (a redirect would carry the upstream's credential and the client's
+// passthrough headers to a host nobody registered), with a pool sized for
+// many callers. It has no overall timeout: SSE streams are long-lived; each
+// call has its own deadline.
 func upstreamHTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 512
-	t.MaxIdleConnsPerHost = 128
-	t.IdleConnTimeout = 90 * time.Second
-	t.ResponseHeaderTimeout = 0
-	return &http.Client{Transport: t}
+	hc := upstream.NewHTTPClient()
+	if t, ok := hc.Transport.(*http.Transport); ok {
+		t.MaxIdleConns = 512
+		t.MaxIdleConnsPerHost = 128
+	}
+	return hc
 }
 
 func writeJSON(w http.ResponseWriter, status int, body string) {

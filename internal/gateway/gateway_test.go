@@ -10,10 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -305,6 +308,41 @@ func TestClientTokenNeverForwarded(t *testing.T) {
 		}
 		if h.Get("X-Tenant-Id") != "t1" {
 			t.Errorf("X-Tenant-Id = %q", h.Get("X-Tenant-Id"))
+		}
+	})
+}
+
+// TestRedirectsAreNotFollowed: an upstream that answers a call with a
+// redirect gets an error naming it; the host it points at receives nothing,
+// neither the upstream's credential nor the client's passthrough headers.
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		up := mcptest.NewStreamableHTTP(t)
+		elsewhere := mcptest.NewStreamableHTTP(t)
+		target, err := url.Parse(up.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var redirect atomic.Bool
+		proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if redirect.Load() && r.Method == http.MethodPost {
+				http.Redirect(w, r, elsewhere.URL, http.StatusTemporaryRedirect)
+				return
+			}
+			proxy.ServeHTTP(w, r)
+		}))
+		t.Cleanup(front.Close)
+
+		gw := startGateway(t, dbURL(t), map[string]string{"DEFAULT_PASSTHROUGH_HEADERS": "X-Tenant-Id", "PASSTHROUGH_HEADERS_SOURCE": "env"})
+		gw.register(map[string]any{"name": "moved", "url": front.URL + target.Path, "auth_type": "bearer", "auth_token": "upstream-secret"})
+		redirect.Store(true)
+		res := gw.call("tools/call", map[string]any{"name": "moved-echo", "arguments": map[string]any{"text": "x"}}, "X-Tenant-Id", "t1")
+		if res.Error == nil || !strings.Contains(res.Error.Message, "moved") || !strings.Contains(res.Error.Message, "307") {
+			t.Errorf("call answered with a redirect: %+v, want an error naming the upstream and the 307", res.Error)
+		}
+		if got := elsewhere.Requests(); len(got) != 0 {
+			t.Errorf("the redirect target received %d requests, the first with headers %v", len(got), got[0].Header)
 		}
 	})
 }
