@@ -11,14 +11,16 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
-// envChildUpstream, set in the environment, makes this program serve the
-// echo upstream instead of measuring: the parent re-executes itself with it
-// to give the upstream a process (and a garbage collector) of its own, as an
-// upstream has in production. Its value is the upstream's credential.
-const envChildUpstream = "MCPGATE_BENCH_CHILD_UPSTREAM"
+// envChild, set in the environment, makes this program serve one part of the
+// set-up instead of measuring: the parent re-executes itself with it to give
+// the upstream, and mcpgate, a process (and a garbage collector and
+// scheduler) of their own, as each has in production. Its value is
+// "upstream <credential>" or "gateway".
+const envChild = "MCPGATE_BENCH_CHILD"
 
 // upstreamServer is the echo upstream, in this process or in a child.
 type upstreamServer interface {
@@ -30,46 +32,68 @@ type upstreamServer interface {
 func (e *echoServer) url() string     { return e.URL }
 func (e *echoServer) accepted() int64 { return e.Accepted.Load() }
 
-// serveChildUpstream runs the upstream until standard input closes (the
-// parent ended), announcing its URL on standard output.
-func serveChildUpstream(credential string) int {
-	up, err := startEchoServer(credential)
-	if err != nil {
+// serveChild runs the part role names until standard input closes (the
+// parent ended). Its first line on standard output is the part's address
+// and anything the parent needs besides, then the address of a small HTTP
+// server that answers with the number of connections the part has accepted.
+func serveChild(role string) int {
+	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "load child: %v\n", err)
 		return 2
 	}
-	defer up.Close()
+	var (
+		announce string
+		accepted *atomic.Int64
+		stop     func() error
+	)
+	switch kind, arg, _ := strings.Cut(role, " "); kind {
+	case "upstream":
+		up, err := startEchoServer(arg)
+		if err != nil {
+			return fail(err)
+		}
+		announce, accepted, stop = up.URL, &up.Accepted, up.Close
+	case "gateway":
+		gw, err := startGateway(context.Background())
+		if err != nil {
+			return fail(err)
+		}
+		announce, accepted, stop = gw.URL+" "+gw.Token, &gw.Accepted, gw.Close
+	default:
+		return fail(fmt.Errorf("%s=%q: want \"upstream <credential>\" or \"gateway\"", envChild, role))
+	}
+	defer func() { _ = stop() }()
 	stats := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprint(w, up.Accepted.Load())
+		fmt.Fprint(w, accepted.Load())
 	}), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := listenLoopback()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "load child: %v\n", err)
-		return 2
+		return fail(err)
 	}
 	go func() { _ = stats.Serve(ln) }()
 	defer stats.Close()
-	fmt.Printf("%s http://%s/\n", up.URL, ln.Addr())
+	fmt.Printf("%s http://%s/\n", announce, ln.Addr())
 	_, _ = io.Copy(io.Discard, os.Stdin) // returns when the parent closes it or dies
 	return 0
 }
 
-// childUpstream is the upstream in a child process.
-type childUpstream struct {
+// childProcess is one part of the set-up in a child process.
+type childProcess struct {
 	cmd      *exec.Cmd
 	stdin    io.Closer
-	mcpURL   string
+	fields   []string // what the child announced, before its stats address
 	statsURL string
 }
 
-// startChildUpstream re-executes this program as the upstream.
-func startChildUpstream(ctx context.Context, credential string) (*childUpstream, error) {
+// startChild re-executes this program as the part role names and waits for
+// it to announce want fields besides its stats address.
+func startChild(ctx context.Context, role string, want int) (*childProcess, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("upstream process: %w", err)
+		return nil, err
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), envChildUpstream+"="+credential)
+	cmd.Env = append(os.Environ(), envChild+"="+role)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -80,9 +104,9 @@ func startChildUpstream(ctx context.Context, credential string) (*childUpstream,
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("upstream process: %w", err)
+		return nil, err
 	}
-	c := &childUpstream{cmd: cmd, stdin: stdin}
+	c := &childProcess{cmd: cmd, stdin: stdin}
 	line := make(chan string, 1)
 	go func() {
 		s, _ := bufio.NewReader(stdout).ReadString('\n')
@@ -91,37 +115,40 @@ func startChildUpstream(ctx context.Context, credential string) (*childUpstream,
 	}()
 	select {
 	case s := <-line:
-		if f := strings.Fields(s); len(f) == 2 {
-			c.mcpURL, c.statsURL = f[0], f[1]
+		if f := strings.Fields(s); len(f) == want+1 {
+			c.fields, c.statsURL = f[:want], f[want]
 			return c, nil
 		}
 		_ = c.Close()
-		return nil, errors.New("upstream process: it did not announce its address")
+		return nil, errors.New("it did not announce its address")
 	case <-time.After(30 * time.Second):
 		_ = c.Close()
-		return nil, errors.New("upstream process: not ready within 30 s")
+		return nil, errors.New("not ready within 30 s")
 	case <-ctx.Done():
 		_ = c.Close()
 		return nil, ctx.Err()
 	}
 }
 
-func (c *childUpstream) url() string { return c.mcpURL }
-
-func (c *childUpstream) accepted() int64 {
+// accepted asks the child how many connections its part has accepted; -1
+// when it cannot tell.
+func (c *childProcess) accepted() int64 {
 	resp, err := http.Get(c.statsURL)
 	if err != nil {
 		return -1
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return -1
+	}
 	return n
 }
 
 // Close ends the child: closing its standard input stops it; it is killed
 // if it has not stopped within 5 s.
-func (c *childUpstream) Close() error {
+func (c *childProcess) Close() error {
 	_ = c.stdin.Close()
 	done := make(chan error, 1)
 	go func() { done <- c.cmd.Wait() }()
@@ -131,6 +158,19 @@ func (c *childUpstream) Close() error {
 	case <-time.After(5 * time.Second):
 		_ = c.cmd.Process.Kill()
 		<-done
-		return errors.New("upstream process did not stop; killed")
+		return errors.New("child process did not stop; killed")
 	}
 }
+
+// childUpstream is the upstream in a child process.
+type childUpstream struct{ *childProcess }
+
+func startChildUpstream(ctx context.Context, credential string) (*childUpstream, error) {
+	c, err := startChild(ctx, "upstream "+credential, 1)
+	if err != nil {
+		return nil, fmt.Errorf("upstream process: %w", err)
+	}
+	return &childUpstream{c}, nil
+}
+
+func (c *childUpstream) url() string { return c.fields[0] }

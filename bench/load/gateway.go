@@ -113,22 +113,51 @@ func startGateway(ctx context.Context) (*runningGateway, error) {
 	return r, nil
 }
 
-// register adds an upstream through the admin API, as a user would
+// gatewayServer is mcpgate, in this process or in a child.
+type gatewayServer interface {
+	// baseURL is the gateway's base URL; /mcp and /rpc are under it.
+	baseURL() string
+	// token is a client token the gateway accepts.
+	token() string
+	// accepted is the number of connections the gateway has accepted.
+	accepted() int64
+	Close() error
+}
+
+func (r *runningGateway) baseURL() string { return r.URL }
+func (r *runningGateway) token() string   { return r.Token }
+func (r *runningGateway) accepted() int64 { return r.Accepted.Load() }
+
+// childGateway is mcpgate in a child process.
+type childGateway struct{ *childProcess }
+
+func startChildGateway(ctx context.Context) (*childGateway, error) {
+	c, err := startChild(ctx, "gateway", 2)
+	if err != nil {
+		return nil, fmt.Errorf("gateway process: %w", err)
+	}
+	return &childGateway{c}, nil
+}
+
+func (c *childGateway) baseURL() string { return c.fields[0] }
+func (c *childGateway) token() string   { return c.fields[1] }
+
+// register adds an upstream to gw through the admin API, as a user would
 // (POST /gateways), with a bearer credential the gateway stores sealed and
 // sends as a base header. It returns the name clients call the upstream's
 // echo tool by.
-func (r *runningGateway) register(ctx context.Context, name, url, credential string) (string, error) {
+func register(ctx context.Context, gw gatewayServer, name, url, credential string) (string, error) {
 	body, err := json.Marshal(map[string]any{"name": name, "url": url, "transport": "STREAMABLEHTTP",
 		"auth_type": "bearer", "auth_token": strings.TrimPrefix(credential, "Bearer ")})
 	if err != nil {
 		return "", fmt.Errorf("register upstream: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL+"/gateways", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, gw.baseURL()+"/gateways", bytes.NewReader(body))
 	if err != nil {
 		return "", fmt.Errorf("register upstream: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+r.Token)
+	req.Header.Set("Authorization", "Bearer "+gw.token())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("register upstream: %w", err)

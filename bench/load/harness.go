@@ -31,8 +31,14 @@ type Options struct {
 	// Limit caps the measured part of one path in one scenario; a path that
 	// reaches it stops early and says so.
 	Limit time.Duration
-	// RPC adds mcpgate's /rpc as a third path.
+	// RPC adds mcpgate's /rpc as a path.
 	RPC bool
+	// Reference adds the reference hops (floor.go) as paths: a bare
+	// net/http reverse proxy and a TCP relay in front of the upstream.
+	Reference bool
+	// Rounds is the number of turns the paths take in each scenario; each
+	// makes its calls in that many rounds, interleaved with the others'.
+	Rounds int
 	// CallTimeout bounds each call beyond Limit: a call still running then
 	// fails, so a run always ends.
 	CallTimeout time.Duration
@@ -46,12 +52,15 @@ type Options struct {
 	// re-executed), with a garbage collector of its own, as upstreams run in
 	// production; otherwise it runs in this process.
 	UpstreamProcess bool
+	// GatewayProcess runs mcpgate in a child process, as it runs in
+	// production; otherwise it runs in this process, beside the callers.
+	GatewayProcess bool
 }
 
 // DefaultOptions are the figures of issue 3.
 func DefaultOptions() Options {
 	return Options{Sequential: 2000, Concurrent: 20000, Callers: 32, Warmup: 200, Limit: 60 * time.Second,
-		RPC: true, CallTimeout: 10 * time.Second}
+		Rounds: 20, RPC: true, Reference: true, CallTimeout: 10 * time.Second}
 }
 
 func (o Options) validate() error {
@@ -60,6 +69,8 @@ func (o Options) validate() error {
 		return errors.New("the call counts must be 1 or more")
 	case o.Callers < 1:
 		return errors.New("the concurrency must be 1 or more")
+	case o.Rounds < 1 || o.Rounds > min(o.Sequential, o.Concurrent):
+		return errors.New("the rounds must be from 1 to the smaller call count")
 	case o.Warmup < 0:
 		return errors.New("the warm-up must be 0 or more calls")
 	case o.Limit <= 0 || o.CallTimeout <= 0:
@@ -96,13 +107,17 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, up.Close()) }()
-	var gw *runningGateway
-	pprof.Do(ctx, pprof.Labels("role", "mcpgate"), func(ctx context.Context) { gw, err = startGateway(ctx) })
+	var gw gatewayServer
+	if o.GatewayProcess {
+		gw, err = startChildGateway(ctx)
+	} else {
+		pprof.Do(ctx, pprof.Labels("role", "mcpgate"), func(ctx context.Context) { gw, err = startGateway(ctx) })
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, gw.Close()) }()
-	tool, err := gw.register(ctx, "bench", up.url(), credential)
+	tool, err := register(ctx, gw, "bench", up.url(), credential)
 	if err != nil {
 		return nil, err
 	}
@@ -111,12 +126,18 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		name string
 		path
 	}
-	var paths []namedPath
-	defer func() {
+	var (
+		paths []namedPath
+		hops  []*referenceHop
+	)
+	defer func() { // the clients first: closing a session goes through its hop
 		for _, p := range paths {
 			if cerr := p.close(); cerr != nil {
 				err = errors.Join(err, fmt.Errorf("close %s: %w", p.name, cerr))
 			}
+		}
+		for _, h := range hops {
+			err = errors.Join(err, h.Close())
 		}
 	}()
 	pprof.Do(ctx, pprof.Labels("role", "client"), func(ctx context.Context) {
@@ -126,18 +147,42 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 			return
 		}
 		paths = append(paths, namedPath{pathDirect, direct})
-		clientToken := "Bearer " + gw.Token
-		if viaGateway, err = dialMCP(ctx, gw.URL+"/mcp", tool, clientToken, o.Callers); err != nil {
+		clientToken := "Bearer " + gw.token()
+		if viaGateway, err = dialMCP(ctx, gw.baseURL()+"/mcp", tool, clientToken, o.Callers); err != nil {
 			err = fmt.Errorf("mcpgate: %w", err)
 			return
 		}
 		paths = append(paths, namedPath{pathMCPGate, viaGateway})
 		if o.RPC {
-			paths = append(paths, namedPath{pathRPC, &rpcPath{hc: newHTTPClient(o.Callers), url: gw.URL + "/rpc", tool: tool, credential: clientToken}})
+			paths = append(paths, namedPath{pathRPC, &rpcPath{hc: newHTTPClient(o.Callers), url: gw.baseURL() + "/rpc", tool: tool, credential: clientToken}})
 		}
 	})
 	if err != nil {
 		return nil, err
+	}
+	if o.Reference {
+		for _, ref := range []struct {
+			name  string
+			start func() (*referenceHop, error)
+		}{
+			{pathProxy, func() (*referenceHop, error) { return startReverseProxy(up.url(), o.Callers) }},
+			{pathTCP, func() (*referenceHop, error) { return startTCPRelay(up.url()) }},
+		} {
+			var hop *referenceHop
+			pprof.Do(ctx, pprof.Labels("role", "reference"), func(context.Context) { hop, err = ref.start() })
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", ref.name, err)
+			}
+			hops = append(hops, hop)
+			var p *mcpPath
+			pprof.Do(ctx, pprof.Labels("role", "client"), func(ctx context.Context) {
+				p, err = dialMCP(ctx, hop.URL, "echo", credential, o.Callers)
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", ref.name, err)
+			}
+			paths = append(paths, namedPath{ref.name, p})
+		}
 	}
 
 	if o.CPUProfile != nil {
@@ -149,19 +194,35 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	rep = newReport(o)
 	var seq atomic.Uint64
 	for _, sc := range []scenario{{"sequential", 1, o.Sequential}, {"concurrent", o.Callers, o.Concurrent}} {
-		for _, p := range paths {
-			if ctx.Err() != nil {
-				rep.finish()
-				return rep, ctx.Err()
-			}
-			runtime.GC() // each measurement starts without the previous one's garbage
-			var res Result
+		if ctx.Err() != nil {
+			rep.finish()
+			return rep, ctx.Err()
+		}
+		runtime.GC() // each scenario starts without the previous one's garbage
+		ms := make([]*measurement, len(paths))
+		for i, p := range paths {
+			ms[i] = &measurement{path: p.path}
 			pprof.Do(ctx, pprof.Labels("role", "client", "path", p.name), func(ctx context.Context) {
-				res = measure(ctx, p.path, &seq, sc, o, func() connCount {
-					return connCount{Upstream: up.accepted(), Gateway: gw.Accepted.Load()}
-				})
+				ms[i].warmUp(ctx, &seq, sc, o)
 			})
-			res.Scenario, res.Path = sc.name, p.name
+		}
+		conns := func() connCount { return connCount{Upstream: up.accepted(), Gateway: gw.accepted()} }
+		// The paths take turns, a round at a time, each round starting with
+		// the next path: whatever else the machine does in a moment falls
+		// on every path alike, so the ratios hold still from run to run.
+		gcBefore := gcCycles()
+		for round := range o.Rounds {
+			for k := range paths {
+				i := (round + k) % len(paths)
+				pprof.Do(ctx, pprof.Labels("role", "client", "path", paths[i].name), func(ctx context.Context) {
+					ms[i].round(ctx, &seq, sc, o, round, conns)
+				})
+			}
+		}
+		gcCycles := gcCycles() - gcBefore
+		for i, p := range paths {
+			res := ms[i].result()
+			res.Scenario, res.Path, res.GCCycles = sc.name, p.name, gcCycles
 			rep.add(res)
 			if o.Progress != nil {
 				fmt.Fprintf(o.Progress, "%s %s: %d calls, %d errors, p50 %s, %.0f calls/s\n",
@@ -177,29 +238,57 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 // accepted so far.
 type connCount struct{ Upstream, Gateway int64 }
 
-// measure runs o.Warmup unmeasured calls, then sc.calls measured ones, with
-// sc.callers callers, stopping early at o.Limit. conns tells the new
-// connections apart from those the warm-up opened.
-func measure(ctx context.Context, p path, seq *atomic.Uint64, sc scenario, o Options, conns func() connCount) Result {
-	var errs errorLog
-	wctx, cancel := context.WithTimeout(ctx, o.Limit+o.CallTimeout)
-	drive(wctx, p, seq, sc.callers, o.Warmup, time.Time{}, &errs)
-	cancel()
-	warmupErrors := errs.count
+// measurement is one path's part of a scenario, gathered over its rounds.
+type measurement struct {
+	path         path
+	errs         errorLog
+	warmupErrors int
+	lats         []time.Duration
+	attempted    int
+	wall         time.Duration
+	stopped      bool
+	want         int // calls the scenario asks of the path
+	newConns     connCount
+}
 
-	mctx, cancel := context.WithTimeout(ctx, o.Limit+o.CallTimeout)
+// warmUp makes o.Warmup unmeasured calls with sc.callers callers, so that
+// connections and sessions are open before anything is measured.
+func (m *measurement) warmUp(ctx context.Context, seq *atomic.Uint64, sc scenario, o Options) {
+	wctx, cancel := context.WithTimeout(ctx, o.Limit+o.CallTimeout)
 	defer cancel()
-	before, gcBefore := conns(), gcCycles()
+	drive(wctx, m.path, seq, sc.callers, o.Warmup, time.Time{}, &m.errs)
+	m.warmupErrors = m.errs.count
+}
+
+// round makes round number r's share of sc.calls, unless the path has
+// already used up o.Limit. conns tells the connections the round opened.
+func (m *measurement) round(ctx context.Context, seq *atomic.Uint64, sc scenario, o Options, r int, conns func() connCount) {
+	m.want = sc.calls
+	n := sc.calls*(r+1)/o.Rounds - sc.calls*r/o.Rounds
+	if m.stopped || n == 0 {
+		return
+	}
+	left := o.Limit - m.wall
+	mctx, cancel := context.WithTimeout(ctx, left+o.CallTimeout)
+	defer cancel()
+	before := conns()
 	start := time.Now()
-	lats, attempted, stopped := drive(mctx, p, seq, sc.callers, sc.calls, start.Add(o.Limit), &errs)
-	wall := time.Since(start)
+	lats, attempted, stopped := drive(mctx, m.path, seq, sc.callers, n, start.Add(left), &m.errs)
+	m.wall += time.Since(start)
 	after := conns()
-	res := summarize(lats, wall)
-	res.GCCycles = gcCycles() - gcBefore
-	res.NewConns = connCount{Upstream: after.Upstream - before.Upstream, Gateway: after.Gateway - before.Gateway}
-	res.Calls, res.StoppedEarly = attempted, stopped
-	res.Throughput = float64(attempted) / wall.Seconds()
-	res.Errors, res.WarmupErrors, res.ErrorSamples = errs.count, warmupErrors, errs.samples()
+	m.lats = append(m.lats, lats...)
+	m.attempted += attempted
+	m.stopped = stopped || m.wall >= o.Limit
+	m.newConns.Upstream += after.Upstream - before.Upstream
+	m.newConns.Gateway += after.Gateway - before.Gateway
+}
+
+func (m *measurement) result() Result {
+	res := summarize(m.lats, m.wall)
+	res.NewConns = m.newConns
+	res.Calls, res.StoppedEarly = m.attempted, m.attempted < m.want
+	res.Throughput = float64(m.attempted) / m.wall.Seconds()
+	res.Errors, res.WarmupErrors, res.ErrorSamples = m.errs.count, m.warmupErrors, m.errs.samples()
 	return res
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,11 +15,30 @@ import (
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
 
+// TestMain lets the test binary serve as the harness's child processes, as
+// the command does (main).
+func TestMain(m *testing.M) {
+	if role, ok := os.LookupEnv(envChild); ok {
+		os.Exit(serveChild(role))
+	}
+	os.Exit(m.Run())
+}
+
 // TestHarnessSmall runs the whole harness with tiny counts: a real upstream,
 // a real mcpgate, every path, both scenarios. Every call must succeed and
 // every path must have latencies to compare.
 func TestHarnessSmall(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		upstream, gateway bool
+	}{{"one process", false, false}, {"upstream and mcpgate in processes of their own", true, true}} {
+		t.Run(tc.name, func(t *testing.T) { testHarnessSmall(t, tc.upstream, tc.gateway) })
+	}
+}
+
+func testHarnessSmall(t *testing.T, upstreamProcess, gatewayProcess bool) {
 	o := DefaultOptions()
+	o.UpstreamProcess, o.GatewayProcess = upstreamProcess, gatewayProcess
 	o.Sequential, o.Concurrent, o.Callers, o.Warmup, o.Limit = 50, 200, 8, 10, 30*time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -32,8 +52,8 @@ func TestHarnessSmall(t *testing.T) {
 		t.Fatalf("%d calls failed:\n%s", n, out.String())
 	}
 	want := map[string]int{"sequential": o.Sequential, "concurrent": o.Concurrent}
-	if len(rep.Results) != 6 {
-		t.Fatalf("got %d results, want 2 scenarios × 3 paths", len(rep.Results))
+	if len(rep.Results) != 10 {
+		t.Fatalf("got %d results, want 2 scenarios × 5 paths", len(rep.Results))
 	}
 	for _, res := range rep.Results {
 		if res.Calls != want[res.Scenario] || res.Succeeded != res.Calls || res.StoppedEarly {
@@ -43,15 +63,15 @@ func TestHarnessSmall(t *testing.T) {
 			t.Errorf("%s/%s: p50 %v, p99 %v, max %v, %.0f calls/s", res.Scenario, res.Path, res.P50, res.P99, res.Max, res.Throughput)
 		}
 	}
-	if len(rep.Ratios) != 4 || rep.Target == nil {
-		t.Fatalf("ratios %+v, target %+v; want mcpgate and rpc against direct in both scenarios", rep.Ratios, rep.Target)
+	if len(rep.Ratios) != 8 || rep.Target == nil {
+		t.Fatalf("ratios %+v, target %+v; want mcpgate, rpc, proxy and tcp against direct in both scenarios", rep.Ratios, rep.Target)
 	}
 
 	var text bytes.Buffer
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range []string{"sequential: p50 mcpgate/direct = ", "concurrent: p50 rpc/direct = ", "target (issue 3): "} {
+	for _, line := range []string{"sequential: p50 mcpgate/direct = ", "concurrent: p50 rpc/direct = ", "sequential: p50 tcp/direct = ", "sequential: p50 added over direct: mcpgate ", "target (issue 3): "} {
 		if !strings.Contains(text.String(), line) {
 			t.Errorf("the report lacks %q:\n%s", line, text.String())
 		}
@@ -67,7 +87,7 @@ func TestHarnessSmall(t *testing.T) {
 		} `json:"results"`
 		Errors int `json:"errors"`
 	}
-	if err := json.Unmarshal(js.Bytes(), &decoded); err != nil || len(decoded.Results) != 6 || decoded.Results[0].P50 <= 0 {
+	if err := json.Unmarshal(js.Bytes(), &decoded); err != nil || len(decoded.Results) != 10 || decoded.Results[0].P50 <= 0 {
 		t.Errorf("JSON report: %v\n%s", err, js.String())
 	}
 }
@@ -142,12 +162,18 @@ func (p *flakyPath) close() error { return nil }
 // and named, and kept out of the latencies.
 func TestMeasureCountsEveryError(t *testing.T) {
 	o := DefaultOptions()
-	o.Warmup = 3
+	o.Warmup, o.Rounds = 3, 4
 	var seq atomic.Uint64
-	res := measure(context.Background(), &flakyPath{}, &seq, scenario{"concurrent", 4, 30}, o, func() connCount { return connCount{} })
+	m := &measurement{path: &flakyPath{}}
+	sc := scenario{"concurrent", 4, 30}
+	m.warmUp(context.Background(), &seq, sc, o)
+	for r := range o.Rounds {
+		m.round(context.Background(), &seq, sc, o, r, func() connCount { return connCount{} })
+	}
+	res := m.result()
 	// 33 calls in all, every third one failing: 11, one of them in the
-	// warm-up; 20 of the 30 measured ones succeed.
-	if res.Calls != 30 || res.Errors != 11 || res.WarmupErrors != 1 || res.Succeeded != 20 {
+	// warm-up; 20 of the 30 measured ones, made in 4 rounds, succeed.
+	if res.StoppedEarly || res.Calls != 30 || res.Errors != 11 || res.WarmupErrors != 1 || res.Succeeded != 20 {
 		t.Errorf("calls %d, errors %d (warm-up %d), succeeded %d; want 30, 11 (1), 20", res.Calls, res.Errors, res.WarmupErrors, res.Succeeded)
 	}
 	if len(res.ErrorSamples) != 1 || res.ErrorSamples[0] != "11× boom" {

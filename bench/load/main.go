@@ -35,8 +35,8 @@ import (
 )
 
 func main() {
-	if credential, ok := os.LookupEnv(envChildUpstream); ok {
-		os.Exit(serveChildUpstream(credential))
+	if role, ok := os.LookupEnv(envChild); ok {
+		os.Exit(serveChild(role))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -50,9 +50,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Sequential, "n", o.Sequential, "measured calls of the sequential scenario, per path")
 	fs.IntVar(&o.Concurrent, "concurrent-n", o.Concurrent, "measured calls of the concurrent scenario, per path, all callers together")
 	fs.IntVar(&o.Callers, "concurrency", o.Callers, "callers of the concurrent scenario")
+	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "turns the paths take in each scenario, each making its calls in that many interleaved rounds")
 	fs.IntVar(&o.Warmup, "warmup", o.Warmup, "unmeasured calls per path before each scenario")
 	fs.DurationVar(&o.Limit, "duration", o.Limit, "cap on each path's measurement in each scenario; it stops early when reached")
 	fs.BoolVar(&o.RPC, "rpc", o.RPC, "also measure mcpgate's /rpc")
+	fs.BoolVar(&o.Reference, "reference", o.Reference, "also measure the reference hops: a bare net/http reverse proxy and a TCP relay in front of the upstream")
+	fs.BoolVar(&o.GatewayProcess, "gateway-process", false, "run mcpgate in a child process of its own, as in production (false: in this process, beside the callers)")
 	fs.BoolVar(&o.UpstreamProcess, "upstream-process", true, "run the upstream in a child process of its own, as in production (false: in this process, sharing its garbage collector)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the scenarios to `file` (see go tool pprof -tagfocus role=mcpgate)")

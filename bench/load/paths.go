@@ -20,6 +20,8 @@ const (
 	pathDirect  = "direct"  // mcpgate's upstream client straight to the upstream
 	pathMCPGate = "mcpgate" // the same client to mcpgate's /mcp
 	pathRPC     = "rpc"     // plain JSON-RPC POSTs to mcpgate's /rpc
+	pathProxy   = "proxy"   // the same client through a bare net/http reverse proxy (floor.go)
+	pathTCP     = "tcp"     // the same client through a TCP relay (floor.go)
 )
 
 // tenant is the X-Tenant-Id every call sends; the upstream refuses a call

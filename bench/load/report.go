@@ -46,9 +46,10 @@ type Result struct {
 	// own upstream client included). Once warm, a path that reuses its
 	// connections opens none.
 	NewConns connCount
-	// GCCycles counts the garbage collections that finished during the
-	// measured calls. Upstream, gateway and clients share one heap, so
-	// every part's garbage slows every other part down.
+	// GCCycles counts the garbage collections of the harness's process
+	// that finished during the scenario's measured rounds, every path's
+	// together (they are interleaved). Clients, and mcpgate when it runs
+	// in this process, share the heap.
 	GCCycles uint64
 }
 
@@ -165,10 +166,17 @@ func (r *Report) WriteText(out io.Writer) error {
 	if m.CPUModel != "" {
 		cpu = " (" + m.CPUModel + ")"
 	}
-	fmt.Fprintf(w, "mcpgate load: tools/call of an echo tool, everything on 127.0.0.1 in one process\n")
+	where := func(own bool) string {
+		if own {
+			return "its own process"
+		}
+		return "the harness's process"
+	}
+	fmt.Fprintf(w, "mcpgate load: tools/call of an echo tool on 127.0.0.1; the upstream in %s, mcpgate in %s\n",
+		where(r.Options.UpstreamProcess), where(r.Options.GatewayProcess))
 	fmt.Fprintf(w, "machine: %d CPUs%s, GOMAXPROCS %d, %s %s/%s\n", m.CPUs, cpu, m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch)
-	fmt.Fprintf(w, "runs: sequential 1 caller × %d calls, concurrent %d callers × %d calls in all; %d warm-up calls per path and scenario; cap %s each\n\n",
-		r.Options.Sequential, r.Options.Callers, r.Options.Concurrent, r.Options.Warmup, r.Options.Limit)
+	fmt.Fprintf(w, "runs: sequential 1 caller × %d calls, concurrent %d callers × %d calls in all, per path, in %d interleaved rounds; %d warm-up calls per path and scenario; cap %s each\n\n",
+		r.Options.Sequential, r.Options.Callers, r.Options.Concurrent, r.Options.Rounds, r.Options.Warmup, r.Options.Limit)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tpath\tcalls\terrors\tp50\tp90\tp99\tmax\tcalls/s\tnew conns up/gw")
 	for _, res := range r.Results {
@@ -184,6 +192,11 @@ func (r *Report) WriteText(out io.Writer) error {
 	fmt.Fprintln(w)
 	for _, ra := range r.Ratios {
 		fmt.Fprintf(w, "%s: p50 %s/direct = %.2fx, p99 = %.2fx, throughput = %.2fx\n", ra.Scenario, ra.Path, ra.P50, ra.P99, ra.Throughput)
+	}
+	for _, sc := range []string{"sequential", "concurrent"} {
+		if hop := r.hopCosts(sc); hop != "" {
+			fmt.Fprintf(w, "%s: p50 added over direct: %s\n", sc, hop)
+		}
 	}
 	if t := r.Target; t != nil {
 		verdict := "met"
@@ -202,6 +215,22 @@ func (r *Report) WriteText(out io.Writer) error {
 	}
 	_, err := out.Write(w.Bytes())
 	return err
+}
+
+// hopCosts says, for scenario, how much each path adds to the direct p50
+// ("mcpgate +140µs, proxy +150µs, ..."); "" without a direct measurement.
+func (r *Report) hopCosts(scenario string) string {
+	direct, ok := r.result(scenario, pathDirect)
+	if !ok || direct.Succeeded == 0 {
+		return ""
+	}
+	var parts []string
+	for _, res := range r.Results {
+		if res.Scenario == scenario && res.Path != pathDirect && res.Succeeded > 0 {
+			parts = append(parts, fmt.Sprintf("%s %+.0fµs", res.Path, float64(res.P50-direct.P50)/float64(time.Microsecond)))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // WriteJSON writes the report as one JSON object; latencies are in
@@ -237,7 +266,11 @@ func (r *Report) WriteJSON(w io.Writer) error {
 			Callers    int    `json:"concurrency"`
 			Warmup     int    `json:"warmup_calls"`
 			Limit      string `json:"duration_cap"`
+			Rounds     int    `json:"rounds"`
 			RPC        bool   `json:"rpc"`
+			Reference  bool   `json:"reference"`
+			Upstream   bool   `json:"upstream_process"`
+			Gateway    bool   `json:"gateway_process"`
 		} `json:"options"`
 		Results []result `json:"results"`
 		Ratios  []Ratio  `json:"ratios"`
@@ -246,7 +279,8 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	}{Machine: r.Machine, Ratios: r.Ratios, Target: r.Target, Errors: r.Errors(), Results: []result{}}
 	o := r.Options
 	out.Options.Sequential, out.Options.Concurrent, out.Options.Callers = o.Sequential, o.Concurrent, o.Callers
-	out.Options.Warmup, out.Options.Limit, out.Options.RPC = o.Warmup, o.Limit.String(), o.RPC
+	out.Options.Warmup, out.Options.Limit, out.Options.Rounds, out.Options.RPC = o.Warmup, o.Limit.String(), o.Rounds, o.RPC
+	out.Options.Reference, out.Options.Upstream, out.Options.Gateway = o.Reference, o.UpstreamProcess, o.GatewayProcess
 	for _, res := range r.Results {
 		j := result{Scenario: res.Scenario, Path: res.Path, Calls: res.Calls, Errors: res.Errors,
 			WarmupErrors: res.WarmupErrors, ErrorSamples: res.ErrorSamples, P50: us(res.P50), P90: us(res.P90), P99: us(res.P99),
