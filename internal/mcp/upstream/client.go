@@ -77,11 +77,26 @@ type Options struct {
 	// from NewHTTPClient, whose idle connections Close releases.
 	HTTPClient *http.Client
 	// OnNotification receives the upstream's notifications that belong to
-	// no call, such as notifications/tools/list_changed. It is called from
-	// the goroutine reading the stream that carried the notification, so it
-	// must be safe for concurrent use and must not block for long. Nil drops
-	// them (and, on Streamable HTTP, no listening stream is opened at all).
+	// no call, such as notifications/tools/list_changed, and in Relay mode
+	// its requests that belong to no call too. It is called from the
+	// goroutine reading the stream that carried the message, so it must be
+	// safe for concurrent use and must not block for long. Nil drops them
+	// (and, on Streamable HTTP, no listening stream is opened at all).
 	OnNotification func(jsonrpc.Message)
+	// Relay makes the Client a 1:1 relay's upstream side: requests the
+	// upstream sends (sampling, elicitation, roots, ping) are handed on,
+	// with their ids unchanged, to the Call they arrived in or to
+	// OnNotification, and answered by the caller with Respond; notifications
+	// that arrive in a call's answer stay with that call, whatever they are
+	// about. Without Relay the Client answers ping itself and refuses the
+	// rest.
+	Relay bool
+	// Initialize, when set, is the params of the initialize request to send
+	// instead of mcpgate's own: a relayed client's, so the upstream sees
+	// that client's capabilities and clientInfo. Its protocolVersion is kept
+	// when it is one mcpgate speaks and replaced by ProtocolVersion
+	// otherwise.
+	Initialize json.RawMessage
 	// ClientName and ClientVersion are the clientInfo sent in initialize;
 	// empty means "mcpgate" and "dev".
 	ClientName, ClientVersion string
@@ -287,6 +302,30 @@ func (c *Client) Notify(ctx context.Context, msg jsonrpc.Message, headers http.H
 	return nil
 }
 
+// Respond sends the caller's answer to a request the upstream made (Relay
+// mode), with exactly the given headers plus the transport's own. The
+// answer keeps the id of the request, which the Client handed on unchanged.
+func (c *Client) Respond(ctx context.Context, resp jsonrpc.Message, headers http.Header) error {
+	if !resp.IsResponse() {
+		return fmt.Errorf("respond to upstream %s: the message is not a response (it needs an id and a result or an error)", c.where)
+	}
+	ctx, release := c.bind(ctx)
+	defer release()
+	resp.JSONRPC = jsonrpc.Version
+	body, err := jsonrpc.Encode(resp)
+	if err != nil {
+		return fmt.Errorf("respond on upstream %s: encode: %w", c.where, err)
+	}
+	s, err := c.current(ctx)
+	if err == nil {
+		err = c.postMessage(ctx, s, body, headers)
+	}
+	if err != nil {
+		return c.failure(ctx, "respond", err)
+	}
+	return nil
+}
+
 // InitializeResult returns the upstream's initialize result, raw, from the
 // current session.
 func (c *Client) InitializeResult() json.RawMessage {
@@ -403,15 +442,34 @@ func (c *Client) newCall(req jsonrpc.Message, headers http.Header) (*call, []byt
 
 // initializeCall prepares the initialize request.
 func (c *Client) initializeCall() (*call, []byte, error) {
-	params, err := json.Marshal(map[string]any{
-		"protocolVersion": ProtocolVersion,
-		"capabilities":    struct{}{},
-		"clientInfo":      map[string]string{"name": c.opts.ClientName, "version": c.opts.ClientVersion},
-	})
+	params, err := c.initializeParams()
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode initialize: %w", err)
 	}
 	return c.newCall(jsonrpc.Message{Method: "initialize", ID: json.RawMessage("0"), Params: params}, c.connectH)
+}
+
+// initializeParams are mcpgate's own initialize params, or the relayed
+// client's (Options.Initialize) with a protocol version mcpgate speaks.
+func (c *Client) initializeParams() (json.RawMessage, error) {
+	if c.opts.Initialize == nil {
+		return json.Marshal(map[string]any{
+			"protocolVersion": ProtocolVersion,
+			"capabilities":    struct{}{},
+			"clientInfo":      map[string]string{"name": c.opts.ClientName, "version": c.opts.ClientVersion},
+		})
+	}
+	var p struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	if err := json.Unmarshal(c.opts.Initialize, &p); err != nil {
+		return nil, fmt.Errorf("the initialize params are not an object: %w", err)
+	}
+	if supportedVersion(p.ProtocolVersion) {
+		return c.opts.Initialize, nil
+	}
+	version, _ := json.Marshal(ProtocolVersion)
+	return setTopLevel(c.opts.Initialize, "protocolVersion", version), nil
 }
 
 // accept checks the initialize response and records it in s.
@@ -659,6 +717,8 @@ func sessionScoped(method string) bool {
 // event stream, or the Streamable HTTP listening stream.
 func (c *Client) route(s *session, m jsonrpc.Message) {
 	switch {
+	case m.IsRequest() && c.opts.Relay:
+		c.notifyGlobal(m)
 	case m.IsRequest():
 		c.goTracked(func() {
 			ctx, cancel := context.WithTimeout(c.life, sideTimeout)

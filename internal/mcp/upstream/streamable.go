@@ -126,12 +126,16 @@ func (c *Client) postCall(ctx context.Context, s *session, cl *call, body []byte
 // returns cl's response when m is it.
 func (c *Client) onCallStream(ctx context.Context, s *session, cl *call, m jsonrpc.Message, deliver func(jsonrpc.Message)) *jsonrpc.Message {
 	switch {
+	case m.IsRequest() && c.opts.Relay:
+		// The relayed client answers it, through Respond.
+		cl.drain(deliver)
+		deliver(m)
 	case m.IsRequest():
 		// On behalf of the caller, so with the caller's headers (the
 		// upstream may well require its credentials).
 		c.answer(ctx, s, m, cl.headers)
 	case m.IsNotification():
-		if sessionScoped(m.Method) {
+		if sessionScoped(m.Method) && !c.opts.Relay {
 			c.notifyGlobal(m)
 			return nil
 		}
