@@ -236,22 +236,12 @@ func (d *Dispatcher) Forward(ctx context.Context, r *Route, msg jsonrpc.Message,
 	if r.Caller == nil {
 		return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q is unavailable: %s", r.Name, r.Unavailable))
 	}
-	allow, err := d.cfg.Resolver.Effective(ctx, r.Allowlist)
-	if err != nil {
-		// spec §4: no allowlist could be read; forward X-Upstream-Authorization only.
-		d.cfg.Logger.WarnContext(ctx, "passthrough allowlist unavailable; forwarding X-Upstream-Authorization only",
-			"upstream", r.Name, "err", err, "request_id", in.RequestID)
-	}
+	allow := d.allowlist(ctx, r, in)
 	for attempt := 0; ; attempt++ {
-		base, err := r.Credentials.BaseHeaders(ctx)
+		headers, err := d.headers(ctx, r, allow, in)
 		if err != nil {
 			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q: cannot get its credentials: %v", r.Name, err))
 		}
-		res := d.results.Get().(*passthrough.Result)
-		d.cfg.Policy.ComputeInto(res, passthrough.Call{Request: in.Header, Base: base, Allowlist: allow, Upstream: r.Upstream})
-		d.record(ctx, r, res, in)
-		headers := res.HTTPHeader()
-		d.results.Put(res)
 
 		callCtx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 		start := time.Now()
@@ -281,6 +271,22 @@ func (d *Dispatcher) Forward(ctx context.Context, r *Route, msg jsonrpc.Message,
 			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q failed: %v", r.Name, err))
 		}
 	}
+}
+
+// headers computes the headers of one upstream request on behalf of a
+// client: r's base headers and what the passthrough engine forwards of the
+// client's (spec §2), with the decisions counted and logged.
+func (d *Dispatcher) headers(ctx context.Context, r *Route, allow *passthrough.Allowlist, in Inbound) (http.Header, error) {
+	base, err := r.Credentials.BaseHeaders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := d.results.Get().(*passthrough.Result)
+	d.cfg.Policy.ComputeInto(res, passthrough.Call{Request: in.Header, Base: base, Allowlist: allow, Upstream: r.Upstream})
+	d.record(ctx, r, res, in)
+	headers := res.HTTPHeader()
+	d.results.Put(res)
+	return headers, nil
 }
 
 // record counts and logs one computation's decisions at the level each

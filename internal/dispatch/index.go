@@ -47,6 +47,30 @@ type Route struct {
 	Caller      Caller
 	Unavailable string
 	Catalogue   Catalogue
+	// Dial opens a session of the upstream's own for one client of the 1:1
+	// relay; nil when the upstream cannot be relayed to (disabled, or its
+	// credentials unreadable).
+	Dial Dialer
+}
+
+// Dialer opens a dedicated upstream session for the 1:1 relay: initialize
+// is the relayed client's initialize params, headers go on every request
+// the session makes for itself (initialize, its listening stream, its end),
+// and onMessage receives what the upstream sends outside any call —
+// notifications, and requests for the client. *upstream.Client, opened in
+// relay mode, is the RelayConn.
+type Dialer func(ctx context.Context, initialize json.RawMessage, headers http.Header, onMessage func(jsonrpc.Message)) (RelayConn, error)
+
+// RelayConn is one upstream session of the 1:1 relay.
+type RelayConn interface {
+	Caller
+	// Notify sends a client's notification on.
+	Notify(ctx context.Context, msg jsonrpc.Message, headers http.Header) error
+	// Respond sends a client's answer to a request of the upstream's.
+	Respond(ctx context.Context, resp jsonrpc.Message, headers http.Header) error
+	// InitializeResult is the upstream's answer to initialize, raw.
+	InitializeResult() json.RawMessage
+	Close() error
 }
 
 // Index is the federated catalogue: every upstream's tools, resources,
@@ -69,6 +93,16 @@ type entry struct {
 type template struct {
 	route   *Route
 	pattern *regexp.Regexp
+}
+
+// Route returns the upstream registered under id.
+func (ix *Index) Route(id string) (*Route, bool) {
+	for _, r := range ix.routes {
+		if r.ID == id {
+			return r, true
+		}
+	}
+	return nil, false
 }
 
 // NewIndex builds the index of routes. A prefixed name is the upstream's

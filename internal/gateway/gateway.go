@@ -39,6 +39,7 @@ type Gateway struct {
 	registry   *registry.Registry
 	resolver   *passthrough.AllowlistResolver
 	streamable *frontdoor.Streamable
+	relay      *frontdoor.Streamable // the 1:1 relay, /gateways/{id}/mcp
 	jwt        *auth.JWT
 	tokens     verifiedTokens
 	httpClient *http.Client
@@ -141,6 +142,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	authed.Handle("/rpc", &frontdoor.RPC{Handler: d, Logger: logger, RequestID: requestIDOf})
 	authed.Handle("/mcp", g.streamable)
 	authed.Handle("/mcp/", g.streamable)
+	g.relay = frontdoor.NewStreamable(frontdoor.StreamableConfig{
+		Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
+		Scope: func(r *http.Request) string { return r.PathValue("id") },
+		Open:  relayOpener(d),
+	})
+	authed.Handle("/gateways/{id}/mcp", g.relay)
 	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
 	mux.Handle("/", g.authenticate(authed))
 	g.handler = g.withRequestID(mux)
@@ -173,6 +180,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	g.ready.Store(false)
 	g.logger.Info("shutting down: finishing in-flight calls", "timeout", g.cfg.Gateway.ShutdownTimeout.String())
 	g.streamable.Close() // ends open GET streams so Shutdown is not held by them
+	g.relay.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.Gateway.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -189,6 +197,9 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 func (g *Gateway) Close() {
 	if g.streamable != nil {
 		g.streamable.Close()
+	}
+	if g.relay != nil {
+		g.relay.Close()
 	}
 	if g.registry != nil {
 		_ = g.registry.Close()
@@ -324,6 +335,25 @@ func (s *statusRecorder) Flush() {
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// relayOpener opens a 1:1 relay session with the upstream that the path of
+// /gateways/{id}/mcp names.
+func relayOpener(d *dispatch.Dispatcher) frontdoor.Opener {
+	return func(ctx context.Context, r *http.Request, initialize jsonrpc.Message, in dispatch.Inbound, push func(jsonrpc.Message)) (frontdoor.Backend, jsonrpc.Message, error) {
+		rs, answer, err := d.OpenRelay(ctx, r.PathValue("id"), initialize, in, push)
+		if err != nil {
+			status := http.StatusBadGateway
+			switch {
+			case errors.Is(err, dispatch.ErrNoUpstream):
+				status = http.StatusNotFound
+			case errors.Is(err, dispatch.ErrNotRelayable):
+				status = http.StatusServiceUnavailable
+			}
+			return nil, jsonrpc.Message{}, &frontdoor.OpenError{Status: status, Err: err}
+		}
+		return rs, answer, nil
+	}
+}
 
 // upstreamHTTPClient is the one HTTP client every upstream connection and
 // token fetch shares: upstream.NewHTTPClient, which never follows a redirect

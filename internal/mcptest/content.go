@@ -20,6 +20,10 @@ type echoArgs struct {
 	Text string `json:"text" jsonschema:"the text to return"`
 }
 
+type consultArgs struct {
+	Question string `json:"question" jsonschema:"what to ask the client's model"`
+}
+
 type slowArgs struct {
 	Ms    int `json:"ms" jsonschema:"milliseconds to wait before each step"`
 	Steps int `json:"steps" jsonschema:"how many progress steps to take"`
@@ -108,6 +112,35 @@ func (s *Server) newSDKServer() *mcp.Server {
 			} else {
 				b, _ := json.Marshal(roots)
 				out["roots/list"] = string(b)
+			}
+			b, err := json.Marshal(out)
+			if err != nil {
+				return nil, nil, fmt.Errorf("encode answers: %w", err)
+			}
+			return text(string(b)), nil, nil
+		})
+
+	mcp.AddTool(srv, &mcp.Tool{Name: "consult", Description: "Asks the client for a sampling completion and for elicited input, mid-call; returns both answers, as JSON."},
+		func(ctx context.Context, req *mcp.CallToolRequest, in consultArgs) (*mcp.CallToolResult, any, error) {
+			out := map[string]any{}
+			sampled, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{
+				MaxTokens: 50,
+				Messages:  []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: in.Question}}},
+			})
+			if err != nil {
+				out["sampling"] = "error: " + err.Error()
+			} else if t, ok := sampled.Content.(*mcp.TextContent); ok {
+				out["sampling"] = t.Text
+			}
+			elicited, err := req.Session.Elicit(ctx, &mcp.ElicitParams{
+				Message: "What is your name?",
+				RequestedSchema: map[string]any{"type": "object",
+					"properties": map[string]any{"name": map[string]any{"type": "string"}}},
+			})
+			if err != nil {
+				out["elicitation"] = "error: " + err.Error()
+			} else {
+				out["elicitation"] = map[string]any{"action": elicited.Action, "content": elicited.Content}
 			}
 			b, err := json.Marshal(out)
 			if err != nil {

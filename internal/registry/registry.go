@@ -410,6 +410,9 @@ func (r *Registry) connect(ctx context.Context, rec store.Upstream, startup bool
 		l.creds = auth.NewUpstreamAuth(passthrough.AuthType(rec.AuthType), creds, r.cfg.HTTPClient, nil)
 		route.Credentials = l.creds
 		route.Upstream.TokenExchange = l.creds.TokenExchange()
+		if rec.Enabled {
+			route.Dial = r.relayDialer(rec)
+		}
 	}
 	if startup {
 		if cat, cerr := r.cfg.Store.LoadCatalogue(ctx, rec.ID); cerr == nil {
@@ -451,6 +454,22 @@ func (r *Registry) connect(ctx context.Context, rec store.Upstream, startup bool
 	r.mu.Unlock()
 	if old != nil && old.client != nil {
 		_ = old.client.Close() // outside the lock: it may wait on the network
+	}
+}
+
+// relayDialer opens, for one client of the 1:1 relay, an upstream session
+// of its own in relay mode (see dispatch.Dialer).
+func (r *Registry) relayDialer(rec store.Upstream) dispatch.Dialer {
+	return func(ctx context.Context, initialize json.RawMessage, headers http.Header, onMessage func(jsonrpc.Message)) (dispatch.RelayConn, error) {
+		c, err := upstream.Connect(ctx, upstream.Options{
+			URL: rec.URL, Transport: upstream.Transport(rec.Transport), HTTPClient: r.cfg.HTTPClient,
+			ClientName: "mcpgate", ClientVersion: r.cfg.ClientVersion, Logger: r.cfg.Logger,
+			Relay: true, Initialize: initialize, OnNotification: onMessage,
+		}, headers)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 }
 

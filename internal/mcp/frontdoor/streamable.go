@@ -1,9 +1,11 @@
 package frontdoor
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,8 +25,14 @@ import (
 //
 // Each POST's calls are forwarded with that POST's own headers, as on /rpc
 // (spec §4). Create it with NewStreamable; Close stops its session sweeper.
+//
+// By default every session is answered by the one Handler (federation).
+// With StreamableConfig.Open each session gets a Backend of its own when it
+// opens, such as a 1:1 relay's upstream session.
 type Streamable struct {
 	handler   Handler
+	opener    Opener
+	scope     func(*http.Request) string
 	logger    *slog.Logger
 	requestID RequestID
 	idle      time.Duration
@@ -39,11 +47,50 @@ type Streamable struct {
 
 type session struct {
 	id              string
+	scope           string // StreamableConfig.Scope of the request that opened it
 	protocolVersion string
+	backend         Backend // nil: the Streamable's Handler answers
 	lastSeen        time.Time
 	streams         map[chan jsonrpc.Message]struct{} // open GET streams
+	backlog         []jsonrpc.Message                 // pushed while no GET stream was open
 	closed          chan struct{}
 }
+
+// Backend answers the messages of one session (StreamableConfig.Open).
+// *dispatch.RelaySession is one.
+type Backend interface {
+	// Request answers a client request; what the server side sends about
+	// it on the way goes to in.Notify.
+	Request(ctx context.Context, msg jsonrpc.Message, in dispatch.Inbound) jsonrpc.Message
+	// Notify takes a client notification.
+	Notify(ctx context.Context, msg jsonrpc.Message, in dispatch.Inbound) error
+	// Respond takes the client's answer to a request the server side sent.
+	Respond(ctx context.Context, msg jsonrpc.Message, in dispatch.Inbound) error
+	// ProtocolVersion is the version agreed in initialize.
+	ProtocolVersion() string
+	// Close ends the session's resources; it may wait on the network.
+	Close() error
+}
+
+// Opener starts the Backend of a new session from the client's initialize
+// request r, with in describing the opening request (spec §4). push sends a
+// message to the client outside any POST: on its GET stream, or kept (a
+// bounded number) until one opens. It returns the Backend and the answer to
+// initialize.
+type Opener func(ctx context.Context, r *http.Request, initialize jsonrpc.Message, in dispatch.Inbound, push func(jsonrpc.Message)) (Backend, jsonrpc.Message, error)
+
+// OpenError is an Opener's failure with the HTTP status to answer.
+type OpenError struct {
+	Status int
+	Err    error
+}
+
+func (e *OpenError) Error() string { return e.Err.Error() }
+func (e *OpenError) Unwrap() error { return e.Err }
+
+// maxBacklog bounds the messages a session keeps for a GET stream that is
+// not open; beyond it the oldest are dropped.
+const maxBacklog = 256
 
 // StreamableConfig configures a Streamable.
 type StreamableConfig struct {
@@ -55,6 +102,13 @@ type StreamableConfig struct {
 	// MaxSessions bounds the sessions held at once; initialize answers 503
 	// beyond it.
 	MaxSessions int
+	// Open, when set, gives each session a Backend of its own; Handler is
+	// then not used.
+	Open Opener
+	// Scope, when set, names what a request's session belongs to (the
+	// upstream of /gateways/{id}/mcp): a session is found only by requests
+	// of the scope that opened it.
+	Scope func(*http.Request) string
 }
 
 // NewStreamable returns the /mcp handler and starts its session sweeper.
@@ -68,7 +122,7 @@ func NewStreamable(cfg StreamableConfig) *Streamable {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 10000
 	}
-	s := &Streamable{handler: cfg.Handler, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
+	s := &Streamable{handler: cfg.Handler, opener: cfg.Open, scope: cfg.Scope, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
 		max: cfg.MaxSessions, sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go s.sweep()
 	return s
@@ -84,11 +138,14 @@ func (s *Streamable) Close() {
 	close(s.stop)
 	<-s.done
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var ended []*session
 	for id, sess := range s.sessions {
 		close(sess.closed)
 		delete(s.sessions, id)
+		ended = append(ended, sess)
 	}
+	s.mu.Unlock()
+	s.release(ended)
 }
 
 func (s *Streamable) sweep() {
@@ -100,16 +157,35 @@ func (s *Streamable) sweep() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
+			var ended []*session
 			s.mu.Lock()
 			for id, sess := range s.sessions {
 				if now.Sub(sess.lastSeen) > s.idle && len(sess.streams) == 0 {
 					close(sess.closed)
 					delete(s.sessions, id)
+					ended = append(ended, sess)
 				}
 			}
 			s.mu.Unlock()
+			s.release(ended)
 		}
 	}
+}
+
+// release closes the backends of sessions that have ended, outside s.mu:
+// closing one may wait on the network.
+func (s *Streamable) release(ended []*session) {
+	var wg sync.WaitGroup
+	for _, sess := range ended {
+		if sess.backend != nil {
+			wg.Go(func() {
+				if err := sess.backend.Close(); err != nil {
+					s.logger.Debug("session backend closed with an error", "err", err)
+				}
+			})
+		}
+	}
+	wg.Wait()
 }
 
 // Sessions returns the number of open sessions.
@@ -130,6 +206,28 @@ func (s *Streamable) Broadcast(m jsonrpc.Message) {
 			case ch <- m:
 			default:
 			}
+		}
+	}
+}
+
+// push sends m to the client of sess outside any POST: on its GET streams,
+// or into its backlog while none is open.
+func (s *Streamable) push(sess *session, m jsonrpc.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(sess.streams) == 0 {
+		if len(sess.backlog) == maxBacklog {
+			s.logger.Warn("a session's backlog is full; dropping its oldest message", "session_scope", sess.scope)
+			sess.backlog = sess.backlog[1:]
+		}
+		sess.backlog = append(sess.backlog, m)
+		return
+	}
+	for ch := range sess.streams {
+		select {
+		case ch <- m:
+		default:
+			s.logger.Warn("a GET stream is not keeping up; dropping a message", "session_scope", sess.scope)
 		}
 	}
 }
@@ -163,11 +261,21 @@ func (s *Streamable) post(w http.ResponseWriter, r *http.Request) {
 			writeJSONRPCError(w, http.StatusBadRequest, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "initialize must not be part of a batch"))
 			return
 		}
-		if sess, err = s.open(msgs[i]); err != nil {
-			writeJSONRPCError(w, http.StatusServiceUnavailable, jsonrpc.Errorf(jsonrpc.CodeInternalError, "%v", err))
+		var opened *jsonrpc.Message
+		if sess, opened, err = s.open(r, msgs[i]); err != nil {
+			status := http.StatusServiceUnavailable
+			var oe *OpenError
+			if errors.As(err, &oe) {
+				status = oe.Status
+			}
+			writeJSONRPCError(w, status, jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
 			return
 		}
 		w.Header().Set(headerSessionID, sess.id)
+		if opened != nil { // the backend answered initialize
+			writeAnswers(w, []jsonrpc.Message{*opened}, false)
+			return
+		}
 	} else {
 		var status int
 		if sess, status, err = s.session(r); err != nil {
@@ -189,28 +297,60 @@ func (s *Streamable) post(w http.ResponseWriter, r *http.Request) {
 	in := dispatch.Inbound{Header: r.Header, RequestID: s.requestID(r)}
 	if requests == 0 {
 		for _, m := range msgs {
-			if m.IsNotification() {
-				s.handler.Handle(r.Context(), m, in)
+			if err := s.take(r.Context(), sess, m, in); err != nil {
+				writeJSONRPCError(w, http.StatusBadGateway, jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
+				return
 			}
 		}
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	s.answer(w, r, msgs, batch, in)
+	s.answer(w, r, sess, msgs, batch, in)
+}
+
+// take handles a client message that gets no answer: a notification, or
+// the client's answer to a request the server side sent.
+func (s *Streamable) take(ctx context.Context, sess *session, m jsonrpc.Message, in dispatch.Inbound) error {
+	switch {
+	case sess.backend == nil:
+		if m.IsNotification() {
+			s.handler.Handle(ctx, m, in)
+		}
+		return nil // mcpgate sends federation clients no requests
+	case m.IsNotification():
+		return sess.backend.Notify(ctx, m, in)
+	case m.IsResponse():
+		return sess.backend.Respond(ctx, m, in)
+	}
+	return nil
+}
+
+// handle answers a client request of sess.
+func (s *Streamable) handle(ctx context.Context, sess *session, m jsonrpc.Message, in dispatch.Inbound) (jsonrpc.Message, bool) {
+	if sess.backend != nil {
+		return sess.backend.Request(ctx, m, in), true
+	}
+	return s.handler.Handle(ctx, m, in)
 }
 
 // answer handles the requests of one POST and answers them as JSON, unless
 // an upstream sends a notification (progress, a log line) before the
 // answers are ready and the client accepts SSE: then the answer becomes an
 // event stream carrying the notifications as they come and the answers last.
-func (s *Streamable) answer(w http.ResponseWriter, r *http.Request, msgs []jsonrpc.Message, batch bool, in dispatch.Inbound) {
+func (s *Streamable) answer(w http.ResponseWriter, r *http.Request, sess *session, msgs []jsonrpc.Message, batch bool, in dispatch.Inbound) {
 	out := &lazyAnswer{w: w}
 	if acceptsEventStream(r) {
 		in.Notify = out.notify
 	}
 	var answers []jsonrpc.Message
 	for _, m := range msgs {
-		if resp, ok := s.handler.Handle(r.Context(), m, in); ok {
+		if !m.IsRequest() {
+			if err := s.take(r.Context(), sess, m, in); err != nil {
+				s.logger.Warn("a client message could not be relayed", "method", m.Method, "err", err, "request_id", in.RequestID)
+			}
+			continue
+		}
+		if resp, ok := s.handle(r.Context(), sess, m, in); ok {
 			answers = append(answers, resp)
 		}
 	}
@@ -321,24 +461,54 @@ type flushFunc func()
 
 func (f flushFunc) Flush() { f() }
 
-func (s *Streamable) open(initialize jsonrpc.Message) (*session, error) {
+// open starts a session for the initialize request. With an Opener, the
+// new backend's answer to initialize is returned too; without one the
+// Handler answers initialize like any request.
+func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session, *jsonrpc.Message, error) {
 	var p struct {
 		ProtocolVersion string `json:"protocolVersion"`
 	}
 	_ = json.Unmarshal(initialize.Params, &p)
 	id, err := newSessionID()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sess := &session{id: id, protocolVersion: dispatch.NegotiateVersion(p.ProtocolVersion), lastSeen: time.Now(),
+	sess := &session{id: id, scope: s.scopeOf(r), protocolVersion: dispatch.NegotiateVersion(p.ProtocolVersion), lastSeen: time.Now(),
 		streams: map[chan jsonrpc.Message]struct{}{}, closed: make(chan struct{})}
 	s.mu.Lock()
+	full := len(s.sessions) >= s.max
+	s.mu.Unlock()
+	if full {
+		return nil, nil, fmt.Errorf("too many sessions (%d); try again later", s.max)
+	}
+	var answer *jsonrpc.Message
+	if s.opener != nil {
+		in := dispatch.Inbound{Header: r.Header, RequestID: s.requestID(r)}
+		backend, resp, err := s.opener(r.Context(), r, initialize, in, func(m jsonrpc.Message) { s.push(sess, m) })
+		if err != nil {
+			return nil, nil, err
+		}
+		sess.backend, sess.protocolVersion, answer = backend, backend.ProtocolVersion(), &resp
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.sessions) >= s.max {
-		return nil, fmt.Errorf("too many sessions (%d); try again later", s.max)
+	select {
+	case <-s.stop: // closed meanwhile
+		if sess.backend != nil {
+			go sess.backend.Close()
+		}
+		return nil, nil, errors.New("the server is shutting down")
+	default:
 	}
 	s.sessions[id] = sess
-	return sess, nil
+	return sess, answer, nil
+}
+
+func (s *Streamable) scopeOf(r *http.Request) string {
+	if s.scope == nil {
+		return ""
+	}
+	return s.scope(r)
 }
 
 func newSessionID() (string, error) {
@@ -359,7 +529,7 @@ func (s *Streamable) session(r *http.Request) (*session, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess, ok := s.sessions[id]
-	if !ok {
+	if !ok || sess.scope != s.scopeOf(r) {
 		return nil, http.StatusNotFound, fmt.Errorf("session %q not found: it ended or expired; send initialize again", id)
 	}
 	sess.lastSeen = time.Now()
@@ -376,9 +546,11 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), status)
 		return
 	}
-	ch := make(chan jsonrpc.Message, 16)
+	ch := make(chan jsonrpc.Message, 64)
 	s.mu.Lock()
 	sess.streams[ch] = struct{}{}
+	backlog := sess.backlog
+	sess.backlog = nil
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -391,6 +563,9 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	sw := &sseWriter{w: w, flusher: flusherOf(w)}
 	sw.flush()
+	for _, m := range backlog {
+		sw.send(m)
+	}
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
 	for {
@@ -411,6 +586,7 @@ func (s *Streamable) delete(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get(headerSessionID)
 	s.mu.Lock()
 	sess, ok := s.sessions[id]
+	ok = ok && sess.scope == s.scopeOf(r)
 	if ok {
 		close(sess.closed)
 		delete(s.sessions, id)
@@ -420,5 +596,6 @@ func (s *Streamable) delete(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("session %q not found", id), http.StatusNotFound)
 		return
 	}
+	s.release([]*session{sess})
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -1,0 +1,217 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/internal/mcptest"
+)
+
+// The 1:1 relay, /gateways/{id}/mcp: one upstream exposed as itself.
+
+// relayClient connects the official Go SDK client, as a client that can
+// sample, elicit and list roots, to the relay of the upstream id.
+func relayClient(t *testing.T, gw *running, id string, opts *mcp.ClientOptions) *mcp.ClientSession {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "relay-e2e", Version: "1"}, opts)
+	client.AddRoots(&mcp.Root{URI: "file:///work/project", Name: "project"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint:   gw.url + "/gateways/" + id + "/mcp",
+		HTTPClient: &http.Client{Transport: bearerTransport{gw.token}},
+	}, nil)
+	if err != nil {
+		t.Fatalf("connect to the relay: %v", err)
+	}
+	t.Cleanup(func() { _ = session.Close() })
+	return session
+}
+
+// TestRelayExposesTheUpstreamAsItself: through the relay the client sees
+// the upstream's own names (no prefix) and server info, and a call's
+// progress and log notifications, and the upstream's requests to the
+// client mid-call — sampling, elicitation, roots and ping — travel to the
+// client and their answers back.
+func TestRelayExposesTheUpstreamAsItself(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		up := mcptest.NewStreamableHTTP(t, mcptest.WithName("crm-server"))
+		gw := startGateway(t, dbURL(t), map[string]string{"DEFAULT_PASSTHROUGH_HEADERS": "X-Tenant-Id", "PASSTHROUGH_HEADERS_SOURCE": "env"})
+		id := gw.register(map[string]any{"name": "crm", "url": up.URL})
+
+		var mu sync.Mutex
+		var progress []float64
+		var logs, sampled []string
+		session := relayClient(t, gw, id, &mcp.ClientOptions{
+			CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+				q := ""
+				if tc, ok := req.Params.Messages[0].Content.(*mcp.TextContent); ok {
+					q = tc.Text
+				}
+				mu.Lock()
+				sampled = append(sampled, q)
+				mu.Unlock()
+				return &mcp.CreateMessageResult{Model: "test-model", Role: "assistant", Content: &mcp.TextContent{Text: "sampled answer to " + q}}, nil
+			},
+			ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+				return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Ada"}}, nil
+			},
+			ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
+				mu.Lock()
+				progress = append(progress, r.Params.Progress)
+				mu.Unlock()
+			},
+			LoggingMessageHandler: func(_ context.Context, r *mcp.LoggingMessageRequest) {
+				mu.Lock()
+				logs = append(logs, fmt.Sprint(r.Params.Data))
+				mu.Unlock()
+			},
+		})
+		if got := session.InitializeResult().ServerInfo.Name; got != "crm-server" {
+			t.Errorf("serverInfo.name through the relay = %q, want the upstream's own", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+
+		tools, err := session.ListTools(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, tl := range tools.Tools {
+			names = append(names, tl.Name)
+		}
+		if !strings.Contains(","+strings.Join(names, ",")+",", ",consult,") {
+			t.Fatalf("tools through the relay %v, want the upstream's own names (consult)", names)
+		}
+
+		res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "consult", Arguments: map[string]any{"question": "what is 6x7?"}})
+		if err != nil || res.IsError {
+			t.Fatalf("consult: %v %+v", err, res)
+		}
+		var answers struct {
+			Sampling    string `json:"sampling"`
+			Elicitation struct {
+				Action  string         `json:"action"`
+				Content map[string]any `json:"content"`
+			} `json:"elicitation"`
+		}
+		if err := json.Unmarshal([]byte(res.Content[0].(*mcp.TextContent).Text), &answers); err != nil {
+			t.Fatal(err)
+		}
+		if answers.Sampling != "sampled answer to what is 6x7?" {
+			t.Errorf("the upstream's sampling request got %q, want the client's answer", answers.Sampling)
+		}
+		if answers.Elicitation.Action != "accept" || answers.Elicitation.Content["name"] != "Ada" {
+			t.Errorf("the upstream's elicitation got %+v, want the client's answer", answers.Elicitation)
+		}
+
+		res, err = session.CallTool(ctx, &mcp.CallToolParams{Name: "ask"})
+		if err != nil || res.IsError {
+			t.Fatalf("ask: %v %+v", err, res)
+		}
+		var asked map[string]string
+		_ = json.Unmarshal([]byte(res.Content[0].(*mcp.TextContent).Text), &asked)
+		if asked["ping"] != "ok" || !strings.Contains(asked["roots/list"], "file:///work/project") {
+			t.Errorf("the upstream's ping and roots/list got %v, want ok and the client's root", asked)
+		}
+
+		params := &mcp.CallToolParams{Name: "slow", Arguments: map[string]any{"ms": 5, "steps": 3}}
+		params.SetProgressToken("p-relay")
+		if err := session.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := session.CallTool(ctx, params); err != nil || res.IsError {
+			t.Fatalf("slow: %v %+v", err, res)
+		}
+		var gotProgress []float64
+		var gotLogs []string
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			gotProgress, gotLogs = append([]float64(nil), progress...), append([]string(nil), logs...)
+			mu.Unlock()
+			if (len(gotProgress) >= 3 && len(gotLogs) >= 1) || time.Now().After(deadline) {
+				break
+			}
+		}
+		sort.Float64s(gotProgress)
+		if fmt.Sprint(gotProgress) != "[1 2 3]" {
+			t.Errorf("progress through the relay %v, want steps 1, 2 and 3", gotProgress)
+		}
+		if len(gotLogs) != 1 || !strings.Contains(gotLogs[0], "slow: done") {
+			t.Errorf("log notifications through the relay %v, want the tool's one line", gotLogs)
+		}
+
+		// spec §5: everything relayed gets passthrough; mcpgate's own token never.
+		h := upstreamSaw(t, up, "tools/call")
+		if h.Get("X-Tenant-Id") != "from-sdk-client" {
+			t.Errorf("relayed tools/call carried X-Tenant-Id %q", h.Get("X-Tenant-Id"))
+		}
+		if got := h.Get("Authorization"); got != "" {
+			t.Errorf("relayed tools/call carried Authorization %q: mcpgate's own token leaked", got)
+		}
+		if h := upstreamSaw(t, up, "initialize"); h.Get("X-Tenant-Id") != "from-sdk-client" {
+			t.Errorf("relayed initialize carried X-Tenant-Id %q", h.Get("X-Tenant-Id"))
+		}
+	})
+}
+
+// TestRelayRefusesUnknownUpstreamsAndForeignSessions: an id that names no
+// upstream is 404, and a session opened on one upstream's relay is not found
+// on another's.
+func TestRelayRefusesUnknownUpstreamsAndForeignSessions(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		a := mcptest.NewStreamableHTTP(t)
+		b := mcptest.NewStreamableHTTP(t)
+		gw := startGateway(t, dbURL(t), nil)
+		idA := gw.register(map[string]any{"name": "a", "url": a.URL})
+		idB := gw.register(map[string]any{"name": "b", "url": b.URL})
+
+		initialize := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+			"params": map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "t", "version": "1"}}}
+		status, out := gw.do("POST", "/gateways/no-such-id/mcp", initialize, "Accept", "application/json, text/event-stream")
+		if status != http.StatusNotFound || !strings.Contains(string(out), "no-such-id") {
+			t.Errorf("relay to an unknown id: %d %s, want 404 naming it", status, out)
+		}
+
+		sessionID := openRelaySession(t, gw, idA, initialize)
+		list := map[string]any{"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+		status, out = gw.do("POST", "/gateways/"+idB+"/mcp", list, "Accept", "application/json, text/event-stream", "Mcp-Session-Id", sessionID)
+		if status != http.StatusNotFound {
+			t.Errorf("another upstream's session on b's relay: %d %s, want 404", status, out)
+		}
+		status, out = gw.do("POST", "/gateways/"+idA+"/mcp", list, "Accept", "application/json, text/event-stream", "Mcp-Session-Id", sessionID)
+		if status != http.StatusOK || !strings.Contains(string(out), `"echo"`) {
+			t.Errorf("tools/list on a's relay: %d %s", status, out)
+		}
+	})
+}
+
+// openRelaySession sends initialize to the relay of id and returns the
+// session id the relay gave.
+func openRelaySession(t *testing.T, gw *running, id string, initialize map[string]any) string {
+	t.Helper()
+	body, _ := json.Marshal(initialize)
+	req, _ := http.NewRequest("POST", gw.url+"/gateways/"+id+"/mcp", strings.NewReader(string(body)))
+	req.Header.Set("Authorization", "Bearer "+gw.token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := readAll(resp)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Mcp-Session-Id") == "" {
+		t.Fatalf("initialize on the relay: %d %s", resp.StatusCode, out)
+	}
+	return resp.Header.Get("Mcp-Session-Id")
+}
