@@ -215,3 +215,89 @@ func openRelaySession(t *testing.T, gw *running, id string, initialize map[strin
 	}
 	return resp.Header.Get("Mcp-Session-Id")
 }
+
+// TestRelayCancellationBothWays: a client that gives up on a call makes the
+// relay cancel it upstream, by the id the upstream knows; an upstream that
+// gives up on its own request to the client makes the client's handler see
+// the cancellation.
+func TestRelayCancellationBothWays(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		up := mcptest.NewStreamableHTTP(t)
+		gw := startGateway(t, dbURL(t), nil)
+		id := gw.register(map[string]any{"name": "crm", "url": up.URL})
+
+		handlerCancelled := make(chan struct{}, 1)
+		session := relayClient(t, gw, id, &mcp.ClientOptions{
+			CreateMessageHandler: func(ctx context.Context, _ *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+				select {
+				case <-ctx.Done(): // the upstream's notifications/cancelled arrived
+					handlerCancelled <- struct{}{}
+					return nil, ctx.Err()
+				case <-time.After(10 * time.Second):
+					return &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: "late"}}, nil
+				}
+			},
+		})
+
+		// Upstream → client: the upstream abandons its sampling request.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "impatient", Arguments: map[string]any{"ms": 300}})
+		if err != nil || res.IsError {
+			t.Fatalf("impatient: %v %+v", err, res)
+		}
+		if text := res.Content[0].(*mcp.TextContent).Text; !strings.HasPrefix(text, "gave up") {
+			t.Errorf("impatient answered %q, want it to have given up", text)
+		}
+		select {
+		case <-handlerCancelled:
+		case <-time.After(5 * time.Second):
+			t.Error("the client's sampling handler never saw the upstream's cancellation")
+		}
+
+		// Client → upstream: the client abandons a long call.
+		callCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			_, err := session.CallTool(callCtx, &mcp.CallToolParams{Name: "slow", Arguments: map[string]any{"ms": 100, "steps": 100}})
+			done <- err
+		}()
+		var wireID json.RawMessage
+		for deadline := time.Now().Add(5 * time.Second); wireID == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			for _, r := range up.Requests() {
+				if r.JSONRPCMethod == "tools/call" && strings.Contains(string(r.Body), `"slow"`) {
+					var m struct {
+						ID json.RawMessage `json:"id"`
+					}
+					_ = json.Unmarshal(r.Body, &m)
+					wireID = m.ID
+				}
+			}
+		}
+		if wireID == nil {
+			t.Fatal("the slow call never reached the upstream")
+		}
+		stop()
+		if err := <-done; err == nil {
+			t.Error("the abandoned call succeeded")
+		}
+		var cancelled bool
+		for deadline := time.Now().Add(5 * time.Second); !cancelled && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			for _, r := range up.Requests() {
+				if r.JSONRPCMethod != "notifications/cancelled" {
+					continue
+				}
+				var m struct {
+					Params struct {
+						RequestID json.RawMessage `json:"requestId"`
+					} `json:"params"`
+				}
+				_ = json.Unmarshal(r.Body, &m)
+				cancelled = cancelled || string(m.Params.RequestID) == string(wireID)
+			}
+		}
+		if !cancelled {
+			t.Errorf("the upstream was never sent notifications/cancelled for its request %s", wireID)
+		}
+	})
+}

@@ -20,6 +20,10 @@ type echoArgs struct {
 	Text string `json:"text" jsonschema:"the text to return"`
 }
 
+type impatientArgs struct {
+	Ms int `json:"ms" jsonschema:"milliseconds to wait for the client's sampling answer"`
+}
+
 type consultArgs struct {
 	Question string `json:"question" jsonschema:"what to ask the client's model"`
 }
@@ -147,6 +151,29 @@ func (s *Server) newSDKServer() *mcp.Server {
 				return nil, nil, fmt.Errorf("encode answers: %w", err)
 			}
 			return text(string(b)), nil, nil
+		})
+
+	mcp.AddTool(srv, &mcp.Tool{Name: "impatient", Description: "Asks the client for a sampling completion but gives up after ms milliseconds, cancelling the request; returns what happened."},
+		func(ctx context.Context, req *mcp.CallToolRequest, in impatientArgs) (*mcp.CallToolResult, any, error) {
+			sctx, cancel := context.WithTimeout(ctx, time.Duration(in.Ms)*time.Millisecond)
+			defer cancel()
+			_, err := req.Session.CreateMessage(sctx, &mcp.CreateMessageParams{
+				MaxTokens: 50,
+				Messages:  []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "take your time"}}},
+			})
+			if err == nil {
+				return text("answered"), nil, nil
+			}
+			// The SDK sends notifications/cancelled for the abandoned request
+			// in the background; linger so it goes out on this call's
+			// stream, before the result ends it.
+			t := time.NewTimer(200 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			return text("gave up: " + err.Error()), nil, nil
 		})
 
 	srv.AddResource(&mcp.Resource{URI: "test://hello", Name: "hello", MIMEType: "text/plain"},
