@@ -162,7 +162,9 @@ func (g *Gateway) Handler() http.Handler { return g.handler }
 // accepting, lets in-flight calls finish within SHUTDOWN_TIMEOUT, and
 // returns. Close must still be called.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	fresh := &newConnections{}
 	srv := &http.Server{
+		ConnState:         fresh.track,
 		Handler:           g.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -179,11 +181,17 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	g.ready.Store(false)
 	g.logger.Info("shutting down: finishing in-flight calls", "timeout", g.cfg.Gateway.ShutdownTimeout.String())
-	g.streamable.Close() // ends open GET streams so Shutdown is not held by them
-	g.relay.Close()
+	g.streamable.Drain() // ends open GET streams so Shutdown is not held by them
+	g.relay.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.Gateway.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(sctx) }()
+	// A connection that has sent nothing yet carries no call; Shutdown
+	// would wait 5 s before counting it idle, so it is closed now, as
+	// Shutdown closes idle keep-alive connections.
+	fresh.closeAll()
+	if err := <-shut; err != nil {
 		_ = srv.Close()
 		return fmt.Errorf("graceful shutdown: %w", err)
 	}
@@ -191,6 +199,34 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// newConnections tracks the connections that have not sent a request yet
+// (http.StateNew).
+type newConnections struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (n *newConnections) track(c net.Conn, state http.ConnState) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if state == http.StateNew {
+		if n.conns == nil {
+			n.conns = map[net.Conn]struct{}{}
+		}
+		n.conns[c] = struct{}{}
+		return
+	}
+	delete(n.conns, c)
+}
+
+func (n *newConnections) closeAll() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for c := range n.conns {
+		_ = c.Close()
+	}
 }
 
 // Close stops the registry's connections and closes the store.

@@ -42,11 +42,25 @@ func relayClient(t *testing.T, gw *running, id string, opts *mcp.ClientOptions) 
 // progress and log notifications, and the upstream's requests to the
 // client mid-call — sampling, elicitation, roots and ping — travel to the
 // client and their answers back.
+//
+// It runs against an upstream of each transport: an SSE-only upstream is
+// relayed to a Streamable HTTP client too.
 func TestRelayExposesTheUpstreamAsItself(t *testing.T) {
+	for _, transport := range []string{"STREAMABLEHTTP", "SSE"} {
+		t.Run(transport, func(t *testing.T) { testRelayExposesTheUpstreamAsItself(t, transport) })
+	}
+}
+
+func testRelayExposesTheUpstreamAsItself(t *testing.T, transport string) {
 	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
-		up := mcptest.NewStreamableHTTP(t, mcptest.WithName("crm-server"))
+		var up *mcptest.Server
+		if transport == "SSE" {
+			up = mcptest.NewSSE(t, mcptest.WithName("crm-server"))
+		} else {
+			up = mcptest.NewStreamableHTTP(t, mcptest.WithName("crm-server"))
+		}
 		gw := startGateway(t, dbURL(t), map[string]string{"DEFAULT_PASSTHROUGH_HEADERS": "X-Tenant-Id", "PASSTHROUGH_HEADERS_SOURCE": "env"})
-		id := gw.register(map[string]any{"name": "crm", "url": up.URL})
+		id := gw.register(map[string]any{"name": "crm", "url": up.URL, "transport": transport})
 
 		var mu sync.Mutex
 		var progress []float64

@@ -41,8 +41,10 @@ type Streamable struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	draining chan struct{} // closed by Drain
+	drain    sync.Once
 }
 
 type session struct {
@@ -123,9 +125,17 @@ func NewStreamable(cfg StreamableConfig) *Streamable {
 		cfg.MaxSessions = 10000
 	}
 	s := &Streamable{handler: cfg.Handler, opener: cfg.Open, scope: cfg.Scope, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
-		max: cfg.MaxSessions, sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{})}
+		max: cfg.MaxSessions, sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{}),
+		draining: make(chan struct{})}
 	go s.sweep()
 	return s
+}
+
+// Drain ends every GET stream and refuses new ones, so that a graceful
+// shutdown is not held up by streams that never end; sessions and the
+// calls in flight in them go on until Close.
+func (s *Streamable) Drain() {
+	s.drain.Do(func() { close(s.draining) })
 }
 
 // Close ends every session and stops the sweeper.
@@ -546,6 +556,12 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), status)
 		return
 	}
+	select {
+	case <-s.draining:
+		http.Error(w, "the server is shutting down", http.StatusServiceUnavailable)
+		return
+	default:
+	}
 	ch := make(chan jsonrpc.Message, 64)
 	s.mu.Lock()
 	sess.streams[ch] = struct{}{}
@@ -573,6 +589,8 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-sess.closed:
+			return
+		case <-s.draining:
 			return
 		case m := <-ch:
 			sw.send(m)
