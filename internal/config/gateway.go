@@ -39,6 +39,11 @@ type Gateway struct {
 	// ShutdownTimeout (SHUTDOWN_TIMEOUT) bounds the wait for in-flight
 	// calls on SIGINT or SIGTERM.
 	ShutdownTimeout time.Duration
+	// AllowedHosts (ALLOWED_HOSTS) are the host names, lower case, that
+	// requests may name in Host and Origin besides the loopback names, when
+	// mcpgate listens on a loopback address (DNS-rebinding protection, MCP
+	// basic/transports "Security Warning"). "*" turns the check off.
+	AllowedHosts []string
 }
 
 // Gateway setting names.
@@ -54,6 +59,7 @@ const (
 	EnvSessionIdleTimeout       = "SESSION_IDLE_TIMEOUT"
 	EnvCatalogueRefreshInterval = "CATALOGUE_REFRESH_INTERVAL"
 	EnvShutdownTimeout          = "SHUTDOWN_TIMEOUT"
+	EnvAllowedHosts             = "ALLOWED_HOSTS"
 )
 
 // gatewayDocs documents the gateway settings; secrets have no default.
@@ -70,6 +76,7 @@ func gatewayDocs() []passthrough.SettingDoc {
 		{Name: EnvSessionIdleTimeout, Default: "1h", Usage: "ends client sessions unused for that long"},
 		{Name: EnvCatalogueRefreshInterval, Default: "5m", Usage: "re-reads every upstream's catalogue; 0 turns it off"},
 		{Name: EnvShutdownTimeout, Default: "30s", Usage: "longest wait for in-flight calls at shutdown"},
+		{Name: EnvAllowedHosts, Default: "(none)", Usage: "comma-separated host names requests may use in Host and Origin besides localhost, 127.0.0.1 and ::1, while listening on loopback (DNS-rebinding protection); * allows any"},
 	}
 }
 
@@ -112,6 +119,18 @@ func (s *sources) loadGateway() (Gateway, error) {
 	if v, ok := get(EnvLogLevel); ok {
 		if err := g.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return g, &passthrough.SettingError{Name: EnvLogLevel, Value: v, Reason: "must be debug, info, warn or error"}
+		}
+	}
+	if v, ok := get(EnvAllowedHosts); ok {
+		for _, h := range strings.Split(v, ",") {
+			h = strings.ToLower(strings.TrimSpace(h))
+			switch {
+			case h == "":
+				continue
+			case h != "*" && (strings.ContainsAny(h, "/:@ ") && net.ParseIP(strings.Trim(h, "[]")) == nil):
+				return g, &passthrough.SettingError{Name: EnvAllowedHosts, Value: v, Reason: fmt.Sprintf("%q is not a host name: give names only, without scheme, port or path", h)}
+			}
+			g.AllowedHosts = append(g.AllowedHosts, strings.Trim(h, "[]"))
 		}
 	}
 	for _, d := range []struct {

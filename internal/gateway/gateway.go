@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,8 +146,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	authed.Handle("/mcp/", g.streamable)
 	g.relay = frontdoor.NewStreamable(frontdoor.StreamableConfig{
 		Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
-		Scope: func(r *http.Request) string { return r.PathValue("id") },
-		Open:  relayOpener(d),
+		Scope:              func(r *http.Request) string { return r.PathValue("id") },
+		Open:               relayOpener(d),
+		EventStreamAnswers: true,
 	})
 	authed.Handle("/gateways/{id}/mcp", g.relay)
 	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
@@ -163,9 +166,13 @@ func (g *Gateway) Handler() http.Handler { return g.handler }
 // returns. Close must still be called.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	fresh := &newConnections{}
+	handler := g.handler
+	if isLoopback(ln.Addr()) && !slices.Contains(g.cfg.Gateway.AllowedHosts, "*") {
+		handler = guardAgainstRebinding(handler, g.cfg.Gateway.AllowedHosts)
+	}
 	srv := &http.Server{
 		ConnState:         fresh.track,
-		Handler:           g.handler,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
@@ -199,6 +206,55 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// isLoopback reports whether addr is a loopback address.
+func isLoopback(addr net.Addr) bool {
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// guardAgainstRebinding refuses, with 403, a request whose Host or Origin
+// names a host other than a loopback name or one of allowed: on a loopback
+// listener, only a page that DNS rebinding pointed at this machine sends
+// those (MCP basic/transports, "Security Warning": servers must validate
+// Origin and should bind to localhost).
+func guardAgainstRebinding(next http.Handler, allowed []string) http.Handler {
+	ok := func(host string) bool {
+		host = strings.ToLower(strings.Trim(host, "[]"))
+		if host == "localhost" || slices.Contains(allowed, host) {
+			return true
+		}
+		ip := net.ParseIP(host)
+		return ip != nil && ip.IsLoopback()
+	}
+	refuse := func(w http.ResponseWriter, what, value string) {
+		body, _ := json.Marshal(map[string]string{"detail": fmt.Sprintf(
+			"%s %q is not allowed: mcpgate listens on a loopback address and accepts only localhost, 127.0.0.1 and [::1] there (DNS-rebinding protection); add names with ALLOWED_HOSTS", what, value)})
+		writeJSON(w, http.StatusForbidden, string(body))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !ok(host) {
+			refuse(w, "Host", r.Host)
+			return
+		}
+		if origin := r.Header.Get("Origin"); origin != "" {
+			u, err := url.Parse(origin)
+			if err != nil || !ok(u.Hostname()) {
+				refuse(w, "Origin", origin)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // newConnections tracks the connections that have not sent a request yet

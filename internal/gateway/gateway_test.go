@@ -641,3 +641,43 @@ func TestUnreachableUpstreamIsRegisteredUnavailable(t *testing.T) {
 		}
 	})
 }
+
+// TestDNSRebindingProtection: on a loopback listener a Host or Origin that
+// is not a loopback name (or in ALLOWED_HOSTS) is refused with 403 naming
+// it, before authentication.
+func TestDNSRebindingProtection(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		gw := startGateway(t, dbURL(t), map[string]string{"ALLOWED_HOSTS": "gw.internal"})
+		port := strings.TrimPrefix(gw.url, "http://127.0.0.1:")
+		for _, tc := range []struct {
+			host, origin string
+			want         int
+		}{
+			{"127.0.0.1:" + port, "", http.StatusOK},
+			{"localhost:" + port, "http://localhost:3000", http.StatusOK},
+			{"[::1]:" + port, "", http.StatusOK},
+			{"gw.internal:" + port, "https://gw.internal", http.StatusOK},
+			{"evil.example:" + port, "", http.StatusForbidden},
+			{"evil.example", "", http.StatusForbidden},
+			{"127.0.0.1:" + port, "http://evil.example", http.StatusForbidden},
+			{"127.0.0.1:" + port, "null", http.StatusForbidden},
+		} {
+			req, _ := http.NewRequest("GET", gw.url+"/health", nil)
+			req.Host = tc.host
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(resp)
+			if resp.StatusCode != tc.want {
+				t.Errorf("Host %q Origin %q: %d %s, want %d", tc.host, tc.origin, resp.StatusCode, body, tc.want)
+			}
+			if tc.want == http.StatusForbidden && !strings.Contains(body, "ALLOWED_HOSTS") {
+				t.Errorf("Host %q Origin %q: the refusal %s does not say how to allow it", tc.host, tc.origin, body)
+			}
+		}
+	})
+}

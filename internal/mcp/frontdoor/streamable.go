@@ -32,6 +32,7 @@ import (
 type Streamable struct {
 	handler   Handler
 	opener    Opener
+	eager     bool // StreamableConfig.EventStreamAnswers
 	scope     func(*http.Request) string
 	logger    *slog.Logger
 	requestID RequestID
@@ -107,6 +108,12 @@ type StreamableConfig struct {
 	// Open, when set, gives each session a Backend of its own; Handler is
 	// then not used.
 	Open Opener
+	// EventStreamAnswers answers every POST that carries requests as an
+	// event stream when the client accepts one, as most MCP servers do,
+	// instead of JSON unless a notification has to go out first. The relay
+	// sets it, so that its client sees the transport the upstream's
+	// clients see.
+	EventStreamAnswers bool
 	// Scope, when set, names what a request's session belongs to (the
 	// upstream of /gateways/{id}/mcp): a session is found only by requests
 	// of the scope that opened it.
@@ -124,7 +131,7 @@ func NewStreamable(cfg StreamableConfig) *Streamable {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 10000
 	}
-	s := &Streamable{handler: cfg.Handler, opener: cfg.Open, scope: cfg.Scope, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
+	s := &Streamable{handler: cfg.Handler, opener: cfg.Open, eager: cfg.EventStreamAnswers, scope: cfg.Scope, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
 		max: cfg.MaxSessions, sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{}),
 		draining: make(chan struct{})}
 	go s.sweep()
@@ -351,6 +358,9 @@ func (s *Streamable) answer(w http.ResponseWriter, r *http.Request, sess *sessio
 	out := &lazyAnswer{w: w}
 	if acceptsEventStream(r) {
 		in.Notify = out.notify
+		if s.eager {
+			out.begin()
+		}
 	}
 	var answers []jsonrpc.Message
 	for _, m := range msgs {
@@ -382,13 +392,25 @@ func (a *lazyAnswer) notify(n jsonrpc.Message) {
 	if a.finished {
 		return
 	}
+	a.startLocked()
+	a.stream.send(n)
+}
+
+// begin makes the answer an event stream now.
+func (a *lazyAnswer) begin() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.startLocked()
+	a.stream.flush()
+}
+
+func (a *lazyAnswer) startLocked() {
 	if a.stream == nil {
 		a.w.Header().Set("Content-Type", "text/event-stream")
 		a.w.Header().Set("Cache-Control", "no-cache")
 		a.w.WriteHeader(http.StatusOK)
 		a.stream = &sseWriter{w: a.w, flusher: flusherOf(a.w)}
 	}
-	a.stream.send(n)
 }
 
 func (a *lazyAnswer) finish(answers []jsonrpc.Message, batch bool) {
