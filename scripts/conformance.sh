@@ -258,7 +258,7 @@ report_checks() {
       const scenario = d.replace(/^server-/, "").replace(/-\d{4}-\d\d-\d\dT.*$/, "");
       for (const c of checks) {
         if (c.status === "SUCCESS") continue;
-        rows.push(`  ${c.status} ${scenario}/${c.id}: ${c.errorMessage || c.description || ""}`);
+        rows.push(`  ${c.status} ${scenario}/${c.id}: ${c.errorMessage || (c.details && c.details.message) || c.description || ""}`);
       }
     }
     if (rows.length) { console.log("checks that did not succeed:"); console.log(rows.join("\n")); }
@@ -287,8 +287,13 @@ run_suite() {
   fi
   note "running $SUITE_PKG $SUITE_VERSION against $url (output in $out/suite.txt)"
   # Run from the results folder so that nothing the suite writes lands elsewhere.
-  (cd "$out" && timeout -k 10 "$SUITE_TIMEOUT" "$NODE" "$entry" server --url "$url" --output-dir "$out/checks") \
-    >"$out/suite.txt" 2>&1 || status=$?
+  # In the background and waited for, so that a signal to this script is
+  # handled at once (the EXIT trap stops the suite) rather than after it.
+  (cd "$out" && exec timeout -k 10 "$SUITE_TIMEOUT" "$NODE" "$entry" server --url "$url" --output-dir "$out/checks") \
+    </dev/null >"$out/suite.txt" 2>&1 &
+  SUITE_PID=$!
+  wait "$SUITE_PID" || status=$?
+  SUITE_PID=
 
   total=$(grep -E '^Total: [0-9]+ passed, [0-9]+ failed' "$out/suite.txt" | tail -n 1 || true)
   scenarios=$(grep -cE '^(✓|✗) [^ ]+: [0-9]+ passed, [0-9]+ failed$' "$out/suite.txt" || true)
@@ -332,9 +337,7 @@ cmd_self_test() {
   dir=$(abs "$dir")
   cmd_install "$dir"
   SERVER_PID=
-  trap 'if [ -n "${SERVER_PID:-}" ]; then stop_pid "$SERVER_PID"; fi' EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
+  OWN_SERVER=1 # the EXIT trap stops it
   # A port picked free can be taken before the server binds it: try a few.
   while [ -z "$SERVER_PID" ]; do
     tries=$((tries + 1))
@@ -354,6 +357,20 @@ cmd_self_test() {
 }
 
 # --- main --------------------------------------------------------------------
+
+SUITE_PID=
+SERVER_PID=
+OWN_SERVER=
+# Whatever way this script ends, it stops the suite it started, and the server
+# it started unless that server is the point (the `server` command).
+cleanup() {
+  if [ -n "$SUITE_PID" ]; then stop_pid "$SUITE_PID"; fi
+  if [ -n "$OWN_SERVER" ] && [ -n "$SERVER_PID" ]; then stop_pid "$SERVER_PID"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 [ $# -ge 1 ] || usage
 cmd=$1
