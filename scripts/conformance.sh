@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# Installs and runs the official MCP conformance suite
+# (@modelcontextprotocol/conformance) against an MCP server over streamable
+# HTTP, and proves it against the Go SDK's reference "everything" server.
+#
+# Usage:
+#   scripts/conformance.sh install DIR
+#       Installs into the cache folder DIR (idempotent: what is already there
+#       at the right version is reused):
+#         DIR/bin/everything-server   the Go SDK's conformance server (go install)
+#         DIR/node22/                 Node 22 from the npm package node-linux-<arch>@22
+#         DIR/suite/                  @modelcontextprotocol/conformance, installed with npm
+#       and prints the versions installed (also written to DIR/versions.txt).
+#       Needs go and npm on PATH; the system's node may be older than 22.
+#
+#   scripts/conformance.sh server DIR PORT
+#       Starts DIR/bin/everything-server -http 127.0.0.1:PORT -stateless=false
+#       in the background, waits (at most SERVER_WAIT seconds) until it accepts
+#       connections and prints its PID, alone, on stdout. Its log goes to
+#       DIR/logs/everything-server-PORT.log. Stop it with `kill PID`.
+#       The server answers MCP on every path; use http://127.0.0.1:PORT/mcp.
+#
+#   scripts/conformance.sh run DIR URL
+#       Runs the suite's active server scenarios against URL (an MCP endpoint
+#       on a loopback address: the suite's DNS-rebinding checks need one). The
+#       suite's output and its per-check JSON go to a fresh folder under
+#       DIR/results/ (or RESULTS_DIR); a summary is printed, naming every check
+#       that did not succeed. The last line is `conformance: N passed, M failed`.
+#       Exits non-zero if any check failed, if fewer than EXPECTED_CHECKS checks
+#       succeeded (checks that ended as WARNING or INFO, or never ran, count as
+#       failed in the last line), or if the suite did not finish.
+#
+#   scripts/conformance.sh self-test DIR
+#       install + server on a free loopback port + run against it + stop the
+#       server. Against the reference server every check must pass.
+#
+# Environment:
+#   EXPECTED_CHECKS   checks that must succeed (default 40, the count of
+#                     conformance 0.1.16's active server suite)
+#   SUITE_TIMEOUT     seconds the suite may run before it is killed (default 600)
+#   SERVER_WAIT       seconds to wait for the server to accept connections (default 30)
+#   RESULTS_DIR       where `run` writes its output (default: a new folder under DIR/results)
+set -euo pipefail
+
+EVERYTHING_SERVER_PKG=github.com/modelcontextprotocol/go-sdk/conformance/everything-server
+GO_SDK_VERSION=v1.8.0
+SUITE_PKG=@modelcontextprotocol/conformance
+SUITE_VERSION=0.1.16
+NODE_MAJOR=22
+EXPECTED_CHECKS=${EXPECTED_CHECKS:-40}
+SUITE_TIMEOUT=${SUITE_TIMEOUT:-600}
+SERVER_WAIT=${SERVER_WAIT:-30}
+
+prog=scripts/conformance.sh
+
+die() { echo "$prog: $*" >&2; exit 1; }
+note() { echo "$prog: $*" >&2; }
+
+usage() {
+  sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+
+# abs DIR: DIR made absolute (created if missing).
+abs() { mkdir -p "$1" && (cd "$1" && pwd); }
+
+# --- paths inside the cache folder -------------------------------------------
+
+server_bin() { echo "$1/bin/everything-server"; }
+
+node_arch() {
+  case "$(uname -m)" in
+    x86_64 | amd64) echo x64 ;;
+    aarch64 | arm64) echo arm64 ;;
+    *) die "no node-linux-* npm package for this machine's architecture ($(uname -m))" ;;
+  esac
+}
+
+node_bin() { echo "$1/node22/node_modules/node-linux-$(node_arch)/bin/node"; }
+
+suite_pkg_dir() { echo "$1/suite/node_modules/$SUITE_PKG"; }
+
+# suite_entry DIR: the JavaScript file of the package's `conformance` bin.
+suite_entry() {
+  local pkg
+  pkg=$(suite_pkg_dir "$1")
+  "$(node_bin "$1")" -e '
+    const pkg = require(process.argv[1] + "/package.json");
+    const bin = typeof pkg.bin === "string" ? pkg.bin : pkg.bin && pkg.bin.conformance;
+    if (!bin) { console.error("no conformance bin in " + process.argv[1] + "/package.json"); process.exit(1); }
+    console.log(require("path").resolve(process.argv[1], bin));
+  ' "$pkg"
+}
+
+# --- install -----------------------------------------------------------------
+
+have_server() {
+  local bin
+  bin=$(server_bin "$1")
+  [ -x "$bin" ] && go version -m "$bin" 2>/dev/null |
+    grep -qE "^[[:space:]]+mod[[:space:]]+github.com/modelcontextprotocol/go-sdk[[:space:]]+$GO_SDK_VERSION([[:space:]]|\$)"
+}
+
+have_node() {
+  local bin v
+  bin=$(node_bin "$1")
+  [ -x "$bin" ] || return 1
+  v=$("$bin" -p 'process.versions.node.split(".")[0]' 2>/dev/null) || return 1
+  [ "$v" -ge "$NODE_MAJOR" ] 2>/dev/null
+}
+
+have_suite() {
+  local pj v
+  pj=$(suite_pkg_dir "$1")/package.json
+  [ -f "$pj" ] || return 1
+  v=$("$(node_bin "$1")" -p 'require(process.argv[1]).version' "$pj" 2>/dev/null) || return 1
+  [ "$v" = "$SUITE_VERSION" ] && [ -f "$(suite_entry "$1")" ]
+}
+
+cmd_install() {
+  local dir=$1 missing=() start=$SECONDS
+  command -v go >/dev/null || missing+=("go (the Go toolchain, 1.25 or later, for go install $EVERYTHING_SERVER_PKG@$GO_SDK_VERSION)")
+  command -v npm >/dev/null || missing+=("npm (Debian: apt-get install npm; for node-linux-$(node_arch)@$NODE_MAJOR and $SUITE_PKG@$SUITE_VERSION)")
+  if [ ${#missing[@]} -gt 0 ]; then
+    for m in "${missing[@]}"; do note "missing: $m"; done
+    die "cannot install: ${#missing[@]} required tool(s) not on PATH"
+  fi
+  dir=$(abs "$dir")
+
+  if have_server "$dir"; then
+    note "everything-server $GO_SDK_VERSION: already installed"
+  else
+    note "installing everything-server $GO_SDK_VERSION (go install)"
+    # GOFLAGS is cleared so that a -mod setting from the environment cannot
+    # get in the way of `go install pkg@version`.
+    (cd "$dir" && GOFLAGS="" GOBIN="$dir/bin" go install "$EVERYTHING_SERVER_PKG@$GO_SDK_VERSION") ||
+      die "go install $EVERYTHING_SERVER_PKG@$GO_SDK_VERSION failed"
+    have_server "$dir" || die "$(server_bin "$dir") is missing or not go-sdk $GO_SDK_VERSION after go install"
+  fi
+
+  if have_node "$dir"; then
+    note "node $NODE_MAJOR: already installed"
+  else
+    note "installing node-linux-$(node_arch)@$NODE_MAJOR (npm)"
+    npm install --prefix "$dir/node22" --no-audit --no-fund --loglevel=error "node-linux-$(node_arch)@$NODE_MAJOR" >&2 ||
+      die "npm install node-linux-$(node_arch)@$NODE_MAJOR failed"
+    have_node "$dir" || die "$(node_bin "$dir") is missing or older than Node $NODE_MAJOR after npm install"
+  fi
+
+  if have_suite "$dir"; then
+    note "$SUITE_PKG $SUITE_VERSION: already installed"
+  else
+    note "installing $SUITE_PKG@$SUITE_VERSION (npm, under Node $NODE_MAJOR)"
+    # npm itself runs under the Node 22 found first on PATH, which is what the
+    # package's engines field asks for.
+    PATH="$(dirname "$(node_bin "$dir")"):$PATH" \
+      npm install --prefix "$dir/suite" --no-audit --no-fund --loglevel=error "$SUITE_PKG@$SUITE_VERSION" >&2 ||
+      die "npm install $SUITE_PKG@$SUITE_VERSION failed"
+    have_suite "$dir" || die "$SUITE_PKG $SUITE_VERSION is missing from $dir/suite after npm install"
+  fi
+
+  local node sdk_version
+  node=$(node_bin "$dir")
+  sdk_version=$("$node" -p 'require(process.argv[1]).version' \
+    "$dir/suite/node_modules/@modelcontextprotocol/sdk/package.json" 2>/dev/null || echo unknown)
+  {
+    echo "installed everything-server: $(server_bin "$dir") (github.com/modelcontextprotocol/go-sdk $GO_SDK_VERSION, built with $(go version -m "$(server_bin "$dir")" | head -1 | awk '{print $2}'))"
+    echo "installed node: $node ($("$node" --version))"
+    echo "installed suite: $(suite_entry "$dir") ($SUITE_PKG $("$node" "$(suite_entry "$dir")" --version), with @modelcontextprotocol/sdk $sdk_version)"
+  } | tee "$dir/versions.txt"
+  note "install done in $((SECONDS - start))s"
+}
+
+# --- server ------------------------------------------------------------------
+
+# accepts PORT: true if something accepts TCP connections on 127.0.0.1:PORT.
+accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_server DIR PORT: starts the server as a child of this shell; sets
+# SERVER_PID, or returns 1 (having reported why) if it did not come up.
+start_server() {
+  local dir=$1 port=$2 bin log deadline
+  bin=$(server_bin "$dir")
+  [ -x "$bin" ] || die "$bin is not installed; run: $prog install $dir"
+  mkdir -p "$dir/logs"
+  log="$dir/logs/everything-server-$port.log"
+  if accepts "$port"; then
+    note "something already listens on 127.0.0.1:$port"
+    return 1
+  fi
+  "$bin" -http "127.0.0.1:$port" -stateless=false </dev/null >"$log" 2>&1 &
+  SERVER_PID=$!
+  deadline=$((SECONDS + SERVER_WAIT))
+  while ! accepts "$port"; do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      note "everything-server exited before accepting connections on 127.0.0.1:$port; its log ($log):"
+      tail -n 20 "$log" >&2 || true
+      SERVER_PID=
+      return 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      note "everything-server did not accept connections on 127.0.0.1:$port within ${SERVER_WAIT}s; its log ($log):"
+      tail -n 20 "$log" >&2 || true
+      stop_pid "$SERVER_PID"
+      SERVER_PID=
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# stop_pid PID: TERM, then KILL after 5 s; reaps the process if it is our child.
+stop_pid() {
+  local pid=$1 deadline
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + 5))
+  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cmd_server() {
+  local dir=$1 port=$2
+  if ! is_uint "$port" || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then die "bad port: $port"; fi
+  dir=$(abs "$dir")
+  SERVER_PID=
+  start_server "$dir" "$port" || die "could not start everything-server on 127.0.0.1:$port"
+  note "everything-server (pid $SERVER_PID) serves MCP at http://127.0.0.1:$port/mcp; stop it with: kill $SERVER_PID"
+  echo "$SERVER_PID"
+}
+
+# free_port DIR: a TCP port free on 127.0.0.1 at the time of asking.
+free_port() {
+  "$(node_bin "$1")" -e '
+    const s = require("net").createServer();
+    s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });
+  '
+}
+
+# --- run ---------------------------------------------------------------------
+
+# report_checks RESULTS: one line per check that did not succeed, read from the
+# suite's checks.json files.
+report_checks() {
+  # shellcheck disable=SC2016 # JavaScript, not shell, in single quotes
+  "$NODE" -e '
+    const fs = require("fs"), path = require("path");
+    const root = process.argv[1];
+    let dirs = [];
+    try { dirs = fs.readdirSync(root); } catch (e) { process.exit(0); }
+    const rows = [];
+    for (const d of dirs.sort()) {
+      let checks;
+      try { checks = JSON.parse(fs.readFileSync(path.join(root, d, "checks.json"), "utf8")); } catch (e) { continue; }
+      const scenario = d.replace(/^server-/, "").replace(/-\d{4}-\d\d-\d\dT.*$/, "");
+      for (const c of checks) {
+        if (c.status === "SUCCESS") continue;
+        rows.push(`  ${c.status} ${scenario}/${c.id}: ${c.errorMessage || (c.details && c.details.message) || c.description || ""}`);
+      }
+    }
+    if (rows.length) { console.log("checks that did not succeed:"); console.log(rows.join("\n")); }
+  ' "$1" || true
+}
+
+# run_suite DIR URL: runs the suite and prints its summary; sets RESULT_LINE
+# to the closing `conformance: N passed, M failed` line, which it leaves to
+# its caller to print; returns non-zero if the run failed.
+run_suite() {
+  local dir=$1 url=$2 out status=0 total passed failed missing scenarios
+  is_uint "$EXPECTED_CHECKS" || die "EXPECTED_CHECKS must be a number, not $EXPECTED_CHECKS"
+  is_uint "$SUITE_TIMEOUT" || die "SUITE_TIMEOUT must be a number, not $SUITE_TIMEOUT"
+  dir=$(abs "$dir")
+  if ! have_node "$dir" || ! have_suite "$dir"; then
+    die "the suite is not installed in $dir; run: $prog install $dir"
+  fi
+  NODE=$(node_bin "$dir")
+  local entry
+  entry=$(suite_entry "$dir")
+  if [ -n "${RESULTS_DIR:-}" ]; then
+    out=$(abs "$RESULTS_DIR")
+  else
+    mkdir -p "$dir/results"
+    out=$(mktemp -d "$dir/results/run-$(date +%Y%m%d-%H%M%S)-XXXX")
+  fi
+  note "running $SUITE_PKG $SUITE_VERSION against $url (output in $out/suite.txt)"
+  # Run from the results folder so that nothing the suite writes lands elsewhere.
+  # In the background and waited for, so that a signal to this script is
+  # handled at once (the EXIT trap stops the suite) rather than after it.
+  (cd "$out" && exec timeout -k 10 "$SUITE_TIMEOUT" "$NODE" "$entry" server --url "$url" --output-dir "$out/checks") \
+    </dev/null >"$out/suite.txt" 2>&1 &
+  SUITE_PID=$!
+  wait "$SUITE_PID" || status=$?
+  SUITE_PID=
+
+  total=$(grep -E '^Total: [0-9]+ passed, [0-9]+ failed' "$out/suite.txt" | tail -n 1 || true)
+  scenarios=$(grep -cE '^(✓|✗) [^ ]+: [0-9]+ passed, [0-9]+ failed$' "$out/suite.txt" || true)
+  grep -E '^✗ ' "$out/suite.txt" | sed 's/^/failed scenario: /' || true
+  report_checks "$out/checks"
+
+  if [ -z "$total" ]; then
+    [ $status -eq 124 ] && note "the suite did not finish within ${SUITE_TIMEOUT}s"
+    note "the suite printed no 'Total:' line (exit status $status); the end of its output:"
+    tail -n 30 "$out/suite.txt" >&2 || true
+    RESULT_LINE="conformance: 0 passed, $EXPECTED_CHECKS failed"
+    return 1
+  fi
+  passed=$(sed -E 's/^Total: ([0-9]+) passed.*/\1/' <<<"$total")
+  failed=$(sed -E 's/^Total: [0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$total")
+  missing=$((EXPECTED_CHECKS - passed - failed))
+  [ $missing -lt 0 ] && missing=0
+  echo "suite: $scenarios scenarios, $passed checks passed, $failed failed (expected $EXPECTED_CHECKS to pass; suite exit status $status)"
+  if [ $missing -gt 0 ]; then
+    echo "$missing expected check(s) did not succeed without failing (WARNING/INFO, or not run); counted as failed below"
+  fi
+  if [ "$passed" -gt "$EXPECTED_CHECKS" ]; then
+    echo "note: more checks passed than EXPECTED_CHECKS=$EXPECTED_CHECKS; the suite may have changed"
+  fi
+  RESULT_LINE="conformance: $passed passed, $((failed + missing)) failed"
+  [ "$failed" -eq 0 ] && [ $missing -eq 0 ] && [ $status -eq 0 ]
+}
+
+cmd_run() {
+  local status=0
+  RESULT_LINE=
+  run_suite "$1" "$2" || status=$?
+  echo "$RESULT_LINE"
+  return $status
+}
+
+# --- self-test ---------------------------------------------------------------
+
+cmd_self_test() {
+  local dir=$1 start=$SECONDS port tries=0 status=0
+  dir=$(abs "$dir")
+  cmd_install "$dir"
+  SERVER_PID=
+  OWN_SERVER=1 # the EXIT trap stops it
+  # A port picked free can be taken before the server binds it: try a few.
+  while [ -z "$SERVER_PID" ]; do
+    tries=$((tries + 1))
+    [ $tries -le 3 ] || die "could not start everything-server on a free loopback port"
+    port=$(free_port "$dir")
+    start_server "$dir" "$port" || true
+  done
+  note "everything-server (pid $SERVER_PID) on http://127.0.0.1:$port/mcp"
+  RESULT_LINE=
+  run_suite "$dir" "http://127.0.0.1:$port/mcp" || status=$?
+  stop_pid "$SERVER_PID"
+  note "everything-server (pid $SERVER_PID) stopped"
+  SERVER_PID=
+  echo "self-test took $((SECONDS - start))s"
+  echo "$RESULT_LINE"
+  return $status
+}
+
+# --- main --------------------------------------------------------------------
+
+SUITE_PID=
+SERVER_PID=
+OWN_SERVER=
+# Whatever way this script ends, it stops the suite it started, and the server
+# it started unless that server is the point (the `server` command).
+cleanup() {
+  if [ -n "$SUITE_PID" ]; then stop_pid "$SUITE_PID"; fi
+  if [ -n "$OWN_SERVER" ] && [ -n "$SERVER_PID" ]; then stop_pid "$SERVER_PID"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+[ $# -ge 1 ] || usage
+cmd=$1
+shift
+case "$cmd" in
+  install) [ $# -eq 1 ] || usage; cmd_install "$1" ;;
+  server) [ $# -eq 2 ] || usage; cmd_server "$1" "$2" ;;
+  run) [ $# -eq 2 ] || usage; cmd_run "$1" "$2" ;;
+  self-test) [ $# -eq 1 ] || usage; cmd_self_test "$1" ;;
+  -h | --help | help) usage ;;
+  *) usage ;;
+esac
