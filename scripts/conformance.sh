@@ -34,6 +34,15 @@
 #       install + server on a free loopback port + run against it + stop the
 #       server. Against the reference server every check must pass.
 #
+#   scripts/conformance.sh through-mcpgate DIR MCPGATE
+#       install + the reference server + the mcpgate binary MCPGATE (`serve`,
+#       SQLite in a temporary folder, a free loopback port) with the server
+#       registered through the admin API (POST /gateways), then runs the suite
+#       against mcpgate's 1:1 relay, http://127.0.0.1:PORT/gateways/{id}/mcp,
+#       and stops both. Every check must pass, as against the server itself.
+#       The suite cannot send a token, so mcpgate runs with
+#       AUTH_REQUIRED=false; it listens on loopback only.
+#
 # Environment:
 #   EXPECTED_CHECKS   checks that must succeed (default 40, the count of
 #                     conformance 0.1.16's active server suite)
@@ -121,6 +130,13 @@ have_suite() {
 
 cmd_install() {
   local dir=$1 missing=() start=$SECONDS
+  # A fresh Debian machine may lack npm; as root it comes from Debian's packages.
+  if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    note "npm is not installed; installing it (apt-get install npm)"
+    if ! { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends npm >&2; }; then
+      note "apt-get could not install npm"
+    fi
+  fi
   command -v go >/dev/null || missing+=("go (the Go toolchain, 1.25 or later, for go install $EVERYTHING_SERVER_PKG@$GO_SDK_VERSION)")
   command -v npm >/dev/null || missing+=("npm (Debian: apt-get install npm; for node-linux-$(node_arch)@$NODE_MAJOR and $SUITE_PKG@$SUITE_VERSION)")
   if [ ${#missing[@]} -gt 0 ]; then
@@ -356,16 +372,109 @@ cmd_self_test() {
   return $status
 }
 
+# --- through mcpgate ---------------------------------------------------------
+
+# start_mcpgate BIN WORKDIR PORT: starts `BIN serve` on 127.0.0.1:PORT with a
+# SQLite database in WORKDIR; sets MCPGATE_PID, or returns 1 if it did not
+# come up (its log is WORKDIR/mcpgate.log).
+start_mcpgate() {
+  local bin=$1 work=$2 port=$3 deadline
+  if accepts "$port"; then
+    note "something already listens on 127.0.0.1:$port"
+    return 1
+  fi
+  : >"$work/empty.env"
+  HOST=127.0.0.1 PORT=$port DATABASE_URL="sqlite:///$work/mcpgate.db" AUTH_REQUIRED=false \
+    MCPGATE_ENV_FILE="$work/empty.env" LOG_LEVEL=info \
+    "$bin" serve </dev/null >"$work/mcpgate.log" 2>&1 &
+  MCPGATE_PID=$!
+  deadline=$((SECONDS + SERVER_WAIT))
+  while ! accepts "$port"; do
+    if ! kill -0 "$MCPGATE_PID" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+      note "mcpgate did not come up on 127.0.0.1:$port; its log ($work/mcpgate.log):"
+      tail -n 20 "$work/mcpgate.log" >&2 || true
+      stop_pid "$MCPGATE_PID"
+      MCPGATE_PID=
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+cmd_through_mcpgate() {
+  local dir=$1 bin=$2 start=$SECONDS work server_port gw_port tries=0 status=0 id
+  dir=$(abs "$dir")
+  [ -x "$bin" ] || die "$bin is not an executable mcpgate binary (build one with: go build -o mcpgate ./cmd/mcpgate)"
+  bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+  cmd_install "$dir"
+  work=$(mktemp -d)
+  WORK_DIR=$work
+  SERVER_PID=
+  OWN_SERVER=1
+  while [ -z "$SERVER_PID" ]; do
+    tries=$((tries + 1))
+    [ $tries -le 3 ] || die "could not start everything-server on a free loopback port"
+    server_port=$(free_port "$dir")
+    start_server "$dir" "$server_port" || true
+  done
+  tries=0
+  MCPGATE_PID=
+  while [ -z "$MCPGATE_PID" ]; do
+    tries=$((tries + 1))
+    [ $tries -le 3 ] || die "could not start mcpgate on a free loopback port"
+    gw_port=$(free_port "$dir")
+    start_mcpgate "$bin" "$work" "$gw_port" || true
+  done
+  note "everything-server on 127.0.0.1:$server_port, mcpgate (pid $MCPGATE_PID) on 127.0.0.1:$gw_port"
+  NODE=$(node_bin "$dir")
+  # Registration through the admin API, as a user would (Node 22 has fetch).
+  # shellcheck disable=SC2016 # JavaScript, not shell, in single quotes
+  id=$("$NODE" -e '
+    const [port, upstream] = process.argv.slice(1);
+    fetch(`http://127.0.0.1:${port}/gateways`, {
+      method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({name: "everything", url: upstream, transport: "STREAMABLEHTTP"}),
+      signal: AbortSignal.timeout(30000),
+    }).then(async r => {
+      const g = await r.json();
+      if (r.status !== 201 || g.status !== "available") {
+        console.error(`POST /gateways answered ${r.status}: ${JSON.stringify(g)}`);
+        process.exit(1);
+      }
+      console.log(g.id);
+    }).catch(e => { console.error(String(e)); process.exit(1); });
+  ' "$gw_port" "http://127.0.0.1:$server_port/mcp") || die "could not register the server with mcpgate"
+  RESULT_LINE=
+  run_suite "$dir" "http://127.0.0.1:$gw_port/gateways/$id/mcp" || status=$?
+  stop_pid "$MCPGATE_PID"
+  MCPGATE_PID=
+  stop_pid "$SERVER_PID"
+  SERVER_PID=
+  if [ $status -ne 0 ]; then
+    note "mcpgate's log, last lines:"
+    tail -n 30 "$work/mcpgate.log" >&2 || true
+  fi
+  rm -rf "$work"
+  WORK_DIR=
+  echo "through mcpgate took $((SECONDS - start))s"
+  echo "$RESULT_LINE"
+  return $status
+}
+
 # --- main --------------------------------------------------------------------
 
 SUITE_PID=
 SERVER_PID=
 OWN_SERVER=
+MCPGATE_PID=
+WORK_DIR=
 # Whatever way this script ends, it stops the suite it started, and the server
 # it started unless that server is the point (the `server` command).
 cleanup() {
   if [ -n "$SUITE_PID" ]; then stop_pid "$SUITE_PID"; fi
   if [ -n "$OWN_SERVER" ] && [ -n "$SERVER_PID" ]; then stop_pid "$SERVER_PID"; fi
+  if [ -n "$MCPGATE_PID" ]; then stop_pid "$MCPGATE_PID"; fi
+  if [ -n "$WORK_DIR" ]; then rm -rf "$WORK_DIR"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -380,6 +489,7 @@ case "$cmd" in
   server) [ $# -eq 2 ] || usage; cmd_server "$1" "$2" ;;
   run) [ $# -eq 2 ] || usage; cmd_run "$1" "$2" ;;
   self-test) [ $# -eq 1 ] || usage; cmd_self_test "$1" ;;
+  through-mcpgate) [ $# -eq 2 ] || usage; cmd_through_mcpgate "$1" "$2" ;;
   -h | --help | help) usage ;;
   *) usage ;;
 esac

@@ -2,14 +2,19 @@
 # Runs every test of mcpgate: vet, gofmt, the race-enabled test suite (the
 # ContextForge conformance vectors among them, and the end-to-end tests
 # against SQLite and a real PostgreSQL), a short fuzz run of every fuzz
-# target and the benchmarks. It installs what the tests need from Debian's
-# packages (PostgreSQL) and the Go module proxy, and starts and stops a
-# throwaway PostgreSQL on loopback. Exits non-zero on the first failure.
+# target, the official MCP conformance suite (directly against the Go SDK's
+# reference server and through mcpgate's 1:1 relay) and the benchmarks. It
+# installs what the tests need from Debian's packages (PostgreSQL), the Go
+# module proxy and the npm registry (Node 22 and the suite), and starts and
+# stops a throwaway PostgreSQL on loopback. Exits non-zero on the first
+# failure.
 #
 # Environment: MCPGATE_SHARED_DIR (default ../shared) is the folder holding
 # conformance/contextforge-vectors.json; MCPGATE_TEST_POSTGRES_URL, if set,
 # is a PostgreSQL to use instead of starting one; FUZZTIME (default 15s) is
-# each fuzz target's run; BENCHTIME (default 1s) each benchmark's.
+# each fuzz target's run; BENCHTIME (default 1s) each benchmark's;
+# MCPGATE_CONFORMANCE_CACHE (default ~/.cache/mcpgate/conformance) is where
+# the conformance suite and its server are installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,6 +83,18 @@ for target in passthrough:FuzzSanitizeValue passthrough:FuzzCompute internal/exp
   echo "-- $name"
   go test -run '^$' -fuzz "^${name}\$" -fuzztime "${FUZZTIME:-15s}" -fuzzminimizetime 2s "./$pkg" 2>&1 | tail -n 2
 done
+
+log "MCP conformance suite, directly and through mcpgate's 1:1 relay"
+# The official suite (@modelcontextprotocol/conformance) against the Go SDK's
+# reference server, then against the same server behind a real `mcpgate
+# serve` at /gateways/{id}/mcp. Installs Node 22 and the suite from npm and
+# the server from the Go module proxy into a cache folder on first use.
+conformance_cache="${MCPGATE_CONFORMANCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcpgate/conformance}"
+mcpgate_bin=$(mktemp -d)/mcpgate
+go build -o "$mcpgate_bin" ./cmd/mcpgate
+scripts/conformance.sh self-test "$conformance_cache" | tail -n 3
+scripts/conformance.sh through-mcpgate "$conformance_cache" "$mcpgate_bin" | tail -n 3
+rm -rf "$(dirname "$mcpgate_bin")"
 
 log "benchmarks (each against its baseline in the same run)"
 bench=$(mktemp)
