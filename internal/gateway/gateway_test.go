@@ -89,6 +89,7 @@ type running struct {
 	url   string
 	token string
 	stop  func()
+	gw    *Gateway
 }
 
 // startGateway starts mcpgate with the given settings (environment names)
@@ -132,7 +133,7 @@ func startGateway(t *testing.T, databaseURL string, env map[string]string) *runn
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Serve(ctx, ln) }()
-	r := &running{t: t, url: "http://" + ln.Addr().String()}
+	r := &running{t: t, url: "http://" + ln.Addr().String(), gw: g}
 	if cfg.AuthRequired {
 		j, _ := auth.NewJWT([]byte(jwtSecret))
 		r.token, _ = j.Mint("test", time.Hour, time.Now())

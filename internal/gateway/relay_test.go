@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -314,4 +317,91 @@ func TestRelayCancellationBothWays(t *testing.T) {
 			t.Errorf("the upstream was never sent notifications/cancelled for its request %s", wireID)
 		}
 	})
+}
+
+// TestRelaySessionsAreReleased: 1 000 relay sessions opened and abandoned
+// are ended by the idle timeout, each with its upstream session (the
+// upstream is sent DELETE), and the goroutines they held return.
+func TestRelaySessionsAreReleased(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		up := mcptest.NewStreamableHTTP(t)
+		gw := startGateway(t, dbURL(t), map[string]string{"SESSION_IDLE_TIMEOUT": "1s"})
+		id := gw.register(map[string]any{"name": "crm", "url": up.URL})
+		initialize := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+			"params": map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "t", "version": "1"}}}
+		openRelaySession(t, gw, id, initialize) // warms pools and lazily started goroutines
+		waitFor(t, 10*time.Second, "the warm-up session to end", func() bool { return gw.gw.relay.Sessions() == 0 })
+		http.DefaultClient.CloseIdleConnections()
+		gw.gw.httpClient.CloseIdleConnections()
+		baseline := settledGoroutines()
+		deletesBefore := countRequests(up, "DELETE")
+
+		const sessions = 1000
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 16)
+		for range sessions {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				openRelaySession(t, gw, id, initialize)
+			})
+		}
+		wg.Wait()
+		if n := gw.gw.relay.Sessions(); n < sessions*9/10 {
+			t.Fatalf("%d relay sessions open right after opening %d: they ended too early", n, sessions)
+		}
+		waitFor(t, 30*time.Second, "every relay session to end", func() bool { return gw.gw.relay.Sessions() == 0 })
+		waitFor(t, 10*time.Second, "every upstream session to be ended with DELETE", func() bool {
+			return countRequests(up, "DELETE")-deletesBefore >= sessions
+		})
+		// Pooled keep-alive connections are bounded per host, not per
+		// session: close them on both sides before counting.
+		http.DefaultClient.CloseIdleConnections()
+		gw.gw.httpClient.CloseIdleConnections()
+		var now int
+		ok := false
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !ok; time.Sleep(20 * time.Millisecond) {
+			now = runtime.NumGoroutine()
+			ok = now <= baseline+10
+		}
+		if !ok {
+			pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+			t.Fatalf("goroutines: %d before, %d after", baseline, now)
+		}
+		t.Logf("goroutines: %d before, %d after %d relay sessions", baseline, now, sessions)
+	})
+}
+
+// waitFor polls cond every 20 ms until it holds, failing the test after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", d, what)
+		}
+	}
+}
+
+// settledGoroutines is the goroutine count once it has stopped falling.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 50 {
+		time.Sleep(20 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m >= n {
+			return m
+		}
+		n = m
+	}
+	return n
+}
+
+func countRequests(s *mcptest.Server, method string) int {
+	n := 0
+	for _, r := range s.Requests() {
+		if r.Method == method {
+			n++
+		}
+	}
+	return n
 }
