@@ -39,6 +39,8 @@ type Gateway struct {
 	registry   *registry.Registry
 	resolver   *passthrough.AllowlistResolver
 	streamable *frontdoor.Streamable
+	legacySSE  *frontdoor.SSE
+	websocket  *frontdoor.WebSocket
 	jwt        *auth.JWT
 	tokens     verifiedTokens
 	httpClient *http.Client
@@ -123,10 +125,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g.streamable = frontdoor.NewStreamable(frontdoor.StreamableConfig{
 		Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
 	})
+	// Sessions on one connection keep their opening headers (spec §4).
+	streams := frontdoor.StreamConfig{Handler: d, Logger: logger, RequestID: requestIDOf, Policy: policy, IdleTimeout: gc.SessionIdleTimeout}
+	g.legacySSE = frontdoor.NewSSE(streams)
+	g.websocket = frontdoor.NewWebSocket(frontdoor.WebSocketConfig{StreamConfig: streams})
 	listsChanged := func() {
 		for _, method := range []string{"notifications/tools/list_changed", "notifications/resources/list_changed", "notifications/prompts/list_changed"} {
 			n, _ := jsonrpc.NewNotification(method, nil)
 			g.streamable.Broadcast(n)
+			g.legacySSE.Broadcast(n)
+			g.websocket.Broadcast(n)
 		}
 	}
 	onChange.Store(&listsChanged)
@@ -141,6 +149,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	authed.Handle("/rpc", &frontdoor.RPC{Handler: d, Logger: logger, RequestID: requestIDOf})
 	authed.Handle("/mcp", g.streamable)
 	authed.Handle("/mcp/", g.streamable)
+	authed.HandleFunc("/sse", g.legacySSE.ServeStream)
+	authed.HandleFunc(frontdoor.MessagePath, g.legacySSE.ServeMessage)
+	mux.Handle("/ws", g.authenticateWith(g.websocket, webSocketToken(cfg.Passthrough.AuthHeaderName), webSocketHowTo(cfg.Passthrough.AuthHeaderName)))
 	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
 	mux.Handle("/", g.authenticate(authed))
 	g.handler = g.withRequestID(mux)
@@ -173,6 +184,8 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	g.ready.Store(false)
 	g.logger.Info("shutting down: finishing in-flight calls", "timeout", g.cfg.Gateway.ShutdownTimeout.String())
 	g.streamable.Close() // ends open GET streams so Shutdown is not held by them
+	g.legacySSE.Close()  // the same for legacy SSE streams
+	g.websocket.Close()  // Shutdown does not track hijacked connections
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.Gateway.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -189,6 +202,12 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 func (g *Gateway) Close() {
 	if g.streamable != nil {
 		g.streamable.Close()
+	}
+	if g.legacySSE != nil {
+		g.legacySSE.Close()
+	}
+	if g.websocket != nil {
+		g.websocket.Close()
 	}
 	if g.registry != nil {
 		_ = g.registry.Close()
@@ -218,14 +237,21 @@ func (g *Gateway) readyHandler(w http.ResponseWriter, r *http.Request) {
 // authenticate checks the client's token (AUTH_HEADER_NAME) when
 // AUTH_REQUIRED is on.
 func (g *Gateway) authenticate(next http.Handler) http.Handler {
+	header := g.cfg.Passthrough.AuthHeaderName
+	return g.authenticateWith(next, func(r *http.Request) (string, bool) { return auth.BearerToken(r.Header, header) },
+		fmt.Sprintf("send %s: Bearer <token>", header))
+}
+
+// authenticateWith checks the client token tokenOf finds in a request when
+// AUTH_REQUIRED is on; howTo tells a client without one how to send it.
+func (g *Gateway) authenticateWith(next http.Handler, tokenOf func(*http.Request) (string, bool), howTo string) http.Handler {
 	if g.jwt == nil {
 		return next
 	}
-	header := g.cfg.Passthrough.AuthHeaderName
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := auth.BearerToken(r.Header, header)
+		token, ok := tokenOf(r)
 		if !ok {
-			unauthorized(w, fmt.Sprintf("authentication required: send %s: Bearer <token> (mint one with `mcpgate token`)", header))
+			unauthorized(w, "authentication required: "+howTo+" (mint one with `mcpgate token`)")
 			return
 		}
 		if !g.tokens.valid(token, time.Now()) {
