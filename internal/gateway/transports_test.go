@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -358,53 +357,17 @@ func TestSessionsCarryNotifications(t *testing.T) {
 				up := mcptest.NewStreamableHTTP(t)
 				gw := startGateway(t, dbURL(t), nil)
 				gw.register(map[string]any{"name": "crm", "url": up.URL})
-				var mu sync.Mutex
-				var progress []float64
-				var logs []string
+				var seen slowToolNotifications
 				changed := make(chan struct{}, 8)
-				s := tr.connect(t, gw, nil, &mcp.ClientOptions{
-					ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
-						mu.Lock()
-						progress = append(progress, r.Params.Progress)
-						mu.Unlock()
-					},
-					LoggingMessageHandler: func(_ context.Context, r *mcp.LoggingMessageRequest) {
-						mu.Lock()
-						logs = append(logs, fmt.Sprint(r.Params.Data))
-						mu.Unlock()
-					},
+				s := tr.connect(t, gw, nil, seen.record(&mcp.ClientOptions{
 					ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
 						select {
 						case changed <- struct{}{}:
 						default:
 						}
 					},
-				})
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				params := &mcp.CallToolParams{Name: "crm-slow", Arguments: map[string]any{"ms": 5, "steps": 3}}
-				params.SetProgressToken("p-1")
-				if res, err := s.CallTool(ctx, params); err != nil || res.IsError {
-					t.Fatalf("crm-slow: %v %+v", err, res)
-				}
-				// The SDK runs notification handlers on goroutines of their own.
-				var gotProgress []float64
-				var gotLogs []string
-				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-					mu.Lock()
-					gotProgress, gotLogs = append([]float64(nil), progress...), append([]string(nil), logs...)
-					mu.Unlock()
-					if (len(gotProgress) >= 3 && len(gotLogs) >= 1) || time.Now().After(deadline) {
-						break
-					}
-				}
-				sort.Float64s(gotProgress)
-				if fmt.Sprint(gotProgress) != "[1 2 3]" {
-					t.Errorf("progress notifications %v, want steps 1, 2 and 3", gotProgress)
-				}
-				if len(gotLogs) != 1 || !strings.Contains(gotLogs[0], "slow: done") {
-					t.Errorf("log notifications %v, want the tool's one line", gotLogs)
-				}
+				}))
+				seen.callSlow(t, s)
 
 				gw.register(map[string]any{"name": "more", "url": up.URL})
 				select {

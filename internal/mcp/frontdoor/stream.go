@@ -265,7 +265,7 @@ func (t *streamSessions) release(s *streamSession, cause error) {
 	t.serving.Done()
 }
 
-// find returns the open session id.
+// find returns the open session with that id.
 func (t *streamSessions) find(id string) (*streamSession, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
