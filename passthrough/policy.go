@@ -53,6 +53,14 @@ func (p *Policy) NeverForwarded(name string) Reason {
 	if strings.HasPrefix(lower, "mcp-param-") {
 		return ReasonMCPHeader
 	}
+	// The WebSocket handshake (Sec-WebSocket-Key, -Version, -Extensions,
+	// -Protocol, -Accept) belongs to the client's connection, like Upgrade and
+	// Connection (spec §2.3, D11); and a browser, which cannot set
+	// Authorization on an upgrade, sends mcpgate's client token in
+	// Sec-WebSocket-Protocol, which must never reach an upstream (D4).
+	if strings.HasPrefix(lower, "sec-websocket-") {
+		return ReasonProtocolHeader
+	}
 	if p.clientAuth != "" && lower == p.clientAuth {
 		return ReasonClientCredential
 	}

@@ -39,6 +39,20 @@ func TestSessionDropsNeverForwardedHeaders(t *testing.T) {
 	}
 }
 
+// TestSessionDropsTheWebSocketHandshake: a WebSocket session keeps none of
+// its upgrade's handshake headers, least of all the client token a browser
+// sends as the subprotocol bearer.<token> (D4).
+func TestSessionDropsTheWebSocketHandshake(t *testing.T) {
+	p := NewPolicy(settingsOn())
+	opening := hdr("Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==",
+		"Sec-WebSocket-Version", "13", "Sec-WebSocket-Extensions", "permessage-deflate",
+		"Sec-WebSocket-Protocol", "mcp, bearer.mcpgate-token", "X-Tenant-Id", "acme")
+	kept := p.CaptureSession(opening).Header()
+	if len(kept) != 1 || kept.Get("X-Tenant-Id") != "acme" {
+		t.Errorf("kept %v, want only X-Tenant-Id", kept)
+	}
+}
+
 // TestSessionKeepsSanitisedValues: no raw value is kept, yet a value that
 // sanitises to nothing still counts as present.
 func TestSessionKeepsSanitisedValues(t *testing.T) {

@@ -42,6 +42,8 @@ type Gateway struct {
 	resolver   *passthrough.AllowlistResolver
 	streamable *frontdoor.Streamable
 	relay      *frontdoor.Streamable // the 1:1 relay, /gateways/{id}/mcp
+	legacySSE  *frontdoor.SSE
+	websocket  *frontdoor.WebSocket
 	jwt        *auth.JWT
 	tokens     verifiedTokens
 	httpClient *http.Client
@@ -126,10 +128,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g.streamable = frontdoor.NewStreamable(frontdoor.StreamableConfig{
 		Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
 	})
+	// Sessions on one connection keep their opening headers (spec §4).
+	streams := frontdoor.StreamConfig{Handler: d, Logger: logger, RequestID: requestIDOf, Policy: policy, IdleTimeout: gc.SessionIdleTimeout}
+	g.legacySSE = frontdoor.NewSSE(streams)
+	g.websocket = frontdoor.NewWebSocket(frontdoor.WebSocketConfig{StreamConfig: streams})
 	listsChanged := func() {
 		for _, method := range []string{"notifications/tools/list_changed", "notifications/resources/list_changed", "notifications/prompts/list_changed"} {
 			n, _ := jsonrpc.NewNotification(method, nil)
 			g.streamable.Broadcast(n)
+			g.legacySSE.Broadcast(n)
+			g.websocket.Broadcast(n)
 		}
 	}
 	onChange.Store(&listsChanged)
@@ -151,6 +159,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		EventStreamAnswers: true,
 	})
 	authed.Handle("/gateways/{id}/mcp", g.relay)
+	authed.HandleFunc("/sse", g.legacySSE.ServeStream)
+	authed.HandleFunc(frontdoor.MessagePath, g.legacySSE.ServeMessage)
+	mux.Handle("/ws", g.authenticateWith(g.websocket, webSocketToken(cfg.Passthrough.AuthHeaderName), webSocketHowTo(cfg.Passthrough.AuthHeaderName)))
 	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
 	mux.Handle("/", g.authenticate(authed))
 	g.handler = g.withRequestID(mux)
@@ -190,6 +201,8 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	g.logger.Info("shutting down: finishing in-flight calls", "timeout", g.cfg.Gateway.ShutdownTimeout.String())
 	g.streamable.Drain() // ends open GET streams so Shutdown is not held by them
 	g.relay.Drain()
+	g.legacySSE.Close() // the same for legacy SSE streams
+	g.websocket.Close() // Shutdown does not track hijacked connections
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.Gateway.ShutdownTimeout)
 	defer cancel()
 	shut := make(chan error, 1)
@@ -293,6 +306,12 @@ func (g *Gateway) Close() {
 	if g.relay != nil {
 		g.relay.Close()
 	}
+	if g.legacySSE != nil {
+		g.legacySSE.Close()
+	}
+	if g.websocket != nil {
+		g.websocket.Close()
+	}
 	if g.registry != nil {
 		_ = g.registry.Close()
 	}
@@ -321,14 +340,21 @@ func (g *Gateway) readyHandler(w http.ResponseWriter, r *http.Request) {
 // authenticate checks the client's token (AUTH_HEADER_NAME) when
 // AUTH_REQUIRED is on.
 func (g *Gateway) authenticate(next http.Handler) http.Handler {
+	header := g.cfg.Passthrough.AuthHeaderName
+	return g.authenticateWith(next, func(r *http.Request) (string, bool) { return auth.BearerToken(r.Header, header) },
+		fmt.Sprintf("send %s: Bearer <token>", header))
+}
+
+// authenticateWith checks the client token tokenOf finds in a request when
+// AUTH_REQUIRED is on; howTo tells a client without one how to send it.
+func (g *Gateway) authenticateWith(next http.Handler, tokenOf func(*http.Request) (string, bool), howTo string) http.Handler {
 	if g.jwt == nil {
 		return next
 	}
-	header := g.cfg.Passthrough.AuthHeaderName
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := auth.BearerToken(r.Header, header)
+		token, ok := tokenOf(r)
 		if !ok {
-			unauthorized(w, fmt.Sprintf("authentication required: send %s: Bearer <token> (mint one with `mcpgate token`)", header))
+			unauthorized(w, "authentication required: "+howTo+" (mint one with `mcpgate token`)")
 			return
 		}
 		if !g.tokens.valid(token, time.Now()) {

@@ -85,11 +85,11 @@ func postgresDatabase(t *testing.T) string {
 
 // running is a gateway serving on a loopback port.
 type running struct {
-	t     *testing.T
-	url   string
-	token string
-	stop  func()
-	gw    *Gateway
+	t       *testing.T
+	url     string
+	token   string
+	stop    func()
+	gateway *Gateway
 }
 
 // startGateway starts mcpgate with the given settings (environment names)
@@ -133,7 +133,7 @@ func startGateway(t *testing.T, databaseURL string, env map[string]string) *runn
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Serve(ctx, ln) }()
-	r := &running{t: t, url: "http://" + ln.Addr().String(), gw: g}
+	r := &running{t: t, url: "http://" + ln.Addr().String(), gateway: g}
 	if cfg.AuthRequired {
 		j, _ := auth.NewJWT([]byte(jwtSecret))
 		r.token, _ = j.Mint("test", time.Hour, time.Now())

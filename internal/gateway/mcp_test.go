@@ -39,21 +39,8 @@ func TestStreamableHTTPWithTheOfficialClient(t *testing.T) {
 		gw := startGateway(t, dbURL(t), map[string]string{"DEFAULT_PASSTHROUGH_HEADERS": "X-Tenant-Id", "PASSTHROUGH_HEADERS_SOURCE": "env"})
 		gw.register(map[string]any{"name": "crm", "url": up.URL})
 
-		var mu sync.Mutex
-		var progress []float64
-		var logs []string
-		client := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, &mcp.ClientOptions{
-			ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
-				mu.Lock()
-				progress = append(progress, r.Params.Progress)
-				mu.Unlock()
-			},
-			LoggingMessageHandler: func(_ context.Context, r *mcp.LoggingMessageRequest) {
-				mu.Lock()
-				logs = append(logs, fmt.Sprint(r.Params.Data))
-				mu.Unlock()
-			},
-		})
+		var seen slowToolNotifications
+		client := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, seen.record(&mcp.ClientOptions{}))
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		session, err := client.Connect(ctx, &mcp.StreamableClientTransport{
@@ -76,31 +63,7 @@ func TestStreamableHTTPWithTheOfficialClient(t *testing.T) {
 		if !found {
 			t.Fatalf("crm-slow not listed: %v", tools.Tools)
 		}
-		params := &mcp.CallToolParams{Name: "crm-slow", Arguments: map[string]any{"ms": 5, "steps": 3}}
-		params.SetProgressToken("p-1")
-		res, err := session.CallTool(ctx, params)
-		if err != nil || res.IsError {
-			t.Fatalf("crm-slow: %v %+v", err, res)
-		}
-		// The SDK runs notification handlers on their own goroutines, so they
-		// may finish after CallTool returns: wait for them, boundedly.
-		var gotProgress []float64
-		var gotLogs []string
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			mu.Lock()
-			gotProgress, gotLogs = append([]float64(nil), progress...), append([]string(nil), logs...)
-			mu.Unlock()
-			if (len(gotProgress) >= 3 && len(gotLogs) >= 1) || time.Now().After(deadline) {
-				break
-			}
-		}
-		sort.Float64s(gotProgress) // the SDK may run its handlers out of order
-		if fmt.Sprint(gotProgress) != "[1 2 3]" {
-			t.Errorf("progress notifications %v, want steps 1, 2 and 3", gotProgress)
-		}
-		if len(gotLogs) != 1 || !strings.Contains(gotLogs[0], "slow: done") {
-			t.Errorf("log notifications %v, want the tool's one line", gotLogs)
-		}
+		seen.callSlow(t, session)
 		if got := upstreamSaw(t, up, "tools/call").Get("X-Tenant-Id"); got != "from-sdk-client" {
 			t.Errorf("upstream got X-Tenant-Id %q from a /mcp call", got)
 		}
@@ -348,4 +311,60 @@ func TestClientsHearOfCatalogueChanges(t *testing.T) {
 			}
 		}
 	})
+}
+
+// slowToolNotifications records the progress and log notifications a
+// client of the SDK receives while it calls mcptest's slow tool.
+type slowToolNotifications struct {
+	mu       sync.Mutex
+	progress []float64
+	logs     []string
+}
+
+// record sets the handlers of opts that record, and returns opts.
+func (n *slowToolNotifications) record(opts *mcp.ClientOptions) *mcp.ClientOptions {
+	opts.ProgressNotificationHandler = func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
+		n.mu.Lock()
+		n.progress = append(n.progress, r.Params.Progress)
+		n.mu.Unlock()
+	}
+	opts.LoggingMessageHandler = func(_ context.Context, r *mcp.LoggingMessageRequest) {
+		n.mu.Lock()
+		n.logs = append(n.logs, fmt.Sprint(r.Params.Data))
+		n.mu.Unlock()
+	}
+	return opts
+}
+
+// callSlow calls crm-slow for three steps with a progress token and checks
+// that the three progress notifications and the one log line arrived.
+func (n *slowToolNotifications) callSlow(t *testing.T, session *mcp.ClientSession) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	params := &mcp.CallToolParams{Name: "crm-slow", Arguments: map[string]any{"ms": 5, "steps": 3}}
+	params.SetProgressToken("p-1")
+	res, err := session.CallTool(ctx, params)
+	if err != nil || res.IsError {
+		t.Fatalf("crm-slow: %v %+v", err, res)
+	}
+	// The SDK runs notification handlers on their own goroutines, so they
+	// may finish after CallTool returns: wait for them, boundedly.
+	var gotProgress []float64
+	var gotLogs []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		n.mu.Lock()
+		gotProgress, gotLogs = append([]float64(nil), n.progress...), append([]string(nil), n.logs...)
+		n.mu.Unlock()
+		if (len(gotProgress) >= 3 && len(gotLogs) >= 1) || time.Now().After(deadline) {
+			break
+		}
+	}
+	sort.Float64s(gotProgress) // the SDK may run its handlers out of order
+	if fmt.Sprint(gotProgress) != "[1 2 3]" {
+		t.Errorf("progress notifications %v, want steps 1, 2 and 3", gotProgress)
+	}
+	if len(gotLogs) != 1 || !strings.Contains(gotLogs[0], "slow: done") {
+		t.Errorf("log notifications %v, want the tool's one line", gotLogs)
+	}
 }

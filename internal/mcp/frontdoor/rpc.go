@@ -1,7 +1,8 @@
 // Package frontdoor is mcpgate's client-facing MCP transports: plain
-// JSON-RPC at /rpc and Streamable HTTP at /mcp, with their sessions. It reads
-// and writes messages and hands each one to the dispatcher with the headers
-// the passthrough engine must see (spec §4).
+// JSON-RPC at /rpc, Streamable HTTP at /mcp, legacy HTTP+SSE at /sse and
+// /message, and WebSocket at /ws, with their sessions. It reads and writes
+// messages and hands each one to the dispatcher with the headers the
+// passthrough engine must see (spec §4).
 package frontdoor
 
 import (
@@ -115,7 +116,7 @@ func asRPCError(err error) *jsonrpc.Error {
 }
 
 func writeJSONRPCError(w http.ResponseWriter, status int, e *jsonrpc.Error) {
-	body, _ := jsonrpc.Encode(jsonrpc.NewError(nil, e))
+	body := encodeError(e)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

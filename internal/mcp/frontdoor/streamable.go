@@ -1,6 +1,7 @@
 package frontdoor
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -446,27 +447,51 @@ type sseWriter struct {
 	closed  bool
 }
 
-func (sw *sseWriter) send(m jsonrpc.Message) {
+func (sw *sseWriter) send(m jsonrpc.Message) error {
 	data, err := jsonrpc.Encode(m)
 	if err != nil {
-		return
+		return err
 	}
+	return sw.event("message", data)
+}
+
+// event writes one event. Each line of data gets a data field of its own:
+// raw results are forwarded as the upstream wrote them, pretty-printed JSON
+// included, and a line break inside one data field would end it. The client
+// joins the lines with newlines again (JSON white space either way).
+func (sw *sseWriter) event(name string, data []byte) error {
+	b := make([]byte, 0, len(data)+len(name)+16)
+	b = append(append(append(b, "event: "...), name...), '\n')
+	for {
+		i := bytes.IndexAny(data, "\r\n")
+		if i < 0 {
+			break
+		}
+		b = append(append(append(b, "data: "...), data[:i]...), '\n')
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+	b = append(append(append(b, "data: "...), data...), "\n\n"...)
+	return sw.write(b)
+}
+
+func (sw *sseWriter) comment(text string) error {
+	return sw.write([]byte(": " + text + "\n\n"))
+}
+
+func (sw *sseWriter) write(b []byte) error {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	if sw.closed {
-		return
+		return nil
 	}
-	fmt.Fprintf(sw.w, "event: message\ndata: %s\n\n", data)
+	if _, err := sw.w.Write(b); err != nil {
+		return err
+	}
 	sw.flush()
-}
-
-func (sw *sseWriter) comment(text string) {
-	sw.mu.Lock()
-	defer sw.mu.Unlock()
-	if !sw.closed {
-		fmt.Fprintf(sw.w, ": %s\n\n", text)
-		sw.flush()
-	}
+	return nil
 }
 
 func (sw *sseWriter) flush() {

@@ -1,0 +1,122 @@
+package frontdoor
+
+import (
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+)
+
+// SSE serves MCP's legacy HTTP+SSE transport (protocol 2024-11-05). GET on
+// the stream path opens a session: an event stream whose first event,
+// endpoint, names where to post the client's messages,
+// MessagePath?session_id=<id>. Each POST there carries one message or a
+// batch and is answered 202 Accepted at once; its answers, the
+// notifications upstreams send during its calls, and catalogue changes all
+// go out on the stream as message events.
+//
+// Every call of a session is forwarded with the headers of the GET that
+// opened it, never a POST's (spec §4), under the allowlist in force at the
+// time of the call (D12). A session ends when its stream is closed, after
+// IdleTimeout without a POST, or on Close. Create it with NewSSE.
+type SSE struct {
+	sessions *streamSessions
+}
+
+// MessagePath is where a legacy SSE session posts its messages. The
+// endpoint event gives it from the server's root: behind a reverse proxy
+// that serves mcpgate under a path prefix, the proxy must add the prefix.
+const MessagePath = "/message"
+
+// NewSSE returns the legacy SSE handler.
+func NewSSE(cfg StreamConfig) *SSE {
+	return &SSE{sessions: newStreamSessions(cfg)}
+}
+
+// Close ends every session, closing their streams, and returns when all
+// their goroutines are gone. Later GETs are refused.
+func (h *SSE) Close() { h.sessions.closeAll() }
+
+// Sessions returns the number of open sessions.
+func (h *SSE) Sessions() int { return h.sessions.count() }
+
+// Broadcast sends a notification (e.g. notifications/tools/list_changed) on
+// every open stream; streams that are not keeping up miss it.
+func (h *SSE) Broadcast(m jsonrpc.Message) { h.sessions.broadcast(m) }
+
+// ServeStream serves GET on the stream path (/sse): it opens a session and
+// writes its events until the session ends.
+func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "GET opens the session's event stream; post messages to the endpoint its first event names", http.StatusMethodNotAllowed)
+		return
+	}
+	sess, err := h.sessions.open(r.Context(), r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	cfg := h.sessions.cfg
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	sw := &sseWriter{w: w, flusher: flusherOf(w)}
+	// A client that stops reading must not hold the session, nor Close.
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(writeTimeout)) }
+
+	deadline()
+	err = sw.event("endpoint", []byte(MessagePath+"?session_id="+url.QueryEscape(sess.id)))
+	if err == nil {
+		cfg.Logger.Debug("sse session opened", "session", sess.id, "request_id", cfg.RequestID(r))
+		err = h.sessions.pump(sess,
+			func(data []byte) error { deadline(); return sw.event("message", data) },
+			func() error { deadline(); return sw.comment("keepalive") })
+	}
+	if end, ok := asSessionEnd(err); ok {
+		deadline()
+		_ = sw.comment("closing: " + end.reason)
+	}
+	h.sessions.release(sess, err)
+	cfg.Logger.Debug("sse session ended", "session", sess.id, "reason", err)
+}
+
+// ServeMessage serves POST on MessagePath: one message or a batch for the
+// session named by the session_id query parameter.
+func (h *SSE) ServeMessage(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONRPCError(w, http.StatusMethodNotAllowed, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "use POST with a JSON-RPC body"))
+		return
+	}
+	id := r.URL.Query().Get("session_id")
+	if id == "" {
+		writeJSONRPCError(w, http.StatusBadRequest, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
+			"the session_id query parameter is required: post to the URL of the endpoint event of your GET /sse stream"))
+		return
+	}
+	sess, ok := h.sessions.find(id)
+	if !ok {
+		writeJSONRPCError(w, http.StatusNotFound, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
+			"session %q not found: its stream ended or expired; open a new one with GET /sse", id))
+		return
+	}
+	msgs, batch, ok := readMessages(w, r, http.StatusBadRequest)
+	if !ok {
+		return
+	}
+	sess.heard()
+	// The POST's own headers are not used: the session's calls carry the
+	// opening GET's (spec §4).
+	if !sess.handleAsync(r.Context(), h.sessions.cfg.Handler, msgs, batch, h.sessions.cfg.RequestID(r)) {
+		if sess.ctx.Err() == nil {
+			return // the client gave up waiting for a free call slot
+		}
+		writeJSONRPCError(w, http.StatusNotFound, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
+			"session %q ended before the message could be handled; open a new one with GET /sse", id))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}

@@ -1,0 +1,345 @@
+package frontdoor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/dispatch"
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/passthrough"
+)
+
+// StreamConfig configures the transports whose session lives on one
+// long-lived connection, legacy SSE and WebSocket: every answer and
+// notification of the session goes out on it.
+type StreamConfig struct {
+	Handler   Handler
+	Logger    *slog.Logger
+	RequestID RequestID
+	// Policy captures the session's opening headers (spec §4); required.
+	Policy *passthrough.Policy
+	// IdleTimeout ends a session that has had no client message for that
+	// long (SESSION_IDLE_TIMEOUT).
+	IdleTimeout time.Duration
+	// KeepAlive is how often an idle connection gets a keep-alive (an SSE
+	// comment, a WebSocket ping), so that proxies do not cut it.
+	KeepAlive time.Duration
+	// MaxSessions bounds the sessions held at once; opening one more
+	// answers 503.
+	MaxSessions int
+	// MaxInFlight bounds the client messages of one session being handled
+	// at once; the next waits for a free slot.
+	MaxInFlight int
+}
+
+// Defaults of StreamConfig.
+const (
+	DefaultKeepAlive   = 25 * time.Second
+	DefaultMaxInFlight = 16
+	// writeTimeout bounds one write to a client, so that a client that stops
+	// reading cannot hold a session (and Close) forever.
+	writeTimeout = 10 * time.Second
+	// outboxSize is how many outgoing messages a session buffers.
+	outboxSize = 64
+)
+
+func (c StreamConfig) withDefaults() StreamConfig {
+	if c.Policy == nil {
+		panic("frontdoor: StreamConfig.Policy is required: it captures the session's opening headers (spec §4)")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.RequestID == nil {
+		c.RequestID = func(*http.Request) string { return "" }
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = time.Hour
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 10000
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	return c
+}
+
+// sessionEnd is why mcpgate itself ended a session, as told to the client.
+type sessionEnd struct {
+	reason   string
+	shutdown bool // mcpgate is going away, not just this session
+}
+
+func (e *sessionEnd) Error() string { return e.reason }
+
+var errShuttingDown = &sessionEnd{reason: "mcpgate is shutting down", shutdown: true}
+
+// streamSession is a client session bound to one connection (an SSE stream,
+// a WebSocket). It keeps what was captured of its opening request's headers:
+// every call in the session is forwarded with them, under the allowlist in
+// force at the time of the call, which the dispatcher resolves per call
+// (spec §4, D12).
+type streamSession struct {
+	id     string
+	header http.Header // Policy.CaptureSession of the opening request
+	// ctx ends with the session, cancelling the calls in flight; its cause
+	// says why it ended.
+	ctx       context.Context
+	end       context.CancelCauseFunc
+	outbox    chan []byte   // encoded messages waiting to be written
+	slots     chan struct{} // one per call in flight
+	lastHeard atomic.Int64  // unix nanoseconds of the last client message
+
+	mu    sync.Mutex
+	ended bool
+	calls sync.WaitGroup
+}
+
+// heard notes that the client sent something, for the idle timeout.
+func (s *streamSession) heard() { s.lastHeard.Store(time.Now().UnixNano()) }
+
+// idleLeft returns how long the session may stay idle from now.
+func (s *streamSession) idleLeft(timeout time.Duration) time.Duration {
+	return timeout - time.Since(time.Unix(0, s.lastHeard.Load()))
+}
+
+// push queues an encoded message; it waits while the outbox is full and
+// gives up when the session ends.
+func (s *streamSession) push(data []byte) {
+	select {
+	case s.outbox <- data:
+	case <-s.ctx.Done():
+	}
+}
+
+// offer queues an encoded message unless the outbox is full: a client not
+// keeping up misses it, as on Streamable's GET streams.
+func (s *streamSession) offer(data []byte) {
+	select {
+	case s.outbox <- data:
+	default:
+	}
+}
+
+// notify sends a notification an upstream emitted during a call (progress,
+// logging) on the session's connection.
+func (s *streamSession) notify(n jsonrpc.Message) {
+	if data, err := jsonrpc.Encode(n); err == nil {
+		s.push(data)
+	}
+}
+
+// handleAsync handles one client message or batch on a goroutine of its
+// own, once one of the session's call slots is free (waiting while ctx
+// lasts), and queues the answers: a batch's as one batch, as JSON-RPC wants.
+// It returns false when the session ended or ctx did first.
+func (s *streamSession) handleAsync(ctx context.Context, h Handler, msgs []jsonrpc.Message, batch bool, requestID string) bool {
+	select {
+	case s.slots <- struct{}{}:
+	case <-s.ctx.Done():
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		<-s.slots
+		return false
+	}
+	s.calls.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.calls.Done()
+		defer func() { <-s.slots }()
+		in := dispatch.Inbound{Header: s.header, Notify: s.notify, RequestID: requestID}
+		var answers []jsonrpc.Message
+		for _, m := range msgs {
+			if m.IsResponse() {
+				continue // mcpgate asks the client nothing on these transports
+			}
+			if resp, ok := h.Handle(s.ctx, m, in); ok {
+				answers = append(answers, resp)
+			}
+		}
+		if data, ok := encodeAnswers(answers, batch); ok {
+			s.push(data)
+		}
+	}()
+	return true
+}
+
+// encodeAnswers encodes a message's answers: none, one, or a batch.
+func encodeAnswers(answers []jsonrpc.Message, batch bool) ([]byte, bool) {
+	var data []byte
+	var err error
+	switch {
+	case len(answers) == 0:
+		return nil, false
+	case batch:
+		data, err = jsonrpc.EncodeBatch(answers)
+	default:
+		data, err = jsonrpc.Encode(answers[0])
+	}
+	if err != nil {
+		data = encodeError(jsonrpc.Errorf(jsonrpc.CodeInternalError, "%v", err))
+	}
+	return data, true
+}
+
+// encodeError encodes an error answer to no request in particular (id null).
+func encodeError(e *jsonrpc.Error) []byte {
+	data, _ := jsonrpc.Encode(jsonrpc.NewError(nil, e))
+	return data
+}
+
+// finish ends the session and waits for its calls in flight, which the
+// ended context cancels.
+func (s *streamSession) finish(cause error) {
+	s.end(cause)
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+	s.calls.Wait()
+}
+
+// streamSessions holds the open sessions of one transport and owns their
+// goroutines: Close ends them all and waits for them.
+type streamSessions struct {
+	cfg StreamConfig
+
+	mu      sync.Mutex
+	byID    map[string]*streamSession
+	closed  bool
+	serving sync.WaitGroup // one per open session, done when it is released
+}
+
+func newStreamSessions(cfg StreamConfig) *streamSessions {
+	return &streamSessions{cfg: cfg.withDefaults(), byID: map[string]*streamSession{}}
+}
+
+// open starts a session for the opening request r, capturing its headers
+// once (spec §4). The session's context derives from parent. The caller
+// must release it.
+func (t *streamSessions) open(parent context.Context, r *http.Request) (*streamSession, error) {
+	id, err := newSessionID()
+	if err != nil {
+		return nil, err
+	}
+	ctx, end := context.WithCancelCause(parent)
+	s := &streamSession{id: id, header: t.cfg.Policy.CaptureSession(r.Header).Header(), ctx: ctx, end: end,
+		outbox: make(chan []byte, outboxSize), slots: make(chan struct{}, t.cfg.MaxInFlight)}
+	s.heard()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.closed:
+		end(errShuttingDown)
+		return nil, errShuttingDown
+	case len(t.byID) >= t.cfg.MaxSessions:
+		end(nil)
+		return nil, fmt.Errorf("too many sessions (%d); try again later", t.cfg.MaxSessions)
+	}
+	t.byID[id] = s
+	t.serving.Add(1)
+	return s, nil
+}
+
+// release ends the session (if nothing else did), waits for its calls and
+// forgets it.
+func (t *streamSessions) release(s *streamSession, cause error) {
+	s.finish(cause)
+	t.mu.Lock()
+	delete(t.byID, s.id)
+	t.mu.Unlock()
+	t.serving.Done()
+}
+
+// find returns the open session with that id.
+func (t *streamSessions) find(id string) (*streamSession, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.byID[id]
+	return s, ok
+}
+
+func (t *streamSessions) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byID)
+}
+
+// broadcast offers a notification to every session.
+func (t *streamSessions) broadcast(m jsonrpc.Message) {
+	data, err := jsonrpc.Encode(m)
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range t.byID {
+		s.offer(data)
+	}
+}
+
+// closeAll ends every session, refuses new ones, and waits until every
+// session's goroutines are gone.
+func (t *streamSessions) closeAll() {
+	t.mu.Lock()
+	t.closed = true
+	for _, s := range t.byID {
+		s.end(errShuttingDown)
+	}
+	t.mu.Unlock()
+	t.serving.Wait()
+}
+
+// pump writes the session's outgoing messages with write, and a keep-alive
+// with keepAlive when the connection has been quiet for KeepAlive, until the
+// session ends; it ends it when the client has sent nothing for IdleTimeout
+// or a write fails, and returns why it ended.
+func (t *streamSessions) pump(s *streamSession, write func([]byte) error, keepAlive func() error) error {
+	idle := time.NewTimer(t.cfg.IdleTimeout)
+	defer idle.Stop()
+	quiet := time.NewTicker(t.cfg.KeepAlive)
+	defer quiet.Stop()
+	for {
+		var err error
+		select {
+		case <-s.ctx.Done():
+			return context.Cause(s.ctx)
+		case data := <-s.outbox:
+			err = write(data)
+			quiet.Reset(t.cfg.KeepAlive)
+		case <-quiet.C:
+			err = keepAlive()
+		case <-idle.C:
+			if left := s.idleLeft(t.cfg.IdleTimeout); left > 0 {
+				idle.Reset(left)
+				continue
+			}
+			err = &sessionEnd{reason: fmt.Sprintf("no client message for %s (SESSION_IDLE_TIMEOUT)", t.cfg.IdleTimeout)}
+		}
+		if err != nil {
+			s.end(err)
+			return context.Cause(s.ctx)
+		}
+	}
+}
+
+// asSessionEnd returns the sessionEnd in err, if mcpgate ended the session.
+func asSessionEnd(err error) (*sessionEnd, bool) {
+	var e *sessionEnd
+	ok := errors.As(err, &e)
+	return e, ok
+}
