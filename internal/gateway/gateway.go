@@ -42,6 +42,7 @@ type Gateway struct {
 	resolver   *passthrough.AllowlistResolver
 	streamable *frontdoor.Streamable
 	relay      *frontdoor.Streamable // the 1:1 relay, /gateways/{id}/mcp
+	relaySSE   *frontdoor.SSE        // the 1:1 relay, /gateways/{id}/sse
 	legacySSE  *frontdoor.SSE
 	websocket  *frontdoor.WebSocket
 	jwt        *auth.JWT
@@ -159,6 +160,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		EventStreamAnswers: true,
 	})
 	authed.Handle("/gateways/{id}/mcp", g.relay)
+	relayStreams := streams
+	relayStreams.Handler, relayStreams.Open = nil, relayOpener(d)
+	relayStreams.Scope = func(r *http.Request) string { return r.PathValue("id") }
+	relayStreams.MessagePath = func(r *http.Request) string {
+		return "/gateways/" + url.PathEscape(r.PathValue("id")) + "/message"
+	}
+	g.relaySSE = frontdoor.NewSSE(relayStreams)
+	authed.HandleFunc("/gateways/{id}/sse", g.relaySSE.ServeStream)
+	authed.HandleFunc("/gateways/{id}/message", g.relaySSE.ServeMessage)
 	authed.HandleFunc("/sse", g.legacySSE.ServeStream)
 	authed.HandleFunc(frontdoor.MessagePath, g.legacySSE.ServeMessage)
 	mux.Handle("/ws", g.authenticateWith(g.websocket, webSocketToken(cfg.Passthrough.AuthHeaderName), webSocketHowTo(cfg.Passthrough.AuthHeaderName)))
@@ -202,6 +212,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	g.streamable.Drain() // ends open GET streams so Shutdown is not held by them
 	g.relay.Drain()
 	g.legacySSE.Close() // the same for legacy SSE streams
+	g.relaySSE.Close()
 	g.websocket.Close() // Shutdown does not track hijacked connections
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.Gateway.ShutdownTimeout)
 	defer cancel()
@@ -308,6 +319,9 @@ func (g *Gateway) Close() {
 	}
 	if g.legacySSE != nil {
 		g.legacySSE.Close()
+	}
+	if g.relaySSE != nil {
+		g.relaySSE.Close()
 	}
 	if g.websocket != nil {
 		g.websocket.Close()

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,17 +23,29 @@ import (
 // The 1:1 relay, /gateways/{id}/mcp: one upstream exposed as itself.
 
 // relayClient connects the official Go SDK client, as a client that can
-// sample, elicit and list roots, to the relay of the upstream id.
+// sample, elicit and list roots, to the Streamable HTTP relay of the
+// upstream id.
 func relayClient(t *testing.T, gw *running, id string, opts *mcp.ClientOptions) *mcp.ClientSession {
+	return relayClientOver(t, gw, id, "streamable", opts)
+}
+
+// relayClientOver is relayClient over the relay's Streamable HTTP
+// ("streamable", /gateways/{id}/mcp) or legacy SSE ("sse",
+// /gateways/{id}/sse) endpoint.
+func relayClientOver(t *testing.T, gw *running, id, over string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
 	client := mcp.NewClient(&mcp.Implementation{Name: "relay-e2e", Version: "1"}, opts)
 	client.AddRoots(&mcp.Root{URI: "file:///work/project", Name: "project"})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{
-		Endpoint:   gw.url + "/gateways/" + id + "/mcp",
-		HTTPClient: &http.Client{Transport: bearerTransport{gw.token}},
-	}, nil)
+	// The SDK's legacy SSE transport ties its stream to Connect's context,
+	// so that lives as long as the test.
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	hc := &http.Client{Transport: bearerTransport{gw.token}}
+	var transport mcp.Transport = &mcp.StreamableClientTransport{Endpoint: gw.url + "/gateways/" + id + "/mcp", HTTPClient: hc}
+	if over == "sse" {
+		transport = &mcp.SSEClientTransport{Endpoint: gw.url + "/gateways/" + id + "/sse", HTTPClient: hc}
+	}
+	session, err := client.Connect(ctx, transport, nil)
 	if err != nil {
 		t.Fatalf("connect to the relay: %v", err)
 	}
@@ -46,15 +59,19 @@ func relayClient(t *testing.T, gw *running, id string, opts *mcp.ClientOptions) 
 // client mid-call — sampling, elicitation, roots and ping — travel to the
 // client and their answers back.
 //
-// It runs against an upstream of each transport: an SSE-only upstream is
-// relayed to a Streamable HTTP client too.
+// It runs with the client on each of the relay's endpoints (Streamable
+// HTTP, legacy SSE) and an upstream of each transport: an SSE-only
+// upstream is relayed to a Streamable HTTP client too, and the other way
+// round.
 func TestRelayExposesTheUpstreamAsItself(t *testing.T) {
-	for _, transport := range []string{"STREAMABLEHTTP", "SSE"} {
-		t.Run(transport, func(t *testing.T) { testRelayExposesTheUpstreamAsItself(t, transport) })
+	for _, over := range []string{"streamable", "sse"} {
+		for _, transport := range []string{"STREAMABLEHTTP", "SSE"} {
+			t.Run(over+" client/"+transport+" upstream", func(t *testing.T) { testRelayExposesTheUpstreamAsItself(t, over, transport) })
+		}
 	}
 }
 
-func testRelayExposesTheUpstreamAsItself(t *testing.T, transport string) {
+func testRelayExposesTheUpstreamAsItself(t *testing.T, over, transport string) {
 	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
 		var up *mcptest.Server
 		if transport == "SSE" {
@@ -68,7 +85,7 @@ func testRelayExposesTheUpstreamAsItself(t *testing.T, transport string) {
 		var mu sync.Mutex
 		var progress []float64
 		var logs, sampled []string
-		session := relayClient(t, gw, id, &mcp.ClientOptions{
+		session := relayClientOver(t, gw, id, over, &mcp.ClientOptions{
 			CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 				q := ""
 				if tc, ok := req.Params.Messages[0].Content.(*mcp.TextContent); ok {
@@ -369,7 +386,63 @@ func TestRelaySessionsAreReleased(t *testing.T) {
 			t.Fatalf("goroutines: %d before, %d after", baseline, now)
 		}
 		t.Logf("goroutines: %d before, %d after %d relay sessions", baseline, now, sessions)
+
+		// Over legacy SSE the session lives on the stream: a client that
+		// drops it releases the upstream session at once, no timeout needed.
+		deletesBefore = countRequests(up, "DELETE")
+		const streams = 200
+		for range streams / 20 {
+			var wg sync.WaitGroup
+			for range 20 {
+				wg.Go(func() { openAndDropRelayStream(t, gw, id, initialize) })
+			}
+			wg.Wait()
+		}
+		waitFor(t, 10*time.Second, "every SSE relay session to end", func() bool { return gw.gateway.relaySSE.Sessions() == 0 })
+		waitFor(t, 10*time.Second, "every SSE relay session's upstream session to be ended with DELETE", func() bool {
+			return countRequests(up, "DELETE")-deletesBefore >= streams
+		})
 	})
+}
+
+// openAndDropRelayStream opens a legacy SSE session on the relay of id,
+// initializes it (so it holds an upstream session), and drops the stream.
+func openAndDropRelayStream(t *testing.T, gw *running, id string, initialize map[string]any) {
+	req, _ := http.NewRequest("GET", gw.url+"/gateways/"+id+"/sse", nil)
+	req.Header.Set("Authorization", "Bearer "+gw.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer resp.Body.Close()
+	events := bufio.NewScanner(resp.Body)
+	next := func(prefix string) string {
+		for events.Scan() {
+			if line := events.Text(); strings.HasPrefix(line, prefix) {
+				return strings.TrimPrefix(line, prefix)
+			}
+		}
+		return ""
+	}
+	endpoint := next("data: ")
+	if !strings.HasPrefix(endpoint, "/gateways/"+id+"/message?session_id=") {
+		t.Errorf("the relay's endpoint event is %q", endpoint)
+		return
+	}
+	body, _ := json.Marshal(initialize)
+	post, _ := http.NewRequest("POST", gw.url+endpoint, strings.NewReader(string(body)))
+	post.Header.Set("Authorization", "Bearer "+gw.token)
+	post.Header.Set("Content-Type", "application/json")
+	presp, err := http.DefaultClient.Do(post)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	presp.Body.Close()
+	if answer := next("data: "); !strings.Contains(answer, `"protocolVersion"`) {
+		t.Errorf("initialize over the SSE relay answered %q", answer)
+	}
 }
 
 // waitFor polls cond every 20 ms until it holds, failing the test after d.

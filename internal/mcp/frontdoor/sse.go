@@ -68,7 +68,11 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(writeTimeout)) }
 
 	deadline()
-	err = sw.event("endpoint", []byte(MessagePath+"?session_id="+url.QueryEscape(sess.id)))
+	path := MessagePath
+	if cfg.MessagePath != nil {
+		path = cfg.MessagePath(r)
+	}
+	err = sw.event("endpoint", []byte(path+"?session_id="+url.QueryEscape(sess.id)))
 	if err == nil {
 		cfg.Logger.Debug("sse session opened", "session", sess.id, "request_id", cfg.RequestID(r))
 		err = h.sessions.pump(sess,
@@ -97,7 +101,7 @@ func (h *SSE) ServeMessage(w http.ResponseWriter, r *http.Request) {
 			"the session_id query parameter is required: post to the URL of the endpoint event of your GET /sse stream"))
 		return
 	}
-	sess, ok := h.sessions.find(id)
+	sess, ok := h.sessions.find(id, r)
 	if !ok {
 		writeJSONRPCError(w, http.StatusNotFound, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
 			"session %q not found: its stream ended or expired; open a new one with GET /sse", id))
@@ -110,7 +114,7 @@ func (h *SSE) ServeMessage(w http.ResponseWriter, r *http.Request) {
 	sess.heard()
 	// The POST's own headers are not used: the session's calls carry the
 	// opening GET's (spec §4).
-	if !sess.handleAsync(r.Context(), h.sessions.cfg.Handler, msgs, batch, h.sessions.cfg.RequestID(r)) {
+	if !sess.handleAsync(r.Context(), r, h.sessions.cfg, msgs, batch, h.sessions.cfg.RequestID(r)) {
 		if sess.ctx.Err() == nil {
 			return // the client gave up waiting for a free call slot
 		}

@@ -36,6 +36,16 @@ type StreamConfig struct {
 	// MaxInFlight bounds the client messages of one session being handled
 	// at once; the next waits for a free slot.
 	MaxInFlight int
+	// Open, when set, gives each session a Backend of its own, opened by
+	// the session's initialize (the 1:1 relay); Handler is then not used.
+	Open Opener
+	// Scope, when set, names what a request's session belongs to (the
+	// upstream of /gateways/{id}/sse): a session is found only by requests
+	// of the scope that opened it.
+	Scope func(*http.Request) string
+	// MessagePath, when set, gives the path the legacy SSE endpoint event
+	// names for a stream request; nil means MessagePath.
+	MessagePath func(*http.Request) string
 }
 
 // Defaults of StreamConfig.
@@ -91,6 +101,7 @@ var errShuttingDown = &sessionEnd{reason: "mcpgate is shutting down", shutdown: 
 // (spec §4, D12).
 type streamSession struct {
 	id     string
+	scope  string      // StreamConfig.Scope of the opening request
 	header http.Header // Policy.CaptureSession of the opening request
 	// ctx ends with the session, cancelling the calls in flight; its cause
 	// says why it ended.
@@ -100,9 +111,10 @@ type streamSession struct {
 	slots     chan struct{} // one per call in flight
 	lastHeard atomic.Int64  // unix nanoseconds of the last client message
 
-	mu    sync.Mutex
-	ended bool
-	calls sync.WaitGroup
+	mu      sync.Mutex
+	ended   bool
+	backend Backend // StreamConfig.Open's, once initialize has opened it
+	calls   sync.WaitGroup
 }
 
 // heard notes that the client sent something, for the idle timeout.
@@ -143,7 +155,7 @@ func (s *streamSession) notify(n jsonrpc.Message) {
 // own, once one of the session's call slots is free (waiting while ctx
 // lasts), and queues the answers: a batch's as one batch, as JSON-RPC wants.
 // It returns false when the session ended or ctx did first.
-func (s *streamSession) handleAsync(ctx context.Context, h Handler, msgs []jsonrpc.Message, batch bool, requestID string) bool {
+func (s *streamSession) handleAsync(ctx context.Context, r *http.Request, cfg StreamConfig, msgs []jsonrpc.Message, batch bool, requestID string) bool {
 	select {
 	case s.slots <- struct{}{}:
 	case <-s.ctx.Done():
@@ -165,10 +177,16 @@ func (s *streamSession) handleAsync(ctx context.Context, h Handler, msgs []jsonr
 		in := dispatch.Inbound{Header: s.header, Notify: s.notify, RequestID: requestID}
 		var answers []jsonrpc.Message
 		for _, m := range msgs {
-			if m.IsResponse() {
-				continue // mcpgate asks the client nothing on these transports
+			if cfg.Open != nil {
+				if resp, ok := s.relay(r, cfg, m, in); ok {
+					answers = append(answers, resp)
+				}
+				continue
 			}
-			if resp, ok := h.Handle(s.ctx, m, in); ok {
+			if m.IsResponse() {
+				continue // mcpgate asks federation clients nothing
+			}
+			if resp, ok := cfg.Handler.Handle(s.ctx, m, in); ok {
 				answers = append(answers, resp)
 			}
 		}
@@ -177,6 +195,52 @@ func (s *streamSession) handleAsync(ctx context.Context, h Handler, msgs []jsonr
 		}
 	}()
 	return true
+}
+
+// relay hands one client message to the session's Backend, opening it with
+// the session's initialize; it returns the answer to a request.
+func (s *streamSession) relay(r *http.Request, cfg StreamConfig, m jsonrpc.Message, in dispatch.Inbound) (jsonrpc.Message, bool) {
+	s.mu.Lock()
+	backend := s.backend
+	s.mu.Unlock()
+	fail := func(code int, format string, args ...any) (jsonrpc.Message, bool) {
+		if !m.IsRequest() {
+			cfg.Logger.Warn("a client message could not be relayed", "method", m.Method, "err", fmt.Sprintf(format, args...), "request_id", in.RequestID)
+			return jsonrpc.Message{}, false
+		}
+		return jsonrpc.NewError(m.ID, jsonrpc.Errorf(code, format, args...)), true
+	}
+	switch {
+	case m.Method == "initialize" && backend != nil:
+		return fail(jsonrpc.CodeInvalidRequest, "the session is already initialized")
+	case m.Method == "initialize":
+		opened, resp, err := cfg.Open(s.ctx, r, m, in, s.notify)
+		if err != nil {
+			return fail(jsonrpc.CodeUpstreamError, "%v", err)
+		}
+		s.mu.Lock()
+		if s.ended {
+			s.mu.Unlock()
+			_ = opened.Close()
+			return fail(jsonrpc.CodeInvalidRequest, "the session ended")
+		}
+		s.backend = opened
+		s.mu.Unlock()
+		return resp, true
+	case backend == nil:
+		return fail(jsonrpc.CodeInvalidRequest, "send initialize first")
+	case m.IsRequest():
+		return backend.Request(s.ctx, m, in), true
+	case m.IsNotification():
+		if err := backend.Notify(s.ctx, m, in); err != nil {
+			return fail(jsonrpc.CodeUpstreamError, "%v", err)
+		}
+	case m.IsResponse():
+		if err := backend.Respond(s.ctx, m, in); err != nil {
+			return fail(jsonrpc.CodeUpstreamError, "%v", err)
+		}
+	}
+	return jsonrpc.Message{}, false
 }
 
 // encodeAnswers encodes a message's answers: none, one, or a batch.
@@ -209,8 +273,12 @@ func (s *streamSession) finish(cause error) {
 	s.end(cause)
 	s.mu.Lock()
 	s.ended = true
+	backend := s.backend
 	s.mu.Unlock()
 	s.calls.Wait()
+	if backend != nil { // the relay's upstream session ends with the client's
+		_ = backend.Close()
+	}
 }
 
 // streamSessions holds the open sessions of one transport and owns their
@@ -237,7 +305,7 @@ func (t *streamSessions) open(parent context.Context, r *http.Request) (*streamS
 		return nil, err
 	}
 	ctx, end := context.WithCancelCause(parent)
-	s := &streamSession{id: id, header: t.cfg.Policy.CaptureSession(r.Header).Header(), ctx: ctx, end: end,
+	s := &streamSession{id: id, scope: t.scopeOf(r), header: t.cfg.Policy.CaptureSession(r.Header).Header(), ctx: ctx, end: end,
 		outbox: make(chan []byte, outboxSize), slots: make(chan struct{}, t.cfg.MaxInFlight)}
 	s.heard()
 	t.mu.Lock()
@@ -265,12 +333,22 @@ func (t *streamSessions) release(s *streamSession, cause error) {
 	t.serving.Done()
 }
 
-// find returns the open session with that id.
-func (t *streamSessions) find(id string) (*streamSession, bool) {
+// find returns the open session with that id, if r is of its scope.
+func (t *streamSessions) find(id string, r *http.Request) (*streamSession, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, ok := t.byID[id]
+	if !ok || s.scope != t.scopeOf(r) {
+		return nil, false
+	}
 	return s, ok
+}
+
+func (t *streamSessions) scopeOf(r *http.Request) string {
+	if t.cfg.Scope == nil {
+		return ""
+	}
+	return t.cfg.Scope(r)
 }
 
 func (t *streamSessions) count() int {

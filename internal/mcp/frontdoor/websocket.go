@@ -83,7 +83,7 @@ func (h *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reading := make(chan struct{})
 	go func() {
 		defer close(reading)
-		h.read(conn, sess, cfg.RequestID(r))
+		h.read(conn, sess, r)
 	}()
 	err = h.sessions.pump(sess,
 		func(data []byte) error {
@@ -114,7 +114,8 @@ func (h *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // read reads the client's messages and hands each to the session, until the
 // socket closes; then it ends the session.
-func (h *WebSocket) read(conn *websocket.Conn, sess *streamSession, requestID string) {
+func (h *WebSocket) read(conn *websocket.Conn, sess *streamSession, r *http.Request) {
+	requestID := h.sessions.cfg.RequestID(r)
 	for {
 		// Not the session's context: cancelling a read closes the socket
 		// without the closing handshake. Closing the socket ends the read.
@@ -133,7 +134,7 @@ func (h *WebSocket) read(conn *websocket.Conn, sess *streamSession, requestID st
 			sess.push(encodeError(asRPCError(err)))
 			continue
 		}
-		if !sess.handleAsync(sess.ctx, h.sessions.cfg.Handler, msgs, batch, requestID) {
+		if !sess.handleAsync(sess.ctx, r, h.sessions.cfg, msgs, batch, requestID) {
 			return // the session ended
 		}
 	}
