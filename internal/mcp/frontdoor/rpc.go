@@ -1,7 +1,8 @@
-// Package frontdoor is mcpgate's client-facing MCP transports: plain
-// JSON-RPC at /rpc, Streamable HTTP at /mcp, legacy HTTP+SSE at /sse and
-// /message, and WebSocket at /ws, with their sessions. It reads and writes
-// messages and hands each one to the dispatcher with the headers the
+// Package frontdoor is mcpgate's client-facing MCP transports — plain
+// JSON-RPC at /rpc, Streamable HTTP at /mcp, legacy HTTP+SSE at /sse,
+// WebSocket at /ws, and the same per-session transports for the 1:1 relay —
+// with their sessions. It reads and writes messages and hands each one to
+// the dispatcher, or to the session's own backend, with the headers the
 // passthrough engine must see (spec §4).
 package frontdoor
 
