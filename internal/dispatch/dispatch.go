@@ -236,16 +236,26 @@ func (d *Dispatcher) Forward(ctx context.Context, r *Route, msg jsonrpc.Message,
 	if r.Caller == nil {
 		return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q is unavailable: %s", r.Name, r.Unavailable))
 	}
+	return d.exchange(ctx, r, msg, in, func(ctx context.Context, headers http.Header) (jsonrpc.Message, error) {
+		return r.Caller.Call(ctx, msg, headers, in.Notify)
+	})
+}
+
+// exchange sends msg to r's upstream with send: with the headers the engine
+// decides for it under the allowlist in force now, bounded by the upstream
+// timeout, and once more with a fresh token when an OAuth upstream answers
+// 401. It returns the upstream's answer, or a JSON-RPC error naming the
+// upstream.
+func (d *Dispatcher) exchange(ctx context.Context, r *Route, msg jsonrpc.Message, in Inbound, send func(context.Context, http.Header) (jsonrpc.Message, error)) jsonrpc.Message {
 	allow := d.allowlist(ctx, r, in)
 	for attempt := 0; ; attempt++ {
 		headers, err := d.headers(ctx, r, allow, in)
 		if err != nil {
 			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q: cannot get its credentials: %v", r.Name, err))
 		}
-
 		callCtx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 		start := time.Now()
-		resp, err := r.Caller.Call(callCtx, msg, headers, in.Notify)
+		resp, err := send(callCtx, headers)
 		if d.cfg.Metrics != nil {
 			d.cfg.Metrics.UpstreamLatency(r.Slug, msg.Method, time.Since(start))
 		}

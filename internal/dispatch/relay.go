@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/passthrough"
@@ -123,45 +122,11 @@ func (rs *RelaySession) Request(ctx context.Context, msg jsonrpc.Message, in Inb
 		rs.mu.Unlock()
 	}()
 
-	allow := d.allowlist(ctx, r, in)
-	for attempt := 0; ; attempt++ {
-		headers, err := d.headers(ctx, r, allow, in)
-		if err != nil {
-			d.count(msg.Method, r, false)
-			return answerTo(msg, failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q: cannot get its credentials: %v", r.Name, err)))
-		}
-		callCtx, cancelCall := context.WithTimeout(ctx, d.cfg.Timeout)
-		start := time.Now()
-		resp, err := rs.conn.Call(callCtx, msg, headers, deliver)
-		if d.cfg.Metrics != nil {
-			d.cfg.Metrics.UpstreamLatency(r.Slug, msg.Method, time.Since(start))
-		}
-		deadline := callCtx.Err() == context.DeadlineExceeded && ctx.Err() == nil
-		cancelCall()
-		if err == nil {
-			d.count(msg.Method, r, resp.Error == nil)
-			resp.ID = msg.ID
-			return resp
-		}
-		if status, ok := httpStatus(err); ok && status == http.StatusUnauthorized && r.Upstream.AuthType == passthrough.AuthOAuth && attempt == 0 {
-			r.Credentials.Invalidate()
-			continue
-		}
-		d.count(msg.Method, r, false)
-		d.cfg.Logger.WarnContext(ctx, "relayed request failed", "upstream", r.Name, "method", msg.Method, "err", err, "request_id", in.RequestID)
-		var e *jsonrpc.Error
-		switch status, ok := httpStatus(err); {
-		case deadline:
-			e = jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q did not answer within %s", r.Name, d.cfg.Timeout)
-		case ctx.Err() != nil:
-			e = jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "request to upstream %q cancelled", r.Name)
-		case ok:
-			e = jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q answered HTTP %d", r.Name, status)
-		default:
-			e = jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q failed: %v", r.Name, err)
-		}
-		return answerTo(msg, failure(e))
-	}
+	resp := d.exchange(ctx, r, msg, in, func(ctx context.Context, headers http.Header) (jsonrpc.Message, error) {
+		return rs.conn.Call(ctx, msg, headers, deliver)
+	})
+	d.count(msg.Method, r, resp.Error == nil)
+	return answerTo(msg, resp)
 }
 
 // Notify relays a client notification. notifications/initialized is not

@@ -350,7 +350,7 @@ func TestRelaySessionsAreReleased(t *testing.T) {
 		waitFor(t, 10*time.Second, "the warm-up session to end", func() bool { return gw.gateway.relay.Sessions() == 0 })
 		http.DefaultClient.CloseIdleConnections()
 		gw.gateway.httpClient.CloseIdleConnections()
-		baseline := settledGoroutines()
+		baseline := stableGoroutines()
 		deletesBefore, postsBefore := countRequests(up, "DELETE"), countRequests(up, "POST")
 
 		const sessions = 1000
@@ -453,20 +453,6 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("waited %s for %s", d, what)
 		}
 	}
-}
-
-// settledGoroutines is the goroutine count once it has stopped falling.
-func settledGoroutines() int {
-	n := runtime.NumGoroutine()
-	for range 50 {
-		time.Sleep(20 * time.Millisecond)
-		m := runtime.NumGoroutine()
-		if m >= n {
-			return m
-		}
-		n = m
-	}
-	return n
 }
 
 func countRequests(s *mcptest.Server, method string) int {
