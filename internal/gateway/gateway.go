@@ -211,11 +211,17 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	g.logger.Info("shutting down: finishing in-flight calls", "timeout", g.cfg.Gateway.ShutdownTimeout.String())
 	g.streamable.Drain() // ends open GET streams so Shutdown is not held by them
 	g.relay.Drain()
-	g.legacySSE.Close() // the same for legacy SSE streams
-	g.relaySSE.Close()
-	g.websocket.Close() // Shutdown does not track hijacked connections
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.Gateway.ShutdownTimeout)
 	defer cancel()
+	// Calls on the session transports were accepted with 202 (SSE) or on a
+	// hijacked connection (WebSocket), so Shutdown does not wait for them:
+	// their handlers let them finish, then end the sessions, which also
+	// ends the SSE streams Shutdown is waiting for.
+	var drains sync.WaitGroup
+	for _, drain := range []func(context.Context){g.legacySSE.Drain, g.relaySSE.Drain, g.websocket.Drain} {
+		drains.Go(func() { drain(sctx) })
+	}
+	defer drains.Wait()
 	shut := make(chan error, 1)
 	go func() { shut <- srv.Shutdown(sctx) }()
 	// A connection that has sent nothing yet carries no call; Shutdown

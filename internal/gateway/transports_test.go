@@ -575,3 +575,38 @@ func stableGoroutines() int {
 	}
 	return n
 }
+
+// TestSessionTransportsShutDownGracefully: at shutdown a call in flight on
+// a legacy SSE or WebSocket session finishes and its answer reaches the
+// client, as on /mcp and /rpc, before the session is closed.
+func TestSessionTransportsShutDownGracefully(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		for _, tr := range sessionTransports() {
+			t.Run(tr.name, func(t *testing.T) {
+				up := mcptest.NewStreamableHTTP(t)
+				gw := startGateway(t, dbURL(t), nil)
+				gw.register(map[string]any{"name": "crm", "url": up.URL})
+				s := tr.connect(t, gw, nil, nil)
+				type outcome struct {
+					res *mcp.CallToolResult
+					err error
+				}
+				done := make(chan outcome, 1)
+				go func() {
+					res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "crm-slow", Arguments: map[string]any{"ms": 100, "steps": 5}})
+					done <- outcome{res, err}
+				}()
+				waitFor(t, 10*time.Second, "the call to reach the upstream", func() bool { return up.LastHeader("tools/call") != nil })
+				gw.stop()
+				select {
+				case o := <-done:
+					if o.err != nil || o.res.IsError || len(o.res.Content) == 0 {
+						t.Errorf("in-flight call at shutdown: %v %+v", o.err, o.res)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("the in-flight call never answered")
+				}
+			})
+		}
+	})
+}

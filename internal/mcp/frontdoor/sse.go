@@ -1,6 +1,7 @@
 package frontdoor
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"time"
@@ -37,6 +38,11 @@ func NewSSE(cfg StreamConfig) *SSE {
 // Close ends every session, closing their streams, and returns when all
 // their goroutines are gone. Later GETs are refused.
 func (h *SSE) Close() { h.sessions.closeAll() }
+
+// Drain is the graceful Close: new sessions and messages are refused, the
+// calls in flight finish and their answers go out (while ctx lasts), then
+// every session ends.
+func (h *SSE) Drain(ctx context.Context) { h.sessions.drain(ctx) }
 
 // Sessions returns the number of open sessions.
 func (h *SSE) Sessions() int { return h.sessions.count() }
@@ -115,8 +121,13 @@ func (h *SSE) ServeMessage(w http.ResponseWriter, r *http.Request) {
 	// The POST's own headers are not used: the session's calls carry the
 	// opening GET's (spec §4).
 	if !sess.handleAsync(r.Context(), r, h.sessions.cfg, msgs, batch, h.sessions.cfg.RequestID(r)) {
-		if sess.ctx.Err() == nil {
+		if sess.ctx.Err() == nil && r.Context().Err() != nil {
 			return // the client gave up waiting for a free call slot
+		}
+		if sess.ctx.Err() == nil { // draining
+			writeJSONRPCError(w, http.StatusServiceUnavailable, jsonrpc.Errorf(jsonrpc.CodeInternalError,
+				"mcpgate is shutting down; open a new session with GET /sse (on another instance, or once it is back)"))
+			return
 		}
 		writeJSONRPCError(w, http.StatusNotFound, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
 			"session %q ended before the message could be handled; open a new one with GET /sse", id))

@@ -111,10 +111,11 @@ type streamSession struct {
 	slots     chan struct{} // one per call in flight
 	lastHeard atomic.Int64  // unix nanoseconds of the last client message
 
-	mu      sync.Mutex
-	ended   bool
-	backend Backend // StreamConfig.Open's, once initialize has opened it
-	calls   sync.WaitGroup
+	mu       sync.Mutex
+	ended    bool
+	draining bool    // shutting down: no new messages, the calls in flight finish
+	backend  Backend // StreamConfig.Open's, once initialize has opened it
+	calls    sync.WaitGroup
 }
 
 // heard notes that the client sent something, for the idle timeout.
@@ -164,7 +165,7 @@ func (s *streamSession) handleAsync(ctx context.Context, r *http.Request, cfg St
 		return false
 	}
 	s.mu.Lock()
-	if s.ended {
+	if s.ended || s.draining {
 		s.mu.Unlock()
 		<-s.slots
 		return false
@@ -368,6 +369,41 @@ func (t *streamSessions) broadcast(m jsonrpc.Message) {
 	for _, s := range t.byID {
 		s.offer(data)
 	}
+}
+
+// drain refuses new sessions and new client messages, waits (while ctx
+// lasts) for the calls in flight to finish and their answers to be
+// written, then ends every session as closeAll does: a graceful shutdown
+// for transports whose calls net/http's Shutdown does not see.
+func (t *streamSessions) drain(ctx context.Context) {
+	t.mu.Lock()
+	t.closed = true
+	sessions := make([]*streamSession, 0, len(t.byID))
+	for _, s := range t.byID {
+		sessions = append(sessions, s)
+	}
+	t.mu.Unlock()
+	for _, s := range sessions {
+		s.mu.Lock()
+		s.draining = true
+		s.mu.Unlock()
+	}
+	finished := make(chan struct{})
+	go func() {
+		for _, s := range sessions {
+			s.calls.Wait()
+			// The answers are queued; wait (boundedly) for the pump to write them.
+			for len(s.outbox) > 0 && ctx.Err() == nil && s.ctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+	}
+	t.closeAll()
 }
 
 // closeAll ends every session, refuses new ones, and waits until every

@@ -56,6 +56,11 @@ func NewWebSocket(cfg WebSocketConfig) *WebSocket {
 // returns when all their goroutines are gone. Later upgrades are refused.
 func (h *WebSocket) Close() { h.sessions.closeAll() }
 
+// Drain is the graceful Close: new sessions and messages are refused, the
+// calls in flight finish and their answers go out (while ctx lasts), then
+// every socket is closed.
+func (h *WebSocket) Drain(ctx context.Context) { h.sessions.drain(ctx) }
+
 // Sessions returns the number of open sessions.
 func (h *WebSocket) Sessions() int { return h.sessions.count() }
 
