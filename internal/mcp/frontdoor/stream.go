@@ -401,10 +401,23 @@ func (t *streamSessions) drain(ctx context.Context) {
 	}()
 	select {
 	case <-finished:
+		// A client reading the last answers off a stream that then ends may
+		// lose them (the Go SDK's SSE client drops what it has buffered once
+		// its stream closes): give it a moment before closing.
+		linger := time.NewTimer(drainLinger)
+		select {
+		case <-linger.C:
+		case <-ctx.Done():
+			linger.Stop()
+		}
 	case <-ctx.Done():
 	}
 	t.closeAll()
 }
+
+// drainLinger is how long drain keeps the streams open after the last
+// answer went out.
+const drainLinger = 250 * time.Millisecond
 
 // closeAll ends every session, refuses new ones, and waits until every
 // session's goroutines are gone.
