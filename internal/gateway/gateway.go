@@ -48,8 +48,10 @@ type Gateway struct {
 	jwt        *auth.JWT
 	tokens     verifiedTokens
 	httpClient *http.Client
-	handler    http.Handler
-	ready      atomic.Bool
+	// unlockSQLite releases the one-instance lock of a SQLite database.
+	unlockSQLite func()
+	handler      http.Handler
+	ready        atomic.Bool
 }
 
 // StartupError is a configuration problem that stops mcpgate before it
@@ -89,8 +91,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		logger.Warn("AUTH_ENCRYPTION_SECRET is not set: upstreams with credentials cannot be registered or used")
 	}
 
+	if path, ok := strings.CutPrefix(gc.DatabaseURL, "sqlite:///"); ok {
+		release, err := lockSQLite(path)
+		if err != nil {
+			return nil, &StartupError{config.EnvDatabaseURL, err.Error()}
+		}
+		g.unlockSQLite = release
+	}
 	st, err := store.Open(ctx, gc.DatabaseURL)
 	if err != nil {
+		g.Close()
 		return nil, fmt.Errorf("open the database (%s): %w", config.EnvDatabaseURL, err)
 	}
 	g.store = st
@@ -337,6 +347,10 @@ func (g *Gateway) Close() {
 	}
 	if g.store != nil {
 		_ = g.store.Close()
+	}
+	if g.unlockSQLite != nil {
+		g.unlockSQLite()
+		g.unlockSQLite = nil
 	}
 	if g.httpClient != nil {
 		g.httpClient.CloseIdleConnections()

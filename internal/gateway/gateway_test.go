@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -595,6 +596,37 @@ func TestStartRefusesWithoutSecret(t *testing.T) {
 			t.Errorf("error = %v", err)
 		}
 	})
+}
+
+// TestSQLiteIsSingleInstance: a second gateway on the same SQLite file is
+// refused at start with an error naming DATABASE_URL and what to use
+// instead; once the first stops, the file is free again. (Issue 5; a
+// PostgreSQL database is shared by design.)
+func TestSQLiteIsSingleInstance(t *testing.T) {
+	dbURL := "sqlite:///" + filepath.Join(t.TempDir(), "mcpgate.db")
+	first := startGateway(t, dbURL, nil)
+	vars := map[string]string{"DATABASE_URL": dbURL, "AUTH_REQUIRED": "false", "MCPGATE_ENV_FILE": filepath.Join(t.TempDir(), "x.env")}
+	_ = os.WriteFile(vars["MCPGATE_ENV_FILE"], nil, 0o600)
+	cfg, err := config.Load(nil, func(n string) (string, bool) { v, ok := vars[n]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), "test")
+	if err == nil {
+		second.Close()
+		t.Fatal("a second gateway started on the same SQLite database")
+	}
+	for _, want := range []string{"DATABASE_URL", fmt.Sprintf("pid %d", os.Getpid()), "PostgreSQL", "REDIS_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal %q does not say %q", err, want)
+		}
+	}
+	first.stop()
+	third, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), "test")
+	if err != nil {
+		t.Fatalf("after the first gateway stopped, the database is still refused: %v", err)
+	}
+	third.Close()
 }
 
 // TestMetrics: the decision counter appears with its labels.
