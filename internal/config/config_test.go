@@ -200,6 +200,12 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 			EnvAuthRequired, []string{"AUTH_REQUIRED", `"sometimes"`, "true or false", "yes/no"}},
 		{"bad JSON list", []string{`--default-passthrough-headers=["X-A",`}, nil, "",
 			passthrough.EnvDefaultPassthroughHeaders, []string{"DEFAULT_PASSTHROUGH_HEADERS", "JSON array", "comma list"}},
+		{"redis scheme", nil, map[string]string{EnvDatabaseURL: "postgres://db/mcp", EnvRedisURL: "http://cache:6379"}, "",
+			EnvRedisURL, []string{"REDIS_URL", "redis://"}},
+		{"redis without a shared database", nil, map[string]string{EnvRedisURL: "redis://:s3cret@cache:6379/0"}, "",
+			EnvRedisURL, []string{"REDIS_URL", "PostgreSQL", "single instance"}},
+		{"allowed host with a scheme", nil, map[string]string{EnvAllowedHosts: "https://gw.example"}, "",
+			EnvAllowedHosts, []string{"ALLOWED_HOSTS", "without scheme"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -44,6 +44,10 @@ type Gateway struct {
 	// mcpgate listens on a loopback address (DNS-rebinding protection, MCP
 	// basic/transports "Security Warning"). "*" turns the check off.
 	AllowedHosts []string
+	// RedisURL (REDIS_URL), redis://… or rediss://…, turns on
+	// multi-instance mode: changes and session messages travel between
+	// instances through Redis. It needs PostgreSQL as the database.
+	RedisURL string
 }
 
 // Gateway setting names.
@@ -60,6 +64,7 @@ const (
 	EnvCatalogueRefreshInterval = "CATALOGUE_REFRESH_INTERVAL"
 	EnvShutdownTimeout          = "SHUTDOWN_TIMEOUT"
 	EnvAllowedHosts             = "ALLOWED_HOSTS"
+	EnvRedisURL                 = "REDIS_URL"
 )
 
 // gatewayDocs documents the gateway settings; secrets have no default.
@@ -76,6 +81,7 @@ func gatewayDocs() []passthrough.SettingDoc {
 		{Name: EnvSessionIdleTimeout, Default: "1h", Usage: "ends client sessions unused for that long"},
 		{Name: EnvCatalogueRefreshInterval, Default: "5m", Usage: "re-reads every upstream's catalogue; 0 turns it off"},
 		{Name: EnvShutdownTimeout, Default: "30s", Usage: "longest wait for in-flight calls at shutdown"},
+		{Name: EnvRedisURL, Default: "(none)", Usage: "redis://HOST:PORT/DB: several instances share changes and sessions through Redis (needs PostgreSQL); without it a PostgreSQL deployment shares changes through LISTEN/NOTIFY"},
 		{Name: EnvAllowedHosts, Default: "(none)", Usage: "comma-separated host names requests may use in Host and Origin besides localhost, 127.0.0.1 and ::1, while listening on loopback (DNS-rebinding protection); * allows any"},
 	}
 }
@@ -120,6 +126,16 @@ func (s *sources) loadGateway() (Gateway, error) {
 		if err := g.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return g, &passthrough.SettingError{Name: EnvLogLevel, Value: v, Reason: "must be debug, info, warn or error"}
 		}
+	}
+	if v, ok := get(EnvRedisURL); ok && v != "" {
+		if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {
+			return g, &passthrough.SettingError{Name: EnvRedisURL, Value: redactURL(v), Reason: "must start with redis:// or rediss://"}
+		}
+		if strings.HasPrefix(g.DatabaseURL, "sqlite://") {
+			return g, &passthrough.SettingError{Name: EnvRedisURL, Value: redactURL(v),
+				Reason: "needs a database the instances share: set DATABASE_URL to a PostgreSQL URL (SQLite is for a single instance)"}
+		}
+		g.RedisURL = v
 	}
 	if v, ok := get(EnvAllowedHosts); ok {
 		for _, h := range strings.Split(v, ",") {
