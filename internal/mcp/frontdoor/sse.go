@@ -2,6 +2,7 @@ package frontdoor
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -73,6 +74,17 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 	// A client that stops reading must not hold the session, nor Close.
 	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(writeTimeout)) }
 
+	claim := func() {
+		if cfg.Router == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(sess.ctx, sharedTimeout)
+		defer cancel()
+		if err := cfg.Router.Claim(ctx, sess.id, 3*cfg.KeepAlive); err != nil {
+			cfg.Logger.Warn("could not tell the other instances where an SSE session lives; its POSTs must land here", "err", err)
+		}
+	}
+	claim()
 	deadline()
 	path := MessagePath
 	if cfg.MessagePath != nil {
@@ -83,7 +95,12 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 		cfg.Logger.Debug("sse session opened", "session", sess.id, "request_id", cfg.RequestID(r))
 		err = h.sessions.pump(sess,
 			func(data []byte) error { deadline(); return sw.event("message", data) },
-			func() error { deadline(); return sw.comment("keepalive") })
+			func() error { claim(); deadline(); return sw.comment("keepalive") })
+	}
+	if cfg.Router != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), sharedTimeout)
+		_ = cfg.Router.Release(ctx, sess.id)
+		cancel()
 	}
 	if end, ok := asSessionEnd(err); ok {
 		deadline()
@@ -108,6 +125,10 @@ func (h *SSE) ServeMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, ok := h.sessions.find(id, r)
+	if !ok && h.sessions.cfg.Router != nil {
+		h.route(w, r, id)
+		return
+	}
 	if !ok {
 		writeJSONRPCError(w, http.StatusNotFound, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
 			"session %q not found: its stream ended or expired; open a new one with GET /sse", id))
@@ -134,4 +155,50 @@ func (h *SSE) ServeMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// route hands a POST for a session this instance does not hold to the
+// instance that does (issue 5): 202 once it is on its way, 404 when no
+// live instance holds the session.
+func (h *SSE) route(w http.ResponseWriter, r *http.Request, id string) {
+	cfg := h.sessions.cfg
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		writeJSONRPCError(w, http.StatusRequestEntityTooLarge, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "the message could not be read: %v", err))
+		return
+	}
+	if _, _, err := jsonrpc.Decode(body); err != nil {
+		writeJSONRPCError(w, http.StatusBadRequest, asRPCError(err))
+		return
+	}
+	ok, err := cfg.Router.Route(r.Context(), RoutedMessage{Session: id, Scope: h.sessions.scopeOf(r), Body: body, RequestID: cfg.RequestID(r)})
+	switch {
+	case err != nil:
+		cfg.Logger.Warn("could not route an SSE message to the instance holding its session", "err", err, "request_id", cfg.RequestID(r))
+		writeJSONRPCError(w, http.StatusServiceUnavailable, jsonrpc.Errorf(jsonrpc.CodeInternalError,
+			"session %q lives on another instance, which could not be reached; retry, or open a new session with GET /sse", id))
+	case !ok:
+		writeJSONRPCError(w, http.StatusNotFound, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
+			"session %q not found: its stream ended, expired or lived on an instance that stopped; open a new one with GET /sse", id))
+	default:
+		w.WriteHeader(http.StatusAccepted)
+	}
+}
+
+// DeliverRouted handles a POST another instance routed here (issue 5); it
+// reports whether this handler holds the session. Its messages are handled
+// as a POST here would be, with the session's opening headers (spec §4).
+func (h *SSE) DeliverRouted(m RoutedMessage) bool {
+	s, ok := h.sessions.findScoped(m.Session, m.Scope)
+	if !ok {
+		return false
+	}
+	msgs, batch, err := jsonrpc.Decode(m.Body)
+	if err != nil {
+		s.push(encodeError(asRPCError(err)))
+		return true
+	}
+	s.heard()
+	s.handleAsync(s.ctx, s.opening, h.sessions.cfg, msgs, batch, m.RequestID)
+	return true
 }

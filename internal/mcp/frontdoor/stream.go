@@ -46,6 +46,32 @@ type StreamConfig struct {
 	// MessagePath, when set, gives the path the legacy SSE endpoint event
 	// names for a stream request; nil means MessagePath.
 	MessagePath func(*http.Request) string
+	// Router, when set, carries a legacy SSE POST that lands on an instance
+	// other than the one holding the session's stream to that one (issue 5).
+	Router SessionRouter
+}
+
+// SessionRouter carries the messages of a legacy SSE session to the
+// instance whose stream holds it (issue 5): the holder claims the session
+// while it lives, and a POST landing elsewhere is routed to it.
+type SessionRouter interface {
+	// Claim says this instance holds session id, for ttl; the holder
+	// renews the claim while the stream lives.
+	Claim(ctx context.Context, id string, ttl time.Duration) error
+	// Release ends this instance's claim.
+	Release(ctx context.Context, id string) error
+	// Route hands m to the instance holding its session; false when no
+	// live instance does.
+	Route(ctx context.Context, m RoutedMessage) (bool, error)
+}
+
+// RoutedMessage is one POST of a legacy SSE session, on its way to the
+// instance holding the session.
+type RoutedMessage struct {
+	Session   string `json:"session"`
+	Scope     string `json:"scope,omitempty"` // StreamConfig.Scope of the POST
+	Body      []byte `json:"body"`            // the POST's body, as it came
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Defaults of StreamConfig.
@@ -100,9 +126,10 @@ var errShuttingDown = &sessionEnd{reason: "mcpgate is shutting down", shutdown: 
 // force at the time of the call, which the dispatcher resolves per call
 // (spec §4, D12).
 type streamSession struct {
-	id     string
-	scope  string      // StreamConfig.Scope of the opening request
-	header http.Header // Policy.CaptureSession of the opening request
+	id      string
+	opening *http.Request // the request that opened it, for the Opener of a routed initialize
+	scope   string        // StreamConfig.Scope of the opening request
+	header  http.Header   // Policy.CaptureSession of the opening request
 	// ctx ends with the session, cancelling the calls in flight; its cause
 	// says why it ended.
 	ctx       context.Context
@@ -306,7 +333,7 @@ func (t *streamSessions) open(parent context.Context, r *http.Request) (*streamS
 		return nil, err
 	}
 	ctx, end := context.WithCancelCause(parent)
-	s := &streamSession{id: id, scope: t.scopeOf(r), header: t.cfg.Policy.CaptureSession(r.Header).Header(), ctx: ctx, end: end,
+	s := &streamSession{id: id, opening: r.WithContext(context.WithoutCancel(r.Context())), scope: t.scopeOf(r), header: t.cfg.Policy.CaptureSession(r.Header).Header(), ctx: ctx, end: end,
 		outbox: make(chan []byte, outboxSize), slots: make(chan struct{}, t.cfg.MaxInFlight)}
 	s.heard()
 	t.mu.Lock()
@@ -343,6 +370,17 @@ func (t *streamSessions) find(id string, r *http.Request) (*streamSession, bool)
 		return nil, false
 	}
 	return s, ok
+}
+
+// findScoped returns the open session with that id and scope.
+func (t *streamSessions) findScoped(id, scope string) (*streamSession, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.byID[id]
+	if !ok || s.scope != scope {
+		return nil, false
+	}
+	return s, true
 }
 
 func (t *streamSessions) scopeOf(r *http.Request) string {

@@ -33,6 +33,7 @@ import (
 type Streamable struct {
 	handler   Handler
 	opener    Opener
+	shared    SharedSessions
 	eager     bool // StreamableConfig.EventStreamAnswers
 	scope     func(*http.Request) string
 	logger    *slog.Logger
@@ -58,6 +59,7 @@ type session struct {
 	streams         map[chan jsonrpc.Message]struct{} // open GET streams
 	backlog         []jsonrpc.Message                 // pushed while no GET stream was open
 	closed          chan struct{}
+	savedAt         time.Time // when it was last saved to SharedSessions
 }
 
 // Backend answers the messages of one session (StreamableConfig.Open).
@@ -92,6 +94,21 @@ type OpenError struct {
 func (e *OpenError) Error() string { return e.Err.Error() }
 func (e *OpenError) Unwrap() error { return e.Err }
 
+// SharedSessions keeps Streamable HTTP sessions where every instance can
+// find them (issue 5): what a session needs to go on elsewhere is its id
+// and protocol version.
+type SharedSessions interface {
+	// Save records, or renews, a session for ttl.
+	Save(ctx context.Context, id, protocolVersion string, ttl time.Duration) error
+	// Load finds a session saved by any instance.
+	Load(ctx context.Context, id string) (protocolVersion string, ok bool, err error)
+	// Delete forgets a session.
+	Delete(ctx context.Context, id string) error
+}
+
+// sharedTimeout bounds each call to SharedSessions on a client's request.
+const sharedTimeout = 2 * time.Second
+
 // maxBacklog bounds the messages a session keeps for a GET stream that is
 // not open; beyond it the oldest are dropped.
 const maxBacklog = 256
@@ -109,6 +126,11 @@ type StreamableConfig struct {
 	// Open, when set, gives each session a Backend of its own; Handler is
 	// then not used.
 	Open Opener
+	// Shared, when set, keeps the sessions answered by Handler where every
+	// mcpgate instance finds them, so that a session opened on one instance
+	// goes on on another (issue 5). Sessions with a Backend of their own
+	// (Open) stay on the instance that holds the backend.
+	Shared SharedSessions
 	// EventStreamAnswers answers every POST that carries requests as an
 	// event stream when the client accepts one, as most MCP servers do,
 	// instead of JSON unless a notification has to go out first. The relay
@@ -132,7 +154,7 @@ func NewStreamable(cfg StreamableConfig) *Streamable {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 10000
 	}
-	s := &Streamable{handler: cfg.Handler, opener: cfg.Open, eager: cfg.EventStreamAnswers, scope: cfg.Scope, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
+	s := &Streamable{handler: cfg.Handler, opener: cfg.Open, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
 		max: cfg.MaxSessions, sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{}),
 		draining: make(chan struct{})}
 	go s.sweep()
@@ -558,7 +580,23 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 	default:
 	}
 	s.sessions[id] = sess
+	if s.shared != nil && sess.backend == nil {
+		s.saveLocked(r.Context(), sess, time.Now())
+	}
 	return sess, answer, nil
+}
+
+// saveLocked saves sess to the shared sessions, for as long as an idle
+// session lives; a failure leaves the session usable on this instance.
+// The caller holds s.mu; the save is bounded by sharedTimeout.
+func (s *Streamable) saveLocked(ctx context.Context, sess *session, now time.Time) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
+	defer cancel()
+	if err := s.shared.Save(ctx, sess.id, sess.protocolVersion, s.idle); err != nil {
+		s.logger.Warn("could not share a session with the other instances; it goes on on this one only", "err", err)
+		return
+	}
+	sess.savedAt = now
 }
 
 func (s *Streamable) scopeOf(r *http.Request) string {
@@ -583,14 +621,48 @@ func (s *Streamable) session(r *http.Request) (*session, int, error) {
 	if id == "" {
 		return nil, http.StatusBadRequest, fmt.Errorf("the %s header is required after initialize", headerSessionID)
 	}
+	notFound := fmt.Errorf("session %q not found: it ended or expired; send initialize again", id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess, ok := s.sessions[id]
-	if !ok || sess.scope != s.scopeOf(r) {
-		return nil, http.StatusNotFound, fmt.Errorf("session %q not found: it ended or expired; send initialize again", id)
+	if ok && sess.scope != s.scopeOf(r) {
+		return nil, http.StatusNotFound, notFound
 	}
-	sess.lastSeen = time.Now()
+	now := time.Now()
+	if !ok {
+		if sess, ok = s.adoptLocked(r.Context(), id, now); !ok {
+			return nil, http.StatusNotFound, notFound
+		}
+	}
+	sess.lastSeen = now
+	// A session in use on this instance is renewed in the shared store now
+	// and then, so that it does not expire there while it lives here.
+	if s.shared != nil && sess.backend == nil && now.Sub(sess.savedAt) > s.idle/4 {
+		s.saveLocked(r.Context(), sess, now)
+	}
 	return sess, 0, nil
+}
+
+// adoptLocked takes over a session another instance opened, if the shared
+// sessions know it (issue 5). The caller holds s.mu.
+func (s *Streamable) adoptLocked(ctx context.Context, id string, now time.Time) (*session, bool) {
+	if s.shared == nil || s.opener != nil {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
+	defer cancel()
+	version, ok, err := s.shared.Load(ctx, id)
+	if err != nil {
+		s.logger.Warn("could not look a session up among the other instances'", "err", err)
+		return nil, false
+	}
+	if !ok {
+		return nil, false
+	}
+	sess := &session{id: id, protocolVersion: version, lastSeen: now, savedAt: now,
+		streams: map[chan jsonrpc.Message]struct{}{}, closed: make(chan struct{})}
+	s.sessions[id] = sess
+	return sess, true
 }
 
 func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
@@ -648,19 +720,29 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Streamable) delete(w http.ResponseWriter, r *http.Request) {
-	id := r.Header.Get(headerSessionID)
+	sess, status, err := s.session(r) // one opened on another instance too
+	if err != nil {
+		http.Error(w, err.Error(), status)
+		return
+	}
 	s.mu.Lock()
-	sess, ok := s.sessions[id]
-	ok = ok && sess.scope == s.scopeOf(r)
-	if ok {
+	_, ours := s.sessions[sess.id]
+	if ours {
 		close(sess.closed)
-		delete(s.sessions, id)
+		delete(s.sessions, sess.id)
 	}
 	s.mu.Unlock()
-	if !ok {
-		http.Error(w, fmt.Sprintf("session %q not found", id), http.StatusNotFound)
+	if !ours { // another DELETE won
+		http.Error(w, fmt.Sprintf("session %q not found", sess.id), http.StatusNotFound)
 		return
 	}
 	s.release([]*session{sess})
+	if s.shared != nil && sess.backend == nil {
+		ctx, cancel := context.WithTimeout(r.Context(), sharedTimeout)
+		defer cancel()
+		if err := s.shared.Delete(ctx, sess.id); err != nil {
+			s.logger.Warn("could not end a session among the other instances; it expires there after SESSION_IDLE_TIMEOUT", "err", err)
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
