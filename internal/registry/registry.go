@@ -46,7 +46,22 @@ type Config struct {
 	// OnChange is called after every new index is published (the front
 	// door tells its clients that the lists changed); it must not block.
 	OnChange func()
+	// Publish, when set, tells the other instances of a change this one
+	// made (issue 5), after it is stored: they apply it with ApplyGlobal,
+	// ApplyUpstream or ApplyCatalogue. id is the upstream's, for
+	// ChangeUpstream and ChangeCatalogue.
+	Publish func(ctx context.Context, change Change, id string)
 }
+
+// Change names what changed, for Config.Publish.
+type Change string
+
+// The changes one instance tells the others of.
+const (
+	ChangeGlobal    Change = "global"    // the global passthrough list
+	ChangeUpstream  Change = "upstream"  // an upstream was created, changed or deleted
+	ChangeCatalogue Change = "catalogue" // an upstream's catalogue was read again
+)
 
 // Registry is safe for concurrent use. Close stops its goroutines and
 // closes every upstream connection.
@@ -172,7 +187,7 @@ func (r *Registry) refreshLoop() {
 			}
 			r.mu.Unlock()
 			for _, id := range ids {
-				if _, err := r.Refresh(r.ctx, id); err != nil && r.ctx.Err() == nil {
+				if _, err := r.refresh(r.ctx, id); err != nil && r.ctx.Err() == nil {
 					r.cfg.Logger.Warn("periodic catalogue refresh failed", "upstream_id", id, "err", err)
 				}
 			}
@@ -200,6 +215,7 @@ func (r *Registry) Create(ctx context.Context, s Spec) (View, error) {
 		return View{}, storeError(err)
 	}
 	r.connect(ctx, rec, false)
+	r.publish(ctx, ChangeUpstream, rec.ID)
 	return r.Get(ctx, rec.ID)
 }
 
@@ -255,6 +271,7 @@ func (r *Registry) Update(ctx context.Context, id string, p Patch) (View, error)
 		return View{}, storeError(err)
 	}
 	r.connect(ctx, rec, false)
+	r.publish(ctx, ChangeUpstream, id)
 	return r.Get(ctx, id)
 }
 
@@ -263,6 +280,13 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 	if err := r.cfg.Store.DeleteUpstream(ctx, id); err != nil {
 		return storeError(err)
 	}
+	r.forget(id)
+	r.publish(ctx, ChangeUpstream, id)
+	return nil
+}
+
+// forget drops upstream id from the index and closes its connection.
+func (r *Registry) forget(id string) {
 	r.mu.Lock()
 	l := r.live[id]
 	delete(r.live, id)
@@ -271,19 +295,128 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 	if l != nil && l.client != nil {
 		_ = l.client.Close()
 	}
-	return nil
 }
 
-// Refresh reconnects an upstream and reads its catalogue again. Discovery
+// Refresh reconnects an upstream and reads its catalogue again, and tells
+// the other instances (POST /gateways/{id}/tools/refresh). Discovery
 // carries no client headers and never changes stored credentials (spec §5,
 // D7).
 func (r *Registry) Refresh(ctx context.Context, id string) (View, error) {
+	v, err := r.refresh(ctx, id)
+	if err == nil {
+		r.publish(ctx, ChangeCatalogue, id)
+	}
+	return v, err
+}
+
+// refresh is Refresh for this instance alone: every instance refreshes on
+// its own schedule and on its own connection's list_changed.
+func (r *Registry) refresh(ctx context.Context, id string) (View, error) {
 	rec, err := r.cfg.Store.GetUpstream(ctx, id)
 	if err != nil {
 		return View{}, storeError(err)
 	}
 	r.connect(ctx, rec, false)
 	return r.Get(ctx, id)
+}
+
+// publish tells the other instances of a change, when there are any.
+func (r *Registry) publish(ctx context.Context, change Change, id string) {
+	if r.cfg.Publish != nil {
+		r.cfg.Publish(ctx, change, id)
+	}
+}
+
+// ApplyGlobal applies another instance's change of the global list: the
+// next call resolves it afresh (spec §3, D10).
+func (r *Registry) ApplyGlobal() { r.cfg.Resolver.Invalidate() }
+
+// ApplyUpstream applies another instance's change of upstream id, read back
+// from the store. A change that leaves the upstream's URL, transport and
+// enablement alone — its passthrough list, its credentials, its name —
+// applies at once on the connection this instance has; anything else
+// reconnects. A deleted upstream is dropped.
+func (r *Registry) ApplyUpstream(ctx context.Context, id string) error {
+	rec, err := r.cfg.Store.GetUpstream(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		r.forget(id)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read upstream %s: %w", id, err)
+	}
+	r.mu.Lock()
+	l := r.live[id]
+	r.mu.Unlock()
+	if l == nil || l.client == nil || !rec.Enabled || rec.URL != l.record.URL || rec.Transport != l.record.Transport {
+		r.connect(ctx, rec, false)
+		return nil
+	}
+	route, creds, err := r.newRoute(rec)
+	if err != nil {
+		r.connect(ctx, rec, false) // marks it unavailable with the reason
+		return nil
+	}
+	route.Caller, route.Catalogue = l.client, l.route.Catalogue
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.live[id] != l { // replaced meanwhile: that one is newer
+		return nil
+	}
+	r.live[id] = &liveUpstream{record: rec, route: route, client: l.client, creds: creds}
+	r.publishLocked()
+	return nil
+}
+
+// ApplyCatalogue applies another instance's reading of upstream id's
+// catalogue, from the store.
+func (r *Registry) ApplyCatalogue(ctx context.Context, id string) error {
+	cat, err := r.cfg.Store.LoadCatalogue(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the catalogue of upstream %s: %w", id, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.live[id]
+	if l == nil {
+		return nil
+	}
+	route := *l.route
+	route.Catalogue = catalogueOf(cat)
+	r.live[id] = &liveUpstream{record: l.record, route: &route, client: l.client, creds: l.creds}
+	r.publishLocked()
+	return nil
+}
+
+// Resync re-reads everything, after changes from other instances may have
+// been missed: the global list, and every upstream.
+func (r *Registry) Resync(ctx context.Context) error {
+	r.cfg.Resolver.Invalidate()
+	records, err := r.cfg.Store.ListUpstreams(ctx)
+	if err != nil {
+		return fmt.Errorf("load upstreams: %w", err)
+	}
+	known := map[string]bool{}
+	var errs []error
+	for _, rec := range records {
+		known[rec.ID] = true
+		errs = append(errs, r.ApplyUpstream(ctx, rec.ID))
+	}
+	r.mu.Lock()
+	var gone []string
+	for id := range r.live {
+		if !known[id] {
+			gone = append(gone, id)
+		}
+	}
+	r.mu.Unlock()
+	for _, id := range gone {
+		r.forget(id)
+	}
+	return errors.Join(errs...)
 }
 
 // Get returns one upstream.
@@ -335,6 +468,7 @@ func (r *Registry) SetGlobalList(ctx context.Context, names *[]string) error {
 		return fmt.Errorf("store the global passthrough list: %w", err)
 	}
 	r.cfg.Resolver.Invalidate()
+	r.publish(ctx, ChangeGlobal, "")
 	return nil
 }
 
@@ -396,24 +530,8 @@ func (r *Registry) open(rec store.Upstream) (auth.Credentials, error) {
 // outcome as its status and publishes a new index. At start-up the stored
 // catalogue is used until the upstream answers.
 func (r *Registry) connect(ctx context.Context, rec store.Upstream, startup bool) {
-	policy := r.cfg.Policy
-	route := &dispatch.Route{
-		ID: rec.ID, Name: rec.Name, Slug: rec.Slug,
-		Upstream: passthrough.Upstream{Name: rec.Name, AuthType: passthrough.AuthType(rec.AuthType)},
-	}
-	if rec.PassthroughHeaders != nil {
-		route.Allowlist = policy.Compile(*rec.PassthroughHeaders)
-	}
-	l := &liveUpstream{record: rec, route: route}
-	creds, err := r.open(rec)
-	if err == nil {
-		l.creds = auth.NewUpstreamAuth(passthrough.AuthType(rec.AuthType), creds, r.cfg.HTTPClient, nil)
-		route.Credentials = l.creds
-		route.Upstream.TokenExchange = l.creds.TokenExchange()
-		if rec.Enabled {
-			route.Dial = r.relayDialer(rec)
-		}
-	}
+	route, creds, err := r.newRoute(rec)
+	l := &liveUpstream{record: rec, route: route, creds: creds}
 	if startup {
 		if cat, cerr := r.cfg.Store.LoadCatalogue(ctx, rec.ID); cerr == nil {
 			route.Catalogue = dispatch.Catalogue(catalogueOf(cat))
@@ -455,6 +573,31 @@ func (r *Registry) connect(ctx context.Context, rec store.Upstream, startup bool
 	if old != nil && old.client != nil {
 		_ = old.client.Close() // outside the lock: it may wait on the network
 	}
+}
+
+// newRoute is rec as dispatch routes to it, without a connection or a
+// catalogue yet: its allowlist, its credentials opened from the store, its
+// relay dialer. An error says why its credentials cannot be used; the
+// route is returned all the same.
+func (r *Registry) newRoute(rec store.Upstream) (*dispatch.Route, *auth.UpstreamAuth, error) {
+	route := &dispatch.Route{
+		ID: rec.ID, Name: rec.Name, Slug: rec.Slug,
+		Upstream: passthrough.Upstream{Name: rec.Name, AuthType: passthrough.AuthType(rec.AuthType)},
+	}
+	if rec.PassthroughHeaders != nil {
+		route.Allowlist = r.cfg.Policy.Compile(*rec.PassthroughHeaders)
+	}
+	plain, err := r.open(rec)
+	if err != nil {
+		return route, nil, err
+	}
+	creds := auth.NewUpstreamAuth(passthrough.AuthType(rec.AuthType), plain, r.cfg.HTTPClient, nil)
+	route.Credentials = creds
+	route.Upstream.TokenExchange = creds.TokenExchange()
+	if rec.Enabled {
+		route.Dial = r.relayDialer(rec)
+	}
+	return route, creds, nil
 }
 
 // relayDialer opens, for one client of the 1:1 relay, an upstream session
@@ -594,7 +737,7 @@ func (r *Registry) onNotification(id string, m jsonrpc.Message) {
 	switch m.Method {
 	case "notifications/tools/list_changed", "notifications/resources/list_changed", "notifications/prompts/list_changed":
 		r.goOwned(func() {
-			if _, err := r.Refresh(r.ctx, id); err != nil && r.ctx.Err() == nil {
+			if _, err := r.refresh(r.ctx, id); err != nil && r.ctx.Err() == nil {
 				r.cfg.Logger.Warn("catalogue refresh after list_changed failed", "upstream_id", id, "err", err)
 			}
 		})
