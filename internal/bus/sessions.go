@@ -1,0 +1,161 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpgate/mcpgate/internal/mcp/frontdoor"
+)
+
+// Sessions on any instance (issue 5), through Redis:
+//
+//   - RedisSessions keeps Streamable HTTP sessions where every instance
+//     finds them (frontdoor.SharedSessions);
+//   - RedisRouter carries a legacy SSE POST from the instance it landed on
+//     to the one whose stream holds the session (frontdoor.SessionRouter).
+
+const (
+	sessionKeyPrefix  = "mcpgate:session:"  // + id → protocol version
+	sseOwnerKeyPrefix = "mcpgate:sse:"      // + id → the holding instance's id
+	instanceChannel   = "mcpgate:instance:" // + instance id: messages routed to it
+)
+
+// RedisSessions is frontdoor.SharedSessions in Redis: one key per session,
+// expiring when the session would.
+type RedisSessions struct{ c *redis.Client }
+
+// NewRedisSessions keeps sessions in c.
+func NewRedisSessions(c *redis.Client) *RedisSessions { return &RedisSessions{c: c} }
+
+// Save records or renews a session for ttl.
+func (s *RedisSessions) Save(ctx context.Context, id, protocolVersion string, ttl time.Duration) error {
+	return s.c.Set(ctx, sessionKeyPrefix+id, protocolVersion, ttl).Err()
+}
+
+// Load finds a session any instance saved.
+func (s *RedisSessions) Load(ctx context.Context, id string) (string, bool, error) {
+	v, err := s.c.Get(ctx, sessionKeyPrefix+id).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", false, nil
+	case err != nil:
+		return "", false, err
+	}
+	return v, true, nil
+}
+
+// Delete forgets a session.
+func (s *RedisSessions) Delete(ctx context.Context, id string) error {
+	return s.c.Del(ctx, sessionKeyPrefix+id).Err()
+}
+
+// RedisRouter is frontdoor.SessionRouter through Redis: the instance holding
+// a session's stream claims it under a key that expires unless renewed, and
+// every instance listens on a channel of its own for the POSTs routed to it.
+// A POST whose holder no longer listens (it stopped, or was killed) is
+// refused at once: PUBLISH reaches no one.
+type RedisRouter struct {
+	c        *redis.Client
+	instance string
+	deliver  func(frontdoor.RoutedMessage) bool
+	logger   *slog.Logger
+
+	sub    *redis.PubSub
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// releaseScript deletes a claim only if this instance still holds it.
+var releaseScript = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) end return 0`)
+
+// NewRedisRouter listens, as instance, for POSTs routed here and hands each
+// to deliver (which reports whether it knew the session). Close stops it.
+func NewRedisRouter(ctx context.Context, c *redis.Client, instance string, deliver func(frontdoor.RoutedMessage) bool, logger *slog.Logger) (*RedisRouter, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	sub := c.Subscribe(ctx, instanceChannel+instance)
+	if _, err := sub.Receive(ctx); err != nil { // the subscription's confirmation
+		_ = sub.Close()
+		return nil, fmt.Errorf("REDIS_URL: subscribe to this instance's session channel: %w", err)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	r := &RedisRouter{c: c, instance: instance, deliver: deliver, logger: logger, sub: sub, cancel: cancel}
+	r.wg.Go(func() { r.listen(lctx) })
+	return r, nil
+}
+
+// listen hands every routed POST to deliver until Close. go-redis
+// resubscribes by itself when the connection comes back.
+func (r *RedisRouter) listen(ctx context.Context) {
+	ch := r.sub.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			var m frontdoor.RoutedMessage
+			if err := json.Unmarshal([]byte(msg.Payload), &m); err != nil {
+				r.logger.Warn("dropped a routed SSE message that is not one", "err", err)
+				continue
+			}
+			if !r.deliver(m) {
+				r.logger.Info("a routed SSE message found its session gone", "request_id", m.RequestID)
+			}
+		}
+	}
+}
+
+// Claim says this instance holds session id, for ttl.
+func (r *RedisRouter) Claim(ctx context.Context, id string, ttl time.Duration) error {
+	return r.c.Set(ctx, sseOwnerKeyPrefix+id, r.instance, ttl).Err()
+}
+
+// Release ends this instance's claim of session id.
+func (r *RedisRouter) Release(ctx context.Context, id string) error {
+	return releaseScript.Run(ctx, r.c, []string{sseOwnerKeyPrefix + id}, r.instance).Err()
+}
+
+// Route hands m to the instance holding its session: false when no
+// instance claims it, or the one that does no longer listens.
+func (r *RedisRouter) Route(ctx context.Context, m frontdoor.RoutedMessage) (bool, error) {
+	holder, err := r.c.Get(ctx, sseOwnerKeyPrefix+m.Session).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return false, err
+	}
+	listeners, err := r.c.Publish(ctx, instanceChannel+holder, payload).Result()
+	if err != nil {
+		return false, err
+	}
+	return listeners > 0, nil
+}
+
+// Close stops listening.
+func (r *RedisRouter) Close() error {
+	r.cancel()
+	err := r.sub.Close()
+	r.wg.Wait()
+	return err
+}
+
+var (
+	_ frontdoor.SharedSessions = (*RedisSessions)(nil)
+	_ frontdoor.SessionRouter  = (*RedisRouter)(nil)
+)
