@@ -391,6 +391,12 @@ func (g *Gateway) readyHandler(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, `{"status":"not ready","reason":"database unreachable"}`)
 		return
 	}
+	// Ready without the bus too: the instance serves, and the others catch
+	// up by the cache TTL (docs/deploy.md).
+	if g.cluster != nil && !g.cluster.bus.Connected() {
+		writeJSON(w, http.StatusOK, `{"status":"ready","bus":"disconnected"}`)
+		return
+	}
 	writeJSON(w, http.StatusOK, `{"status":"ready"}`)
 }
 
