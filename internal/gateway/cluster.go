@@ -20,9 +20,9 @@ import (
 // stream. A single instance (SQLite) has a local bus and nothing else.
 type cluster struct {
 	bus      bus.Bus
-	redis    *redis.Client          // nil without REDIS_URL
+	redis    *redis.Client            // nil without REDIS_URL
 	sessions frontdoor.SharedSessions // nil without REDIS_URL
-	router   *bus.RedisRouter       // nil without REDIS_URL
+	router   *bus.RedisRouter         // nil without REDIS_URL
 }
 
 // applyTimeout bounds applying one change another instance made.

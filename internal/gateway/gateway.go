@@ -52,8 +52,8 @@ type Gateway struct {
 	unlockSQLite func()
 	// cluster is what this instance shares with the others (issue 5).
 	cluster *cluster
-	handler      http.Handler
-	ready        atomic.Bool
+	handler http.Handler
+	ready   atomic.Bool
 }
 
 // StartupError is a configuration problem that stops mcpgate before it
