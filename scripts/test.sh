@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Runs every test of mcpgate: vet, gofmt, the race-enabled test suite (the
 # ContextForge conformance vectors among them, and the end-to-end tests
-# against SQLite and a real PostgreSQL), a short fuzz run of every fuzz
-# target, the official MCP conformance suite (directly against the Go SDK's
-# reference server and through mcpgate's 1:1 relay) and the benchmarks. It
-# installs what the tests need from Debian's packages (PostgreSQL), the Go
-# module proxy and the npm registry (Node 22 and the suite), and starts and
-# stops a throwaway PostgreSQL on loopback. Exits non-zero on the first
-# failure.
+# against SQLite and a real PostgreSQL, the change bus against a real
+# PostgreSQL and Redis), a short fuzz run of every fuzz target, the official
+# MCP conformance suite (directly against the Go SDK's reference server and
+# through mcpgate's 1:1 relay) and the benchmarks. It installs what the tests
+# need from Debian's packages (PostgreSQL, Redis), the Go module proxy and the
+# npm registry (Node 22 and the suite), and starts and stops a throwaway
+# PostgreSQL and Redis on loopback. Exits non-zero on the first failure.
 #
 # Environment: MCPGATE_SHARED_DIR (default ../shared) is the folder holding
 # conformance/contextforge-vectors.json; MCPGATE_TEST_POSTGRES_URL, if set,
-# is a PostgreSQL to use instead of starting one; FUZZTIME (default 15s) is
+# is a PostgreSQL to use instead of starting one; MCPGATE_TEST_REDIS_URL,
+# if set, a Redis to use instead of starting one; FUZZTIME (default 15s) is
 # each fuzz target's run; BENCHTIME (default 1s) each benchmark's;
 # MCPGATE_CONFORMANCE_CACHE (default ~/.cache/mcpgate/conformance) is where
 # the conformance suite and its server are installed.
@@ -44,9 +45,11 @@ fi
 
 out=$(mktemp)
 pgdir=""
+redisdir=""
 cleanup() {
   rm -f "$out"
   if [ -n "$pgdir" ]; then scripts/postgres.sh stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"; fi
+  if [ -n "$redisdir" ]; then scripts/redis.sh stop "$redisdir" >/dev/null 2>&1 || true; rm -rf "$redisdir"; fi
 }
 trap cleanup EXIT
 
@@ -57,6 +60,17 @@ if [ -z "${MCPGATE_TEST_POSTGRES_URL:-}" ]; then
   eval "$pgenv"
   if [ -z "${MCPGATE_TEST_POSTGRES_URL:-}" ]; then
     echo "scripts/test.sh: scripts/postgres.sh gave no MCPGATE_TEST_POSTGRES_URL" >&2
+    exit 1
+  fi
+fi
+
+if [ -z "${MCPGATE_TEST_REDIS_URL:-}" ]; then
+  log "Redis for the tests"
+  redisdir=$(mktemp -d)
+  redisenv=$(scripts/redis.sh "$redisdir") # exits here if it cannot start one
+  eval "$redisenv"
+  if [ -z "${MCPGATE_TEST_REDIS_URL:-}" ]; then
+    echo "scripts/test.sh: scripts/redis.sh gave no MCPGATE_TEST_REDIS_URL" >&2
     exit 1
   fi
 fi

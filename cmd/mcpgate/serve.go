@@ -12,10 +12,19 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/gateway"
 )
+
+// redisLog is go-redis's logger, into the JSON log at debug.
+type redisLog struct{ logger *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.logger.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
+}
 
 // runServe is "mcpgate serve": the gateway, until SIGINT or SIGTERM.
 func runServe(ctx context.Context, args []string, s streams) int {
@@ -31,6 +40,10 @@ func runServe(ctx context.Context, args []string, s streams) int {
 		return exitUsage
 	}
 	logger := slog.New(slog.NewJSONHandler(s.stderr, &slog.HandlerOptions{Level: cfg.Gateway.LogLevel}))
+	// go-redis logs every failed dial of its own, as plain text; while
+	// Redis is away that would be one line per publish. The bus already says
+	// once that it is down, so the client's lines go to debug.
+	redis.SetLogger(redisLog{logger})
 	g, err := gateway.New(ctx, cfg, logger, version())
 	if err != nil {
 		var se *gateway.StartupError

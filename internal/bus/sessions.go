@@ -75,21 +75,28 @@ type RedisRouter struct {
 // releaseScript deletes a claim only if this instance still holds it.
 var releaseScript = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) end return 0`)
 
-// NewRedisRouter listens, as instance, for POSTs routed here and hands each
-// to deliver (which reports whether it knew the session). Close stops it.
-func NewRedisRouter(ctx context.Context, c *redis.Client, instance string, deliver func(frontdoor.RoutedMessage) bool, logger *slog.Logger) (*RedisRouter, error) {
+// NewRedisRouter routes for instance through c. It claims and routes at
+// once; Listen starts receiving what is routed here.
+func NewRedisRouter(c *redis.Client, instance string, logger *slog.Logger) *RedisRouter {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	sub := c.Subscribe(ctx, instanceChannel+instance)
+	return &RedisRouter{c: c, instance: instance, logger: logger, cancel: func() {}}
+}
+
+// Listen receives the POSTs routed to this instance and hands each to
+// deliver, which reports whether it knew the session. Call it once; Close
+// stops it.
+func (r *RedisRouter) Listen(ctx context.Context, deliver func(frontdoor.RoutedMessage) bool) error {
+	sub := r.c.Subscribe(ctx, instanceChannel+r.instance)
 	if _, err := sub.Receive(ctx); err != nil { // the subscription's confirmation
 		_ = sub.Close()
-		return nil, fmt.Errorf("REDIS_URL: subscribe to this instance's session channel: %w", err)
+		return fmt.Errorf("REDIS_URL: subscribe to this instance's session channel: %w", err)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	r := &RedisRouter{c: c, instance: instance, deliver: deliver, logger: logger, sub: sub, cancel: cancel}
+	r.deliver, r.sub, r.cancel = deliver, sub, cancel
 	r.wg.Go(func() { r.listen(lctx) })
-	return r, nil
+	return nil
 }
 
 // listen hands every routed POST to deliver until Close. go-redis
@@ -150,7 +157,10 @@ func (r *RedisRouter) Route(ctx context.Context, m frontdoor.RoutedMessage) (boo
 // Close stops listening.
 func (r *RedisRouter) Close() error {
 	r.cancel()
-	err := r.sub.Close()
+	var err error
+	if r.sub != nil {
+		err = r.sub.Close()
+	}
 	r.wg.Wait()
 	return err
 }

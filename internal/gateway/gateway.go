@@ -50,8 +50,10 @@ type Gateway struct {
 	httpClient *http.Client
 	// unlockSQLite releases the one-instance lock of a SQLite database.
 	unlockSQLite func()
-	handler      http.Handler
-	ready        atomic.Bool
+	// cluster is what this instance shares with the others (issue 5).
+	cluster *cluster
+	handler http.Handler
+	ready   atomic.Bool
 }
 
 // StartupError is a configuration problem that stops mcpgate before it
@@ -105,6 +107,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	}
 	g.store = st
 
+	if g.cluster, err = joinCluster(ctx, gc, logger); err != nil {
+		g.Close()
+		return nil, err
+	}
 	policy := passthrough.NewPolicy(cfg.Passthrough)
 	g.resolver = passthrough.NewAllowlistResolver(policy, st.GlobalPassthrough, nil)
 	m := metrics.New()
@@ -122,7 +128,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Store: st, Sealer: sealer, Policy: policy, Resolver: g.resolver, HTTPClient: httpClient,
 		ToolNameSeparator: gc.ToolNameSeparator, ConnectTimeout: min(gc.UpstreamTimeout, 30*time.Second),
 		RefreshInterval: gc.CatalogueRefreshInterval, Logger: logger, ClientVersion: version,
+		Publish: g.cluster.publish(logger),
 	})
+	g.cluster.applyTo(g.registry, logger)
 	if err := g.registry.Seed(ctx); err != nil {
 		g.Close()
 		return nil, err
@@ -138,9 +146,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	})
 	g.streamable = frontdoor.NewStreamable(frontdoor.StreamableConfig{
 		Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
+		Shared: g.cluster.sessions,
 	})
 	// Sessions on one connection keep their opening headers (spec §4).
 	streams := frontdoor.StreamConfig{Handler: d, Logger: logger, RequestID: requestIDOf, Policy: policy, IdleTimeout: gc.SessionIdleTimeout}
+	if g.cluster.router != nil {
+		streams.Router = g.cluster.router
+	}
 	g.legacySSE = frontdoor.NewSSE(streams)
 	g.websocket = frontdoor.NewWebSocket(frontdoor.WebSocketConfig{StreamConfig: streams})
 	listsChanged := func() {
@@ -185,6 +197,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
 	mux.Handle("/", g.authenticate(authed))
 	g.handler = g.withRequestID(mux)
+	if g.cluster.router != nil {
+		deliver := func(m frontdoor.RoutedMessage) bool {
+			return g.legacySSE.DeliverRouted(m) || g.relaySSE.DeliverRouted(m)
+		}
+		if err := g.cluster.router.Listen(ctx, deliver); err != nil {
+			g.Close()
+			return nil, &StartupError{config.EnvRedisURL, err.Error()}
+		}
+	}
 	g.ready.Store(true)
 	return g, nil
 }
@@ -345,6 +366,8 @@ func (g *Gateway) Close() {
 	if g.registry != nil {
 		_ = g.registry.Close()
 	}
+	g.cluster.close()
+	g.cluster = nil
 	if g.store != nil {
 		_ = g.store.Close()
 	}
@@ -366,6 +389,12 @@ func (g *Gateway) readyHandler(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := g.store.Ping(ctx); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, `{"status":"not ready","reason":"database unreachable"}`)
+		return
+	}
+	// Ready without the bus too: the instance serves, and the others catch
+	// up by the cache TTL (docs/deploy.md).
+	if g.cluster != nil && !g.cluster.bus.Connected() {
+		writeJSON(w, http.StatusOK, `{"status":"ready","bus":"disconnected"}`)
 		return
 	}
 	writeJSON(w, http.StatusOK, `{"status":"ready"}`)

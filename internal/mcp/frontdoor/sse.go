@@ -24,6 +24,7 @@ import (
 // IdleTimeout without a POST, or on Close. Create it with NewSSE.
 type SSE struct {
 	sessions *streamSessions
+	sharing  *sharingLog
 }
 
 // MessagePath is where a legacy SSE session posts its messages. The
@@ -33,7 +34,8 @@ const MessagePath = "/message"
 
 // NewSSE returns the legacy SSE handler.
 func NewSSE(cfg StreamConfig) *SSE {
-	return &SSE{sessions: newStreamSessions(cfg)}
+	s := newStreamSessions(cfg)
+	return &SSE{sessions: s, sharing: &sharingLog{logger: s.cfg.Logger}}
 }
 
 // Close ends every session, closing their streams, and returns when all
@@ -81,7 +83,7 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(sess.ctx, sharedTimeout)
 		defer cancel()
 		if err := cfg.Router.Claim(ctx, sess.id, 3*cfg.KeepAlive); err != nil {
-			cfg.Logger.Warn("could not tell the other instances where an SSE session lives; its POSTs must land here", "err", err)
+			h.sharing.warn("could not tell the other instances where an SSE session lives; its POSTs must land here", err)
 		}
 	}
 	claim()
@@ -174,7 +176,7 @@ func (h *SSE) route(w http.ResponseWriter, r *http.Request, id string) {
 	ok, err := cfg.Router.Route(r.Context(), RoutedMessage{Session: id, Scope: h.sessions.scopeOf(r), Body: body, RequestID: cfg.RequestID(r)})
 	switch {
 	case err != nil:
-		cfg.Logger.Warn("could not route an SSE message to the instance holding its session", "err", err, "request_id", cfg.RequestID(r))
+		h.sharing.warn("could not route an SSE message to the instance holding its session", err)
 		writeJSONRPCError(w, http.StatusServiceUnavailable, jsonrpc.Errorf(jsonrpc.CodeInternalError,
 			"session %q lives on another instance, which could not be reached; retry, or open a new session with GET /sse", id))
 	case !ok:

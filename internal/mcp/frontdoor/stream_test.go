@@ -2,10 +2,13 @@ package frontdoor
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -245,4 +248,23 @@ func mustNotification(t *testing.T, method string) jsonrpc.Message {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestSharingFailuresAreLoggedOncePerMinute: while Redis is away every
+// session's failure to share itself would log; one line a minute does,
+// counting the others.
+func TestSharingFailuresAreLoggedOncePerMinute(t *testing.T) {
+	var out bytes.Buffer
+	l := &sharingLog{logger: slog.New(slog.NewTextHandler(&out, nil))}
+	for range 100 {
+		l.warn("could not share", errors.New("redis: connection refused"))
+	}
+	if n := strings.Count(out.String(), "could not share"); n != 1 {
+		t.Fatalf("%d lines for 100 failures within a minute, want 1:\n%s", n, out.String())
+	}
+	l.last.Store(time.Now().Add(-2 * sharingLogEvery).UnixNano())
+	l.warn("could not share", errors.New("redis: connection refused"))
+	if !strings.Contains(out.String(), "unlogged_since_last=99") {
+		t.Errorf("the next line does not count the 99 unlogged failures:\n%s", out.String())
+	}
 }

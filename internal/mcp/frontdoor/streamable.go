@@ -34,6 +34,7 @@ type Streamable struct {
 	handler   Handler
 	opener    Opener
 	shared    SharedSessions
+	sharing   *sharingLog
 	eager     bool // StreamableConfig.EventStreamAnswers
 	scope     func(*http.Request) string
 	logger    *slog.Logger
@@ -154,7 +155,7 @@ func NewStreamable(cfg StreamableConfig) *Streamable {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 10000
 	}
-	s := &Streamable{handler: cfg.Handler, opener: cfg.Open, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
+	s := &Streamable{sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
 		max: cfg.MaxSessions, sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{}),
 		draining: make(chan struct{})}
 	go s.sweep()
@@ -593,7 +594,7 @@ func (s *Streamable) saveLocked(ctx context.Context, sess *session, now time.Tim
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
 	defer cancel()
 	if err := s.shared.Save(ctx, sess.id, sess.protocolVersion, s.idle); err != nil {
-		s.logger.Warn("could not share a session with the other instances; it goes on on this one only", "err", err)
+		s.sharing.warn("could not share a session with the other instances; it goes on on this one only", err)
 		return
 	}
 	sess.savedAt = now
@@ -653,7 +654,7 @@ func (s *Streamable) adoptLocked(ctx context.Context, id string, now time.Time) 
 	defer cancel()
 	version, ok, err := s.shared.Load(ctx, id)
 	if err != nil {
-		s.logger.Warn("could not look a session up among the other instances'", "err", err)
+		s.sharing.warn("could not look a session up among the other instances'", err)
 		return nil, false
 	}
 	if !ok {
@@ -741,7 +742,7 @@ func (s *Streamable) delete(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), sharedTimeout)
 		defer cancel()
 		if err := s.shared.Delete(ctx, sess.id); err != nil {
-			s.logger.Warn("could not end a session among the other instances; it expires there after SESSION_IDLE_TIMEOUT", "err", err)
+			s.sharing.warn("could not end a session among the other instances; it expires there after SESSION_IDLE_TIMEOUT", err)
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)

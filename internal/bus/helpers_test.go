@@ -1,0 +1,355 @@
+package bus
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The bus's tests run against a real Redis and a real PostgreSQL on
+// 127.0.0.1: MCPGATE_TEST_REDIS_URL and MCPGATE_TEST_POSTGRES_URL (an
+// administrator's URL; each test creates its own database there, and
+// PostgreSQL's notifications stay within one database). scripts/redis.sh and
+// scripts/postgres.sh start throwaway servers and print the lines that set
+// them. The Redis restart test starts a Redis of its own, with the
+// redis-server that scripts/redis.sh installs.
+
+const (
+	testRedisEnv    = "MCPGATE_TEST_REDIS_URL"
+	testPostgresEnv = "MCPGATE_TEST_POSTGRES_URL"
+)
+
+// redisURL returns the URL of the test Redis.
+func redisURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv(testRedisEnv)
+	if u == "" {
+		t.Fatalf("%s is not set: these tests need a real Redis. Start a throwaway one on 127.0.0.1 with\n"+
+			"\teval \"$(scripts/redis.sh)\"\n"+
+			"(from the repository root; it installs Debian's redis-server if missing), then run the tests again", testRedisEnv)
+	}
+	return u
+}
+
+// postgresDatabase returns the URL of a fresh database on the test
+// PostgreSQL, dropped when the test ends.
+func postgresDatabase(t *testing.T) string {
+	t.Helper()
+	admin := os.Getenv(testPostgresEnv)
+	if admin == "" {
+		t.Fatalf("%s is not set: these tests need a real PostgreSQL. Start a throwaway one on 127.0.0.1 with\n"+
+			"\teval \"$(scripts/postgres.sh)\"\n"+
+			"(from the repository root; it installs Debian's postgresql if missing), then run the tests again", testPostgresEnv)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "mcpgate_bus_" + hex.EncodeToString(b)
+	postgresExec(t, admin, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	t.Cleanup(func() {
+		postgresExec(t, admin, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("%s: %v", testPostgresEnv, err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// postgresExec runs one statement on its own connection to databaseURL.
+func postgresExec(t *testing.T, databaseURL, statement string, args ...any) {
+	t.Helper()
+	// Not t.Context(): cleanups run after it is cancelled.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		t.Fatalf("connect to PostgreSQL (is the server of scripts/postgres.sh running?): %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, statement, args...); err != nil {
+		t.Fatalf("%s: %v", statement, err)
+	}
+}
+
+// backend makes buses on one Redis or one PostgreSQL database.
+type backend struct {
+	name string
+	open func(ctx context.Context, logger *slog.Logger) (*remote, error)
+}
+
+// backends returns a backend of each kind, each its own (a fresh database;
+// the Redis channel is shared, so tests look only at their buses' events).
+func backends(t *testing.T) []backend {
+	t.Helper()
+	redisAt, postgresAt := redisURL(t), postgresDatabase(t)
+	return []backend{
+		{"Redis", func(ctx context.Context, logger *slog.Logger) (*remote, error) {
+			return newRedis(ctx, redisAt, logger, idleCheck)
+		}},
+		{"PostgreSQL", func(ctx context.Context, logger *slog.Logger) (*remote, error) {
+			return newPostgres(ctx, postgresAt, logger, idleCheck)
+		}},
+	}
+}
+
+// instance is one bus, as one mcpgate instance would have it, with what its
+// subscriber received and what it logged.
+type instance struct {
+	*remote
+	received *recorder
+	log      *logBuffer
+}
+
+// startInstance opens a bus with open, subscribes a recorder to it, and
+// closes it when the test ends.
+func startInstance(t *testing.T, open func(ctx context.Context, logger *slog.Logger) (*remote, error)) *instance {
+	t.Helper()
+	log := &logBuffer{}
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	b, err := open(ctx, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	in := &instance{remote: b, received: newRecorder(), log: log}
+	b.Subscribe(in.received.handle)
+	return in
+}
+
+// publish publishes e on in, failing the test on an error.
+func (in *instance) publish(t *testing.T, e Event) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := in.Publish(ctx, e); err != nil {
+		t.Fatalf("publish %v: %v", e, err)
+	}
+}
+
+// received is an event as a subscriber got it.
+type received struct {
+	Event
+	at time.Time
+}
+
+// recorder is a subscriber that keeps what it receives.
+type recorder struct {
+	mu      sync.Mutex
+	events  []received
+	arrived chan struct{} // has a value after an event arrived
+}
+
+func newRecorder() *recorder { return &recorder{arrived: make(chan struct{}, 1)} }
+
+func (r *recorder) handle(e Event) {
+	r.mu.Lock()
+	r.events = append(r.events, received{e, time.Now()})
+	r.mu.Unlock()
+	select {
+	case r.arrived <- struct{}{}:
+	default:
+	}
+}
+
+// from returns what arrived from the given origins, in order.
+func (r *recorder) from(origins ...string) []received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []received
+	for _, e := range r.events {
+		if slices.Contains(origins, e.Origin) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// waitFor waits at most timeout for n events from the origins, and returns
+// them, failing the test when fewer arrive.
+func (r *recorder) waitFor(t *testing.T, timeout time.Duration, n int, origins ...string) []received {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		if got := r.from(origins...); len(got) >= n {
+			return got
+		}
+		select {
+		case <-r.arrived:
+		case <-deadline.C:
+			got := r.from(origins...)
+			t.Fatalf("%d of %d events from %v arrived within %s: %v", len(got), n, origins, timeout, got)
+			return nil
+		}
+	}
+}
+
+// waitForEvent waits at most timeout for an event that match accepts, and
+// returns it, failing the test when none arrives.
+func (r *recorder) waitForEvent(t *testing.T, timeout time.Duration, what string, match func(received) bool) received {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		events := slices.Clone(r.events)
+		r.mu.Unlock()
+		for _, e := range events {
+			if match(e) {
+				return e
+			}
+		}
+		select {
+		case <-r.arrived:
+		case <-deadline.C:
+			t.Fatalf("no %s within %s; got %v", what, timeout, events)
+			return received{}
+		}
+	}
+}
+
+// waitUntil waits at most timeout for cond, checking it every 10 ms, and
+// fails the test when it does not hold by then.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not %s within %s", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// logBuffer collects a logger's output.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// lines returns the logged lines that hold every one of words.
+func (l *logBuffer) lines(words ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for line := range strings.Lines(l.buf.String()) {
+		all := true
+		for _, w := range words {
+			all = all && strings.Contains(line, w)
+		}
+		if all {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return out
+}
+
+// freePort returns a loopback port nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// redisServer is a Redis of the test's own, on a loopback port.
+type redisServer struct {
+	t    *testing.T
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// startRedisServer starts redis-server on port, stopped when the test ends.
+func startRedisServer(t *testing.T, port int) *redisServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("no redis-server: `eval \"$(scripts/redis.sh)\"` installs Debian's redis-server (scripts/test.sh runs it)")
+	}
+	s := &redisServer{t: t, port: port, dir: t.TempDir()}
+	s.cmd = exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", s.dir+"/redis.log")
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	t.Cleanup(s.stop)
+	// Ready when it answers on the port; bounded.
+	for range 100 {
+		if c, err := net.DialTimeout("tcp", s.addr(), 100*time.Millisecond); err == nil {
+			c.Close()
+			return s
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("redis-server does not listen on %s after 5 s", s.addr())
+	return nil
+}
+
+func (s *redisServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+func (s *redisServer) url() string  { return "redis://" + s.addr() + "/0" }
+
+// stop stops the server and waits for it (5 s at most, then kills it).
+func (s *redisServer) stop() {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// postgresInts runs a query returning one integer column on its own
+// connection to databaseURL.
+func postgresInts(t *testing.T, databaseURL, query string, args ...any) []int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		t.Fatalf("connect to PostgreSQL: %v", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, query, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	ints, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return ints
+}
