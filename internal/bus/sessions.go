@@ -22,17 +22,76 @@ import (
 //     to the one whose stream holds the session (frontdoor.SessionRouter).
 
 const (
-	sessionKeyPrefix  = "mcpgate:session:"  // + id → protocol version
-	sseOwnerKeyPrefix = "mcpgate:sse:"      // + id → the holding instance's id
-	instanceChannel   = "mcpgate:instance:" // + instance id: messages routed to it
+	sessionKeyPrefix  = "mcpgate:session:"       // + id → protocol version
+	sessionsEnded     = "mcpgate:sessions:ended" // channel: ids of sessions ended by DELETE
+	sseOwnerKeyPrefix = "mcpgate:sse:"           // + id → the holding instance's id
+	instanceChannel   = "mcpgate:instance:"      // + instance id: messages routed to it
 )
 
 // RedisSessions is frontdoor.SharedSessions in Redis: one key per session,
-// expiring when the session would.
-type RedisSessions struct{ c *redis.Client }
+// expiring when the session would, and a channel on which a DELETE on one
+// instance tells the others to drop their copies.
+type RedisSessions struct {
+	c      *redis.Client
+	logger *slog.Logger
+
+	sub    *redis.PubSub
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
 
 // NewRedisSessions keeps sessions in c.
-func NewRedisSessions(c *redis.Client) *RedisSessions { return &RedisSessions{c: c} }
+func NewRedisSessions(c *redis.Client, logger *slog.Logger) *RedisSessions {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &RedisSessions{c: c, logger: logger, cancel: func() {}}
+}
+
+// Listen hands forget the id of every session another instance ends, until
+// Close. A message missed while Redis was away is caught later: renewing a
+// session that is gone fails (Renew).
+func (s *RedisSessions) Listen(ctx context.Context, forget func(id string)) error {
+	sub := s.c.Subscribe(ctx, sessionsEnded)
+	if _, err := sub.Receive(ctx); err != nil {
+		_ = sub.Close()
+		return fmt.Errorf("REDIS_URL: subscribe to ended sessions: %w", err)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.sub, s.cancel = sub, cancel
+	ch := sub.Channel()
+	s.wg.Go(func() {
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case msg, ok := <-ch:
+				if !ok {
+					return
+				}
+				forget(msg.Payload)
+			}
+		}
+	})
+	return nil
+}
+
+// Close stops listening.
+func (s *RedisSessions) Close() error {
+	s.cancel()
+	var err error
+	if s.sub != nil {
+		err = s.sub.Close()
+	}
+	s.wg.Wait()
+	return err
+}
+
+// Renew extends a session that is still there (EXPIRE only touches an
+// existing key, so an ended session is never brought back).
+func (s *RedisSessions) Renew(ctx context.Context, id string, ttl time.Duration) (bool, error) {
+	return s.c.Expire(ctx, sessionKeyPrefix+id, ttl).Result()
+}
 
 // Save records or renews a session for ttl.
 func (s *RedisSessions) Save(ctx context.Context, id, protocolVersion string, ttl time.Duration) error {
@@ -51,9 +110,12 @@ func (s *RedisSessions) Load(ctx context.Context, id string) (string, bool, erro
 	return v, true, nil
 }
 
-// Delete forgets a session.
+// Delete forgets a session and tells every instance to drop its copy.
 func (s *RedisSessions) Delete(ctx context.Context, id string) error {
-	return s.c.Del(ctx, sessionKeyPrefix+id).Err()
+	if err := s.c.Del(ctx, sessionKeyPrefix+id).Err(); err != nil {
+		return err
+	}
+	return s.c.Publish(ctx, sessionsEnded, id).Err()
 }
 
 // RedisRouter is frontdoor.SessionRouter through Redis: the instance holding

@@ -10,7 +10,6 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/bus"
 	"github.com/mcpgate/mcpgate/internal/config"
-	"github.com/mcpgate/mcpgate/internal/mcp/frontdoor"
 	"github.com/mcpgate/mcpgate/internal/registry"
 )
 
@@ -20,9 +19,9 @@ import (
 // stream. A single instance (SQLite) has a local bus and nothing else.
 type cluster struct {
 	bus      bus.Bus
-	redis    *redis.Client            // nil without REDIS_URL
-	sessions frontdoor.SharedSessions // nil without REDIS_URL
-	router   *bus.RedisRouter         // nil without REDIS_URL
+	redis    *redis.Client      // nil without REDIS_URL
+	sessions *bus.RedisSessions // nil without REDIS_URL
+	router   *bus.RedisRouter   // nil without REDIS_URL
 }
 
 // applyTimeout bounds applying one change another instance made.
@@ -44,7 +43,7 @@ func joinCluster(ctx context.Context, gc config.Gateway, logger *slog.Logger) (*
 		}
 		rc := redis.NewClient(opts)
 		logger.Info("multi-instance mode: changes and sessions are shared through Redis", "instance", b.InstanceID())
-		return &cluster{bus: b, redis: rc, sessions: bus.NewRedisSessions(rc),
+		return &cluster{bus: b, redis: rc, sessions: bus.NewRedisSessions(rc, logger),
 			router: bus.NewRedisRouter(rc, b.InstanceID(), logger)}, nil
 	case strings.HasPrefix(gc.DatabaseURL, "postgres://"), strings.HasPrefix(gc.DatabaseURL, "postgresql://"):
 		b, err := bus.NewPostgres(ctx, gc.DatabaseURL, logger)
@@ -105,6 +104,9 @@ func (c *cluster) close() {
 	}
 	if c.router != nil {
 		_ = c.router.Close()
+	}
+	if c.sessions != nil {
+		_ = c.sessions.Close()
 	}
 	_ = c.bus.Close()
 	if c.redis != nil {

@@ -144,10 +144,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Directory: g.registry, Policy: policy, Resolver: g.resolver, Metrics: m, Logger: logger,
 		Timeout: gc.UpstreamTimeout, ServerName: "mcpgate", ServerVersion: version,
 	})
-	g.streamable = frontdoor.NewStreamable(frontdoor.StreamableConfig{
-		Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
-		Shared: g.cluster.sessions,
-	})
+	streamable := frontdoor.StreamableConfig{Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout}
+	if g.cluster.sessions != nil {
+		streamable.Shared = g.cluster.sessions
+	}
+	g.streamable = frontdoor.NewStreamable(streamable)
 	// Sessions on one connection keep their opening headers (spec §4).
 	streams := frontdoor.StreamConfig{Handler: d, Logger: logger, RequestID: requestIDOf, Policy: policy, IdleTimeout: gc.SessionIdleTimeout}
 	if g.cluster.router != nil {
@@ -197,6 +198,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
 	mux.Handle("/", g.authenticate(authed))
 	g.handler = g.withRequestID(mux)
+	if g.cluster.sessions != nil {
+		if err := g.cluster.sessions.Listen(ctx, g.streamable.Forget); err != nil {
+			g.Close()
+			return nil, &StartupError{config.EnvRedisURL, err.Error()}
+		}
+	}
 	if g.cluster.router != nil {
 		deliver := func(m frontdoor.RoutedMessage) bool {
 			return g.legacySSE.DeliverRouted(m) || g.relaySSE.DeliverRouted(m)

@@ -99,11 +99,15 @@ func (e *OpenError) Unwrap() error { return e.Err }
 // find them (issue 5): what a session needs to go on elsewhere is its id
 // and protocol version.
 type SharedSessions interface {
-	// Save records, or renews, a session for ttl.
+	// Save records a new session for ttl.
 	Save(ctx context.Context, id, protocolVersion string, ttl time.Duration) error
+	// Renew extends a session's life to ttl from now; false when it is no
+	// longer there (ended by another instance, or expired).
+	Renew(ctx context.Context, id string, ttl time.Duration) (bool, error)
 	// Load finds a session saved by any instance.
 	Load(ctx context.Context, id string) (protocolVersion string, ok bool, err error)
-	// Delete forgets a session.
+	// Delete forgets a session, and tells every instance to drop its copy
+	// (see Streamable.Forget).
 	Delete(ctx context.Context, id string) error
 }
 
@@ -637,11 +641,46 @@ func (s *Streamable) session(r *http.Request) (*session, int, error) {
 	}
 	sess.lastSeen = now
 	// A session in use on this instance is renewed in the shared store now
-	// and then, so that it does not expire there while it lives here.
-	if s.shared != nil && sess.backend == nil && now.Sub(sess.savedAt) > s.idle/4 {
-		s.saveLocked(r.Context(), sess, now)
+	// and then, so that it does not expire there while it lives here; one
+	// that is gone from there was ended elsewhere.
+	if s.shared != nil && sess.backend == nil && now.Sub(sess.savedAt) > s.idle/4 && !s.renewLocked(r.Context(), sess, now) {
+		s.forgetLocked(sess)
+		return nil, http.StatusNotFound, notFound
 	}
 	return sess, 0, nil
+}
+
+// renewLocked renews sess in the shared store; false when it is no longer
+// there. A failure to reach the store keeps the session. The caller holds
+// s.mu.
+func (s *Streamable) renewLocked(ctx context.Context, sess *session, now time.Time) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
+	defer cancel()
+	ok, err := s.shared.Renew(ctx, sess.id, s.idle)
+	if err != nil {
+		s.sharing.warn("could not renew a session among the other instances; it goes on on this one", err)
+		return true
+	}
+	if ok {
+		sess.savedAt = now
+	}
+	return ok
+}
+
+// Forget drops this instance's copy of a session another instance ended
+// (DELETE): its GET streams close, and its next request is 404 here too.
+func (s *Streamable) Forget(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess, ok := s.sessions[id]; ok && sess.backend == nil {
+		s.forgetLocked(sess)
+	}
+}
+
+// forgetLocked drops a session that has no backend. The caller holds s.mu.
+func (s *Streamable) forgetLocked(sess *session) {
+	close(sess.closed)
+	delete(s.sessions, sess.id)
 }
 
 // adoptLocked takes over a session another instance opened, if the shared
