@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 func TestLocalRunsEveryHandlerInOrderBeforePublishReturns(t *testing.T) {
@@ -150,7 +152,7 @@ func TestPublishDeliversHereBeforeReturning(t *testing.T) {
 
 // A quiet connection is checked (PING, or a PostgreSQL ping) and stays up.
 func TestQuietConnectionStaysUp(t *testing.T) {
-	redisAt, postgresAt := redisURL(t), postgresDatabase(t)
+	redisAt, postgresAt := testenv.RedisURL(t), testenv.PostgresDatabase(t, "mcpgate_bus")
 	const idle = 100 * time.Millisecond
 	for _, be := range []backend{
 		{"Redis", func(ctx context.Context, logger *slog.Logger) (*remote, error) {
@@ -231,7 +233,7 @@ func TestRedisRestart(t *testing.T) {
 // Issue 5: when PostgreSQL drops the listening connection, the bus listens
 // again on a new one and tells its subscribers to resync.
 func TestPostgresListenerKilled(t *testing.T) {
-	db := postgresDatabase(t)
+	db := testenv.PostgresDatabase(t, "mcpgate_bus")
 	open := func(ctx context.Context, logger *slog.Logger) (*remote, error) {
 		return newPostgres(ctx, db, logger, idleCheck)
 	}
@@ -239,7 +241,7 @@ func TestPostgresListenerKilled(t *testing.T) {
 	pid := listenerPID(t, db, a.InstanceID())
 
 	killed := time.Now()
-	postgresExec(t, db, "SELECT pg_terminate_backend($1)", pid)
+	testenv.PostgresExec(t, db, "SELECT pg_terminate_backend($1)", pid)
 	a.received.waitForEvent(t, 10*time.Second, "resync", func(e received) bool {
 		return e.Kind == KindResync && e.Origin == a.InstanceID() && e.at.After(killed)
 	})
@@ -321,7 +323,7 @@ func TestUnreachableBackendFailsAtStart(t *testing.T) {
 // Close stops every goroutine the bus started, whatever state it is in, and
 // may be called again; Publish then fails with ErrClosed.
 func TestCloseStopsEveryGoroutine(t *testing.T) {
-	redisAt, postgresAt := redisURL(t), postgresDatabase(t)
+	redisAt, postgresAt := testenv.RedisURL(t), testenv.PostgresDatabase(t, "mcpgate_bus")
 	opens := map[string]func(ctx context.Context) (Bus, error){
 		"local":      func(context.Context) (Bus, error) { return NewLocal(), nil },
 		"Redis":      func(ctx context.Context) (Bus, error) { return NewRedis(ctx, redisAt, nil) },

@@ -3,13 +3,9 @@ package bus
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -20,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // The bus's tests run against a real Redis and a real PostgreSQL on
@@ -29,64 +27,6 @@ import (
 // scripts/postgres.sh start throwaway servers and print the lines that set
 // them. The Redis restart test starts a Redis of its own, with the
 // redis-server that scripts/redis.sh installs.
-
-const (
-	testRedisEnv    = "MCPGATE_TEST_REDIS_URL"
-	testPostgresEnv = "MCPGATE_TEST_POSTGRES_URL"
-)
-
-// redisURL returns the URL of the test Redis.
-func redisURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv(testRedisEnv)
-	if u == "" {
-		t.Fatalf("%s is not set: these tests need a real Redis. Start a throwaway one on 127.0.0.1 with\n"+
-			"\teval \"$(scripts/redis.sh)\"\n"+
-			"(from the repository root; it installs Debian's redis-server if missing), then run the tests again", testRedisEnv)
-	}
-	return u
-}
-
-// postgresDatabase returns the URL of a fresh database on the test
-// PostgreSQL, dropped when the test ends.
-func postgresDatabase(t *testing.T) string {
-	t.Helper()
-	admin := os.Getenv(testPostgresEnv)
-	if admin == "" {
-		t.Fatalf("%s is not set: these tests need a real PostgreSQL. Start a throwaway one on 127.0.0.1 with\n"+
-			"\teval \"$(scripts/postgres.sh)\"\n"+
-			"(from the repository root; it installs Debian's postgresql if missing), then run the tests again", testPostgresEnv)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "mcpgate_bus_" + hex.EncodeToString(b)
-	postgresExec(t, admin, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	t.Cleanup(func() {
-		postgresExec(t, admin, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("%s: %v", testPostgresEnv, err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
-// postgresExec runs one statement on its own connection to databaseURL.
-func postgresExec(t *testing.T, databaseURL, statement string, args ...any) {
-	t.Helper()
-	// Not t.Context(): cleanups run after it is cancelled.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, databaseURL)
-	if err != nil {
-		t.Fatalf("connect to PostgreSQL (is the server of scripts/postgres.sh running?): %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, statement, args...); err != nil {
-		t.Fatalf("%s: %v", statement, err)
-	}
-}
 
 // backend makes buses on one Redis or one PostgreSQL database.
 type backend struct {
@@ -98,7 +38,7 @@ type backend struct {
 // the Redis channel is shared, so tests look only at their buses' events).
 func backends(t *testing.T) []backend {
 	t.Helper()
-	redisAt, postgresAt := redisURL(t), postgresDatabase(t)
+	redisAt, postgresAt := testenv.RedisURL(t), testenv.PostgresDatabase(t, "mcpgate_bus")
 	return []backend{
 		{"Redis", func(ctx context.Context, logger *slog.Logger) (*remote, error) {
 			return newRedis(ctx, redisAt, logger, idleCheck)

@@ -32,60 +32,27 @@ const (
 // expiring when the session would, and a channel on which a DELETE on one
 // instance tells the others to drop their copies.
 type RedisSessions struct {
-	c      *redis.Client
-	logger *slog.Logger
-
-	sub    *redis.PubSub
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	c     *redis.Client
+	ended *subscription // nil until Listen
 }
 
 // NewRedisSessions keeps sessions in c.
-func NewRedisSessions(c *redis.Client, logger *slog.Logger) *RedisSessions {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &RedisSessions{c: c, logger: logger, cancel: func() {}}
-}
+func NewRedisSessions(c *redis.Client) *RedisSessions { return &RedisSessions{c: c} }
 
 // Listen hands forget the id of every session another instance ends, until
 // Close. A message missed while Redis was away is caught later: renewing a
 // session that is gone fails (Renew).
 func (s *RedisSessions) Listen(ctx context.Context, forget func(id string)) error {
-	sub := s.c.Subscribe(ctx, sessionsEnded)
-	if _, err := sub.Receive(ctx); err != nil {
-		_ = sub.Close()
+	sub, err := subscribe(ctx, s.c, sessionsEnded, forget)
+	if err != nil {
 		return fmt.Errorf("REDIS_URL: subscribe to ended sessions: %w", err)
 	}
-	lctx, cancel := context.WithCancel(context.Background())
-	s.sub, s.cancel = sub, cancel
-	ch := sub.Channel()
-	s.wg.Go(func() {
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case msg, ok := <-ch:
-				if !ok {
-					return
-				}
-				forget(msg.Payload)
-			}
-		}
-	})
+	s.ended = sub
 	return nil
 }
 
 // Close stops listening.
-func (s *RedisSessions) Close() error {
-	s.cancel()
-	var err error
-	if s.sub != nil {
-		err = s.sub.Close()
-	}
-	s.wg.Wait()
-	return err
-}
+func (s *RedisSessions) Close() error { return s.ended.close() }
 
 // Renew extends a session that is still there (EXPIRE only touches an
 // existing key, so an ended session is never brought back).
@@ -126,12 +93,8 @@ func (s *RedisSessions) Delete(ctx context.Context, id string) error {
 type RedisRouter struct {
 	c        *redis.Client
 	instance string
-	deliver  func(frontdoor.RoutedMessage) bool
 	logger   *slog.Logger
-
-	sub    *redis.PubSub
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	routed   *subscription // nil until Listen
 }
 
 // releaseScript deletes a claim only if this instance still holds it.
@@ -143,46 +106,28 @@ func NewRedisRouter(c *redis.Client, instance string, logger *slog.Logger) *Redi
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &RedisRouter{c: c, instance: instance, logger: logger, cancel: func() {}}
+	return &RedisRouter{c: c, instance: instance, logger: logger}
 }
 
 // Listen receives the POSTs routed to this instance and hands each to
 // deliver, which reports whether it knew the session. Call it once; Close
 // stops it.
 func (r *RedisRouter) Listen(ctx context.Context, deliver func(frontdoor.RoutedMessage) bool) error {
-	sub := r.c.Subscribe(ctx, instanceChannel+r.instance)
-	if _, err := sub.Receive(ctx); err != nil { // the subscription's confirmation
-		_ = sub.Close()
+	sub, err := subscribe(ctx, r.c, instanceChannel+r.instance, func(payload string) {
+		var m frontdoor.RoutedMessage
+		if err := json.Unmarshal([]byte(payload), &m); err != nil {
+			r.logger.Warn("dropped a routed SSE message that is not one", "err", err)
+			return
+		}
+		if !deliver(m) {
+			r.logger.Info("a routed SSE message found its session gone", "request_id", m.RequestID)
+		}
+	})
+	if err != nil {
 		return fmt.Errorf("REDIS_URL: subscribe to this instance's session channel: %w", err)
 	}
-	lctx, cancel := context.WithCancel(context.Background())
-	r.deliver, r.sub, r.cancel = deliver, sub, cancel
-	r.wg.Go(func() { r.listen(lctx) })
+	r.routed = sub
 	return nil
-}
-
-// listen hands every routed POST to deliver until Close. go-redis
-// resubscribes by itself when the connection comes back.
-func (r *RedisRouter) listen(ctx context.Context) {
-	ch := r.sub.Channel()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case msg, ok := <-ch:
-			if !ok {
-				return
-			}
-			var m frontdoor.RoutedMessage
-			if err := json.Unmarshal([]byte(msg.Payload), &m); err != nil {
-				r.logger.Warn("dropped a routed SSE message that is not one", "err", err)
-				continue
-			}
-			if !r.deliver(m) {
-				r.logger.Info("a routed SSE message found its session gone", "request_id", m.RequestID)
-			}
-		}
-	}
 }
 
 // Claim says this instance holds session id, for ttl.
@@ -217,13 +162,41 @@ func (r *RedisRouter) Route(ctx context.Context, m frontdoor.RoutedMessage) (boo
 }
 
 // Close stops listening.
-func (r *RedisRouter) Close() error {
-	r.cancel()
-	var err error
-	if r.sub != nil {
-		err = r.sub.Close()
+func (r *RedisRouter) Close() error { return r.routed.close() }
+
+// subscription is one Redis channel read on a goroutine of its own, each
+// message handed to handle, until close. go-redis resubscribes by itself
+// when the connection comes back; what was published meanwhile is lost,
+// which each user of a subscription allows for.
+type subscription struct {
+	sub *redis.PubSub
+	wg  sync.WaitGroup
+}
+
+func subscribe(ctx context.Context, c *redis.Client, channel string, handle func(payload string)) (*subscription, error) {
+	sub := c.Subscribe(ctx, channel)
+	if _, err := sub.Receive(ctx); err != nil { // the subscription's confirmation
+		_ = sub.Close()
+		return nil, err
 	}
-	r.wg.Wait()
+	s := &subscription{sub: sub}
+	ch := sub.Channel()
+	s.wg.Go(func() {
+		for msg := range ch { // closed by close
+			handle(msg.Payload)
+		}
+	})
+	return s, nil
+}
+
+// close stops the subscription and waits for its goroutine; a nil one is
+// fine.
+func (s *subscription) close() error {
+	if s == nil {
+		return nil
+	}
+	err := s.sub.Close()
+	s.wg.Wait()
 	return err
 }
 

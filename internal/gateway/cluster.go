@@ -43,7 +43,7 @@ func joinCluster(ctx context.Context, gc config.Gateway, logger *slog.Logger) (*
 		}
 		rc := redis.NewClient(opts)
 		logger.Info("multi-instance mode: changes and sessions are shared through Redis", "instance", b.InstanceID())
-		return &cluster{bus: b, redis: rc, sessions: bus.NewRedisSessions(rc, logger),
+		return &cluster{bus: b, redis: rc, sessions: bus.NewRedisSessions(rc),
 			router: bus.NewRedisRouter(rc, b.InstanceID(), logger)}, nil
 	case strings.HasPrefix(gc.DatabaseURL, "postgres://"), strings.HasPrefix(gc.DatabaseURL, "postgresql://"):
 		b, err := bus.NewPostgres(ctx, gc.DatabaseURL, logger)

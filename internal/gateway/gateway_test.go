@@ -3,8 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,12 +19,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // These tests run a real gateway on a loopback port in front of real MCP
@@ -44,44 +41,8 @@ type database struct {
 func databases() []database {
 	return []database{
 		{"sqlite", func(t *testing.T) string { return "sqlite:///" + filepath.Join(t.TempDir(), "mcpgate.db") }},
-		{"postgres", postgresDatabase},
+		{"postgres", func(t *testing.T) string { return testenv.PostgresDatabase(t, "mcpgate_gw") }},
 	}
-}
-
-// postgresDatabase creates a fresh database on the PostgreSQL that
-// scripts/postgres.sh started, and drops it after the test.
-func postgresDatabase(t *testing.T) string {
-	admin := os.Getenv("MCPGATE_TEST_POSTGRES_URL")
-	if admin == "" {
-		t.Fatal("MCPGATE_TEST_POSTGRES_URL is not set: run `eval \"$(scripts/postgres.sh DIR)\"` first (scripts/test.sh does)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatalf("connect to PostgreSQL: %v", err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "mcpgate_gw_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, admin); err == nil {
-			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			_ = c.Close(ctx)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // running is a gateway serving on a loopback port.

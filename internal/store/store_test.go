@@ -3,14 +3,12 @@ package store
 import (
 	"context"
 	"errors"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // The store's tests run every behaviour against a real SQLite file and a real
@@ -18,9 +16,6 @@ import (
 // administrator's URL: each test creates its own database there and drops it
 // afterwards. scripts/postgres.sh starts a throwaway server and prints the
 // line that sets it.
-
-// testPostgresEnv names the administrator's URL of the test PostgreSQL.
-const testPostgresEnv = "MCPGATE_TEST_POSTGRES_URL"
 
 // forEachStore runs test, in parallel subtests named for the dialect, on a
 // Store over a fresh database of each dialect.
@@ -50,39 +45,7 @@ func newDatabase(t *testing.T, dialect string) string {
 	if dialect == DialectSQLite {
 		return "sqlite:///" + filepath.Join(t.TempDir(), "mcpgate.db") // an absolute path: four slashes
 	}
-	admin := os.Getenv(testPostgresEnv)
-	if admin == "" {
-		t.Fatalf("%s is not set: these tests need a real PostgreSQL. Start a throwaway one on 127.0.0.1 with\n"+
-			"\teval \"$(scripts/postgres.sh)\"\n"+
-			"(from the repository root; it installs Debian's postgresql if missing), then run the tests again", testPostgresEnv)
-	}
-	name := "mcpgate_test_" + strings.ReplaceAll(newID(), "-", "")
-	adminExec(t, admin, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	t.Cleanup(func() {
-		adminExec(t, admin, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("%s: %v", testPostgresEnv, err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
-// adminExec runs one statement on the administrator's PostgreSQL connection.
-func adminExec(t *testing.T, adminURL, statement string) {
-	t.Helper()
-	// Not t.Context(): cleanups run after it is cancelled.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		t.Fatalf("connect to %s: %v (is the server of scripts/postgres.sh running?)", testPostgresEnv, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, statement); err != nil {
-		t.Fatalf("%s: %v", statement, err)
-	}
+	return testenv.PostgresDatabase(t, "mcpgate_test")
 }
 
 // openStore opens databaseURL, closing it when the test ends.

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,10 +21,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // The harness runs the real mcpgate binary: TestMain builds it once, and
@@ -69,43 +67,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// postgresDatabase creates a fresh database on the PostgreSQL that
-// scripts/postgres.sh started, and drops it after the test.
-func postgresDatabase(t *testing.T) string {
-	t.Helper()
-	admin := os.Getenv("MCPGATE_TEST_POSTGRES_URL")
-	if admin == "" {
-		t.Fatal("MCPGATE_TEST_POSTGRES_URL is not set: run `eval \"$(scripts/postgres.sh DIR)\"` first (scripts/test.sh does)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatalf("connect to PostgreSQL (MCPGATE_TEST_POSTGRES_URL): %v", err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "mcpgate_cluster_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, admin); err == nil {
-			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			_ = c.Close(ctx)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // redisDatabase is the Redis of MCPGATE_TEST_REDIS_URL with database index
@@ -250,7 +211,7 @@ func newDeployment(t *testing.T, redisURL string, extra map[string]string) *depl
 	settings := map[string]string{
 		"HOST":                        "127.0.0.1",
 		"PORT":                        "0", // each instance picks a free port and logs it
-		"DATABASE_URL":                postgresDatabase(t),
+		"DATABASE_URL":                testenv.PostgresDatabase(t, "mcpgate_cluster"),
 		"JWT_SECRET_KEY":              jwtSecret,
 		"AUTH_ENCRYPTION_SECRET":      encryptionSecret,
 		"ENABLE_HEADER_PASSTHROUGH":   "true",
