@@ -155,8 +155,8 @@ func waitForTool(t *testing.T, in *instance, tool string, present bool) time.Dur
 	}
 }
 
-// otherChangesReachEveryInstance: an upstream's own list (PUT
-// /gateways/{id}), a catalogue refresh (POST /gateways/{id}/tools/refresh)
+// otherChangesReachEveryInstance: an upstream's own list and its
+// credentials (PUT /gateways/{id}), a catalogue refresh (POST /gateways/{id}/tools/refresh)
 // and a deletion made through a reach every other instance.
 func otherChangesReachEveryInstance(t *testing.T, a *instance, others []*instance, probeID string) {
 	t.Helper()
@@ -169,6 +169,28 @@ func otherChangesReachEveryInstance(t *testing.T, a *instance, others []*instanc
 	for _, in := range others {
 		if _, err := firstForwarded(t.Context(), in, "probe", changed, "X-Own", "own"); err != nil {
 			t.Errorf("the upstream's own list set on A: %v", err)
+		}
+	}
+
+	// New credentials, sealed by A, are used by the others' very next calls.
+	status, out = a.do(t, "PUT", "/gateways/"+probeID, map[string]any{"auth_type": "bearer", "auth_token": "rotated-credential"})
+	if status != http.StatusOK {
+		t.Fatalf("PUT /gateways/%s credentials on A: %d %s", probeID, status, out)
+	}
+	changed = time.Now()
+	for _, in := range others {
+		for {
+			h, err := in.forwarded(t.Context(), "probe", "X-Own", "own")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Get("Authorization") == "Bearer rotated-credential" {
+				t.Logf("the new credentials set on A reached %s after %s", in.name, time.Since(changed).Round(time.Millisecond))
+				break
+			}
+			if time.Since(changed) > propagationBound {
+				t.Fatalf("instance %s still sends Authorization %q %s after the credentials changed on A", in.name, h.Get("Authorization"), propagationBound)
+			}
 		}
 	}
 
