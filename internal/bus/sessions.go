@@ -60,21 +60,29 @@ func (s *RedisSessions) Renew(ctx context.Context, id string, ttl time.Duration)
 	return s.c.Expire(ctx, sessionKeyPrefix+id, ttl).Result()
 }
 
-// Save records or renews a session for ttl.
-func (s *RedisSessions) Save(ctx context.Context, id, protocolVersion string, ttl time.Duration) error {
-	return s.c.Set(ctx, sessionKeyPrefix+id, protocolVersion, ttl).Err()
+// Save records a session for ttl.
+func (s *RedisSessions) Save(ctx context.Context, id string, sess frontdoor.SharedSession, ttl time.Duration) error {
+	v, err := json.Marshal(sess)
+	if err != nil {
+		return err
+	}
+	return s.c.Set(ctx, sessionKeyPrefix+id, v, ttl).Err()
 }
 
 // Load finds a session any instance saved.
-func (s *RedisSessions) Load(ctx context.Context, id string) (string, bool, error) {
-	v, err := s.c.Get(ctx, sessionKeyPrefix+id).Result()
+func (s *RedisSessions) Load(ctx context.Context, id string) (frontdoor.SharedSession, bool, error) {
+	var sess frontdoor.SharedSession
+	v, err := s.c.Get(ctx, sessionKeyPrefix+id).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
-		return "", false, nil
+		return sess, false, nil
 	case err != nil:
-		return "", false, err
+		return sess, false, err
 	}
-	return v, true, nil
+	if err := json.Unmarshal(v, &sess); err != nil {
+		return sess, false, fmt.Errorf("session %s in Redis: %w", id, err)
+	}
+	return sess, true, nil
 }
 
 // Delete forgets a session and tells every instance to drop its copy.

@@ -144,13 +144,18 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Directory: g.registry, Policy: policy, Resolver: g.resolver, Metrics: m, Logger: logger,
 		Timeout: gc.UpstreamTimeout, ServerName: "mcpgate", ServerVersion: version,
 	})
-	streamable := frontdoor.StreamableConfig{Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout}
+	// Every session is bound to the client that opened it: a session id is
+	// never a credential (MCP security best practices, "Session Hijacking").
+	principal := func(r *http.Request) string { return auth.Principal(r.Context()) }
+	streamable := frontdoor.StreamableConfig{Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
+		Principal: principal}
 	if g.cluster.sessions != nil {
 		streamable.Shared = g.cluster.sessions
 	}
 	g.streamable = frontdoor.NewStreamable(streamable)
 	// Sessions on one connection keep their opening headers (spec §4).
-	streams := frontdoor.StreamConfig{Handler: d, Logger: logger, RequestID: requestIDOf, Policy: policy, IdleTimeout: gc.SessionIdleTimeout}
+	streams := frontdoor.StreamConfig{Handler: d, Logger: logger, RequestID: requestIDOf, Policy: policy, IdleTimeout: gc.SessionIdleTimeout,
+		Principal: principal}
 	if g.cluster.router != nil {
 		streams.Router = g.cluster.router
 	}
@@ -179,6 +184,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g.relay = frontdoor.NewStreamable(frontdoor.StreamableConfig{
 		Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
 		Scope:              func(r *http.Request) string { return r.PathValue("id") },
+		Principal:          principal,
 		Open:               relayOpener(d),
 		EventStreamAnswers: true,
 	})
@@ -427,15 +433,20 @@ func (g *Gateway) authenticateWith(next http.Handler, tokenOf func(*http.Request
 			unauthorized(w, "authentication required: "+howTo+" (mint one with `mcpgate token`)")
 			return
 		}
-		if !g.tokens.valid(token, time.Now()) {
+		subject, ok := g.tokens.valid(token, time.Now())
+		if !ok {
 			claims, err := g.jwt.Verify(token, time.Now())
 			if err != nil {
 				unauthorized(w, "invalid token: "+err.Error())
 				return
 			}
-			g.tokens.remember(token, claims.ExpiresAt)
+			g.tokens.remember(token, claims.ExpiresAt, claims.Subject)
+			subject = claims.Subject
 		}
-		next.ServeHTTP(w, r)
+		// Sessions are bound to the client that opened them (issue 5
+		// note; MCP security best practices: session ids are not
+		// credentials).
+		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), subject)))
 	})
 }
 
@@ -444,25 +455,35 @@ func (g *Gateway) authenticateWith(next http.Handler, tokenOf func(*http.Request
 // holds at most maxTokens; when full it starts afresh.
 type verifiedTokens struct {
 	mu sync.Mutex
-	m  map[string]time.Time // token -> expiry
+	m  map[string]verifiedToken
+}
+
+// verifiedToken is what is remembered of a verified token.
+type verifiedToken struct {
+	expires time.Time
+	subject string
 }
 
 const maxTokens = 10000
 
-func (v *verifiedTokens) valid(token string, now time.Time) bool {
+// valid returns the subject of a token verified before and not expired.
+func (v *verifiedTokens) valid(token string, now time.Time) (string, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	exp, ok := v.m[token]
-	return ok && now.Before(exp)
+	t, ok := v.m[token]
+	if !ok || !now.Before(t.expires) {
+		return "", false
+	}
+	return t.subject, true
 }
 
-func (v *verifiedTokens) remember(token string, exp time.Time) {
+func (v *verifiedTokens) remember(token string, exp time.Time, subject string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.m == nil || len(v.m) >= maxTokens {
-		v.m = make(map[string]time.Time)
+		v.m = make(map[string]verifiedToken)
 	}
-	v.m[token] = exp
+	v.m[token] = verifiedToken{expires: exp, subject: subject}
 }
 
 func unauthorized(w http.ResponseWriter, msg string) {

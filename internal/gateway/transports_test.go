@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
 	"github.com/mcpgate/mcpgate/passthrough"
 )
@@ -609,4 +612,92 @@ func TestSessionTransportsShutDownGracefully(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestSessionsBelongToTheirClient: a session id is not a credential.
+// Another authenticated client that learns one gets 404 for it — on /mcp,
+// on the relay, and on a legacy SSE session — while its owner goes on.
+func TestSessionsBelongToTheirClient(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		up := mcptest.NewStreamableHTTP(t)
+		gw := startGateway(t, dbURL(t), nil)
+		id := gw.register(map[string]any{"name": "crm", "url": up.URL})
+		j, err := auth.NewJWT([]byte(jwtSecret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mallory, err := j.Mint("mallory", time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		initialize := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+			"params": map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "t", "version": "1"}}}
+		list := map[string]any{"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+
+		for _, path := range []string{"/mcp", "/gateways/" + id + "/mcp"} {
+			session := openSessionAt(t, gw, path, initialize)
+			status, out := doAs(t, gw, mallory, "POST", path, list, "Accept", "application/json, text/event-stream", "Mcp-Session-Id", session)
+			if status != http.StatusNotFound {
+				t.Errorf("%s: another client's POST in the session: %d %s, want 404", path, status, out)
+			}
+			status, out = doAs(t, gw, mallory, "DELETE", path, nil, "Mcp-Session-Id", session)
+			if status != http.StatusNotFound {
+				t.Errorf("%s: another client's DELETE of the session: %d %s, want 404", path, status, out)
+			}
+			if status, out := gw.do("POST", path, list, "Accept", "application/json, text/event-stream", "Mcp-Session-Id", session); status != http.StatusOK {
+				t.Errorf("%s: the owner's POST after that: %d %s, want 200", path, status, out)
+			}
+		}
+
+		// Legacy SSE: the owner opens the stream; another client posts to it.
+		req, _ := http.NewRequest("GET", gw.url+"/sse", nil)
+		req.Header.Set("Authorization", "Bearer "+gw.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		events := bufio.NewScanner(resp.Body)
+		endpoint := ""
+		for endpoint == "" && events.Scan() {
+			if data, ok := strings.CutPrefix(events.Text(), "data: "); ok {
+				endpoint = data
+			}
+		}
+		status, out := doAs(t, gw, mallory, "POST", endpoint, list)
+		if status != http.StatusNotFound {
+			t.Errorf("another client's POST to an SSE session: %d %s, want 404", status, out)
+		}
+		if status, out := gw.do("POST", endpoint, list); status != http.StatusAccepted {
+			t.Errorf("the owner's POST to its SSE session: %d %s, want 202", status, out)
+		}
+	})
+}
+
+// doAs is running.do with another client's token.
+func doAs(t *testing.T, gw *running, token, method, path string, body any, headers ...string) (int, []byte) {
+	t.Helper()
+	other := *gw
+	other.token = token
+	return other.do(method, path, body, headers...)
+}
+
+// openSessionAt sends initialize to the Streamable HTTP endpoint at path
+// and returns the session id it gave.
+func openSessionAt(t *testing.T, gw *running, path string, initialize map[string]any) string {
+	t.Helper()
+	body, _ := json.Marshal(initialize)
+	req, _ := http.NewRequest("POST", gw.url+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+gw.token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := readAll(resp)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Mcp-Session-Id") == "" {
+		t.Fatalf("initialize at %s: %d %s", path, resp.StatusCode, out)
+	}
+	return resp.Header.Get("Mcp-Session-Id")
 }

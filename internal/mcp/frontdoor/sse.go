@@ -173,7 +173,8 @@ func (h *SSE) route(w http.ResponseWriter, r *http.Request, id string) {
 		writeJSONRPCError(w, http.StatusBadRequest, asRPCError(err))
 		return
 	}
-	ok, err := cfg.Router.Route(r.Context(), RoutedMessage{Session: id, Scope: h.sessions.scopeOf(r), Body: body, RequestID: cfg.RequestID(r)})
+	ok, err := cfg.Router.Route(r.Context(), RoutedMessage{Session: id, Scope: h.sessions.scopeOf(r),
+		Principal: principalOf(cfg.Principal, r), Body: body, RequestID: cfg.RequestID(r)})
 	switch {
 	case err != nil:
 		h.sharing.warn("could not route an SSE message to the instance holding its session", err)
@@ -191,7 +192,7 @@ func (h *SSE) route(w http.ResponseWriter, r *http.Request, id string) {
 // reports whether this handler holds the session. Its messages are handled
 // as a POST here would be, with the session's opening headers (spec §4).
 func (h *SSE) DeliverRouted(m RoutedMessage) bool {
-	s, ok := h.sessions.findScoped(m.Session, m.Scope)
+	s, ok := h.sessions.findScoped(m.Session, m.Scope, m.Principal)
 	if !ok {
 		return false
 	}

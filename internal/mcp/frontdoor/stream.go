@@ -46,6 +46,10 @@ type StreamConfig struct {
 	// MessagePath, when set, gives the path the legacy SSE endpoint event
 	// names for a stream request; nil means MessagePath.
 	MessagePath func(*http.Request) string
+	// Principal, when set, names the authenticated client of a request: a
+	// legacy SSE POST is taken only from the client that opened the
+	// session's stream (see StreamableConfig.Principal).
+	Principal func(*http.Request) string
 	// Router, when set, carries a legacy SSE POST that lands on an instance
 	// other than the one holding the session's stream to that one (issue 5).
 	Router SessionRouter
@@ -69,8 +73,9 @@ type SessionRouter interface {
 // instance holding the session.
 type RoutedMessage struct {
 	Session   string `json:"session"`
-	Scope     string `json:"scope,omitempty"` // StreamConfig.Scope of the POST
-	Body      []byte `json:"body"`            // the POST's body, as it came
+	Scope     string `json:"scope,omitempty"`     // StreamConfig.Scope of the POST
+	Principal string `json:"principal,omitempty"` // StreamConfig.Principal of the POST
+	Body      []byte `json:"body"`                // the POST's body, as it came
 	RequestID string `json:"request_id,omitempty"`
 }
 
@@ -126,10 +131,11 @@ var errShuttingDown = &sessionEnd{reason: "mcpgate is shutting down", shutdown: 
 // force at the time of the call, which the dispatcher resolves per call
 // (spec §4, D12).
 type streamSession struct {
-	id      string
-	opening *http.Request // the request that opened it, for the Opener of a routed initialize
-	scope   string        // StreamConfig.Scope of the opening request
-	header  http.Header   // Policy.CaptureSession of the opening request
+	id        string
+	opening   *http.Request // the request that opened it, for the Opener of a routed initialize
+	scope     string        // StreamConfig.Scope of the opening request
+	principal string        // StreamConfig.Principal of the opening request
+	header    http.Header   // Policy.CaptureSession of the opening request
 	// ctx ends with the session, cancelling the calls in flight; its cause
 	// says why it ended.
 	ctx       context.Context
@@ -333,7 +339,7 @@ func (t *streamSessions) open(parent context.Context, r *http.Request) (*streamS
 		return nil, err
 	}
 	ctx, end := context.WithCancelCause(parent)
-	s := &streamSession{id: id, opening: r.WithContext(context.WithoutCancel(r.Context())), scope: t.scopeOf(r), header: t.cfg.Policy.CaptureSession(r.Header).Header(), ctx: ctx, end: end,
+	s := &streamSession{id: id, opening: r.WithContext(context.WithoutCancel(r.Context())), scope: t.scopeOf(r), principal: principalOf(t.cfg.Principal, r), header: t.cfg.Policy.CaptureSession(r.Header).Header(), ctx: ctx, end: end,
 		outbox: make(chan []byte, outboxSize), slots: make(chan struct{}, t.cfg.MaxInFlight)}
 	s.heard()
 	t.mu.Lock()
@@ -361,23 +367,19 @@ func (t *streamSessions) release(s *streamSession, cause error) {
 	t.serving.Done()
 }
 
-// find returns the open session with that id, if r is of its scope.
+// find returns the open session with that id, if r is of its scope and
+// client.
 func (t *streamSessions) find(id string, r *http.Request) (*streamSession, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s, ok := t.byID[id]
-	if !ok || s.scope != t.scopeOf(r) {
-		return nil, false
-	}
-	return s, ok
+	return t.findScoped(id, t.scopeOf(r), principalOf(t.cfg.Principal, r))
 }
 
-// findScoped returns the open session with that id and scope.
-func (t *streamSessions) findScoped(id, scope string) (*streamSession, bool) {
+// findScoped returns the open session with that id, scope and client;
+// another client's session is as good as none.
+func (t *streamSessions) findScoped(id, scope, principal string) (*streamSession, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, ok := t.byID[id]
-	if !ok || s.scope != scope {
+	if !ok || s.scope != scope || s.principal != principal {
 		return nil, false
 	}
 	return s, true

@@ -37,6 +37,7 @@ type Streamable struct {
 	sharing   *sharingLog
 	eager     bool // StreamableConfig.EventStreamAnswers
 	scope     func(*http.Request) string
+	principal func(*http.Request) string
 	logger    *slog.Logger
 	requestID RequestID
 	idle      time.Duration
@@ -54,6 +55,7 @@ type Streamable struct {
 type session struct {
 	id              string
 	scope           string // StreamableConfig.Scope of the request that opened it
+	principal       string // StreamableConfig.Principal of the request that opened it
 	protocolVersion string
 	backend         Backend // nil: the Streamable's Handler answers
 	lastSeen        time.Time
@@ -100,15 +102,23 @@ func (e *OpenError) Unwrap() error { return e.Err }
 // and protocol version.
 type SharedSessions interface {
 	// Save records a new session for ttl.
-	Save(ctx context.Context, id, protocolVersion string, ttl time.Duration) error
+	Save(ctx context.Context, id string, sess SharedSession, ttl time.Duration) error
 	// Renew extends a session's life to ttl from now; false when it is no
 	// longer there (ended by another instance, or expired).
 	Renew(ctx context.Context, id string, ttl time.Duration) (bool, error)
 	// Load finds a session saved by any instance.
-	Load(ctx context.Context, id string) (protocolVersion string, ok bool, err error)
+	Load(ctx context.Context, id string) (sess SharedSession, ok bool, err error)
 	// Delete forgets a session, and tells every instance to drop its copy
 	// (see Streamable.Forget).
 	Delete(ctx context.Context, id string) error
+}
+
+// SharedSession is what another instance needs to go on with a session.
+type SharedSession struct {
+	ProtocolVersion string `json:"protocol_version"`
+	// Principal is who opened it (StreamableConfig.Principal): only the
+	// same client may use it.
+	Principal string `json:"principal,omitempty"`
 }
 
 // sharedTimeout bounds each call to SharedSessions on a client's request.
@@ -146,6 +156,11 @@ type StreamableConfig struct {
 	// upstream of /gateways/{id}/mcp): a session is found only by requests
 	// of the scope that opened it.
 	Scope func(*http.Request) string
+	// Principal, when set, names the authenticated client of a request: a
+	// session is found only by requests of the client that opened it, so
+	// that a session id is never a credential (MCP security best
+	// practices, "Session Hijacking").
+	Principal func(*http.Request) string
 }
 
 // NewStreamable returns the /mcp handler and starts its session sweeper.
@@ -159,7 +174,7 @@ func NewStreamable(cfg StreamableConfig) *Streamable {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 10000
 	}
-	s := &Streamable{sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
+	s := &Streamable{sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, principal: cfg.Principal, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
 		max: cfg.MaxSessions, sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{}),
 		draining: make(chan struct{})}
 	go s.sweep()
@@ -557,7 +572,7 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 	if err != nil {
 		return nil, nil, err
 	}
-	sess := &session{id: id, scope: s.scopeOf(r), protocolVersion: dispatch.NegotiateVersion(p.ProtocolVersion), lastSeen: time.Now(),
+	sess := &session{id: id, scope: s.scopeOf(r), principal: principalOf(s.principal, r), protocolVersion: dispatch.NegotiateVersion(p.ProtocolVersion), lastSeen: time.Now(),
 		streams: map[chan jsonrpc.Message]struct{}{}, closed: make(chan struct{})}
 	s.mu.Lock()
 	full := len(s.sessions) >= s.max
@@ -597,7 +612,7 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 func (s *Streamable) saveLocked(ctx context.Context, sess *session, now time.Time) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
 	defer cancel()
-	if err := s.shared.Save(ctx, sess.id, sess.protocolVersion, s.idle); err != nil {
+	if err := s.shared.Save(ctx, sess.id, SharedSession{ProtocolVersion: sess.protocolVersion, Principal: sess.principal}, s.idle); err != nil {
 		s.sharing.warn("could not share a session with the other instances; it goes on on this one only", err)
 		return
 	}
@@ -630,12 +645,12 @@ func (s *Streamable) session(r *http.Request) (*session, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess, ok := s.sessions[id]
-	if ok && sess.scope != s.scopeOf(r) {
-		return nil, http.StatusNotFound, notFound
+	if ok && (sess.scope != s.scopeOf(r) || sess.principal != principalOf(s.principal, r)) {
+		return nil, http.StatusNotFound, notFound // another client's: as good as none
 	}
 	now := time.Now()
 	if !ok {
-		if sess, ok = s.adoptLocked(r.Context(), id, now); !ok {
+		if sess, ok = s.adoptLocked(r.Context(), id, principalOf(s.principal, r), now); !ok {
 			return nil, http.StatusNotFound, notFound
 		}
 	}
@@ -685,21 +700,21 @@ func (s *Streamable) forgetLocked(sess *session) {
 
 // adoptLocked takes over a session another instance opened, if the shared
 // sessions know it (issue 5). The caller holds s.mu.
-func (s *Streamable) adoptLocked(ctx context.Context, id string, now time.Time) (*session, bool) {
+func (s *Streamable) adoptLocked(ctx context.Context, id, principal string, now time.Time) (*session, bool) {
 	if s.shared == nil || s.opener != nil {
 		return nil, false
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
 	defer cancel()
-	version, ok, err := s.shared.Load(ctx, id)
+	shared, ok, err := s.shared.Load(ctx, id)
 	if err != nil {
 		s.sharing.warn("could not look a session up among the other instances'", err)
 		return nil, false
 	}
-	if !ok {
+	if !ok || shared.Principal != principal {
 		return nil, false
 	}
-	sess := &session{id: id, protocolVersion: version, lastSeen: now, savedAt: now,
+	sess := &session{id: id, principal: shared.Principal, protocolVersion: shared.ProtocolVersion, lastSeen: now, savedAt: now,
 		streams: map[chan jsonrpc.Message]struct{}{}, closed: make(chan struct{})}
 	s.sessions[id] = sess
 	return sess, true
@@ -785,4 +800,12 @@ func (s *Streamable) delete(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// principalOf is the client of r, or "" without a Principal function.
+func principalOf(principal func(*http.Request) string, r *http.Request) string {
+	if principal == nil {
+		return ""
+	}
+	return principal(r)
 }
