@@ -217,7 +217,7 @@ func TestRelayRefusesUnknownUpstreamsAndForeignSessions(t *testing.T) {
 			t.Errorf("relay to an unknown id: %d %s, want 404 naming it", status, out)
 		}
 
-		sessionID := openRelaySession(t, gw, idA, initialize)
+		sessionID := openSessionAt(t, gw, "/gateways/"+idA+"/mcp", initialize)
 		list := map[string]any{"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 		status, out = gw.do("POST", "/gateways/"+idB+"/mcp", list, "Accept", "application/json, text/event-stream", "Mcp-Session-Id", sessionID)
 		if status != http.StatusNotFound {
@@ -228,26 +228,6 @@ func TestRelayRefusesUnknownUpstreamsAndForeignSessions(t *testing.T) {
 			t.Errorf("tools/list on a's relay: %d %s", status, out)
 		}
 	})
-}
-
-// openRelaySession sends initialize to the relay of id and returns the
-// session id the relay gave.
-func openRelaySession(t *testing.T, gw *running, id string, initialize map[string]any) string {
-	t.Helper()
-	body, _ := json.Marshal(initialize)
-	req, _ := http.NewRequest("POST", gw.url+"/gateways/"+id+"/mcp", strings.NewReader(string(body)))
-	req.Header.Set("Authorization", "Bearer "+gw.token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := readAll(resp)
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Mcp-Session-Id") == "" {
-		t.Fatalf("initialize on the relay: %d %s", resp.StatusCode, out)
-	}
-	return resp.Header.Get("Mcp-Session-Id")
 }
 
 // TestRelayCancellationBothWays: a client that gives up on a call makes the
@@ -346,7 +326,7 @@ func TestRelaySessionsAreReleased(t *testing.T) {
 		id := gw.register(map[string]any{"name": "crm", "url": up.URL})
 		initialize := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "initialize",
 			"params": map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "t", "version": "1"}}}
-		openRelaySession(t, gw, id, initialize) // warms pools and lazily started goroutines
+		openSessionAt(t, gw, "/gateways/"+id+"/mcp", initialize) // warms pools and lazily started goroutines
 		waitFor(t, 10*time.Second, "the warm-up session to end", func() bool { return gw.gateway.relay.Sessions() == 0 })
 		http.DefaultClient.CloseIdleConnections()
 		gw.gateway.httpClient.CloseIdleConnections()
@@ -360,7 +340,7 @@ func TestRelaySessionsAreReleased(t *testing.T) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				openRelaySession(t, gw, id, initialize)
+				openSessionAt(t, gw, "/gateways/"+id+"/mcp", initialize)
 			})
 		}
 		wg.Wait()
