@@ -441,6 +441,9 @@ func (t *streamSessions) drain(ctx context.Context) {
 	}()
 	select {
 	case <-finished:
+		if len(sessions) == 0 {
+			break
+		}
 		// A client reading the last answers off a stream that then ends may
 		// lose them (the Go SDK's SSE client drops what it has buffered once
 		// its stream closes): give it a moment before closing.
