@@ -396,18 +396,10 @@ func openAndDropRelayStream(t *testing.T, gw *running, id string, initialize map
 		return
 	}
 	defer resp.Body.Close()
-	events := bufio.NewScanner(resp.Body)
-	next := func(prefix string) string {
-		for events.Scan() {
-			if line := events.Text(); strings.HasPrefix(line, prefix) {
-				return strings.TrimPrefix(line, prefix)
-			}
-		}
-		return ""
-	}
-	endpoint := next("data: ")
-	if !strings.HasPrefix(endpoint, "/gateways/"+id+"/message?session_id=") {
-		t.Errorf("the relay's endpoint event is %q", endpoint)
+	br := bufio.NewReader(resp.Body)
+	endpoint, err := readEndpoint(br)
+	if err != nil || !strings.HasPrefix(endpoint, "/gateways/"+id+"/message?session_id=") {
+		t.Errorf("the relay's endpoint event is %q (%v)", endpoint, err)
 		return
 	}
 	body, _ := json.Marshal(initialize)
@@ -420,8 +412,8 @@ func openAndDropRelayStream(t *testing.T, gw *running, id string, initialize map
 		return
 	}
 	presp.Body.Close()
-	if answer := next("data: "); !strings.Contains(answer, `"protocolVersion"`) {
-		t.Errorf("initialize over the SSE relay answered %q", answer)
+	if answer, err := mcptest.ReadEvent(br); err != nil || !strings.Contains(answer.Data, `"protocolVersion"`) {
+		t.Errorf("initialize over the SSE relay answered %+v (%v)", answer, err)
 	}
 }
 

@@ -511,12 +511,12 @@ func TestSessionsAreReleased(t *testing.T) {
 // returns the event's data.
 func readEndpoint(br *bufio.Reader) (string, error) {
 	for {
-		line, err := br.ReadString('\n')
+		e, err := mcptest.ReadEvent(br)
 		if err != nil {
 			return "", fmt.Errorf("no endpoint event: %w", err)
 		}
-		if data, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "data: "); ok {
-			return data, nil
+		if e.Name == "endpoint" {
+			return e.Data, nil
 		}
 	}
 }
@@ -657,12 +657,9 @@ func TestSessionsBelongToTheirClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		events := bufio.NewScanner(resp.Body)
-		endpoint := ""
-		for endpoint == "" && events.Scan() {
-			if data, ok := strings.CutPrefix(events.Text(), "data: "); ok {
-				endpoint = data
-			}
+		endpoint, err := readEndpoint(bufio.NewReader(resp.Body))
+		if err != nil {
+			t.Fatal(err)
 		}
 		status, out := doAs(t, gw, mallory, "POST", endpoint, list)
 		if status != http.StatusNotFound {

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"github.com/mcpgate/mcpgate/internal/mcptest"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -732,11 +734,11 @@ func (in *instance) postMCP(t *testing.T, session string, msg []byte, headers ..
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		br := bufio.NewReader(resp.Body)
 		for {
-			e, err := readEvent(br)
+			e, err := mcptest.ReadEvent(br)
 			if err != nil {
 				t.Fatalf("POST /mcp on %s: the event stream ended without an answer: %v", in.name, err)
 			}
-			if m, err := jsonrpc.DecodeMessage([]byte(e.data)); err == nil && m.IsResponse() {
+			if m, err := jsonrpc.DecodeMessage([]byte(e.Data)); err == nil && m.IsResponse() {
 				r.answer = m
 				return r
 			}
@@ -750,40 +752,6 @@ func (in *instance) postMCP(t *testing.T, session string, msg []byte, headers ..
 		t.Fatalf("POST /mcp on %s answered %s: %v", in.name, b, err)
 	}
 	return r
-}
-
-// event is one server-sent event.
-type event struct {
-	name string
-	data string
-}
-
-// readEvent reads the next event of an event stream, skipping comments, as
-// the SSE specification has a client do it: data lines joined with
-// newlines.
-func readEvent(br *bufio.Reader) (event, error) {
-	var e event
-	var data []string
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return e, err
-		}
-		line = strings.TrimRight(line, "\r\n")
-		switch {
-		case line == "":
-			if e.name == "" && data == nil {
-				continue // after a comment
-			}
-			e.data = strings.Join(data, "\n")
-			return e, nil
-		case strings.HasPrefix(line, ":"):
-		case strings.HasPrefix(line, "event:"):
-			e.name = strings.TrimSpace(line[len("event:"):])
-		case strings.HasPrefix(line, "data:"):
-			data = append(data, strings.TrimPrefix(line[len("data:"):], " "))
-		}
-	}
 }
 
 // sseSession is a legacy SSE session (GET /sse) as a client holds it.
@@ -825,14 +793,14 @@ func openSSE(t *testing.T, at *instance, headers ...string) *sseSession {
 		t.Fatalf("GET /sse on %s: %d %s", at.name, resp.StatusCode, b)
 	}
 	br := bufio.NewReader(resp.Body)
-	endpoint := make(chan event, 1)
+	endpoint := make(chan mcptest.Event, 1)
 	s := &sseSession{at: at, messages: make(chan jsonrpc.Message, 64), ended: make(chan struct{})}
 	go func() {
 		defer close(s.ended)
 		defer resp.Body.Close()
 		first := true
 		for {
-			e, err := readEvent(br)
+			e, err := mcptest.ReadEvent(br)
 			if err != nil {
 				s.err = err
 				if first {
@@ -845,12 +813,12 @@ func openSSE(t *testing.T, at *instance, headers ...string) *sseSession {
 				first = false
 				continue
 			}
-			if e.name != "message" {
+			if e.Name != "message" {
 				continue
 			}
-			m, err := jsonrpc.DecodeMessage([]byte(e.data))
+			m, err := jsonrpc.DecodeMessage([]byte(e.Data))
 			if err != nil {
-				s.err = fmt.Errorf("a message event that is not JSON-RPC: %q: %w", e.data, err)
+				s.err = fmt.Errorf("a message event that is not JSON-RPC: %q: %w", e.Data, err)
 				return
 			}
 			select {
@@ -867,10 +835,10 @@ func openSSE(t *testing.T, at *instance, headers ...string) *sseSession {
 	})
 	select {
 	case e, ok := <-endpoint:
-		if !ok || e.name != "endpoint" {
+		if !ok || e.Name != "endpoint" {
 			t.Fatalf("GET /sse on %s: the first event is %+v, not endpoint (stream: %v)", at.name, e, s.err)
 		}
-		s.endpoint = e.data
+		s.endpoint = e.Data
 	case <-time.After(requestTimeout):
 		t.Fatalf("GET /sse on %s: no endpoint event within %s", at.name, requestTimeout)
 	}

@@ -148,12 +148,12 @@ func TestSSEKeepAliveAndIdleTimeout(t *testing.T) {
 		if !ok {
 			t.Fatal("the stream ended without saying why")
 		}
-		if e.comment == "keepalive" {
+		if e.Comment == "keepalive" {
 			keepAlives++
 		}
-		if strings.HasPrefix(e.comment, "closing: ") {
-			if !strings.Contains(e.comment, "SESSION_IDLE_TIMEOUT") {
-				t.Errorf("closing comment %q does not name SESSION_IDLE_TIMEOUT", e.comment)
+		if strings.HasPrefix(e.Comment, "closing: ") {
+			if !strings.Contains(e.Comment, "SESSION_IDLE_TIMEOUT") {
+				t.Errorf("closing comment %q does not name SESSION_IDLE_TIMEOUT", e.Comment)
 			}
 			break
 		}
@@ -187,7 +187,7 @@ func TestSSEBroadcastAndClose(t *testing.T) {
 	}
 	for _, c := range []*sseClient{a, b} {
 		e, _ := c.next()
-		if e.comment != "closing: mcpgate is shutting down" {
+		if e.Comment != "closing: mcpgate is shutting down" {
 			t.Errorf("last event %+v, want the closing comment", e)
 		}
 		if _, ok := c.next(); ok {

@@ -1,6 +1,8 @@
 package frontdoor
 
 import (
+	"github.com/mcpgate/mcpgate/internal/mcptest"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -144,7 +146,7 @@ type sseClient struct {
 	base     string
 	endpoint string
 	body     io.ReadCloser
-	events   chan event // closed at the end of the stream
+	events   chan mcptest.Event // closed at the end of the stream
 }
 
 func openSSE(t *testing.T, base string, header http.Header) *sseClient {
@@ -162,20 +164,20 @@ func openSSE(t *testing.T, base string, header http.Header) *sseClient {
 		resp.Body.Close()
 		t.Fatalf("GET /sse: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
-	c := &sseClient{t: t, base: base, body: resp.Body, events: make(chan event, 100)}
+	c := &sseClient{t: t, base: base, body: resp.Body, events: make(chan mcptest.Event, 100)}
 	done := make(chan struct{})
 	br := bufio.NewReader(resp.Body)
-	first, err := readEvent(br)
-	if err != nil || first.name != "endpoint" {
+	first, err := mcptest.ReadEvent(br)
+	if err != nil || first.Name != "endpoint" {
 		resp.Body.Close()
 		t.Fatalf("first event %+v (%v), want endpoint", first, err)
 	}
-	c.endpoint = first.data
+	c.endpoint = first.Data
 	go func() {
 		defer close(done)
 		defer close(c.events)
 		for {
-			e, err := readEvent(br)
+			e, err := mcptest.ReadEvent(br)
 			if err != nil {
 				return
 			}
@@ -207,14 +209,14 @@ func postTo(t *testing.T, url, body string) (int, string) {
 
 // next returns the next event (comments included); ok is false at the end
 // of the stream.
-func (c *sseClient) next() (event, bool) {
+func (c *sseClient) next() (mcptest.Event, bool) {
 	c.t.Helper()
 	select {
 	case e, ok := <-c.events:
 		return e, ok
 	case <-time.After(5 * time.Second):
 		c.t.Fatal("no event within 5s")
-		return event{}, false
+		return mcptest.Event{}, false
 	}
 }
 
@@ -226,11 +228,11 @@ func (c *sseClient) message() string {
 		if !ok {
 			c.t.Fatal("the stream ended")
 		}
-		if e.name == "message" {
-			return e.data
+		if e.Name == "message" {
+			return e.Data
 		}
-		if e.name != "" {
-			c.t.Fatalf("event %q, want message", e.name)
+		if e.Name != "" {
+			c.t.Fatalf("event %q, want message", e.Name)
 		}
 	}
 }
