@@ -152,20 +152,30 @@ func (rs *RelaySession) Notify(ctx context.Context, msg jsonrpc.Message, in Inbo
 		}
 		return nil
 	}
-	headers, err := rs.d.headers(ctx, rs.route, rs.d.allowlist(ctx, rs.route, in), in)
+	headers, err := rs.headers(ctx, in)
 	if err != nil {
-		return fmt.Errorf("upstream %q: cannot get its credentials: %w", rs.route.Name, err)
+		return err
 	}
 	return rs.conn.Notify(ctx, msg, headers)
 }
 
 // Respond relays the client's answer to a request of the upstream's.
 func (rs *RelaySession) Respond(ctx context.Context, msg jsonrpc.Message, in Inbound) error {
-	headers, err := rs.d.headers(ctx, rs.route, rs.d.allowlist(ctx, rs.route, in), in)
+	headers, err := rs.headers(ctx, in)
 	if err != nil {
-		return fmt.Errorf("upstream %q: cannot get its credentials: %w", rs.route.Name, err)
+		return err
 	}
 	return rs.conn.Respond(ctx, msg, headers)
+}
+
+// headers computes the headers of one message the session sends upstream
+// for its client, under the allowlist in force now (spec §5).
+func (rs *RelaySession) headers(ctx context.Context, in Inbound) (http.Header, error) {
+	headers, err := rs.d.headers(ctx, rs.route, rs.d.allowlist(ctx, rs.route, in), in)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %q: cannot get its credentials: %w", rs.route.Name, err)
+	}
+	return headers, nil
 }
 
 // Close ends the upstream session: requests in flight fail, and the
