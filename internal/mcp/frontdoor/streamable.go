@@ -590,12 +590,10 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 		sess.backend, sess.protocolVersion, answer = backend, backend.ProtocolVersion(), &resp
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	select {
-	case <-s.stop: // closed meanwhile
-		if sess.backend != nil {
-			go sess.backend.Close()
-		}
+	case <-s.stop: // closed meanwhile: the backend ends here, outside the lock
+		s.mu.Unlock()
+		s.release([]*session{sess})
 		return nil, nil, errors.New("the server is shutting down")
 	default:
 	}
@@ -603,6 +601,7 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 	if s.shared != nil && sess.backend == nil {
 		s.saveLocked(r.Context(), sess, time.Now())
 	}
+	s.mu.Unlock()
 	return sess, answer, nil
 }
 
