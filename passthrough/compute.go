@@ -2,7 +2,6 @@ package passthrough
 
 import (
 	"net/http"
-	"strings"
 )
 
 // AuthType is how mcpgate authenticates to an upstream.
@@ -244,11 +243,38 @@ func set(hs []Header, name, value string) []Header {
 
 func indexFold(hs []Header, name string) int {
 	for i := range hs {
-		if len(hs[i].Name) == len(name) && strings.EqualFold(hs[i].Name, name) {
+		if sameName(hs[i].Name, name) {
 			return i
 		}
 	}
 	return -1
+}
+
+// sameName reports whether two header names differ at most in case. Header
+// names are case-insensitive in ASCII only (RFC 9110 §5.1), so this folds
+// ASCII letters and compares every other byte as it is: unlike
+// strings.EqualFold, it never equates the Kelvin sign with "K" or two
+// different invalid UTF-8 bytes with each other.
+func sameName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // supersede marks the forwarded decision for a case variant of name as
@@ -256,7 +282,7 @@ func indexFold(hs []Header, name string) int {
 func supersede(ds []Decision, name string) {
 	for i := range ds {
 		d := &ds[i]
-		if d.Action == Forwarded && strings.EqualFold(d.Header, name) &&
+		if d.Action == Forwarded && sameName(d.Header, name) &&
 			(d.Reason == ReasonAllowlisted || d.Reason == ReasonOverwroteBase) {
 			d.Action, d.Reason = Skipped, ReasonReplacedByLaterEntry
 		}

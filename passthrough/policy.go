@@ -109,9 +109,9 @@ func (p *Policy) Compile(names []string) *Allowlist {
 		default:
 			e.skip = p.NeverForwarded(n)
 			e.canonical = http.CanonicalHeaderKey(n)
-			e.authorization = strings.EqualFold(n, "Authorization")
+			e.authorization = sameName(n, authorization)
 			for _, prev := range a.entries[:i] {
-				if prev.skip == 0 && strings.EqualFold(prev.name, n) {
+				if prev.skip == 0 && sameName(prev.name, n) {
 					e.caseVariant = true
 				}
 			}
