@@ -54,7 +54,10 @@ func TestCallsReuseConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := accepted.Load() - before; n > 1 {
-		t.Errorf("200 sequential calls opened %d new connections, want at most 1", n)
+	// Reading a stream's end is bounded (5 ms), so on a loaded machine a call
+	// now and then still finds its connection busy and dials; the bug this
+	// guards against redialled about one call in eight (25 of 200).
+	if n := accepted.Load() - before; n > 5 {
+		t.Errorf("200 sequential calls opened %d new connections, want at most 5", n)
 	}
 }
