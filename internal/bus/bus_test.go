@@ -183,17 +183,16 @@ func TestQuietConnectionStaysUp(t *testing.T) {
 // at each attempt), and when Redis is back it subscribes again, says so
 // once, and tells its subscribers to resync.
 func TestRedisRestart(t *testing.T) {
-	port := freePort(t)
-	server := startRedisServer(t, port) // its own: stopping the shared one would disturb other tests
+	server := testenv.StartRedisServer(t) // its own: stopping the shared one would disturb other tests
 	open := func(ctx context.Context, logger *slog.Logger) (*remote, error) {
-		return newRedis(ctx, server.url(), logger, idleCheck)
+		return newRedis(ctx, server.URL(), logger, idleCheck)
 	}
 	a, b := startInstance(t, open), startInstance(t, open)
 	a.publish(t, Event{Kind: KindGlobal})
 	b.received.waitFor(t, 5*time.Second, 1, a.InstanceID())
 
-	server.stop()
-	waitUntil(t, 5*time.Second, "disconnected", func() bool { return !a.Connected() && !b.Connected() })
+	server.Stop()
+	testenv.WaitFor(t, 5*time.Second, "both to see Redis gone", func() bool { return !a.Connected() && !b.Connected() })
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	err := a.Publish(ctx, Event{Kind: KindUpstream, ID: "while-down"})
 	cancel()
@@ -202,12 +201,12 @@ func TestRedisRestart(t *testing.T) {
 	}
 	t.Logf("Publish with Redis down: %v", err)
 	// Let it retry a few times (100, 200, 400 ms…).
-	waitUntil(t, 5*time.Second, "retried three times", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "three failed reconnections", func() bool {
 		return len(a.log.lines("reconnection failed")) >= 3
 	})
 
 	restarted := time.Now()
-	startRedisServer(t, port)
+	server.Start()
 	for _, in := range []*instance{a, b} {
 		in.received.waitForEvent(t, 15*time.Second, "resync", func(e received) bool {
 			return e.Kind == KindResync && e.Origin == in.InstanceID() && e.at.After(restarted)
@@ -281,7 +280,7 @@ func listenerPID(t *testing.T, databaseURL, instance string) int {
 
 // Start-up must say what is wrong: the setting's name and the address.
 func TestUnreachableBackendFailsAtStart(t *testing.T) {
-	closed := freePort(t) // nothing listens there
+	closed := testenv.FreePort(t) // nothing listens there
 	for _, c := range []struct {
 		name, setting string
 		open          func(ctx context.Context) (Bus, error)
@@ -359,7 +358,7 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 		}
 	}
 	// A start that fails leaves nothing running either.
-	if _, err := NewRedis(t.Context(), fmt.Sprintf("redis://127.0.0.1:%d/0", freePort(t)), nil); err == nil {
+	if _, err := NewRedis(t.Context(), fmt.Sprintf("redis://127.0.0.1:%d/0", testenv.FreePort(t)), nil); err == nil {
 		t.Fatal("NewRedis on a closed port succeeded")
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -3,15 +3,10 @@ package bus
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
-	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -166,19 +161,6 @@ func (r *recorder) waitForEvent(t *testing.T, timeout time.Duration, what string
 	}
 }
 
-// waitUntil waits at most timeout for cond, checking it every 10 ms, and
-// fails the test when it does not hold by then.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s within %s", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // logBuffer collects a logger's output.
 type logBuffer struct {
 	mu  sync.Mutex
@@ -206,70 +188,6 @@ func (l *logBuffer) lines(words ...string) []string {
 		}
 	}
 	return out
-}
-
-// freePort returns a loopback port nothing listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// redisServer is a Redis of the test's own, on a loopback port.
-type redisServer struct {
-	t    *testing.T
-	port int
-	dir  string
-	cmd  *exec.Cmd
-}
-
-// startRedisServer starts redis-server on port, stopped when the test ends.
-func startRedisServer(t *testing.T, port int) *redisServer {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("no redis-server: `eval \"$(scripts/redis.sh)\"` installs Debian's redis-server (scripts/test.sh runs it)")
-	}
-	s := &redisServer{t: t, port: port, dir: t.TempDir()}
-	s.cmd = exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", s.dir+"/redis.log")
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	t.Cleanup(s.stop)
-	// Ready when it answers on the port; bounded.
-	for range 100 {
-		if c, err := net.DialTimeout("tcp", s.addr(), 100*time.Millisecond); err == nil {
-			c.Close()
-			return s
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("redis-server does not listen on %s after 5 s", s.addr())
-	return nil
-}
-
-func (s *redisServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
-func (s *redisServer) url() string  { return "redis://" + s.addr() + "/0" }
-
-// stop stops the server and waits for it (5 s at most, then kills it).
-func (s *redisServer) stop() {
-	if s.cmd.ProcessState != nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-done
-	}
 }
 
 // postgresInts runs a query returning one integer column on its own

@@ -18,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/internal/mcptest"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // The 1:1 relay, /gateways/{id}/mcp: one upstream exposed as itself.
@@ -327,7 +328,7 @@ func TestRelaySessionsAreReleased(t *testing.T) {
 		initialize := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "initialize",
 			"params": map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "t", "version": "1"}}}
 		openSessionAt(t, gw, "/gateways/"+id+"/mcp", initialize) // warms pools and lazily started goroutines
-		waitFor(t, 10*time.Second, "the warm-up session to end", func() bool { return gw.gateway.relay.Sessions() == 0 })
+		testenv.WaitFor(t, 10*time.Second, "the warm-up session to end", func() bool { return gw.gateway.relay.Sessions() == 0 })
 		http.DefaultClient.CloseIdleConnections()
 		gw.gateway.httpClient.CloseIdleConnections()
 		baseline := stableGoroutines()
@@ -347,8 +348,8 @@ func TestRelaySessionsAreReleased(t *testing.T) {
 		if n := countRequests(up, "POST") - postsBefore; n < 2*sessions { // initialize and initialized each
 			t.Fatalf("the upstream got %d POSTs for %d relay sessions, want an initialize and an initialized each", n, sessions)
 		}
-		waitFor(t, 30*time.Second, "every relay session to end", func() bool { return gw.gateway.relay.Sessions() == 0 })
-		waitFor(t, 10*time.Second, "every upstream session to be ended with DELETE", func() bool {
+		testenv.WaitFor(t, 30*time.Second, "every relay session to end", func() bool { return gw.gateway.relay.Sessions() == 0 })
+		testenv.WaitFor(t, 10*time.Second, "every upstream session to be ended with DELETE", func() bool {
 			return countRequests(up, "DELETE")-deletesBefore >= sessions
 		})
 		// Pooled keep-alive connections are bounded per host, not per
@@ -378,8 +379,8 @@ func TestRelaySessionsAreReleased(t *testing.T) {
 			}
 			wg.Wait()
 		}
-		waitFor(t, 10*time.Second, "every SSE relay session to end", func() bool { return gw.gateway.relaySSE.Sessions() == 0 })
-		waitFor(t, 10*time.Second, "every SSE relay session's upstream session to be ended with DELETE", func() bool {
+		testenv.WaitFor(t, 10*time.Second, "every SSE relay session to end", func() bool { return gw.gateway.relaySSE.Sessions() == 0 })
+		testenv.WaitFor(t, 10*time.Second, "every SSE relay session's upstream session to be ended with DELETE", func() bool {
 			return countRequests(up, "DELETE")-deletesBefore >= streams
 		})
 	})
@@ -414,16 +415,6 @@ func openAndDropRelayStream(t *testing.T, gw *running, id string, initialize map
 	presp.Body.Close()
 	if answer, err := mcptest.ReadEvent(br); err != nil || !strings.Contains(answer.Data, `"protocolVersion"`) {
 		t.Errorf("initialize over the SSE relay answered %+v (%v)", answer, err)
-	}
-}
-
-// waitFor polls cond every 20 ms until it holds, failing the test after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", d, what)
-		}
 	}
 }
 

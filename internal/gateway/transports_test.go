@@ -20,6 +20,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 	"github.com/mcpgate/mcpgate/passthrough"
 )
 
@@ -599,7 +600,7 @@ func TestSessionTransportsShutDownGracefully(t *testing.T) {
 					res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "crm-slow", Arguments: map[string]any{"ms": 100, "steps": 5}})
 					done <- outcome{res, err}
 				}()
-				waitFor(t, 10*time.Second, "the call to reach the upstream", func() bool { return up.LastHeader("tools/call") != nil })
+				testenv.WaitFor(t, 10*time.Second, "the call to reach the upstream", func() bool { return up.LastHeader("tools/call") != nil })
 				gw.stop()
 				select {
 				case o := <-done:

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // These tests run several real mcpgate processes on one PostgreSQL (and
@@ -465,7 +466,7 @@ func TestRedisOutage(t *testing.T) {
 		fastInARow = 5 // with a 2 s TTL, luck gives five fast ones in a row ~3% of the time
 		recovery   = 20 * time.Second
 	)
-	redis := startRedis(t)
+	redis := testenv.StartRedisServer(t)
 	up := mcptest.NewStreamableHTTP(t)
 	d := newDeployment(t, redis.URL(), map[string]string{"GLOBAL_CONFIG_CACHE_TTL": "2"})
 	all := d.start([]string{"A", "B"}, nil)
@@ -516,7 +517,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Logf("before the outage a change reached B after %s", took.Round(time.Millisecond))
 	}
 
-	redis.stop()
+	redis.Stop()
 	down := time.Now()
 	for _, in := range all {
 		for i := range 5 {
@@ -543,7 +544,7 @@ func TestRedisOutage(t *testing.T) {
 			time.Since(down).Round(time.Second), len(lines), strings.Join(lines, "\n"))
 	}
 
-	redis.start()
+	redis.Start()
 	back := time.Now()
 	var delays []time.Duration
 	inARow := 0

@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"github.com/mcpgate/mcpgate/internal/mcptest"
-
 	"bufio"
 	"bytes"
 	"context"
@@ -10,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -25,7 +22,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
-
+	"github.com/mcpgate/mcpgate/internal/mcptest"
 	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
@@ -78,118 +75,16 @@ func TestMain(m *testing.M) {
 // tests of this package do not run in parallel.
 func redisDatabase(t *testing.T, db int) string {
 	t.Helper()
-	base := os.Getenv("MCPGATE_TEST_REDIS_URL")
-	if base == "" {
-		t.Fatal("MCPGATE_TEST_REDIS_URL is not set: run `eval \"$(scripts/redis.sh DIR)\"` first (scripts/test.sh does)")
-	}
+	base := testenv.RedisURL(t)
 	u, err := url.Parse(base)
 	if err != nil || u.Scheme != "redis" && u.Scheme != "rediss" {
 		t.Fatalf("MCPGATE_TEST_REDIS_URL %q is not a redis:// URL", base)
 	}
 	u.Path = "/" + strconv.Itoa(db)
-	if err := pingRedis(u.Host); err != nil {
+	if err := testenv.PingRedis(u.Host); err != nil {
 		t.Fatalf("MCPGATE_TEST_REDIS_URL: %v", err)
 	}
 	return u.String()
-}
-
-// pingRedis checks that a Redis answers PING at addr.
-func pingRedis(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return fmt.Errorf("no Redis at %s: %w", addr, err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return fmt.Errorf("PING %s: %w", addr, err)
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("PING %s answered %q, %v", addr, line, err)
-	}
-	return nil
-}
-
-// redisServer is a redis-server of a test's own, for tests that stop and
-// restart Redis. It listens on one loopback port for its whole life.
-type redisServer struct {
-	t    *testing.T
-	port int
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
-}
-
-// startRedis starts a redis-server without persistence on a free loopback
-// port; it is stopped when the test ends.
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatal("redis-server is not on PATH: this test stops and restarts a Redis of its own; install it (apt-get install redis-server)")
-	}
-	r := &redisServer{t: t, port: freePort(t), dir: t.TempDir()}
-	r.start()
-	t.Cleanup(func() {
-		r.stop()
-		if t.Failed() {
-			t.Logf("redis-server's log:\n%s", tail(filepath.Join(r.dir, "redis.log"), 15))
-		}
-	})
-	return r
-}
-
-// URL is the server's database index 0.
-func (r *redisServer) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
-
-// start (re)starts the server on its port and waits until it answers.
-func (r *redisServer) start() {
-	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	done := make(chan struct{})
-	r.done = done
-	cmd := r.cmd
-	go func() { _ = cmd.Wait(); close(done) }()
-	addr := fmt.Sprintf("127.0.0.1:%d", r.port)
-	waitFor(r.t, 10*time.Second, "redis-server to answer PING on "+addr, func() bool {
-		select {
-		case <-done:
-			r.t.Fatalf("redis-server exited at start:\n%s", tail(filepath.Join(r.dir, "redis.log"), 15))
-		default:
-		}
-		return pingRedis(addr) == nil
-	})
-}
-
-// stop stops the server (SIGTERM, then SIGKILL) and waits until it has
-// exited.
-func (r *redisServer) stop() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.done
-	}
-	r.cmd = nil
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // deployment is what a test's instances share: settings (one database, one
@@ -652,22 +547,6 @@ func toolNames(result json.RawMessage) ([]string, error) {
 		names = append(names, tl.Name)
 	}
 	return names, nil
-}
-
-// waitFor polls cond until it holds, failing the test after within. It
-// returns how long that took.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		if cond() {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("waited %s for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // request returns a JSON-RPC request with a numeric id.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // TestSSEEndpointThenAnswersOnTheStream: the stream names the endpoint
@@ -164,7 +166,7 @@ func TestSSEKeepAliveAndIdleTimeout(t *testing.T) {
 	if _, ok := c.next(); ok {
 		t.Error("the stream goes on after closing")
 	}
-	waitFor(t, "the session to be forgotten", func() bool { return ts.sse.Sessions() == 0 })
+	testenv.WaitFor(t, 5*time.Second, "the session to be forgotten", func() bool { return ts.sse.Sessions() == 0 })
 	if status, body := c.post(ping(2)); status != http.StatusNotFound {
 		t.Errorf("POST after the idle timeout: %d %s, want 404", status, body)
 	}
@@ -210,9 +212,9 @@ func TestSSEClientGoneReleasesTheSession(t *testing.T) {
 	ts := startTestServer(t)
 	c := openSSE(t, ts.url, nil)
 	c.post(call(1, "block"))
-	waitFor(t, "the call to start", func() bool { blocked, _, _ := ts.handler.counts(); return blocked == 1 })
+	testenv.WaitFor(t, 5*time.Second, "the call to start", func() bool { blocked, _, _ := ts.handler.counts(); return blocked == 1 })
 	c.close()
-	waitFor(t, "the session to be released", func() bool { return ts.sse.Sessions() == 0 })
+	testenv.WaitFor(t, 5*time.Second, "the session to be released", func() bool { return ts.sse.Sessions() == 0 })
 	if blocked, _, cancelled := ts.handler.counts(); blocked != 0 || cancelled != 1 {
 		t.Errorf("after the client left: %d calls blocked, %d cancelled; want 0 and 1", blocked, cancelled)
 	}

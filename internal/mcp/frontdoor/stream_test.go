@@ -129,16 +129,6 @@ func startTestServer(t *testing.T, mod ...func(*WebSocketConfig)) *testServer {
 	return ts
 }
 
-// waitFor polls cond every 10 ms for up to 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // sseClient is a legacy SSE client: its stream, read on a goroutine of its
 // own, and the endpoint it posts to.
 type sseClient struct {

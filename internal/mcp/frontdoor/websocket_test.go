@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // dialWS opens a WebSocket to the test server's /ws.
@@ -166,7 +168,7 @@ func TestWebSocketCallsRunConcurrentlyBounded(t *testing.T) {
 	for i := limit; i < 2*limit; i++ {
 		wsSend(t, conn, call(100+i, "block"))
 	}
-	waitFor(t, "the slots to fill", func() bool { blocked, _, _ := ts.handler.counts(); return blocked == limit })
+	testenv.WaitFor(t, 5*time.Second, "the slots to fill", func() bool { blocked, _, _ := ts.handler.counts(); return blocked == limit })
 	time.Sleep(50 * time.Millisecond) // room for a wrong extra call to start
 	ts.handler.unblock()
 	ids := map[string]bool{}
@@ -230,7 +232,7 @@ func TestWebSocketCrossOriginRefused(t *testing.T) {
 			conn.CloseNow()
 		}
 	}
-	waitFor(t, "refused upgrades to leave no session", func() bool { return ts.ws.Sessions() == 0 && allowing.ws.Sessions() == 0 })
+	testenv.WaitFor(t, 5*time.Second, "refused upgrades to leave no session", func() bool { return ts.ws.Sessions() == 0 && allowing.ws.Sessions() == 0 })
 }
 
 // TestWebSocketKeepAliveAndIdleTimeout: an idle socket is pinged; messages
@@ -256,7 +258,7 @@ func TestWebSocketKeepAliveAndIdleTimeout(t *testing.T) {
 	if n := pings.Load(); n < 2 {
 		t.Errorf("%d keep-alive pings, want some", n)
 	}
-	waitFor(t, "the session to be forgotten", func() bool { return ts.ws.Sessions() == 0 })
+	testenv.WaitFor(t, 5*time.Second, "the session to be forgotten", func() bool { return ts.ws.Sessions() == 0 })
 }
 
 // TestWebSocketMessageTooBig: a message over MaxBodyBytes closes the socket
@@ -271,7 +273,7 @@ func TestWebSocketMessageTooBig(t *testing.T) {
 	if ce := wsCloseStatus(t, conn); ce.Code != websocket.StatusMessageTooBig {
 		t.Errorf("closed with %v, want 1009", ce.Code)
 	}
-	waitFor(t, "the session to be forgotten", func() bool { return ts.ws.Sessions() == 0 })
+	testenv.WaitFor(t, 5*time.Second, "the session to be forgotten", func() bool { return ts.ws.Sessions() == 0 })
 }
 
 // TestWebSocketBroadcastAndClose: Broadcast reaches every socket; Close
@@ -313,9 +315,9 @@ func TestWebSocketClientGoneReleasesTheSession(t *testing.T) {
 	ts := startTestServer(t)
 	conn, _ := dialWS(t, ts, nil)
 	wsSend(t, conn, call(1, "block"))
-	waitFor(t, "the call to start", func() bool { blocked, _, _ := ts.handler.counts(); return blocked == 1 })
+	testenv.WaitFor(t, 5*time.Second, "the call to start", func() bool { blocked, _, _ := ts.handler.counts(); return blocked == 1 })
 	conn.CloseNow()
-	waitFor(t, "the session to be released", func() bool { return ts.ws.Sessions() == 0 })
+	testenv.WaitFor(t, 5*time.Second, "the session to be released", func() bool { return ts.ws.Sessions() == 0 })
 	if blocked, _, cancelled := ts.handler.counts(); blocked != 0 || cancelled != 1 {
 		t.Errorf("after the client left: %d calls blocked, %d cancelled; want 0 and 1", blocked, cancelled)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcp/upstream"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // transportCase is one way to reach an upstream: the transport and a server
@@ -89,18 +90,6 @@ func text(t testing.TB, resp jsonrpc.Message) string {
 		t.Fatalf("not a tool result with content: %s (%v)", resp.Result, err)
 	}
 	return r.Content[0].Text
-}
-
-// eventually polls cond until it holds, for at most 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func count(srv *mcptest.Server, method string) int {
@@ -494,7 +483,7 @@ func TestCallStopsAtTheDeadline(t *testing.T) {
 				t.Errorf("Call returned after %v", d)
 			}
 			// The upstream is told, by the id it knows.
-			eventually(t, "notifications/cancelled", func() bool { return count(srv, "notifications/cancelled") == 1 })
+			testenv.WaitFor(t, 10*time.Second, "notifications/cancelled to reach the server", func() bool { return count(srv, "notifications/cancelled") == 1 })
 			// And the session is still good.
 			if _, err := c.Call(testContext(t), toolCall(t, "2", "echo", map[string]string{"text": "x"}, nil), nil, nil); err != nil {
 				t.Errorf("Call after a cancelled one: %v", err)
@@ -513,7 +502,7 @@ func TestServerDyingMidCallFailsTheCall(t *testing.T) {
 				_, err := c.Call(testContext(t), toolCall(t, "1", "slow", map[string]int{"ms": 10000, "steps": 1}, nil), nil, nil)
 				done <- err
 			}()
-			eventually(t, "the call to reach the server", func() bool { return count(srv, "tools/call") == 1 })
+			testenv.WaitFor(t, 10*time.Second, "the call to reach the server", func() bool { return count(srv, "tools/call") == 1 })
 			srv.Kill()
 			select {
 			case err := <-done:
@@ -705,7 +694,7 @@ func TestCloseFailsCallsInFlight(t *testing.T) {
 				_, err := c.Call(testContext(t), toolCall(t, "1", "slow", map[string]int{"ms": 10000, "steps": 1}, nil), nil, nil)
 				done <- err
 			}()
-			eventually(t, "the call to reach the server", func() bool { return count(srv, "tools/call") == 1 })
+			testenv.WaitFor(t, 10*time.Second, "the call to reach the server", func() bool { return count(srv, "tools/call") == 1 })
 			start := time.Now()
 			c.Close()
 			if d := time.Since(start); d > 2*time.Second {
