@@ -191,8 +191,8 @@ cmd_install() {
 
 # --- server ------------------------------------------------------------------
 
-# accepts PORT: true if something accepts TCP connections on 127.0.0.1:PORT.
-accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # start_server DIR PORT: starts the server as a child of this shell; sets
 # SERVER_PID, or returns 1 (having reported why) if it did not come up.
@@ -202,14 +202,14 @@ start_server() {
   [ -x "$bin" ] || die "$bin is not installed; run: $prog install $dir"
   mkdir -p "$dir/logs"
   log="$dir/logs/everything-server-$port.log"
-  if accepts "$port"; then
+  if port_in_use "$port"; then
     note "something already listens on 127.0.0.1:$port"
     return 1
   fi
   "$bin" -http "127.0.0.1:$port" -stateless=false </dev/null >"$log" 2>&1 &
   SERVER_PID=$!
   deadline=$((SECONDS + SERVER_WAIT))
-  while ! accepts "$port"; do
+  while ! port_in_use "$port"; do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       note "everything-server exited before accepting connections on 127.0.0.1:$port; its log ($log):"
       tail -n 20 "$log" >&2 || true
@@ -379,7 +379,7 @@ cmd_self_test() {
 # come up (its log is WORKDIR/mcpgate.log).
 start_mcpgate() {
   local bin=$1 work=$2 port=$3 deadline
-  if accepts "$port"; then
+  if port_in_use "$port"; then
     note "something already listens on 127.0.0.1:$port"
     return 1
   fi
@@ -389,7 +389,7 @@ start_mcpgate() {
     "$bin" serve </dev/null >"$work/mcpgate.log" 2>&1 &
   MCPGATE_PID=$!
   deadline=$((SECONDS + SERVER_WAIT))
-  while ! accepts "$port"; do
+  while ! port_in_use "$port"; do
     if ! kill -0 "$MCPGATE_PID" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
       note "mcpgate did not come up on 127.0.0.1:$port; its log ($work/mcpgate.log):"
       tail -n 20 "$work/mcpgate.log" >&2 || true

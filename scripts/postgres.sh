@@ -59,8 +59,8 @@ as_owner() {
   fi
 }
 
-# port_in_use reports whether something accepts connections on 127.0.0.1:$1.
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # running reports whether the cluster in $data is up.
 running() { [ -f "$data/postmaster.pid" ] && as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; }
@@ -110,16 +110,7 @@ start() {
   fi
 
   if [ ! -f "$data/PG_VERSION" ]; then
-    if [ -n "${PGPORT:-}" ]; then
-      port=$PGPORT
-      ! port_in_use "$port" || die "port $port (PGPORT) is in use; choose another"
-    else
-      port=55432
-      while port_in_use "$port"; do
-        port=$((port + 1))
-        [ "$port" -lt 55532 ] || die "no free port in 55432-55531; set PGPORT"
-      done
-    fi
+    port=$(pick_port 55432 PGPORT) || exit 1
     log "creating a cluster in $data with $("$bin/postgres" --version)"
     as_owner "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --no-locale --no-sync >/dev/null
     # Loopback only, over TCP only: no Unix socket, no other address.

@@ -39,8 +39,8 @@ install_redis() {
   fi
 }
 
-# port_in_use reports whether something accepts connections on 127.0.0.1:$1.
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # pong reports whether the Redis on 127.0.0.1:$1 answers PING, within 2 s.
 pong() {
@@ -104,16 +104,7 @@ start() {
   fi
 
   if [ ! -f "$dir/redis.conf" ]; then
-    if [ -n "${REDIS_PORT:-}" ]; then
-      port=$REDIS_PORT
-      ! port_in_use "$port" || die "port $port (REDIS_PORT) is in use; choose another"
-    else
-      port=56379
-      while port_in_use "$port"; do
-        port=$((port + 1))
-        [ "$port" -lt 56479 ] || die "no free port in 56379-56478; set REDIS_PORT"
-      done
-    fi
+    port=$(pick_port 56379 REDIS_PORT) || exit 1
     # Loopback only, no Unix socket, nothing saved: a server for tests.
     cat >"$dir/redis.conf" <<EOF
 # scripts/redis.sh: a throwaway server for tests.

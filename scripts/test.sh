@@ -54,27 +54,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -z "${MCPGATE_TEST_POSTGRES_URL:-}" ]; then
-  log "PostgreSQL for the tests"
-  pgdir=$(mktemp -d)
-  pgenv=$(scripts/postgres.sh "$pgdir") # exits here if it cannot start one
-  eval "$pgenv"
-  if [ -z "${MCPGATE_TEST_POSTGRES_URL:-}" ]; then
-    echo "scripts/test.sh: scripts/postgres.sh gave no MCPGATE_TEST_POSTGRES_URL" >&2
+# throwaway WHAT SCRIPT URLVAR DIRVAR: unless URLVAR is set already, starts
+# a throwaway server with SCRIPT in a new folder, named in DIRVAR for
+# cleanup, and exports URLVAR.
+throwaway() {
+  local what=$1 script=$2 urlvar=$3 dirvar=$4 env
+  [ -z "${!urlvar:-}" ] || return 0
+  log "$what for the tests"
+  printf -v "$dirvar" %s "$(mktemp -d)"
+  env=$("$script" "${!dirvar}") || exit 1 # it says why it cannot start one
+  eval "$env"
+  if [ -z "${!urlvar:-}" ]; then
+    echo "scripts/test.sh: $script gave no $urlvar" >&2
     exit 1
   fi
-fi
-
-if [ -z "${MCPGATE_TEST_REDIS_URL:-}" ]; then
-  log "Redis for the tests"
-  redisdir=$(mktemp -d)
-  redisenv=$(scripts/redis.sh "$redisdir") # exits here if it cannot start one
-  eval "$redisenv"
-  if [ -z "${MCPGATE_TEST_REDIS_URL:-}" ]; then
-    echo "scripts/test.sh: scripts/redis.sh gave no MCPGATE_TEST_REDIS_URL" >&2
-    exit 1
-  fi
-fi
+}
+throwaway PostgreSQL scripts/postgres.sh MCPGATE_TEST_POSTGRES_URL pgdir
+throwaway Redis scripts/redis.sh MCPGATE_TEST_REDIS_URL redisdir
 
 log "tests (race detector on)"
 set +e
