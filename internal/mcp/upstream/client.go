@@ -280,26 +280,7 @@ func (c *Client) Notify(ctx context.Context, msg jsonrpc.Message, headers http.H
 	if msg.Method == "notifications/cancelled" {
 		return fmt.Errorf("notify upstream %s: notifications/cancelled is not forwarded: cancel the Call's context and the client cancels the request by the id the upstream knows", c.where)
 	}
-	ctx, release := c.bind(ctx)
-	defer release()
-	msg.JSONRPC = jsonrpc.Version
-	body, err := jsonrpc.Encode(msg)
-	if err != nil {
-		return fmt.Errorf("notify %s on upstream %s: encode: %w", msg.Method, c.where, err)
-	}
-	s, err := c.current(ctx)
-	if err == nil {
-		err = c.postMessage(ctx, s, body, headers)
-		if errors.Is(err, errSessionLost) {
-			if s, err = c.renew(ctx, s); err == nil {
-				err = c.postMessage(ctx, s, body, headers)
-			}
-		}
-	}
-	if err != nil {
-		return c.failure(ctx, "notify "+msg.Method, err)
-	}
-	return nil
+	return c.post(ctx, "notify "+msg.Method, msg, headers, true)
 }
 
 // Respond sends the caller's answer to a request the upstream made (Relay
@@ -309,19 +290,32 @@ func (c *Client) Respond(ctx context.Context, resp jsonrpc.Message, headers http
 	if !resp.IsResponse() {
 		return fmt.Errorf("respond to upstream %s: the message is not a response (it needs an id and a result or an error)", c.where)
 	}
+	// Not again on a new session: the request it answers was the old one's.
+	return c.post(ctx, "respond", resp, headers, false)
+}
+
+// post sends one message that gets no answer (a notification, or a response
+// to the upstream's request) on the current session. With renew, a session
+// the upstream has lost is replaced and the message sent once more.
+func (c *Client) post(ctx context.Context, what string, msg jsonrpc.Message, headers http.Header, renew bool) error {
 	ctx, release := c.bind(ctx)
 	defer release()
-	resp.JSONRPC = jsonrpc.Version
-	body, err := jsonrpc.Encode(resp)
+	msg.JSONRPC = jsonrpc.Version
+	body, err := jsonrpc.Encode(msg)
 	if err != nil {
-		return fmt.Errorf("respond on upstream %s: encode: %w", c.where, err)
+		return fmt.Errorf("%s on upstream %s: encode: %w", what, c.where, err)
 	}
 	s, err := c.current(ctx)
 	if err == nil {
 		err = c.postMessage(ctx, s, body, headers)
+		if renew && errors.Is(err, errSessionLost) {
+			if s, err = c.renew(ctx, s); err == nil {
+				err = c.postMessage(ctx, s, body, headers)
+			}
+		}
 	}
 	if err != nil {
-		return c.failure(ctx, "respond", err)
+		return c.failure(ctx, what, err)
 	}
 	return nil
 }
