@@ -264,18 +264,19 @@ func (d *Dispatcher) exchange(ctx context.Context, r *Route, msg jsonrpc.Message
 		if err == nil {
 			return resp
 		}
-		if status, ok := httpStatus(err); ok && status == http.StatusUnauthorized && r.Upstream.AuthType == passthrough.AuthOAuth && attempt == 0 {
+		status, isHTTP := httpStatus(err)
+		if isHTTP && status == http.StatusUnauthorized && r.Upstream.AuthType == passthrough.AuthOAuth && attempt == 0 {
 			r.Credentials.Invalidate()
 			continue
 		}
 		d.cfg.Logger.WarnContext(ctx, "upstream request failed", "upstream", r.Name, "method", msg.Method,
 			"err", err, "request_id", in.RequestID)
-		switch status, ok := httpStatus(err); {
+		switch {
 		case deadline:
 			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q did not answer within %s", r.Name, d.cfg.Timeout))
 		case ctx.Err() != nil:
 			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "request to upstream %q cancelled", r.Name))
-		case ok:
+		case isHTTP:
 			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q answered HTTP %d", r.Name, status))
 		default:
 			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q failed: %v", r.Name, err))
