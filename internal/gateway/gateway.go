@@ -147,6 +147,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	// Every session is bound to the client that opened it: a session id is
 	// never a credential (MCP security best practices, "Session Hijacking").
 	principal := func(r *http.Request) string { return auth.Principal(r.Context()) }
+	// Relay sessions are scoped to the upstream their path names.
+	upstreamOfPath := func(r *http.Request) string { return r.PathValue("id") }
 	streamable := frontdoor.StreamableConfig{Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
 		Principal: principal}
 	if g.cluster.sessions != nil {
@@ -183,7 +185,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	authed.Handle("/mcp/", g.streamable)
 	g.relay = frontdoor.NewStreamable(frontdoor.StreamableConfig{
 		Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
-		Scope:              func(r *http.Request) string { return r.PathValue("id") },
+		Scope:              upstreamOfPath,
 		Principal:          principal,
 		Open:               relayOpener(d),
 		EventStreamAnswers: true,
@@ -191,7 +193,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	authed.Handle("/gateways/{id}/mcp", g.relay)
 	relayStreams := streams
 	relayStreams.Handler, relayStreams.Open = nil, relayOpener(d)
-	relayStreams.Scope = func(r *http.Request) string { return r.PathValue("id") }
+	relayStreams.Scope = upstreamOfPath
 	relayStreams.MessagePath = func(r *http.Request) string {
 		return "/gateways/" + url.PathEscape(r.PathValue("id")) + "/message"
 	}
