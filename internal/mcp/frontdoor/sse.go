@@ -173,8 +173,8 @@ func (h *SSE) route(w http.ResponseWriter, r *http.Request, id string) {
 		writeJSONRPCError(w, http.StatusBadRequest, asRPCError(err))
 		return
 	}
-	ok, err := cfg.Router.Route(r.Context(), RoutedMessage{Session: id, Scope: h.sessions.scopeOf(r),
-		Principal: principalOf(cfg.Principal, r), Body: body, RequestID: cfg.RequestID(r)})
+	ok, err := cfg.Router.Route(r.Context(), RoutedMessage{Session: id, Scope: fromRequest(cfg.Scope, r),
+		Principal: fromRequest(cfg.Principal, r), Body: body, RequestID: cfg.RequestID(r)})
 	switch {
 	case err != nil:
 		h.sharing.warn("could not route an SSE message to the instance holding its session", err)

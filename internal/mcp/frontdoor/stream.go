@@ -339,7 +339,7 @@ func (t *streamSessions) open(parent context.Context, r *http.Request) (*streamS
 		return nil, err
 	}
 	ctx, end := context.WithCancelCause(parent)
-	s := &streamSession{id: id, opening: r.WithContext(context.WithoutCancel(r.Context())), scope: t.scopeOf(r), principal: principalOf(t.cfg.Principal, r), header: t.cfg.Policy.CaptureSession(r.Header).Header(), ctx: ctx, end: end,
+	s := &streamSession{id: id, opening: r.WithContext(context.WithoutCancel(r.Context())), scope: fromRequest(t.cfg.Scope, r), principal: fromRequest(t.cfg.Principal, r), header: t.cfg.Policy.CaptureSession(r.Header).Header(), ctx: ctx, end: end,
 		outbox: make(chan []byte, outboxSize), slots: make(chan struct{}, t.cfg.MaxInFlight)}
 	s.heard()
 	t.mu.Lock()
@@ -370,7 +370,7 @@ func (t *streamSessions) release(s *streamSession, cause error) {
 // find returns the open session with that id, if r is of its scope and
 // client.
 func (t *streamSessions) find(id string, r *http.Request) (*streamSession, bool) {
-	return t.findScoped(id, t.scopeOf(r), principalOf(t.cfg.Principal, r))
+	return t.findScoped(id, fromRequest(t.cfg.Scope, r), fromRequest(t.cfg.Principal, r))
 }
 
 // findScoped returns the open session with that id, scope and client;
@@ -383,13 +383,6 @@ func (t *streamSessions) findScoped(id, scope, principal string) (*streamSession
 		return nil, false
 	}
 	return s, true
-}
-
-func (t *streamSessions) scopeOf(r *http.Request) string {
-	if t.cfg.Scope == nil {
-		return ""
-	}
-	return t.cfg.Scope(r)
 }
 
 func (t *streamSessions) count() int {

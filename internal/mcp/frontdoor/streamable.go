@@ -572,7 +572,7 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 	if err != nil {
 		return nil, nil, err
 	}
-	sess := &session{id: id, scope: s.scopeOf(r), principal: principalOf(s.principal, r), protocolVersion: dispatch.NegotiateVersion(p.ProtocolVersion), lastSeen: time.Now(),
+	sess := &session{id: id, scope: fromRequest(s.scope, r), principal: fromRequest(s.principal, r), protocolVersion: dispatch.NegotiateVersion(p.ProtocolVersion), lastSeen: time.Now(),
 		streams: map[chan jsonrpc.Message]struct{}{}, closed: make(chan struct{})}
 	s.mu.Lock()
 	full := len(s.sessions) >= s.max
@@ -618,13 +618,6 @@ func (s *Streamable) saveLocked(ctx context.Context, sess *session, now time.Tim
 	sess.savedAt = now
 }
 
-func (s *Streamable) scopeOf(r *http.Request) string {
-	if s.scope == nil {
-		return ""
-	}
-	return s.scope(r)
-}
-
 func newSessionID() (string, error) {
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
@@ -644,12 +637,12 @@ func (s *Streamable) session(r *http.Request) (*session, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess, ok := s.sessions[id]
-	if ok && (sess.scope != s.scopeOf(r) || sess.principal != principalOf(s.principal, r)) {
+	if ok && (sess.scope != fromRequest(s.scope, r) || sess.principal != fromRequest(s.principal, r)) {
 		return nil, http.StatusNotFound, notFound // another client's: as good as none
 	}
 	now := time.Now()
 	if !ok {
-		if sess, ok = s.adoptLocked(r.Context(), id, principalOf(s.principal, r), now); !ok {
+		if sess, ok = s.adoptLocked(r.Context(), id, fromRequest(s.principal, r), now); !ok {
 			return nil, http.StatusNotFound, notFound
 		}
 	}
@@ -801,10 +794,11 @@ func (s *Streamable) delete(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// principalOf is the client of r, or "" without a Principal function.
-func principalOf(principal func(*http.Request) string, r *http.Request) string {
-	if principal == nil {
+// fromRequest is what an optional Scope or Principal function says of r,
+// or "" without one.
+func fromRequest(f func(*http.Request) string, r *http.Request) string {
+	if f == nil {
 		return ""
 	}
-	return principal(r)
+	return f(r)
 }
