@@ -28,12 +28,7 @@ const (
 // PostgreSQL and returns its URL; it is dropped when the test ends.
 func PostgresDatabase(t testing.TB, prefix string) string {
 	t.Helper()
-	admin := os.Getenv(PostgresEnv)
-	if admin == "" {
-		t.Fatalf("%s is not set: this test needs a real PostgreSQL. Start a throwaway one on 127.0.0.1 with\n"+
-			"\teval \"$(scripts/postgres.sh)\"\n"+
-			"(from the repository root; it installs Debian's postgresql if missing; scripts/test.sh does it), then run the test again", PostgresEnv)
-	}
+	admin := fromEnv(t, PostgresEnv, "PostgreSQL", "scripts/postgres.sh", "postgresql")
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := pgx.Identifier{prefix + "_" + hex.EncodeToString(b)}
@@ -67,11 +62,19 @@ func PostgresExec(t testing.TB, databaseURL, statement string, args ...any) {
 // RedisURL is the test Redis's URL.
 func RedisURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv(RedisEnv)
+	return fromEnv(t, RedisEnv, "Redis", "scripts/redis.sh", "redis-server")
+}
+
+// fromEnv returns the URL in the variable env, or fails the test saying how
+// to start the server that script gives (Debian's package pkg).
+func fromEnv(t testing.TB, env, server, script, pkg string) string {
+	t.Helper()
+	u := os.Getenv(env)
 	if u == "" {
-		t.Fatalf("%s is not set: this test needs a real Redis. Start a throwaway one on 127.0.0.1 with\n"+
-			"\teval \"$(scripts/redis.sh)\"\n"+
-			"(from the repository root; it installs Debian's redis-server if missing; scripts/test.sh does it), then run the test again", RedisEnv)
+		t.Fatalf("%s is not set: this test needs a real %s. Start a throwaway one on 127.0.0.1 with\n"+
+			"\teval \"$(%s)\"\n"+
+			"(from the repository root; it installs Debian's %s if missing; scripts/test.sh does it), then run the test again",
+			env, server, script, pkg)
 	}
 	return u
 }
