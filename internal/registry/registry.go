@@ -345,27 +345,34 @@ func (r *Registry) ApplyUpstream(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("read upstream %s: %w", id, err)
 	}
+	r.apply(ctx, rec)
+	return nil
+}
+
+// apply makes this instance's connection to rec's upstream match rec, as
+// ApplyUpstream says.
+func (r *Registry) apply(ctx context.Context, rec store.Upstream) {
+	id := rec.ID
 	r.mu.Lock()
 	l := r.live[id]
 	r.mu.Unlock()
 	if l == nil || l.client == nil || !rec.Enabled || rec.URL != l.record.URL || rec.Transport != l.record.Transport {
 		r.connect(ctx, rec, false)
-		return nil
+		return
 	}
 	route, creds, err := r.newRoute(rec)
 	if err != nil {
 		r.connect(ctx, rec, false) // marks it unavailable with the reason
-		return nil
+		return
 	}
 	route.Caller, route.Catalogue = l.client, l.route.Catalogue
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.live[id] != l { // replaced meanwhile: that one is newer
-		return nil
+		return
 	}
 	r.live[id] = &liveUpstream{record: rec, route: route, client: l.client, creds: creds}
 	r.publishLocked()
-	return nil
 }
 
 // ApplyCatalogue applies another instance's reading of upstream id's
@@ -400,10 +407,9 @@ func (r *Registry) Resync(ctx context.Context) error {
 		return fmt.Errorf("load upstreams: %w", err)
 	}
 	known := map[string]bool{}
-	var errs []error
 	for _, rec := range records {
 		known[rec.ID] = true
-		errs = append(errs, r.ApplyUpstream(ctx, rec.ID))
+		r.apply(ctx, rec)
 	}
 	r.mu.Lock()
 	var gone []string
@@ -416,7 +422,7 @@ func (r *Registry) Resync(ctx context.Context) error {
 	for _, id := range gone {
 		r.forget(id)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // Get returns one upstream.
