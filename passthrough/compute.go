@@ -1,8 +1,6 @@
 package passthrough
 
-import (
-	"net/http"
-)
+import "net/http"
 
 // AuthType is how mcpgate authenticates to an upstream.
 type AuthType string
@@ -275,6 +273,24 @@ func sameName(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// lowerASCII is s with its ASCII letters in lower case: the fold of
+// sameName. It allocates only when s has an upper-case letter.
+func lowerASCII(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			if b == nil {
+				b = []byte(s)
+			}
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	if b == nil {
+		return s
+	}
+	return string(b)
 }
 
 // supersede marks the forwarded decision for a case variant of name as

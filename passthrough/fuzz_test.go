@@ -153,13 +153,3 @@ func legitimateAuthorization(p *Policy, c Call, h Header) bool {
 	return c.Upstream.AuthType == AuthNone && !p.consumesAuthorization() &&
 		h.Value == SanitizeValue(last(c.Request, authorization))
 }
-
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}

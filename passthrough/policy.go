@@ -16,9 +16,9 @@ type Policy struct {
 // NewPolicy returns the policy for s.
 func NewPolicy(s Settings) *Policy {
 	s.DefaultPassthroughHeaders = append([]string(nil), s.DefaultPassthroughHeaders...)
-	p := &Policy{settings: s, proxyUser: strings.ToLower(s.ProxyUserHeader)}
+	p := &Policy{settings: s, proxyUser: lowerASCII(s.ProxyUserHeader)}
 	if s.AuthenticatesClients {
-		p.clientAuth = strings.ToLower(s.AuthHeaderName)
+		p.clientAuth = lowerASCII(s.AuthHeaderName)
 	}
 	return p
 }
@@ -39,7 +39,7 @@ func (p *Policy) consumesAuthorization() bool { return p.clientAuth == "authoriz
 // client to an upstream, or 0 when it may be (spec §2.3). The answer is the
 // same whatever the case of name.
 func (p *Policy) NeverForwarded(name string) Reason {
-	lower := strings.ToLower(name)
+	lower := lowerASCII(name)
 	switch lower {
 	// Headers of the HTTP connection or of message framing.
 	case "content-type", "content-length", "host", "transfer-encoding",
