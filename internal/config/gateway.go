@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,15 @@ type Gateway struct {
 	// multi-instance mode: changes and session messages travel between
 	// instances through Redis. It needs PostgreSQL as the database.
 	RedisURL string
+	// EgressAllowPrivate (EGRESS_ALLOW_PRIVATE) lets mcpgate connect to
+	// upstreams and token URLs on private addresses: loopback, RFC 1918,
+	// CGNAT, unique-local. Unset, it is true when Host is a loopback
+	// address (local use) and false otherwise. Link-local and cloud
+	// metadata addresses are refused whatever it says.
+	EgressAllowPrivate bool
+	// EgressAllowedNetworks (EGRESS_ALLOWED_NETWORKS) are private networks
+	// allowed even when EgressAllowPrivate is false.
+	EgressAllowedNetworks []netip.Prefix
 }
 
 // Gateway setting names.
@@ -65,6 +75,8 @@ const (
 	EnvShutdownTimeout          = "SHUTDOWN_TIMEOUT"
 	EnvAllowedHosts             = "ALLOWED_HOSTS"
 	EnvRedisURL                 = "REDIS_URL"
+	EnvEgressAllowPrivate       = "EGRESS_ALLOW_PRIVATE"
+	EnvEgressAllowedNetworks    = "EGRESS_ALLOWED_NETWORKS"
 )
 
 // gatewayDocs documents the gateway settings; secrets have no default.
@@ -83,6 +95,8 @@ func gatewayDocs() []passthrough.SettingDoc {
 		{Name: EnvShutdownTimeout, Default: "30s", Usage: "longest wait for in-flight calls at shutdown"},
 		{Name: EnvRedisURL, Default: "(none)", Usage: "redis://HOST:PORT/DB: several instances share changes and sessions through Redis (needs PostgreSQL); without it a PostgreSQL deployment shares changes through LISTEN/NOTIFY"},
 		{Name: EnvAllowedHosts, Default: "(none)", Usage: "comma-separated host names requests may use in Host and Origin besides localhost, 127.0.0.1 and ::1, while listening on loopback (DNS-rebinding protection); * allows any"},
+		{Name: EnvEgressAllowPrivate, Default: "true when HOST is a loopback address, else false", Usage: "lets upstream URLs and OAuth token URLs reach private addresses (loopback, 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7); link-local (169.254/16, fe80::/10) and cloud metadata addresses are always refused"},
+		{Name: EnvEgressAllowedNetworks, Default: "(none)", Usage: "comma-separated IP addresses or CIDR networks (10.1.2.0/24) upstreams may reach while EGRESS_ALLOW_PRIVATE is false; never link-local or metadata addresses"},
 	}
 }
 
@@ -149,6 +163,34 @@ func (s *sources) loadGateway() (Gateway, error) {
 			g.AllowedHosts = append(g.AllowedHosts, strings.Trim(h, "[]"))
 		}
 	}
+	g.EgressAllowPrivate = loopbackHost(g.Host)
+	if v, ok := get(EnvEgressAllowPrivate); ok {
+		b, err := passthrough.ParseBool(EnvEgressAllowPrivate, v)
+		if err != nil {
+			return g, err
+		}
+		g.EgressAllowPrivate = b
+	}
+	if v, ok := get(EnvEgressAllowedNetworks); ok {
+		for _, n := range strings.Split(v, ",") {
+			n = strings.TrimSpace(n)
+			if n == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(n)
+			if err != nil {
+				a, aerr := netip.ParseAddr(strings.Trim(n, "[]"))
+				if aerr != nil {
+					return g, &passthrough.SettingError{Name: EnvEgressAllowedNetworks, Value: v, Reason: fmt.Sprintf("%q is neither an IP address nor a CIDR network like 10.1.2.0/24", n)}
+				}
+				p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+			}
+			if p.Overlaps(linkLocal4) || p.Overlaps(linkLocal6) {
+				return g, &passthrough.SettingError{Name: EnvEgressAllowedNetworks, Value: v, Reason: fmt.Sprintf("%q includes link-local addresses (169.254.0.0/16, fe80::/10), where cloud metadata services live: mcpgate never connects there; to allow every private address set EGRESS_ALLOW_PRIVATE=true", n)}
+			}
+			g.EgressAllowedNetworks = append(g.EgressAllowedNetworks, p.Masked())
+		}
+	}
 	for _, d := range []struct {
 		name     string
 		dst      *time.Duration
@@ -192,6 +234,22 @@ func redactURL(v string) string {
 		}
 	}
 	return v
+}
+
+// The link-local networks, which EGRESS_ALLOWED_NETWORKS may not name.
+var (
+	linkLocal4 = netip.MustParsePrefix("169.254.0.0/16")
+	linkLocal6 = netip.MustParsePrefix("fe80::/10")
+)
+
+// loopbackHost reports whether host (HOST) is a loopback address or
+// localhost: mcpgate then serves this machine only.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // Addr is the address to listen on.
