@@ -181,9 +181,8 @@ func redactURL(raw string) string {
 	if err != nil {
 		return "****" // unparseable: show nothing that might be a secret
 	}
-	if u.User != nil {
-		u.User = url.User("****")
-	}
+	userinfo := u.User != nil
+	u.User = nil
 	if u.RawQuery != "" {
 		pairs := strings.Split(u.RawQuery, "&")
 		for i, pair := range pairs {
@@ -193,7 +192,11 @@ func redactURL(raw string) string {
 		}
 		u.RawQuery = strings.Join(pairs, "&")
 	}
-	return u.String()
+	shown := u.String()
+	if userinfo {
+		shown = strings.Replace(shown, "://", "://****@", 1)
+	}
+	return shown
 }
 
 // slug makes the upstream's name usable as a prefix: lower case letters,
