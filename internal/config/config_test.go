@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -206,6 +207,14 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 			EnvRedisURL, []string{"REDIS_URL", "PostgreSQL", "single instance"}},
 		{"allowed host with a scheme", nil, map[string]string{EnvAllowedHosts: "https://gw.example"}, "",
 			EnvAllowedHosts, []string{"ALLOWED_HOSTS", "without scheme"}},
+		{"egress switch", nil, map[string]string{EnvEgressAllowPrivate: "local"}, "",
+			EnvEgressAllowPrivate, []string{"EGRESS_ALLOW_PRIVATE", "true or false"}},
+		{"egress network", nil, map[string]string{EnvEgressAllowedNetworks: "10.0.0.0/8,intranet"}, "",
+			EnvEgressAllowedNetworks, []string{"EGRESS_ALLOWED_NETWORKS", `"intranet"`, "CIDR"}},
+		{"egress link-local", []string{"--egress-allowed-networks=169.254.169.254/32"}, nil, "",
+			EnvEgressAllowedNetworks, []string{"EGRESS_ALLOWED_NETWORKS", "link-local", "EGRESS_ALLOW_PRIVATE=true", "flag --egress-allowed-networks"}},
+		{"egress everything", nil, map[string]string{EnvEgressAllowedNetworks: "0.0.0.0/0"}, "",
+			EnvEgressAllowedNetworks, []string{"EGRESS_ALLOWED_NETWORKS", "link-local"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -227,6 +236,42 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEgressAllowPrivateFollowsTheListener: unset, private upstreams are
+// allowed when mcpgate listens on a loopback address (local use) and
+// refused otherwise; set, it decides.
+func TestEgressAllowPrivateFollowsTheListener(t *testing.T) {
+	for _, tc := range []struct {
+		host, setting string
+		want          bool
+	}{
+		{"", "", true}, // HOST defaults to 127.0.0.1
+		{"127.0.0.1", "", true},
+		{"localhost", "", true},
+		{"::1", "", true},
+		{"0.0.0.0", "", false},
+		{"10.1.2.3", "", false},
+		{"gw.example.com", "", false},
+		{"0.0.0.0", "true", true},
+		{"127.0.0.1", "false", false},
+	} {
+		vars := map[string]string{EnvEnvFile: writeEnvFile(t, ""), EnvHost: tc.host, EnvEgressAllowPrivate: tc.setting}
+		cfg, err := Load(nil, environ(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Gateway.EgressAllowPrivate != tc.want {
+			t.Errorf("HOST=%q EGRESS_ALLOW_PRIVATE=%q: allow private = %v, want %v", tc.host, tc.setting, cfg.Gateway.EgressAllowPrivate, tc.want)
+		}
+	}
+	cfg, err := Load(nil, environ(map[string]string{EnvEnvFile: writeEnvFile(t, ""), EnvEgressAllowedNetworks: " 10.1.2.0/24, 192.168.1.7 ,fd00::1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(cfg.Gateway.EgressAllowedNetworks); got != "[10.1.2.0/24 192.168.1.7/32 fd00::1/128]" {
+		t.Errorf("EGRESS_ALLOWED_NETWORKS = %s", got)
 	}
 }
 
