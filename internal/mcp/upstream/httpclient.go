@@ -48,7 +48,7 @@ func NewHTTPClient(policy egress.Policy, logger *slog.Logger) *http.Client {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: policy.Control}
 	return &http.Client{
 		Transport: &unreachableTransport{log: logger, base: &http.Transport{
-			Proxy:                 proxyChecked(&policy),
+			Proxy:                 proxyChecked(&policy, http.ProxyFromEnvironment),
 			DialContext:           dialer.DialContext,
 			ForceAttemptHTTP2:     true,
 			MaxIdleConns:          100,
@@ -70,16 +70,18 @@ func Pool(hc *http.Client) *http.Transport {
 	return nil
 }
 
-// proxyChecked is http.ProxyFromEnvironment, except that a request sent
-// through a proxy — which resolves and connects on mcpgate's behalf, out of
-// the dialer's sight — is checked here: its host as written, then every
-// address it resolves to now. (The proxy's own address is checked by the
-// dialer; list it in EGRESS_ALLOWED_NETWORKS when it is private.)
-func proxyChecked(policy *egress.Policy) func(*http.Request) (*url.URL, error) {
+// proxyChecked is proxy (http.ProxyFromEnvironment), except that a request
+// sent through a proxy — which resolves and connects on mcpgate's behalf,
+// out of the dialer's sight — is checked here: its host as written, then
+// every address it resolves to now. A name that does not resolve here is
+// left to the proxy (behind some proxies only the proxy resolves). The
+// proxy's own address is checked by the dialer: list it in
+// EGRESS_ALLOWED_NETWORKS when it is private.
+func proxyChecked(policy *egress.Policy, proxy func(*http.Request) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
 	return func(req *http.Request) (*url.URL, error) {
-		proxy, err := http.ProxyFromEnvironment(req)
-		if err != nil || proxy == nil {
-			return proxy, err
+		via, err := proxy(req)
+		if err != nil || via == nil {
+			return via, err
 		}
 		host := req.URL.Hostname()
 		if err := policy.CheckHost(host); err != nil {
@@ -87,14 +89,14 @@ func proxyChecked(policy *egress.Policy) func(*http.Request) (*url.URL, error) {
 		}
 		addrs, err := net.DefaultResolver.LookupNetIP(req.Context(), "ip", host)
 		if err != nil {
-			return nil, err
+			return via, nil
 		}
 		for _, a := range addrs {
 			if err := policy.CheckAddr(a); err != nil {
 				return nil, err
 			}
 		}
-		return proxy, nil
+		return via, nil
 	}
 }
 
