@@ -126,7 +126,7 @@ func validateURL(raw string, policy egress.Policy) error {
 	// only credentials are sealed. So no credential may hide in one.
 	if u.User != nil {
 		return &FieldError{"url", "must not contain user information (user:password@): URLs are shown by GET /gateways and not encrypted; " +
-			"use auth_type basic with auth.username and auth.password instead"}
+			"use auth_type basic with auth_username and auth_password instead"}
 	}
 	for _, pair := range strings.Split(u.RawQuery, "&") {
 		if name, ok := secretParam(pair); ok {
