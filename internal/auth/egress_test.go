@@ -32,7 +32,7 @@ func TestTokenFetchKeepsToTheEgressPolicy(t *testing.T) {
 		redirecting := newTokenServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
 			http.Redirect(w, r, target.URL+"/oauth/token", http.StatusTemporaryRedirect)
 		})
-		a := NewUpstreamAuth(passthrough.AuthOAuth, redirecting.credentials(), upstream.NewHTTPClient(egress.Policy{AllowPrivate: true}, nil), nil)
+		a := NewUpstreamAuth(passthrough.AuthOAuth, redirecting.credentials(), upstream.NewHTTPClient(egress.LocalPolicy(), nil), nil)
 		if _, err := a.BaseHeaders(context.Background()); err == nil || !strings.Contains(err.Error(), "307") {
 			t.Fatalf("BaseHeaders: %v, want the redirect refused", err)
 		}

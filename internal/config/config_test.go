@@ -207,14 +207,18 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 			EnvRedisURL, []string{"REDIS_URL", "PostgreSQL", "single instance"}},
 		{"allowed host with a scheme", nil, map[string]string{EnvAllowedHosts: "https://gw.example"}, "",
 			EnvAllowedHosts, []string{"ALLOWED_HOSTS", "without scheme"}},
-		{"egress switch", nil, map[string]string{EnvEgressAllowPrivate: "local"}, "",
-			EnvEgressAllowPrivate, []string{"EGRESS_ALLOW_PRIVATE", "true or false"}},
-		{"egress network", nil, map[string]string{EnvEgressAllowedNetworks: "10.0.0.0/8,intranet"}, "",
-			EnvEgressAllowedNetworks, []string{"EGRESS_ALLOWED_NETWORKS", `"intranet"`, "CIDR"}},
-		{"egress link-local", []string{"--egress-allowed-networks=169.254.169.254/32"}, nil, "",
-			EnvEgressAllowedNetworks, []string{"EGRESS_ALLOWED_NETWORKS", "link-local", "EGRESS_ALLOW_PRIVATE=true", "flag --egress-allowed-networks"}},
-		{"egress everything", nil, map[string]string{EnvEgressAllowedNetworks: "0.0.0.0/0"}, "",
-			EnvEgressAllowedNetworks, []string{"EGRESS_ALLOWED_NETWORKS", "link-local"}},
+		{"egress switch", nil, map[string]string{EnvSSRFAllowPrivateNetworks: "local"}, "",
+			EnvSSRFAllowPrivateNetworks, []string{"SSRF_ALLOW_PRIVATE_NETWORKS", "true or false"}},
+		{"egress localhost switch", nil, map[string]string{EnvSSRFAllowLocalhost: "local"}, "",
+			EnvSSRFAllowLocalhost, []string{"SSRF_ALLOW_LOCALHOST", "true or false"}},
+		{"egress protection switch", nil, map[string]string{EnvSSRFProtectionEnabled: "off-ish"}, "",
+			EnvSSRFProtectionEnabled, []string{"SSRF_PROTECTION_ENABLED", "true or false"}},
+		{"egress network", nil, map[string]string{EnvSSRFAllowedNetworks: "10.0.0.0/8,intranet"}, "",
+			EnvSSRFAllowedNetworks, []string{"SSRF_ALLOWED_NETWORKS", `"intranet"`, "CIDR"}},
+		{"egress link-local", []string{"--ssrf-allowed-networks=169.254.169.254/32"}, nil, "",
+			EnvSSRFAllowedNetworks, []string{"SSRF_ALLOWED_NETWORKS", "link-local", "SSRF_ALLOW_PRIVATE_NETWORKS=true", "flag --ssrf-allowed-networks"}},
+		{"egress everything", nil, map[string]string{EnvSSRFAllowedNetworks: "0.0.0.0/0"}, "",
+			EnvSSRFAllowedNetworks, []string{"SSRF_ALLOWED_NETWORKS", "link-local"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -239,39 +243,46 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 	}
 }
 
-// TestEgressAllowPrivateFollowsTheListener: unset, private upstreams are
+// TestEgressFollowsTheListener: unset, loopback and private upstreams are
 // allowed when mcpgate listens on a loopback address (local use) and
-// refused otherwise; set, it decides.
-func TestEgressAllowPrivateFollowsTheListener(t *testing.T) {
+// refused otherwise; ContextForge's SSRF_* settings, when set, decide.
+func TestEgressFollowsTheListener(t *testing.T) {
 	for _, tc := range []struct {
-		host, setting string
-		want          bool
+		host                        string
+		enabled, localhost, private string // "" leaves it unset
+		wantLoopback, wantPrivate   bool
 	}{
-		{"", "", true}, // HOST defaults to 127.0.0.1
-		{"127.0.0.1", "", true},
-		{"localhost", "", true},
-		{"::1", "", true},
-		{"0.0.0.0", "", false},
-		{"10.1.2.3", "", false},
-		{"gw.example.com", "", false},
-		{"0.0.0.0", "true", true},
-		{"127.0.0.1", "false", false},
+		{"", "", "", "", true, true}, // HOST defaults to 127.0.0.1
+		{"127.0.0.1", "", "", "", true, true},
+		{"localhost", "", "", "", true, true},
+		{"::1", "", "", "", true, true},
+		{"0.0.0.0", "", "", "", false, false},
+		{"10.1.2.3", "", "", "", false, false},
+		{"gw.example.com", "", "", "", false, false},
+		{"0.0.0.0", "", "", "true", false, true},
+		{"0.0.0.0", "", "true", "", true, false},
+		{"127.0.0.1", "", "false", "false", false, false},
+		{"0.0.0.0", "false", "", "", true, true},
+		{"0.0.0.0", "false", "false", "", false, true}, // the specific setting wins
+		{"0.0.0.0", "true", "", "", false, false},
 	} {
-		vars := map[string]string{EnvEnvFile: writeEnvFile(t, ""), EnvHost: tc.host, EnvEgressAllowPrivate: tc.setting}
+		vars := map[string]string{EnvEnvFile: writeEnvFile(t, ""), EnvHost: tc.host,
+			EnvSSRFProtectionEnabled: tc.enabled, EnvSSRFAllowLocalhost: tc.localhost, EnvSSRFAllowPrivateNetworks: tc.private}
 		cfg, err := Load(nil, environ(vars))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Gateway.EgressAllowPrivate != tc.want {
-			t.Errorf("HOST=%q EGRESS_ALLOW_PRIVATE=%q: allow private = %v, want %v", tc.host, tc.setting, cfg.Gateway.EgressAllowPrivate, tc.want)
+		if e := cfg.Gateway.Egress; e.AllowLoopback != tc.wantLoopback || e.AllowPrivate != tc.wantPrivate {
+			t.Errorf("HOST=%q SSRF_PROTECTION_ENABLED=%q SSRF_ALLOW_LOCALHOST=%q SSRF_ALLOW_PRIVATE_NETWORKS=%q: loopback %v private %v, want %v %v",
+				tc.host, tc.enabled, tc.localhost, tc.private, e.AllowLoopback, e.AllowPrivate, tc.wantLoopback, tc.wantPrivate)
 		}
 	}
-	cfg, err := Load(nil, environ(map[string]string{EnvEnvFile: writeEnvFile(t, ""), EnvEgressAllowedNetworks: " 10.1.2.0/24, 192.168.1.7 ,fd00::1"}))
+	cfg, err := Load(nil, environ(map[string]string{EnvEnvFile: writeEnvFile(t, ""), EnvSSRFAllowedNetworks: " 10.1.2.0/24, 192.168.1.7 ,fd00::1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(cfg.Gateway.EgressAllowedNetworks); got != "[10.1.2.0/24 192.168.1.7/32 fd00::1/128]" {
-		t.Errorf("EGRESS_ALLOWED_NETWORKS = %s", got)
+	if got := fmt.Sprint(cfg.Gateway.Egress.Allowed); got != "[10.1.2.0/24 192.168.1.7/32 fd00::1/128]" {
+		t.Errorf("SSRF_ALLOWED_NETWORKS = %s", got)
 	}
 }
 

@@ -6,9 +6,12 @@
 //     metadata services (169.254.169.254, fd00:ec2::254, 100.100.100.200,
 //     and the others in metadataAddrs), multicast, broadcast and reserved
 //     addresses;
-//   - private: loopback, RFC 1918, CGNAT (100.64.0.0/10), unique-local
-//     (fc00::/7), unspecified (0.0.0.0, ::), refused unless the Policy allows
-//     private addresses or lists the address in Allowed;
+//   - loopback (127.0.0.0/8, ::1) and unspecified (0.0.0.0, ::, which reach
+//     this host), refused unless the Policy allows loopback addresses or
+//     lists the address in Allowed;
+//   - private: RFC 1918, CGNAT (100.64.0.0/10), unique-local (fc00::/7) and
+//     the other local-use ranges in privateNets, refused unless the Policy
+//     allows private networks or lists the address in Allowed;
 //   - everything else, allowed.
 //
 // An IPv4 address inside IPv6 (IPv4-mapped ::ffff:a.b.c.d, NAT64
@@ -29,14 +32,29 @@ import (
 	"syscall"
 )
 
-// Policy is an egress policy. The zero value refuses private addresses.
+// Policy is an egress policy. The zero value refuses loopback and private
+// addresses. The settings are ContextForge's.
 type Policy struct {
-	// AllowPrivate allows every private address (EGRESS_ALLOW_PRIVATE).
+	// AllowLoopback allows loopback and unspecified addresses
+	// (SSRF_ALLOW_LOCALHOST).
+	AllowLoopback bool
+	// AllowPrivate allows the private networks (SSRF_ALLOW_PRIVATE_NETWORKS).
 	AllowPrivate bool
-	// Allowed are networks allowed even when AllowPrivate is false
-	// (EGRESS_ALLOWED_NETWORKS). They never allow a forbidden address.
+	// Allowed are networks allowed even when AllowLoopback or AllowPrivate
+	// is false (SSRF_ALLOWED_NETWORKS). They never allow a forbidden address.
 	Allowed []netip.Prefix
 }
+
+// LocalPolicy allows loopback and private addresses (never link-local or
+// metadata ones): for tools and tests that talk to servers on this machine.
+func LocalPolicy() Policy { return Policy{AllowLoopback: true, AllowPrivate: true} }
+
+// The settings that widen a Policy, named in refusals.
+const (
+	SettingAllowLocalhost       = "SSRF_ALLOW_LOCALHOST"
+	SettingAllowPrivateNetworks = "SSRF_ALLOW_PRIVATE_NETWORKS"
+	SettingAllowedNetworks      = "SSRF_ALLOWED_NETWORKS"
+)
 
 // RefusedError says why the policy refuses an address or a host. Its text
 // is for the operator (logs, the admin API); clients are told only that the
@@ -44,14 +62,15 @@ type Policy struct {
 type RefusedError struct {
 	Host   string // the address or host name refused
 	Reason string // e.g. "a link-local address"
-	// Private is true when the setting EGRESS_ALLOW_PRIVATE or
-	// EGRESS_ALLOWED_NETWORKS could allow it.
+	// Private is true when a setting could allow it: Setting, or
+	// SSRF_ALLOWED_NETWORKS.
 	Private bool
+	Setting string // SettingAllowLocalhost or SettingAllowPrivateNetworks
 }
 
 func (e *RefusedError) Error() string {
 	if e.Private {
-		return fmt.Sprintf("%s is %s: mcpgate connects to private addresses only when EGRESS_ALLOW_PRIVATE is true or EGRESS_ALLOWED_NETWORKS lists it", e.Host, e.Reason)
+		return fmt.Sprintf("%s is %s: mcpgate connects there only when %s is true or %s lists it", e.Host, e.Reason, e.Setting, SettingAllowedNetworks)
 	}
 	return fmt.Sprintf("%s is %s, which mcpgate never connects to (server-side request forgery protection)", e.Host, e.Reason)
 }
@@ -87,21 +106,22 @@ var (
 		{netip.MustParsePrefix("240.0.0.0/4"), "a reserved address"},
 	}
 	privateNets = []struct {
-		prefix netip.Prefix
-		reason string
+		prefix   netip.Prefix
+		reason   string
+		loopback bool // allowed by AllowLoopback, not AllowPrivate
 	}{
-		{netip.MustParsePrefix("127.0.0.0/8"), "a loopback address"},
-		{netip.MustParsePrefix("::1/128"), "a loopback address"},
-		{netip.MustParsePrefix("0.0.0.0/8"), "an unspecified address (it reaches this host)"},
-		{netip.MustParsePrefix("::/128"), "an unspecified address (it reaches this host)"},
-		{netip.MustParsePrefix("10.0.0.0/8"), "a private address"},
-		{netip.MustParsePrefix("172.16.0.0/12"), "a private address"},
-		{netip.MustParsePrefix("192.168.0.0/16"), "a private address"},
-		{netip.MustParsePrefix("100.64.0.0/10"), "a shared (CGNAT) address"},
-		{netip.MustParsePrefix("192.0.0.0/24"), "an IETF protocol address"},
-		{netip.MustParsePrefix("fc00::/7"), "a unique-local address"},
-		{netip.MustParsePrefix("fec0::/10"), "a site-local address"},
-		{netip.MustParsePrefix("64:ff9b:1::/48"), "a local-use NAT64 address"},
+		{netip.MustParsePrefix("127.0.0.0/8"), "a loopback address", true},
+		{netip.MustParsePrefix("::1/128"), "a loopback address", true},
+		{netip.MustParsePrefix("0.0.0.0/8"), "an unspecified address (it reaches this host)", true},
+		{netip.MustParsePrefix("::/128"), "an unspecified address (it reaches this host)", true},
+		{netip.MustParsePrefix("10.0.0.0/8"), "a private address", false},
+		{netip.MustParsePrefix("172.16.0.0/12"), "a private address", false},
+		{netip.MustParsePrefix("192.168.0.0/16"), "a private address", false},
+		{netip.MustParsePrefix("100.64.0.0/10"), "a shared (CGNAT) address", false},
+		{netip.MustParsePrefix("192.0.0.0/24"), "an IETF protocol address", false},
+		{netip.MustParsePrefix("fc00::/7"), "a unique-local address", false},
+		{netip.MustParsePrefix("fec0::/10"), "a site-local address", false},
+		{netip.MustParsePrefix("64:ff9b:1::/48"), "a local-use NAT64 address", false},
 	}
 	// embedding prefixes carry an IPv4 address in their last (or, for
 	// 6to4, second to fifth) bytes.
@@ -137,10 +157,14 @@ func (p *Policy) CheckAddr(a netip.Addr) error {
 		if !n.prefix.Contains(a) {
 			continue
 		}
-		if p.AllowPrivate || p.allowed(a) {
+		if n.loopback && p.AllowLoopback || !n.loopback && p.AllowPrivate || p.allowed(a) {
 			return nil
 		}
-		return &RefusedError{Host: a.String(), Reason: n.reason, Private: true}
+		setting := SettingAllowPrivateNetworks
+		if n.loopback {
+			setting = SettingAllowLocalhost
+		}
+		return &RefusedError{Host: a.String(), Reason: n.reason, Private: true, Setting: setting}
 	}
 	return nil
 }
@@ -201,10 +225,10 @@ func (p *Policy) CheckHost(host string) error {
 	}
 	// RFC 6761 §6.3: localhost names always resolve to loopback.
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		if p.AllowPrivate || p.allowed(netip.MustParseAddr("127.0.0.1")) {
+		if p.AllowLoopback || p.allowed(netip.MustParseAddr("127.0.0.1")) {
 			return nil
 		}
-		return &RefusedError{Host: host, Reason: "a loopback name", Private: true}
+		return &RefusedError{Host: host, Reason: "a loopback name", Private: true, Setting: SettingAllowLocalhost}
 	}
 	last := h[strings.LastIndex(h, ".")+1:]
 	if last == "" || !numeric(last) {

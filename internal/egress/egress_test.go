@@ -13,12 +13,13 @@ import (
 
 // TestCheckAddrClasses: link-local and metadata addresses are refused
 // whatever the policy says, in every IPv6 spelling of their IPv4 address;
-// private ones only without AllowPrivate.
+// loopback ones only without AllowLoopback, private ones only without
+// AllowPrivate.
 func TestCheckAddrClasses(t *testing.T) {
 	for _, tc := range []struct {
 		addr      string
-		forbidden bool // refused even with AllowPrivate
-		private   bool // refused without AllowPrivate
+		forbidden bool // refused even with AllowLoopback and AllowPrivate
+		private   bool // refused by the zero Policy
 	}{
 		{"169.254.169.254", true, true},
 		{"::ffff:169.254.169.254", true, true},
@@ -53,13 +54,47 @@ func TestCheckAddrClasses(t *testing.T) {
 	} {
 		a := netip.MustParseAddr(tc.addr)
 		strict := egress.Policy{}
-		local := egress.Policy{AllowPrivate: true}
+		local := egress.LocalPolicy()
 		if got := strict.CheckAddr(a) != nil; got != tc.private {
 			t.Errorf("strict policy, %s: refused %v, want %v", tc.addr, got, tc.private)
 		}
 		if got := local.CheckAddr(a) != nil; got != tc.forbidden {
-			t.Errorf("AllowPrivate, %s: refused %v, want %v", tc.addr, got, tc.forbidden)
+			t.Errorf("LocalPolicy, %s: refused %v, want %v", tc.addr, got, tc.forbidden)
 		}
+	}
+}
+
+// TestLoopbackAndPrivateAreSeparate: SSRF_ALLOW_LOCALHOST and
+// SSRF_ALLOW_PRIVATE_NETWORKS each allow their own class only, as in
+// ContextForge, and a refusal names the setting that would allow it.
+func TestLoopbackAndPrivateAreSeparate(t *testing.T) {
+	loopbackOnly := egress.Policy{AllowLoopback: true}
+	privateOnly := egress.Policy{AllowPrivate: true}
+	for _, tc := range []struct {
+		addr          string
+		policy        egress.Policy
+		refusedNaming string // "" means allowed
+	}{
+		{"127.0.0.1", loopbackOnly, ""},
+		{"::1", loopbackOnly, ""},
+		{"0.0.0.0", loopbackOnly, ""},
+		{"10.0.0.1", loopbackOnly, "SSRF_ALLOW_PRIVATE_NETWORKS"},
+		{"fd12::1", loopbackOnly, "SSRF_ALLOW_PRIVATE_NETWORKS"},
+		{"10.0.0.1", privateOnly, ""},
+		{"192.168.7.7", privateOnly, ""},
+		{"127.0.0.1", privateOnly, "SSRF_ALLOW_LOCALHOST"},
+		{"::ffff:127.0.0.1", privateOnly, "SSRF_ALLOW_LOCALHOST"},
+	} {
+		err := tc.policy.CheckAddr(netip.MustParseAddr(tc.addr))
+		switch {
+		case tc.refusedNaming == "" && err != nil:
+			t.Errorf("%+v, %s: refused (%v), want allowed", tc.policy, tc.addr, err)
+		case tc.refusedNaming != "" && (err == nil || !strings.Contains(err.Error(), tc.refusedNaming)):
+			t.Errorf("%+v, %s: %v, want a refusal naming %s", tc.policy, tc.addr, err, tc.refusedNaming)
+		}
+	}
+	if err := privateOnly.CheckHost("localhost"); err == nil || !strings.Contains(err.Error(), "SSRF_ALLOW_LOCALHOST") {
+		t.Errorf("AllowPrivate only, CheckHost(localhost) = %v, want a refusal naming SSRF_ALLOW_LOCALHOST", err)
 	}
 }
 
@@ -84,7 +119,7 @@ func TestAllowedNetworks(t *testing.T) {
 // spellings of allowed addresses are refused too (they only serve to dodge
 // filters), with the usual spelling in the message.
 func TestCheckHostSpellings(t *testing.T) {
-	p := egress.Policy{AllowPrivate: true}
+	p := egress.LocalPolicy()
 	for _, host := range []string{
 		"169.254.169.254", "2852039166", "0xa9fea9fe", "0251.0376.0251.0376", "169.254.43518", "0xa9.0xfe.0xa9.0xfe",
 		"::ffff:169.254.169.254", "::ffff:a9fe:a9fe", "fe80::1%eth0", "fd00:ec2::254", "100.100.100.200",
@@ -107,8 +142,8 @@ func TestCheckHostSpellings(t *testing.T) {
 	strict := egress.Policy{}
 	for _, host := range []string{"127.0.0.1", "localhost", "api.localhost", "10.0.0.1", "::1"} {
 		var re *egress.RefusedError
-		if err := strict.CheckHost(host); !errors.As(err, &re) || !re.Private || !strings.Contains(err.Error(), "EGRESS_ALLOW_PRIVATE") {
-			t.Errorf("strict CheckHost(%q) = %v, want a private refusal naming EGRESS_ALLOW_PRIVATE", host, err)
+		if err := strict.CheckHost(host); !errors.As(err, &re) || !re.Private || !strings.Contains(err.Error(), "SSRF_ALLOW") {
+			t.Errorf("strict CheckHost(%q) = %v, want a private refusal naming the SSRF_ALLOW_* setting", host, err)
 		}
 	}
 }
@@ -148,7 +183,7 @@ func TestControlRefusesBeforeConnecting(t *testing.T) {
 		}
 	}
 	// The listener works: the same dial with the local policy connects.
-	local := egress.Policy{AllowPrivate: true}
+	local := egress.LocalPolicy()
 	d = net.Dialer{Control: local.Control}
 	c, err := d.Dial("tcp", ln.Addr().String())
 	if err != nil {

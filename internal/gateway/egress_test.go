@@ -167,34 +167,34 @@ func TestForbiddenUpstreamHostsAreRefusedAtRegistration(t *testing.T) {
 	}
 }
 
-// TestPrivateUpstreamsNeedEgressAllowPrivate: with EGRESS_ALLOW_PRIVATE=false
-// a loopback upstream is refused at registration (422 naming the setting)
+// TestPrivateUpstreamsNeedEgressSettings: with SSRF_ALLOW_LOCALHOST and
+// SSRF_ALLOW_PRIVATE_NETWORKS false a loopback upstream is refused at registration (422 naming the setting)
 // and, when its record was stored before, at connect time: the address its
 // name resolves to is checked before connecting, so nothing reaches the
-// upstream. EGRESS_ALLOWED_NETWORKS lets it in again; with the setting on it
+// upstream. SSRF_ALLOWED_NETWORKS lets it in again; with the settings on it
 // works.
-func TestPrivateUpstreamsNeedEgressAllowPrivate(t *testing.T) {
+func TestPrivateUpstreamsNeedEgressSettings(t *testing.T) {
 	up := mcptest.NewStreamableHTTP(t)
 	t.Run("allowed", func(t *testing.T) {
-		gw := startGateway(t, sqliteURL(t), map[string]string{"EGRESS_ALLOW_PRIVATE": "true"})
+		gw := startGateway(t, sqliteURL(t), map[string]string{"SSRF_ALLOW_LOCALHOST": "true", "SSRF_ALLOW_PRIVATE_NETWORKS": "true"})
 		gw.register(map[string]any{"name": "local", "url": up.URL})
 		if res := gw.call("tools/call", map[string]any{"name": "local-echo", "arguments": map[string]any{"text": "x"}}); res.Error != nil {
 			t.Fatalf("call: %s", res.Error.Message)
 		}
 	})
 	t.Run("listed network", func(t *testing.T) {
-		gw := startGateway(t, sqliteURL(t), map[string]string{"EGRESS_ALLOW_PRIVATE": "false", "EGRESS_ALLOWED_NETWORKS": "10.0.0.0/8, 127.0.0.1"})
+		gw := startGateway(t, sqliteURL(t), map[string]string{"SSRF_ALLOW_LOCALHOST": "false", "SSRF_ALLOW_PRIVATE_NETWORKS": "false", "SSRF_ALLOWED_NETWORKS": "10.0.0.0/8, 127.0.0.1"})
 		gw.register(map[string]any{"name": "local", "url": up.URL})
 	})
 	t.Run("refused", func(t *testing.T) {
 		target := listen(t, hangUp)
 		db := sqliteURL(t)
 		storeUpstreams(t, db, store.Upstream{Name: "old", URL: "http://localhost:" + strings.Split(target.addr, ":")[1] + "/mcp"})
-		gw := startGateway(t, db, map[string]string{"EGRESS_ALLOW_PRIVATE": "false"})
+		gw := startGateway(t, db, map[string]string{"SSRF_ALLOW_LOCALHOST": "false", "SSRF_ALLOW_PRIVATE_NETWORKS": "false"})
 		for _, u := range []string{up.URL, "http://" + target.addr + "/mcp", "http://localhost:1/mcp", "http://[::1]:1/", "http://10.0.0.1/", "http://0.0.0.0:1/"} {
 			status, out := gw.do("POST", "/gateways", map[string]any{"name": "new", "url": u})
-			if msg := refusedField(t, status, out, "url"); !strings.Contains(msg, "EGRESS_ALLOW_PRIVATE") {
-				t.Errorf("%s: the refusal %q does not name EGRESS_ALLOW_PRIVATE", u, msg)
+			if msg := refusedField(t, status, out, "url"); !strings.Contains(msg, "SSRF_ALLOW") {
+				t.Errorf("%s: the refusal %q does not name the SSRF_ALLOW_* setting that would allow it", u, msg)
 			}
 		}
 		list, raw := gw.upstreams()
@@ -273,7 +273,7 @@ func TestTokenURLOnRefusedAddressGetsNoSecret(t *testing.T) {
 	secret, _ := sealer.Seal(plain)
 	db := sqliteURL(t)
 	storeUpstreams(t, db, store.Upstream{Name: "oauth", URL: "http://" + upstreamL.addr + "/mcp", AuthType: "oauth", AuthSecret: secret})
-	gw := startGateway(t, db, map[string]string{"EGRESS_ALLOW_PRIVATE": "false"})
+	gw := startGateway(t, db, map[string]string{"SSRF_ALLOW_LOCALHOST": "false", "SSRF_ALLOW_PRIVATE_NETWORKS": "false"})
 	list, raw := gw.upstreams()
 	if v := list["oauth"]; v.Status != "unavailable" || v.Reason != "not reachable (mcpgate's log has the cause)" {
 		t.Errorf("the OAuth upstream: %s", raw)

@@ -115,8 +115,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	policy := passthrough.NewPolicy(cfg.Passthrough)
 	g.resolver = passthrough.NewAllowlistResolver(policy, st.GlobalPassthrough, nil)
 	m := metrics.New()
-	egressPolicy := egress.Policy{AllowPrivate: gc.EgressAllowPrivate, Allowed: gc.EgressAllowedNetworks}
-	httpClient := upstreamHTTPClient(egressPolicy, logger)
+	httpClient := upstreamHTTPClient(gc.Egress, logger)
 	g.httpClient = httpClient
 	// The front door exists only later; the registry tells it of changes
 	// through this indirection.
@@ -127,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 				(*f)()
 			}
 		},
-		Store: st, Sealer: sealer, Policy: policy, Resolver: g.resolver, HTTPClient: httpClient, Egress: egressPolicy,
+		Store: st, Sealer: sealer, Policy: policy, Resolver: g.resolver, HTTPClient: httpClient, Egress: gc.Egress,
 		ToolNameSeparator: gc.ToolNameSeparator, ConnectTimeout: min(gc.UpstreamTimeout, 30*time.Second),
 		RefreshInterval: gc.CatalogueRefreshInterval, Logger: logger, ClientVersion: version,
 		Publish: g.cluster.publish(logger),

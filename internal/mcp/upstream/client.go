@@ -208,7 +208,7 @@ func Connect(ctx context.Context, opts Options, headers http.Header) (*Client, e
 	if c.hc == nil {
 		// Private addresses allowed: a Client without the gateway's own
 		// HTTP client is a test's or a local tool's.
-		c.hc, c.ownsHC = NewHTTPClient(egress.Policy{AllowPrivate: true}, opts.Logger), true
+		c.hc, c.ownsHC = NewHTTPClient(egress.LocalPolicy(), opts.Logger), true
 	}
 	logger := opts.Logger
 	if logger == nil {

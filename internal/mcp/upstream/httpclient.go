@@ -76,7 +76,7 @@ func Pool(hc *http.Client) *http.Transport {
 // every address it resolves to now. A name that does not resolve here is
 // left to the proxy (behind some proxies only the proxy resolves). The
 // proxy's own address is checked by the dialer: list it in
-// EGRESS_ALLOWED_NETWORKS when it is private.
+// SSRF_ALLOWED_NETWORKS when it is private.
 func proxyChecked(policy *egress.Policy, proxy func(*http.Request) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
 	return func(req *http.Request) (*url.URL, error) {
 		via, err := proxy(req)

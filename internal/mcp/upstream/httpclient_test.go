@@ -48,8 +48,8 @@ func TestUnreachableHidesTheCause(t *testing.T) {
 		addr   string
 		cause  string // in the log
 	}{
-		{"refused port", egress.Policy{AllowPrivate: true}, closed, "connection refused"},
-		{"refused by policy", egress.Policy{}, live.Addr().String(), "EGRESS_ALLOW_PRIVATE"},
+		{"refused port", egress.LocalPolicy(), closed, "connection refused"},
+		{"refused by policy", egress.Policy{}, live.Addr().String(), "SSRF_ALLOW_LOCALHOST"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var log bytes.Buffer
@@ -86,7 +86,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, location, http.StatusTemporaryRedirect)
 		}))
-		hc := upstream.NewHTTPClient(egress.Policy{AllowPrivate: true}, nil)
+		hc := upstream.NewHTTPClient(egress.LocalPolicy(), nil)
 		_, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.URL + "/mcp", HTTPClient: hc}, nil)
 		srv.Close()
 		if err == nil || !strings.Contains(err.Error(), "does not follow redirects") {
