@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/mcpgate/mcpgate/internal/egress"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcp/upstream"
 )
@@ -110,7 +111,7 @@ func checkEcho(resp jsonrpc.Message, seq uint64) error {
 // newHTTPClient is mcpgate's upstream HTTP client setup, with room for one
 // idle connection per caller so that no scenario pays for new connections.
 func newHTTPClient(callers int) *http.Client {
-	hc := upstream.NewHTTPClient()
+	hc := upstream.NewHTTPClient(egress.LocalPolicy(), nil)
 	if t, ok := hc.Transport.(*http.Transport); ok {
 		t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, callers)
 		t.MaxIdleConns = max(t.MaxIdleConns, callers)

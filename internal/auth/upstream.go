@@ -64,9 +64,12 @@ type tokenFetch struct {
 }
 
 // NewUpstreamAuth returns the authenticator of an upstream registered with
-// authType and credentials c (copied). client makes the OAuth token requests
-// (nil means http.DefaultClient; pass the gateway's configured client). now
-// is the clock (nil means time.Now).
+// authType and credentials c (copied). client makes the OAuth token requests:
+// pass the gateway's one upstream client (upstream.NewHTTPClient), which
+// connects only where the egress policy allows and follows no redirect, so
+// the client secret cannot be sent to a metadata service or a private
+// address. Nil means http.DefaultClient, which has no such policy: for
+// tests only. now is the clock (nil means time.Now).
 //
 // Credentials that fail Validate are not refused here: BaseHeaders returns
 // the problem, so one bad upstream does not stop the others from loading.
@@ -230,6 +233,10 @@ func (a *UpstreamAuth) fetchToken(ctx context.Context) (string, time.Time, error
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.TokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text repeats the URL
+		}
 		return "", time.Time{}, fmt.Errorf("OAuth token request to %s: %w", a.tokenURL(), err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -314,12 +321,13 @@ func printable(s string, max int) string {
 	return s
 }
 
-// tokenURL returns the token URL for messages, any user information
-// redacted (Validate refuses it, but be safe).
+// tokenURL returns the token URL for messages: scheme, host and path only.
+// User information (Validate refuses it, but be safe) and the query may
+// hold secrets, and these messages reach status_reason and logs.
 func (a *UpstreamAuth) tokenURL() string {
 	u, err := url.Parse(a.oauth.TokenURL)
 	if err != nil {
 		return "the token URL"
 	}
-	return u.Redacted()
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }

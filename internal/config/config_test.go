@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -206,6 +207,18 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 			EnvRedisURL, []string{"REDIS_URL", "PostgreSQL", "single instance"}},
 		{"allowed host with a scheme", nil, map[string]string{EnvAllowedHosts: "https://gw.example"}, "",
 			EnvAllowedHosts, []string{"ALLOWED_HOSTS", "without scheme"}},
+		{"egress switch", nil, map[string]string{EnvSSRFAllowPrivateNetworks: "local"}, "",
+			EnvSSRFAllowPrivateNetworks, []string{"SSRF_ALLOW_PRIVATE_NETWORKS", "true or false"}},
+		{"egress localhost switch", nil, map[string]string{EnvSSRFAllowLocalhost: "local"}, "",
+			EnvSSRFAllowLocalhost, []string{"SSRF_ALLOW_LOCALHOST", "true or false"}},
+		{"egress protection switch", nil, map[string]string{EnvSSRFProtectionEnabled: "off-ish"}, "",
+			EnvSSRFProtectionEnabled, []string{"SSRF_PROTECTION_ENABLED", "true or false"}},
+		{"egress network", nil, map[string]string{EnvSSRFAllowedNetworks: "10.0.0.0/8,intranet"}, "",
+			EnvSSRFAllowedNetworks, []string{"SSRF_ALLOWED_NETWORKS", `"intranet"`, "CIDR"}},
+		{"egress link-local", []string{"--ssrf-allowed-networks=169.254.169.254/32"}, nil, "",
+			EnvSSRFAllowedNetworks, []string{"SSRF_ALLOWED_NETWORKS", "link-local", "SSRF_ALLOW_PRIVATE_NETWORKS=true", "flag --ssrf-allowed-networks"}},
+		{"egress everything", nil, map[string]string{EnvSSRFAllowedNetworks: "0.0.0.0/0"}, "",
+			EnvSSRFAllowedNetworks, []string{"SSRF_ALLOWED_NETWORKS", "link-local"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -227,6 +240,49 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEgressFollowsTheListener: unset, loopback and private upstreams are
+// allowed when mcpgate listens on a loopback address (local use) and
+// refused otherwise; ContextForge's SSRF_* settings, when set, decide.
+func TestEgressFollowsTheListener(t *testing.T) {
+	for _, tc := range []struct {
+		host                        string
+		enabled, localhost, private string // "" leaves it unset
+		wantLoopback, wantPrivate   bool
+	}{
+		{"", "", "", "", true, true}, // HOST defaults to 127.0.0.1
+		{"127.0.0.1", "", "", "", true, true},
+		{"localhost", "", "", "", true, true},
+		{"::1", "", "", "", true, true},
+		{"0.0.0.0", "", "", "", false, false},
+		{"10.1.2.3", "", "", "", false, false},
+		{"gw.example.com", "", "", "", false, false},
+		{"0.0.0.0", "", "", "true", false, true},
+		{"0.0.0.0", "", "true", "", true, false},
+		{"127.0.0.1", "", "false", "false", false, false},
+		{"0.0.0.0", "false", "", "", true, true},
+		{"0.0.0.0", "false", "false", "", false, true}, // the specific setting wins
+		{"0.0.0.0", "true", "", "", false, false},
+	} {
+		vars := map[string]string{EnvEnvFile: writeEnvFile(t, ""), EnvHost: tc.host,
+			EnvSSRFProtectionEnabled: tc.enabled, EnvSSRFAllowLocalhost: tc.localhost, EnvSSRFAllowPrivateNetworks: tc.private}
+		cfg, err := Load(nil, environ(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := cfg.Gateway.Egress; e.AllowLoopback != tc.wantLoopback || e.AllowPrivate != tc.wantPrivate {
+			t.Errorf("HOST=%q SSRF_PROTECTION_ENABLED=%q SSRF_ALLOW_LOCALHOST=%q SSRF_ALLOW_PRIVATE_NETWORKS=%q: loopback %v private %v, want %v %v",
+				tc.host, tc.enabled, tc.localhost, tc.private, e.AllowLoopback, e.AllowPrivate, tc.wantLoopback, tc.wantPrivate)
+		}
+	}
+	cfg, err := Load(nil, environ(map[string]string{EnvEnvFile: writeEnvFile(t, ""), EnvSSRFAllowedNetworks: " 10.1.2.0/24, 192.168.1.7 ,fd00::1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(cfg.Gateway.Egress.Allowed); got != "[10.1.2.0/24 192.168.1.7/32 fd00::1/128]" {
+		t.Errorf("SSRF_ALLOWED_NETWORKS = %s", got)
 	}
 }
 

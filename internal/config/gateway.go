@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/egress"
 	"github.com/mcpgate/mcpgate/passthrough"
 )
 
@@ -48,6 +50,13 @@ type Gateway struct {
 	// multi-instance mode: changes and session messages travel between
 	// instances through Redis. It needs PostgreSQL as the database.
 	RedisURL string
+	// Egress is the egress policy against server-side request forgery,
+	// from ContextForge's settings: SSRF_ALLOW_LOCALHOST,
+	// SSRF_ALLOW_PRIVATE_NETWORKS (each, unset, true when Host is a loopback
+	// address — local use — and false otherwise), SSRF_ALLOWED_NETWORKS, and
+	// SSRF_PROTECTION_ENABLED=false, which allows both classes. Link-local
+	// and cloud metadata addresses are refused whatever they say.
+	Egress egress.Policy
 }
 
 // Gateway setting names.
@@ -65,6 +74,10 @@ const (
 	EnvShutdownTimeout          = "SHUTDOWN_TIMEOUT"
 	EnvAllowedHosts             = "ALLOWED_HOSTS"
 	EnvRedisURL                 = "REDIS_URL"
+	EnvSSRFProtectionEnabled    = "SSRF_PROTECTION_ENABLED"
+	EnvSSRFAllowLocalhost       = egress.SettingAllowLocalhost
+	EnvSSRFAllowPrivateNetworks = egress.SettingAllowPrivateNetworks
+	EnvSSRFAllowedNetworks      = egress.SettingAllowedNetworks
 )
 
 // gatewayDocs documents the gateway settings; secrets have no default.
@@ -83,6 +96,10 @@ func gatewayDocs() []passthrough.SettingDoc {
 		{Name: EnvShutdownTimeout, Default: "30s", Usage: "longest wait for in-flight calls at shutdown"},
 		{Name: EnvRedisURL, Default: "(none)", Usage: "redis://HOST:PORT/DB: several instances share changes and sessions through Redis (needs PostgreSQL); without it a PostgreSQL deployment shares changes through LISTEN/NOTIFY"},
 		{Name: EnvAllowedHosts, Default: "(none)", Usage: "comma-separated host names requests may use in Host and Origin besides localhost, 127.0.0.1 and ::1, while listening on loopback (DNS-rebinding protection); * allows any"},
+		{Name: EnvSSRFAllowLocalhost, Default: "true when HOST is a loopback address, else false", Usage: "lets upstream URLs and OAuth token URLs reach loopback addresses (127/8, ::1, 0.0.0.0); link-local (169.254/16, fe80::/10) and cloud metadata addresses are always refused"},
+		{Name: EnvSSRFAllowPrivateNetworks, Default: "true when HOST is a loopback address, else false", Usage: "lets upstream URLs and OAuth token URLs reach private networks (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7)"},
+		{Name: EnvSSRFAllowedNetworks, Default: "(none)", Usage: "comma-separated IP addresses or CIDR networks (10.1.2.0/24) upstreams may reach while the two settings above are false; never link-local or metadata addresses"},
+		{Name: EnvSSRFProtectionEnabled, Default: "true", Usage: "false allows loopback and private addresses, as if both SSRF_ALLOW_* settings were true; link-local and metadata addresses stay refused"},
 	}
 }
 
@@ -149,6 +166,49 @@ func (s *sources) loadGateway() (Gateway, error) {
 			g.AllowedHosts = append(g.AllowedHosts, strings.Trim(h, "[]"))
 		}
 	}
+	local := loopbackHost(g.Host)
+	g.Egress.AllowLoopback, g.Egress.AllowPrivate = local, local
+	if v, ok := get(EnvSSRFProtectionEnabled); ok {
+		on, err := passthrough.ParseBool(EnvSSRFProtectionEnabled, v)
+		if err != nil {
+			return g, err
+		}
+		if !on {
+			g.Egress.AllowLoopback, g.Egress.AllowPrivate = true, true
+		}
+	}
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{{EnvSSRFAllowLocalhost, &g.Egress.AllowLoopback}, {EnvSSRFAllowPrivateNetworks, &g.Egress.AllowPrivate}} {
+		if v, ok := get(b.name); ok {
+			on, err := passthrough.ParseBool(b.name, v)
+			if err != nil {
+				return g, err
+			}
+			*b.dst = on
+		}
+	}
+	if v, ok := get(EnvSSRFAllowedNetworks); ok {
+		for _, n := range strings.Split(v, ",") {
+			n = strings.TrimSpace(n)
+			if n == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(n)
+			if err != nil {
+				a, aerr := netip.ParseAddr(strings.Trim(n, "[]"))
+				if aerr != nil {
+					return g, &passthrough.SettingError{Name: EnvSSRFAllowedNetworks, Value: v, Reason: fmt.Sprintf("%q is neither an IP address nor a CIDR network like 10.1.2.0/24", n)}
+				}
+				p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+			}
+			if p.Overlaps(linkLocal4) || p.Overlaps(linkLocal6) {
+				return g, &passthrough.SettingError{Name: EnvSSRFAllowedNetworks, Value: v, Reason: fmt.Sprintf("%q includes link-local addresses (169.254.0.0/16, fe80::/10), where cloud metadata services live: mcpgate never connects there; to allow every private address set SSRF_ALLOW_PRIVATE_NETWORKS=true", n)}
+			}
+			g.Egress.Allowed = append(g.Egress.Allowed, p.Masked())
+		}
+	}
 	for _, d := range []struct {
 		name     string
 		dst      *time.Duration
@@ -192,6 +252,22 @@ func redactURL(v string) string {
 		}
 	}
 	return v
+}
+
+// The link-local networks, which SSRF_ALLOWED_NETWORKS may not name.
+var (
+	linkLocal4 = netip.MustParsePrefix("169.254.0.0/16")
+	linkLocal6 = netip.MustParsePrefix("fe80::/10")
+)
+
+// loopbackHost reports whether host (HOST) is a loopback address or
+// localhost: mcpgate then serves this machine only.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // Addr is the address to listen on.

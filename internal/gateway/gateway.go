@@ -24,6 +24,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/dispatch"
+	"github.com/mcpgate/mcpgate/internal/egress"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcp/frontdoor"
 	"github.com/mcpgate/mcpgate/internal/mcp/upstream"
@@ -114,7 +115,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	policy := passthrough.NewPolicy(cfg.Passthrough)
 	g.resolver = passthrough.NewAllowlistResolver(policy, st.GlobalPassthrough, nil)
 	m := metrics.New()
-	httpClient := upstreamHTTPClient()
+	httpClient := upstreamHTTPClient(gc.Egress, logger)
 	g.httpClient = httpClient
 	// The front door exists only later; the registry tells it of changes
 	// through this indirection.
@@ -125,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 				(*f)()
 			}
 		},
-		Store: st, Sealer: sealer, Policy: policy, Resolver: g.resolver, HTTPClient: httpClient,
+		Store: st, Sealer: sealer, Policy: policy, Resolver: g.resolver, HTTPClient: httpClient, Egress: gc.Egress,
 		ToolNameSeparator: gc.ToolNameSeparator, ConnectTimeout: min(gc.UpstreamTimeout, 30*time.Second),
 		RefreshInterval: gc.CatalogueRefreshInterval, Logger: logger, ClientVersion: version,
 		Publish: g.cluster.publish(logger),
@@ -569,12 +570,13 @@ func relayOpener(d *dispatch.Dispatcher) frontdoor.Opener {
 // upstreamHTTPClient is the one HTTP client every upstream connection and
 // token fetch shares: upstream.NewHTTPClient, which never follows a redirect
 // (a redirect would carry the upstream's credential and the client's
-// passthrough headers to a host nobody registered), with a pool sized for
-// many callers. It has no overall timeout: SSE streams are long-lived; each
-// call has its own deadline.
-func upstreamHTTPClient() *http.Client {
-	hc := upstream.NewHTTPClient()
-	if t, ok := hc.Transport.(*http.Transport); ok {
+// passthrough headers to a host nobody registered) and connects only where
+// the egress policy allows, with a pool sized for many callers. It has no
+// overall timeout: SSE streams are long-lived; each call has its own
+// deadline.
+func upstreamHTTPClient(policy egress.Policy, logger *slog.Logger) *http.Client {
+	hc := upstream.NewHTTPClient(policy, logger)
+	if t := upstream.Pool(hc); t != nil {
 		t.MaxIdleConns = 512
 		t.MaxIdleConnsPerHost = 128
 	}

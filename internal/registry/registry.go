@@ -18,6 +18,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/dispatch"
+	"github.com/mcpgate/mcpgate/internal/egress"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcp/upstream"
 	"github.com/mcpgate/mcpgate/internal/store"
@@ -31,8 +32,12 @@ type Config struct {
 	Policy *passthrough.Policy
 	// Resolver is invalidated whenever the global list changes.
 	Resolver *passthrough.AllowlistResolver
-	// HTTPClient is shared by every upstream connection and token fetch.
+	// HTTPClient is shared by every upstream connection and token fetch; it
+	// enforces Egress when it connects (upstream.NewHTTPClient).
 	HTTPClient *http.Client
+	// Egress is the egress policy upstream URLs and OAuth token URLs are
+	// checked against at registration, for an early, clear answer.
+	Egress egress.Policy
 	// ToolNameSeparator joins an upstream's slug and its own names
 	// (GATEWAY_TOOL_NAME_SEPARATOR).
 	ToolNameSeparator string
@@ -199,7 +204,7 @@ func (r *Registry) refreshLoop() {
 // unreachable upstream is registered all the same, marked unavailable with
 // the reason.
 func (r *Registry) Create(ctx context.Context, s Spec) (View, error) {
-	if err := s.validate(); err != nil {
+	if err := s.validate(r.cfg.Egress); err != nil {
 		return View{}, err
 	}
 	secret, err := r.seal(s.Credentials)
@@ -258,7 +263,7 @@ func (r *Registry) Update(ctx context.Context, id string, p Patch) (View, error)
 	if p.Enabled != nil {
 		s.Enabled = *p.Enabled
 	}
-	if err := s.validate(); err != nil {
+	if err := s.validate(r.cfg.Egress); err != nil {
 		return View{}, err
 	}
 	secret, err := r.seal(s.Credentials)
@@ -448,7 +453,7 @@ func (r *Registry) List(ctx context.Context) ([]View, error) {
 }
 
 func (r *Registry) view(rec store.Upstream) View {
-	v := View{ID: rec.ID, Name: rec.Name, Slug: rec.Slug, URL: rec.URL, Transport: upstream.Transport(rec.Transport),
+	v := View{ID: rec.ID, Name: rec.Name, Slug: rec.Slug, URL: redactURL(rec.URL), Transport: upstream.Transport(rec.Transport),
 		AuthType: passthrough.AuthType(rec.AuthType), PassthroughHeaders: rec.PassthroughHeaders, Enabled: rec.Enabled,
 		Status: rec.Status, StatusReason: rec.StatusReason, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, Version: rec.Version}
 	r.mu.Lock()
@@ -548,13 +553,13 @@ func (r *Registry) connect(ctx context.Context, rec store.Upstream, startup bool
 	case !rec.Enabled:
 		status, reason = StatusDisabled, "disabled"
 	case err != nil:
-		status, reason = StatusUnavailable, err.Error()
+		status, reason = StatusUnavailable, statusReason(err)
 	default:
 		cctx, cancel := context.WithTimeout(ctx, r.cfg.ConnectTimeout)
 		l.client, route.Catalogue, err = r.discover(cctx, rec, l.creds)
 		cancel()
 		if err != nil {
-			status, reason = StatusUnavailable, err.Error()
+			status, reason = StatusUnavailable, statusReason(err)
 			r.cfg.Logger.Warn("upstream unavailable", "upstream", rec.Name, "err", err)
 		} else {
 			route.Caller = l.client
@@ -579,6 +584,23 @@ func (r *Registry) connect(ctx context.Context, rec store.Upstream, startup bool
 	if old != nil && old.client != nil {
 		_ = old.client.Close() // outside the lock: it may wait on the network
 	}
+}
+
+// unreachableReason is the status reason of an upstream that could not be
+// reached at all.
+const unreachableReason = "not reachable (mcpgate's log has the cause)"
+
+// statusReason is what status_reason (and a client calling the upstream)
+// is told of a failed connection: the error, except that an upstream not
+// reached at all — refused, timed out, hung up, or refused by the egress
+// policy — is only "not reachable", the same every time, so status_reason
+// cannot be used to scan which addresses and ports answer. The transport
+// logged the cause.
+func statusReason(err error) string {
+	if errors.Is(err, upstream.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) {
+		return unreachableReason
+	}
+	return err.Error()
 }
 
 // newRoute is rec as dispatch routes to it, without a connection or a

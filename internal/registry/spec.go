@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/auth"
+	"github.com/mcpgate/mcpgate/internal/egress"
 	"github.com/mcpgate/mcpgate/internal/mcp/upstream"
 	"github.com/mcpgate/mcpgate/passthrough"
 )
@@ -60,7 +61,9 @@ var (
 	ErrConflict = errors.New("conflict")
 )
 
-func (s Spec) validate() error {
+// validate checks s; policy is the egress policy the upstream's URL and its
+// OAuth token URL must satisfy.
+func (s Spec) validate(policy egress.Policy) error {
 	if strings.TrimSpace(s.Name) == "" {
 		return &FieldError{"name", "must not be empty"}
 	}
@@ -70,9 +73,8 @@ func (s Spec) validate() error {
 	if slug(s.Name) == "" {
 		return &FieldError{"name", "must contain at least one letter or digit"}
 	}
-	u, err := url.Parse(s.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return &FieldError{"url", fmt.Sprintf("%q is not an absolute http or https URL", s.URL)}
+	if err := validateURL(s.URL, policy); err != nil {
+		return err
 	}
 	switch s.Transport {
 	case upstream.StreamableHTTP, upstream.SSE:
@@ -93,6 +95,16 @@ func (s Spec) validate() error {
 		}
 		return &FieldError{"auth", err.Error()}
 	}
+	if s.AuthType == passthrough.AuthOAuth && s.Credentials.OAuth != nil {
+		// Validate has parsed it. The token request carries the client
+		// secret: it must not reach a metadata service or a private
+		// address either (connections are checked again when made).
+		if u, err := url.Parse(s.Credentials.OAuth.TokenURL); err == nil {
+			if err := policy.CheckHost(u.Hostname()); err != nil {
+				return &FieldError{"auth.oauth.token_url", err.Error()}
+			}
+		}
+	}
 	if s.PassthroughHeaders != nil {
 		for i, n := range *s.PassthroughHeaders {
 			if !passthrough.ValidName(n) {
@@ -101,6 +113,90 @@ func (s Spec) validate() error {
 		}
 	}
 	return nil
+}
+
+// validateURL checks an upstream URL. It never echoes the URL: a misplaced
+// secret may be in it.
+func validateURL(raw string, policy egress.Policy) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &FieldError{"url", "must be an absolute http or https URL"}
+	}
+	// Upstream URLs are stored as they are and shown by GET /gateways;
+	// only credentials are sealed. So no credential may hide in one.
+	if u.User != nil {
+		return &FieldError{"url", "must not contain user information (user:password@): URLs are shown by GET /gateways and not encrypted; " +
+			"use auth_type basic with auth_username and auth_password instead"}
+	}
+	for _, pair := range strings.Split(u.RawQuery, "&") {
+		if name, ok := secretParam(pair); ok {
+			return &FieldError{"url", fmt.Sprintf("query parameter %q looks like a credential: URLs are shown by GET /gateways and not encrypted; "+
+				"send it in a header instead (auth_type authheaders, e.g. X-API-Key, or auth_type bearer)", name)}
+		}
+	}
+	if err := policy.CheckHost(u.Hostname()); err != nil {
+		return &FieldError{"url", err.Error()}
+	}
+	return nil
+}
+
+// secretParams are query parameter names that carry credentials, folded as
+// secretParam folds them (lower case, '-' as '_'). Names ending in
+// secretSuffixes count too (subscription_key, private_token, x_amz_signature).
+var secretParams = map[string]bool{
+	"key": true, "apikey": true, "token": true, "secret": true, "password": true, "passwd": true, "pwd": true,
+	"auth": true, "authorization": true, "bearer": true, "jwt": true, "sig": true, "signature": true,
+	"credential": true, "credentials": true, "x_amz_credential": true, "x_goog_credential": true,
+}
+
+var secretSuffixes = []string{"_key", "_token", "_secret", "_password", "_signature", "_sig", "_credential"}
+
+// secretParam returns the name of one name=value pair of a raw query, and
+// whether it names a credential (compared case-insensitively).
+func secretParam(pair string) (string, bool) {
+	name, _, _ := strings.Cut(pair, "=")
+	if n, err := url.QueryUnescape(name); err == nil {
+		name = n
+	}
+	folded := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(name)), "-", "_")
+	if folded == "" {
+		return name, false
+	}
+	if secretParams[folded] {
+		return name, true
+	}
+	for _, suffix := range secretSuffixes {
+		if strings.HasSuffix(folded, suffix) || folded == suffix[1:] {
+			return name, true
+		}
+	}
+	return name, false
+}
+
+// redactURL returns a stored upstream URL fit to show: user information and
+// the values of credential query parameters replaced by "****". Validation
+// refuses both now; records stored before may still hold them.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "****" // unparseable: show nothing that might be a secret
+	}
+	userinfo := u.User != nil
+	u.User = nil
+	if u.RawQuery != "" {
+		pairs := strings.Split(u.RawQuery, "&")
+		for i, pair := range pairs {
+			if name, ok := secretParam(pair); ok {
+				pairs[i] = url.QueryEscape(name) + "=****"
+			}
+		}
+		u.RawQuery = strings.Join(pairs, "&")
+	}
+	shown := u.String()
+	if userinfo {
+		shown = strings.Replace(shown, "://", "://****@", 1)
+	}
+	return shown
 }
 
 // slug makes the upstream's name usable as a prefix: lower case letters,

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/egress"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
 
@@ -74,7 +75,9 @@ type Options struct {
 	// HTTPClient sends every request; it may be shared between Clients. It
 	// should have no Timeout, since event streams are long-lived (every
 	// request is bounded by its context). Nil means one of the Client's own
-	// from NewHTTPClient, whose idle connections Close releases.
+	// from NewHTTPClient, whose idle connections Close releases, with an
+	// egress policy that allows private addresses (link-local and metadata
+	// addresses stay refused); mcpgate passes its own, with its policy.
 	HTTPClient *http.Client
 	// OnNotification receives the upstream's notifications that belong to
 	// no call, such as notifications/tools/list_changed, and in Relay mode
@@ -203,7 +206,9 @@ func Connect(ctx context.Context, opts Options, headers http.Header) (*Client, e
 		tokens:    make(map[string]*call),
 	}
 	if c.hc == nil {
-		c.hc, c.ownsHC = NewHTTPClient(), true
+		// Private addresses allowed: a Client without the gateway's own
+		// HTTP client is a test's or a local tool's.
+		c.hc, c.ownsHC = NewHTTPClient(egress.LocalPolicy(), opts.Logger), true
 	}
 	logger := opts.Logger
 	if logger == nil {

@@ -1,0 +1,62 @@
+package upstream
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mcpgate/mcpgate/internal/egress"
+)
+
+// TestProxiedRequestsAreChecked: behind an HTTP proxy the dialer only sees
+// the proxy's address, so the target is checked before the request goes to
+// the proxy: a forbidden one never reaches it, an allowed one does.
+func TestProxiedRequestsAreChecked(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Write([]byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+			c.Close()
+		}
+	}()
+	proxyURL := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	// The proxy is on loopback: allowed by listing it, as an operator would.
+	policy := egress.Policy{Allowed: []netip.Prefix{netip.MustParsePrefix(ln.Addr().(*net.TCPAddr).IP.String() + "/32")}}
+	hc := NewHTTPClient(policy, nil)
+	Pool(hc).Proxy = proxyChecked(&policy, http.ProxyURL(proxyURL))
+	for _, target := range []string{"http://169.254.169.254/latest/", "http://2852039166/", "http://metadata.google.internal/", "http://[::1]/", "http://127.0.0.2/", "http://10.0.0.1/"} {
+		resp, err := hc.Get(target)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("GET %s through the proxy: %s, want a refusal", target, resp.Status)
+		}
+		if !strings.Contains(err.Error(), "not reachable") {
+			t.Errorf("GET %s: %v", target, err)
+		}
+	}
+	if n := conns.Load(); n != 0 {
+		t.Fatalf("the proxy got %d connections for refused targets", n)
+	}
+	resp, err := hc.Get("http://192.0.2.1/") // TEST-NET-1: public as far as the policy knows
+	if err != nil {
+		t.Fatalf("GET an allowed target through the proxy: %v", err)
+	}
+	resp.Body.Close()
+	if n := conns.Load(); n != 1 || resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("an allowed target: %d proxy connections, status %s", n, resp.Status)
+	}
+}
