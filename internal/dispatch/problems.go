@@ -27,7 +27,7 @@ type seenList struct {
 	problems map[passthrough.Decision]bool
 }
 
-// of returns the problems of allow, r's effective allowlist now, logging
+// problemsOf returns the problems of allow, r's effective allowlist now, logging
 // them first when the list's names differ from those last logged for r.
 // record logs the decisions it returns at debug only.
 func (d *Dispatcher) problemsOf(ctx context.Context, r *Route, allow *passthrough.Allowlist) map[passthrough.Decision]bool {
