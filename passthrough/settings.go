@@ -74,7 +74,7 @@ func SettingDocs() []SettingDoc {
 	return []SettingDoc{
 		{EnvEnableHeaderPassthrough, "false", "copy allowlisted client headers to upstreams", true},
 		{EnvEnableOverwriteBaseHeaders, "false", "let allowlisted headers replace base headers", true},
-		{EnvDefaultPassthroughHeaders, `["X-Tenant-Id","X-Trace-Id"]`, "env allowlist: a JSON array or a comma list", false},
+		{EnvDefaultPassthroughHeaders, `["X-Tenant-Id","X-Trace-Id"]`, fmt.Sprintf("env allowlist: a JSON array or a comma list, at most %d names of at most %d bytes", MaxAllowlistNames, MaxNameLength), false},
 		{EnvPassthroughHeadersSource, "db", "global allowlist source: env, db or merge", false},
 		{EnvGlobalConfigCacheTTL, "60", "seconds a resolved global allowlist is cached", false},
 		{EnvProxyUserHeader, "X-Authenticated-User", "internal identity header, never forwarded", false},
@@ -136,6 +136,9 @@ func ParseSettings(lookup Lookup) (Settings, error) {
 	if v, ok := get(EnvDefaultPassthroughHeaders); ok {
 		if s.DefaultPassthroughHeaders, err = ParseList(v); err != nil {
 			return s, &SettingError{EnvDefaultPassthroughHeaders, v, err.Error()}
+		}
+		if err := CheckListBounds(s.DefaultPassthroughHeaders); err != nil {
+			return s, &SettingError{EnvDefaultPassthroughHeaders, shorten(v), boundsReason(err)}
 		}
 	}
 	if v, ok := get(EnvPassthroughHeadersSource); ok {

@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/auth"
@@ -72,7 +74,7 @@ func gatewayField(name string) bool {
 }
 
 func (a *API) createGateway(w http.ResponseWriter, r *http.Request) {
-	fields, ok := readObject(w, r)
+	fields, ok := readObject(w, r, gatewayField)
 	if !ok {
 		return
 	}
@@ -113,7 +115,7 @@ func (a *API) createGateway(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) updateGateway(w http.ResponseWriter, r *http.Request) {
-	fields, ok := readObject(w, r)
+	fields, ok := readObject(w, r, gatewayField)
 	if !ok {
 		return
 	}
@@ -276,8 +278,11 @@ func (a *API) getGlobal(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
+// globalField reports whether a global-list request may carry the field.
+func globalField(name string) bool { return name == "passthrough_headers" }
+
 func (a *API) putGlobal(w http.ResponseWriter, r *http.Request) {
-	fields, ok := readObject(w, r)
+	fields, ok := readObject(w, r, globalField)
 	if !ok {
 		return
 	}
@@ -307,11 +312,32 @@ func (a *API) cacheStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.Resolver.Stats())
 }
 
-// readObject reads a JSON object body; unknown fields are refused by name.
-func readObject(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err != nil {
+// MaxBodyBytes bounds an admin request body.
+const MaxBodyBytes = 1 << 20
+
+// readObject reads a JSON object body; fields known does not report are
+// refused by name. The body must be declared application/json: a browser
+// sends text/plain, form and multipart bodies across origins without asking
+// (CORS "simple requests"), JSON only after a preflight mcpgate never
+// grants.
+func readObject(w http.ResponseWriter, r *http.Request, known func(string) bool) (map[string]json.RawMessage, bool) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"detail": fmt.Sprintf(
+			"Content-Type %q is not accepted: send the body as JSON with Content-Type: application/json", r.Header.Get("Content-Type"))})
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"detail": "request body larger than 1 MiB"})
+		return nil, false
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The gateway bounds how long a body may take to arrive.
+		writeJSON(w, http.StatusRequestTimeout, map[string]string{"detail": "the request body did not arrive in time"})
+		return nil, false
+	case err != nil:
+		writeJSON(w, http.StatusBadRequest, map[string]string{"detail": "the request body could not be read"})
 		return nil, false
 	}
 	var fields map[string]json.RawMessage
@@ -320,12 +346,10 @@ func readObject(w http.ResponseWriter, r *http.Request) (map[string]json.RawMess
 			Loc: []string{"body"}, Msg: "the body must be a JSON object", Type: "json_invalid"}}})
 		return nil, false
 	}
-	if strings.HasPrefix(r.URL.Path, "/gateways") {
-		for name := range fields {
-			if !gatewayField(name) {
-				unprocessable(w, name, "unknown field", "extra_forbidden")
-				return nil, false
-			}
+	for name := range fields {
+		if !known(name) {
+			unprocessable(w, name, "unknown field", "extra_forbidden")
+			return nil, false
 		}
 	}
 	return fields, true

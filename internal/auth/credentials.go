@@ -112,6 +112,10 @@ func (c Credentials) Validate(authType passthrough.AuthType) error {
 			return &FieldError{"auth.username", "is required for auth type basic"}
 		case strings.Contains(c.Username, ":"):
 			return &FieldError{"auth.username", "must not contain a colon (RFC 7617)"}
+		case hasControl(c.Username):
+			return &FieldError{"auth.username", controlRule}
+		case hasControl(c.Password):
+			return &FieldError{"auth.password", controlRule}
 		}
 	case passthrough.AuthBearer:
 		switch {
@@ -128,6 +132,17 @@ func (c Credentials) Validate(authType passthrough.AuthType) error {
 		return c.OAuth.validate()
 	}
 	return nil
+}
+
+// controlRule is what hasControl checks, said for a FieldError.
+const controlRule = "must not contain control characters such as CR, LF or NUL (RFC 7617 §2)"
+
+// hasControl reports whether s holds a control character (RFC 5234 CTL:
+// 0x00-0x1F and DEL), which RFC 7617 §2 forbids in a basic user-id and
+// password: a CR or LF there is a header injection waiting for any code
+// that ever writes the value unencoded.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // valueRule is what validValue checks, said for a FieldError.

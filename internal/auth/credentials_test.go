@@ -44,6 +44,10 @@ func TestValidateNamesTheFirstBadField(t *testing.T) {
 		{"basic with an empty password (API key as user)", passthrough.AuthBasic, Credentials{Username: "sk_live_1"}, ""},
 		{"basic without username", passthrough.AuthBasic, Credentials{Password: "pw"}, "auth.username"},
 		{"basic username with a colon", passthrough.AuthBasic, Credentials{Username: "a:b", Password: "pw"}, "auth.username"},
+		{"basic username with CR LF", passthrough.AuthBasic, Credentials{Username: "a\r\nX-Injected", Password: "pw"}, "auth.username"},
+		{"basic username with NUL", passthrough.AuthBasic, Credentials{Username: "a\x00", Password: "pw"}, "auth.username"},
+		{"basic password with LF", passthrough.AuthBasic, Credentials{Username: "a", Password: "p\nw"}, "auth.password"},
+		{"basic password with DEL", passthrough.AuthBasic, Credentials{Username: "a", Password: "p\x7fw"}, "auth.password"},
 		{"basic with a token too", passthrough.AuthBasic, Credentials{Username: "alice", Password: "pw", Token: "t"}, "auth.token"},
 		{"basic with oauth too", passthrough.AuthBasic, Credentials{Username: "alice", OAuth: validOAuth()}, "auth.oauth"},
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -205,8 +206,6 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 			EnvRedisURL, []string{"REDIS_URL", "redis://"}},
 		{"redis without a shared database", nil, map[string]string{EnvRedisURL: "redis://:s3cret@cache:6379/0"}, "",
 			EnvRedisURL, []string{"REDIS_URL", "PostgreSQL", "single instance"}},
-		{"allowed host with a scheme", nil, map[string]string{EnvAllowedHosts: "https://gw.example"}, "",
-			EnvAllowedHosts, []string{"ALLOWED_HOSTS", "without scheme"}},
 		{"egress switch", nil, map[string]string{EnvSSRFAllowPrivateNetworks: "local"}, "",
 			EnvSSRFAllowPrivateNetworks, []string{"SSRF_ALLOW_PRIVATE_NETWORKS", "true or false"}},
 		{"egress localhost switch", nil, map[string]string{EnvSSRFAllowLocalhost: "local"}, "",
@@ -219,6 +218,16 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 			EnvSSRFAllowedNetworks, []string{"SSRF_ALLOWED_NETWORKS", "link-local", "SSRF_ALLOW_PRIVATE_NETWORKS=true", "flag --ssrf-allowed-networks"}},
 		{"egress everything", nil, map[string]string{EnvSSRFAllowedNetworks: "0.0.0.0/0"}, "",
 			EnvSSRFAllowedNetworks, []string{"SSRF_ALLOWED_NETWORKS", "link-local"}},
+		{"allowed host with a port", nil, map[string]string{EnvAllowedHosts: "gw.example:8443"}, "",
+			EnvAllowedHosts, []string{"ALLOWED_HOSTS", "without port", "scheme://host:port"}},
+		{"allowed origin with a path", nil, map[string]string{EnvAllowedHosts: "https://gw.example/app"}, "",
+			EnvAllowedHosts, []string{"ALLOWED_HOSTS", "not an origin", "no path"}},
+		{"allowed origin of another scheme", nil, map[string]string{EnvAllowedHosts: "ftp://gw.example"}, "",
+			EnvAllowedHosts, []string{"ALLOWED_HOSTS", "not an origin", "http or https"}},
+		{"default passthrough list too long", nil, map[string]string{passthrough.EnvDefaultPassthroughHeaders: manyNames(passthrough.MaxAllowlistNames + 1)}, "",
+			passthrough.EnvDefaultPassthroughHeaders, []string{"DEFAULT_PASSTHROUGH_HEADERS", "101 names", "at most 100"}},
+		{"default passthrough name too long", nil, map[string]string{passthrough.EnvDefaultPassthroughHeaders: "X-Ok," + strings.Repeat("A", passthrough.MaxNameLength+1)}, "",
+			passthrough.EnvDefaultPassthroughHeaders, []string{"DEFAULT_PASSTHROUGH_HEADERS", "entry 1", "at most 256 bytes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -396,5 +405,34 @@ func TestRepeatedEnvFileKeyLaterWins(t *testing.T) {
 	}
 	if cfg.Passthrough.Source != passthrough.SourceMerge {
 		t.Errorf("Source = %q, want merge", cfg.Passthrough.Source)
+	}
+}
+
+// manyNames is a comma list of n distinct header names.
+func manyNames(n int) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("X-H%d", i)
+	}
+	return strings.Join(names, ",")
+}
+
+// TestAllowedHostsTakesOrigins: ALLOWED_HOSTS entries written as origins
+// become allowed origins, in the form the Origin check compares.
+func TestAllowedHostsTakesOrigins(t *testing.T) {
+	cfg, err := Load(nil, func(name string) (string, bool) {
+		if name == EnvAllowedHosts {
+			return "gw.internal, HTTPS://App.Example:443, http://localhost:6274, http://[::1]:80", true
+		}
+		return "", false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.Gateway.AllowedHosts, []string{"gw.internal"}; !slices.Equal(got, want) {
+		t.Errorf("AllowedHosts = %q, want %q", got, want)
+	}
+	if got, want := cfg.Gateway.AllowedOrigins, []string{"https://app.example", "http://localhost:6274", "http://[::1]"}; !slices.Equal(got, want) {
+		t.Errorf("AllowedOrigins = %q, want %q", got, want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -41,11 +42,18 @@ type Gateway struct {
 	// ShutdownTimeout (SHUTDOWN_TIMEOUT) bounds the wait for in-flight
 	// calls on SIGINT or SIGTERM.
 	ShutdownTimeout time.Duration
+	// RequestBodyTimeout (REQUEST_BODY_TIMEOUT) bounds how long a request
+	// body may take to arrive; a client that trickles one gets 408.
+	RequestBodyTimeout time.Duration
 	// AllowedHosts (ALLOWED_HOSTS) are the host names, lower case, that
-	// requests may name in Host and Origin besides the loopback names, when
-	// mcpgate listens on a loopback address (DNS-rebinding protection, MCP
+	// requests may name in Host besides the loopback names, when mcpgate
+	// listens on a loopback address (DNS-rebinding protection, MCP
 	// basic/transports "Security Warning"). "*" turns the check off.
 	AllowedHosts []string
+	// AllowedOrigins are the ALLOWED_HOSTS entries written as origins
+	// (scheme://host[:port]), in NormalizeOrigin's form: browser pages
+	// there may call mcpgate besides pages of mcpgate's own origin.
+	AllowedOrigins []string
 	// RedisURL (REDIS_URL), redis://… or rediss://…, turns on
 	// multi-instance mode: changes and session messages travel between
 	// instances through Redis. It needs PostgreSQL as the database.
@@ -58,6 +66,11 @@ type Gateway struct {
 	// and cloud metadata addresses are refused whatever they say.
 	Egress egress.Policy
 }
+
+// DefaultRequestBodyTimeout is REQUEST_BODY_TIMEOUT's default: ample for
+// the largest body mcpgate accepts (8 MiB) on a slow link, short enough
+// that trickling clients cannot hold connections for long.
+const DefaultRequestBodyTimeout = 30 * time.Second
 
 // Gateway setting names.
 const (
@@ -73,6 +86,7 @@ const (
 	EnvCatalogueRefreshInterval = "CATALOGUE_REFRESH_INTERVAL"
 	EnvShutdownTimeout          = "SHUTDOWN_TIMEOUT"
 	EnvAllowedHosts             = "ALLOWED_HOSTS"
+	EnvRequestBodyTimeout       = "REQUEST_BODY_TIMEOUT"
 	EnvRedisURL                 = "REDIS_URL"
 	EnvSSRFProtectionEnabled    = "SSRF_PROTECTION_ENABLED"
 	EnvSSRFAllowLocalhost       = egress.SettingAllowLocalhost
@@ -94,8 +108,9 @@ func gatewayDocs() []passthrough.SettingDoc {
 		{Name: EnvSessionIdleTimeout, Default: "1h", Usage: "ends client sessions unused for that long"},
 		{Name: EnvCatalogueRefreshInterval, Default: "5m", Usage: "re-reads every upstream's catalogue; 0 turns it off"},
 		{Name: EnvShutdownTimeout, Default: "30s", Usage: "longest wait for in-flight calls at shutdown"},
+		{Name: EnvRequestBodyTimeout, Default: "30s", Usage: "longest time a request body may take to arrive (408 after it); streams and WebSocket are not affected"},
 		{Name: EnvRedisURL, Default: "(none)", Usage: "redis://HOST:PORT/DB: several instances share changes and sessions through Redis (needs PostgreSQL); without it a PostgreSQL deployment shares changes through LISTEN/NOTIFY"},
-		{Name: EnvAllowedHosts, Default: "(none)", Usage: "comma-separated host names requests may use in Host and Origin besides localhost, 127.0.0.1 and ::1, while listening on loopback (DNS-rebinding protection); * allows any"},
+		{Name: EnvAllowedHosts, Default: "(none)", Usage: "comma-separated host names requests may use in Host besides localhost, 127.0.0.1 and ::1, while listening on loopback (DNS-rebinding protection; * allows any), and origins (scheme://host:port) of web pages that may call mcpgate besides its own origin"},
 		{Name: EnvSSRFAllowLocalhost, Default: "true when HOST is a loopback address, else false", Usage: "lets upstream URLs and OAuth token URLs reach loopback addresses (127/8, ::1, 0.0.0.0); link-local (169.254/16, fe80::/10) and cloud metadata addresses are always refused"},
 		{Name: EnvSSRFAllowPrivateNetworks, Default: "true when HOST is a loopback address, else false", Usage: "lets upstream URLs and OAuth token URLs reach private networks (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7)"},
 		{Name: EnvSSRFAllowedNetworks, Default: "(none)", Usage: "comma-separated IP addresses or CIDR networks (10.1.2.0/24) upstreams may reach while the two settings above are false; never link-local or metadata addresses"},
@@ -106,7 +121,7 @@ func gatewayDocs() []passthrough.SettingDoc {
 func (s *sources) loadGateway() (Gateway, error) {
 	g := Gateway{Host: "127.0.0.1", Port: 4444, DatabaseURL: "sqlite:///./mcpgate.db", UpstreamTimeout: 60 * time.Second,
 		ToolNameSeparator: "-", LogLevel: slog.LevelInfo, SessionIdleTimeout: time.Hour,
-		CatalogueRefreshInterval: 5 * time.Minute, ShutdownTimeout: 30 * time.Second}
+		CatalogueRefreshInterval: 5 * time.Minute, ShutdownTimeout: 30 * time.Second, RequestBodyTimeout: DefaultRequestBodyTimeout}
 	get := func(name string) (string, bool) {
 		v, _, ok := s.lookup(name)
 		return strings.TrimSpace(v), ok
@@ -160,8 +175,15 @@ func (s *sources) loadGateway() (Gateway, error) {
 			switch {
 			case h == "":
 				continue
+			case strings.Contains(h, "://"):
+				o := NormalizeOrigin(h)
+				if o == "" {
+					return g, &passthrough.SettingError{Name: EnvAllowedHosts, Value: v, Reason: fmt.Sprintf("%q is not an origin: write scheme://host or scheme://host:port, with scheme http or https and no path", h)}
+				}
+				g.AllowedOrigins = append(g.AllowedOrigins, o)
+				continue
 			case h != "*" && (strings.ContainsAny(h, "/:@ ") && net.ParseIP(strings.Trim(h, "[]")) == nil):
-				return g, &passthrough.SettingError{Name: EnvAllowedHosts, Value: v, Reason: fmt.Sprintf("%q is not a host name: give names only, without scheme, port or path", h)}
+				return g, &passthrough.SettingError{Name: EnvAllowedHosts, Value: v, Reason: fmt.Sprintf("%q is not a host name: give names without port or path, or origins written scheme://host:port", h)}
 			}
 			g.AllowedHosts = append(g.AllowedHosts, strings.Trim(h, "[]"))
 		}
@@ -219,6 +241,7 @@ func (s *sources) loadGateway() (Gateway, error) {
 		{EnvSessionIdleTimeout, &g.SessionIdleTimeout, false, "more than 0"},
 		{EnvCatalogueRefreshInterval, &g.CatalogueRefreshInterval, true, "0 or more"},
 		{EnvShutdownTimeout, &g.ShutdownTimeout, true, "0 or more"},
+		{EnvRequestBodyTimeout, &g.RequestBodyTimeout, false, "more than 0"},
 	} {
 		v, ok := get(d.name)
 		if !ok {
@@ -268,6 +291,36 @@ func loopbackHost(host string) bool {
 	}
 	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
 	return err == nil && a.Unmap().IsLoopback()
+}
+
+// NormalizeOrigin returns a browser origin (RFC 6454) as mcpgate compares
+// origins: scheme and host in lower case, the port left out when it is the
+// scheme's default. It returns "" for anything but an http or https origin
+// without path, query or user information.
+func NormalizeOrigin(origin string) string {
+	u, err := url.Parse(strings.TrimSpace(origin))
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return ""
+	}
+	scheme := strings.ToLower(u.Scheme)
+	def := map[string]string{"http": "80", "https": "443"}[scheme]
+	if def == "" {
+		return ""
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if host == "" || strings.ContainsAny(host, "/@ ") {
+		return ""
+	}
+	if port == "" || port == def {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		return scheme + "://" + host + ":" + port
+	}
+	return scheme + "://" + host
 }
 
 // Addr is the address to listen on.

@@ -38,8 +38,9 @@ type Config struct {
 
 // Dispatcher answers client messages. It is safe for concurrent use.
 type Dispatcher struct {
-	cfg     Config
-	results sync.Pool // *passthrough.Result, reused between calls
+	cfg      Config
+	results  sync.Pool // *passthrough.Result, reused between calls
+	problems listProblems
 }
 
 // New returns a dispatcher.
@@ -294,21 +295,25 @@ func (d *Dispatcher) headers(ctx context.Context, r *Route, allow *passthrough.A
 	}
 	res := d.results.Get().(*passthrough.Result)
 	d.cfg.Policy.ComputeInto(res, passthrough.Call{Request: in.Header, Base: base, Allowlist: allow, Upstream: r.Upstream})
-	d.record(ctx, r, res, in)
+	d.record(ctx, r, res, d.problemsOf(ctx, r, allow), in)
 	headers := res.HTTPHeader()
 	d.results.Put(res)
 	return headers, nil
 }
 
 // record counts and logs one computation's decisions at the level each
-// deserves (spec §2.3). Header values are logged only at debug, and only
-// for forwarded headers.
-func (d *Dispatcher) record(ctx context.Context, r *Route, res *passthrough.Result, in Inbound) {
+// deserves (spec §2.3), except that the allowlist's own problems, which
+// problemsOf logs once per change of the list, are logged at debug. Header
+// values are logged only at debug, and only for forwarded headers.
+func (d *Dispatcher) record(ctx context.Context, r *Route, res *passthrough.Result, problems map[passthrough.Decision]bool, in Inbound) {
 	if d.cfg.Metrics != nil {
 		d.cfg.Metrics.Decisions(r.Slug, res.Decisions)
 	}
 	for _, dec := range res.Decisions {
 		level := dec.Reason.Level()
+		if level > slog.LevelDebug && problems[dec] {
+			level = slog.LevelDebug
+		}
 		if !d.cfg.Logger.Enabled(ctx, level) {
 			continue
 		}

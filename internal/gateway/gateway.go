@@ -206,7 +206,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	mux.Handle("/ws", g.authenticateWith(g.websocket, webSocketToken(cfg.Passthrough.AuthHeaderName), webSocketHowTo(cfg.Passthrough.AuthHeaderName)))
 	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
 	mux.Handle("/", g.authenticate(authed))
-	g.handler = g.withRequestID(mux)
+	bodyTimeout := gc.RequestBodyTimeout
+	if bodyTimeout <= 0 {
+		bodyTimeout = config.DefaultRequestBodyTimeout
+	}
+	g.handler = withBodyDeadline(g.withRequestID(mux), bodyTimeout)
 	if g.cluster.sessions != nil {
 		if err := g.cluster.sessions.Listen(ctx, g.streamable.Forget); err != nil {
 			g.Close()
@@ -234,7 +238,9 @@ func (g *Gateway) Handler() http.Handler { return g.handler }
 // returns. Close must still be called.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	fresh := &newConnections{}
-	handler := g.handler
+	// A browser page can reach any mcpgate the browser can, so the Origin
+	// check guards every listener; the Host check only a loopback one.
+	handler := guardOrigin(g.handler, g.cfg.Gateway.AllowedOrigins)
 	if isLoopback(ln.Addr()) && !slices.Contains(g.cfg.Gateway.AllowedHosts, "*") {
 		handler = guardAgainstRebinding(handler, g.cfg.Gateway.AllowedHosts)
 	}
@@ -295,11 +301,11 @@ func isLoopback(addr net.Addr) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// guardAgainstRebinding refuses, with 403, a request whose Host or Origin
-// names a host other than a loopback name or one of allowed: on a loopback
+// guardAgainstRebinding refuses, with 403, a request whose Host names a
+// host other than a loopback name or one of allowed: on a loopback
 // listener, only a page that DNS rebinding pointed at this machine sends
-// those (MCP basic/transports, "Security Warning": servers must validate
-// Origin and should bind to localhost).
+// those (MCP basic/transports, "Security Warning": servers should bind to
+// localhost). Its Origin is guardOrigin's.
 func guardAgainstRebinding(next http.Handler, allowed []string) http.Handler {
 	ok := func(host string) bool {
 		host = strings.ToLower(strings.Trim(host, "[]"))
@@ -322,13 +328,6 @@ func guardAgainstRebinding(next http.Handler, allowed []string) http.Handler {
 		if !ok(host) {
 			refuse(w, "Host", r.Host)
 			return
-		}
-		if origin := r.Header.Get("Origin"); origin != "" {
-			u, err := url.Parse(origin)
-			if err != nil || !ok(u.Hostname()) {
-				refuse(w, "Origin", origin)
-				return
-			}
 		}
 		next.ServeHTTP(w, r)
 	})

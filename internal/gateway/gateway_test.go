@@ -58,6 +58,19 @@ type running struct {
 // on databaseURL.
 func startGateway(t *testing.T, databaseURL string, env map[string]string) *running {
 	t.Helper()
+	return startGatewayWith(t, databaseURL, env, gatewayOptions{})
+}
+
+// gatewayOptions are startGatewayWith's choices beyond the settings.
+type gatewayOptions struct {
+	logger *slog.Logger // nil: discarded, or stderr with MCPGATE_TEST_LOG set
+	listen string       // the address to listen on; "" is 127.0.0.1:0
+}
+
+// startGatewayWith is startGateway with options.
+func startGatewayWith(t *testing.T, databaseURL string, env map[string]string, opts gatewayOptions) *running {
+	t.Helper()
+	logger := opts.logger
 	vars := map[string]string{
 		"DATABASE_URL":                databaseURL,
 		"JWT_SECRET_KEY":              jwtSecret,
@@ -79,9 +92,11 @@ func startGateway(t *testing.T, databaseURL string, env map[string]string) *runn
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("MCPGATE_TEST_LOG") != "" { // the gateway's debug log, for a failing test
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if os.Getenv("MCPGATE_TEST_LOG") != "" { // the gateway's debug log, for a failing test
+			logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g, err := New(ctx, cfg, logger, "test")
@@ -89,7 +104,10 @@ func startGateway(t *testing.T, databaseURL string, env map[string]string) *runn
 		cancel()
 		t.Fatalf("start gateway: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if opts.listen == "" {
+		opts.listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", opts.listen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -649,9 +667,14 @@ func TestDNSRebindingProtection(t *testing.T) {
 			want         int
 		}{
 			{"127.0.0.1:" + port, "", http.StatusOK},
-			{"localhost:" + port, "http://localhost:3000", http.StatusOK},
+			{"localhost:" + port, "http://localhost:" + port, http.StatusOK},
 			{"[::1]:" + port, "", http.StatusOK},
-			{"gw.internal:" + port, "https://gw.internal", http.StatusOK},
+			{"gw.internal:" + port, "http://gw.internal:" + port, http.StatusOK},
+			{"gw.internal", "https://gw.internal", http.StatusOK}, // behind a TLS proxy keeping the Host
+			// The whole origin counts: another port of an allowed host is
+			// another origin.
+			{"localhost:" + port, "http://localhost:3000", http.StatusForbidden},
+			{"gw.internal:" + port, "https://gw.internal", http.StatusForbidden},
 			{"evil.example:" + port, "", http.StatusForbidden},
 			{"evil.example", "", http.StatusForbidden},
 			{"127.0.0.1:" + port, "http://evil.example", http.StatusForbidden},

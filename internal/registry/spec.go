@@ -106,6 +106,9 @@ func (s Spec) validate(policy egress.Policy) error {
 		}
 	}
 	if s.PassthroughHeaders != nil {
+		if err := checkListBounds(*s.PassthroughHeaders); err != nil {
+			return err
+		}
 		for i, n := range *s.PassthroughHeaders {
 			if !passthrough.ValidName(n) {
 				return &FieldError{fmt.Sprintf("passthrough_headers[%d]", i), fmt.Sprintf("%q is not a header name of letters, digits and hyphens", n)}
@@ -136,6 +139,22 @@ func validateURL(raw string, policy egress.Policy) error {
 	}
 	if err := policy.CheckHost(u.Hostname()); err != nil {
 		return &FieldError{"url", err.Error()}
+	}
+	return nil
+}
+
+// checkListBounds refuses a passthrough_headers list beyond
+// passthrough.MaxAllowlistNames names or passthrough.MaxNameLength bytes a
+// name, naming the field; checked before the names, so that a huge list is
+// not echoed back.
+func checkListBounds(names []string) error {
+	var be *passthrough.BoundsError
+	if err := passthrough.CheckListBounds(names); errors.As(err, &be) {
+		field := "passthrough_headers"
+		if be.Entry >= 0 {
+			field = fmt.Sprintf("passthrough_headers[%d]", be.Entry)
+		}
+		return &FieldError{field, be.Message}
 	}
 	return nil
 }
@@ -221,6 +240,9 @@ func slug(name string) string {
 func ValidateGlobalList(names *[]string) error {
 	if names == nil {
 		return nil
+	}
+	if err := checkListBounds(*names); err != nil {
+		return err
 	}
 	for i, n := range *names {
 		if !passthrough.ValidName(n) {

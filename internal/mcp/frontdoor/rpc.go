@@ -9,9 +9,12 @@ package frontdoor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"os"
 
 	"github.com/mcpgate/mcpgate/internal/dispatch"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
@@ -84,11 +87,12 @@ func writeAnswers(w http.ResponseWriter, answers []jsonrpc.Message, batch bool) 
 
 // readMessages reads the request's JSON-RPC message or batch; when it cannot,
 // it answers with a JSON-RPC error and the HTTP status badStatus (413 for a
-// body too large) and returns false.
+// body too large, 408 for one too slow to arrive, 415 for a form or text
+// body) and returns false.
 func readMessages(w http.ResponseWriter, r *http.Request, badStatus int) (msgs []jsonrpc.Message, batch, ok bool) {
-	body, err := readBody(w, r)
+	body, status, err := readBody(w, r)
 	if err != nil {
-		writeJSONRPCError(w, http.StatusRequestEntityTooLarge, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "%v", err))
+		writeJSONRPCError(w, status, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "%v", err))
 		return nil, false, false
 	}
 	msgs, batch, err = jsonrpc.Decode(body)
@@ -99,13 +103,34 @@ func readMessages(w http.ResponseWriter, r *http.Request, badStatus int) (msgs [
 	return msgs, batch, true
 }
 
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// readBody reads a message body of at most MaxBodyBytes; on failure it
+// returns the HTTP status to answer with. A body declared as text or a form
+// is refused before it is read: those are the types a browser page posts
+// across origins without a CORS preflight, and no MCP client sends them
+// (MCP basic/transports: messages are JSON). A missing Content-Type is
+// accepted, as existing non-browser clients may omit it.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		switch {
+		case err != nil:
+			return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type %q cannot be parsed; send Content-Type: application/json", ct)
+		case mt == "text/plain", mt == "application/x-www-form-urlencoded", mt == "multipart/form-data":
+			return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type %q is not accepted; send Content-Type: application/json", ct)
+		}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return nil, errors.New("request body larger than 8 MiB")
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, http.StatusRequestEntityTooLarge, errors.New("request body larger than 8 MiB")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The gateway bounds how long a body may take to arrive.
+		return nil, http.StatusRequestTimeout, errors.New("the request body did not arrive in time")
+	case err != nil:
+		return nil, http.StatusBadRequest, fmt.Errorf("the request body could not be read: %w", err)
 	}
-	return body, err
+	return body, 0, nil
 }
 
 func asRPCError(err error) *jsonrpc.Error {

@@ -2,7 +2,6 @@ package frontdoor
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -164,9 +163,9 @@ func (h *SSE) ServeMessage(w http.ResponseWriter, r *http.Request) {
 // live instance holds the session.
 func (h *SSE) route(w http.ResponseWriter, r *http.Request, id string) {
 	cfg := h.sessions.cfg
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, status, err := readBody(w, r)
 	if err != nil {
-		writeJSONRPCError(w, http.StatusRequestEntityTooLarge, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "the message could not be read: %v", err))
+		writeJSONRPCError(w, status, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "the message could not be read: %v", err))
 		return
 	}
 	if _, _, err := jsonrpc.Decode(body); err != nil {
