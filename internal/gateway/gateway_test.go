@@ -665,25 +665,31 @@ func TestDNSRebindingProtection(t *testing.T) {
 		for _, tc := range []struct {
 			host, origin string
 			want         int
+			proto        string // X-Forwarded-Proto, set by a TLS proxy
 		}{
-			{"127.0.0.1:" + port, "", http.StatusOK},
-			{"localhost:" + port, "http://localhost:" + port, http.StatusOK},
-			{"[::1]:" + port, "", http.StatusOK},
-			{"gw.internal:" + port, "http://gw.internal:" + port, http.StatusOK},
-			{"gw.internal", "https://gw.internal", http.StatusOK}, // behind a TLS proxy keeping the Host
-			// The whole origin counts: another port of an allowed host is
-			// another origin.
-			{"localhost:" + port, "http://localhost:3000", http.StatusForbidden},
-			{"gw.internal:" + port, "https://gw.internal", http.StatusForbidden},
-			{"evil.example:" + port, "", http.StatusForbidden},
-			{"evil.example", "", http.StatusForbidden},
-			{"127.0.0.1:" + port, "http://evil.example", http.StatusForbidden},
-			{"127.0.0.1:" + port, "null", http.StatusForbidden},
+			{"127.0.0.1:" + port, "", http.StatusOK, ""},
+			{"localhost:" + port, "http://localhost:" + port, http.StatusOK, ""},
+			{"[::1]:" + port, "", http.StatusOK, ""},
+			{"gw.internal:" + port, "http://gw.internal:" + port, http.StatusOK, ""},
+			{"gw.internal", "https://gw.internal", http.StatusOK, "https"}, // behind a TLS proxy keeping the Host
+			// The whole origin counts: another port or scheme of an
+			// allowed host is another origin.
+			{"localhost:" + port, "http://localhost:3000", http.StatusForbidden, ""},
+			{"gw.internal:" + port, "https://gw.internal", http.StatusForbidden, ""},
+			{"gw.internal", "https://gw.internal", http.StatusForbidden, ""}, // no proxy said https
+			{"localhost:" + port, "https://localhost:" + port, http.StatusForbidden, ""},
+			{"evil.example:" + port, "", http.StatusForbidden, ""},
+			{"evil.example", "", http.StatusForbidden, ""},
+			{"127.0.0.1:" + port, "http://evil.example", http.StatusForbidden, ""},
+			{"127.0.0.1:" + port, "null", http.StatusForbidden, ""},
 		} {
 			req, _ := http.NewRequest("GET", gw.url+"/health", nil)
 			req.Host = tc.host
 			if tc.origin != "" {
 				req.Header.Set("Origin", tc.origin)
+			}
+			if tc.proto != "" {
+				req.Header.Set("X-Forwarded-Proto", tc.proto)
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

@@ -25,9 +25,12 @@ import (
 // from the Host header: the Origin's host and port (its scheme's default
 // when it has none) must be the Host's (the same default when it has
 // none), so http://localhost:9999 is refused by mcpgate at localhost:4444,
-// and https://gw.example.com passes behind a TLS proxy that keeps the Host
-// gw.example.com. Both http and https are taken as mcpgate's scheme: only
-// mcpgate, or a proxy in front of it, serves on its host and port.
+// and the scheme must be the one the request came in with: https when
+// mcpgate terminated TLS, or when the proxy in front of it says so in
+// X-Forwarded-Proto (https://gw.example.com passes behind a TLS proxy that
+// keeps the Host gw.example.com and sets it), http otherwise. A browser
+// cannot add X-Forwarded-Proto to a cross-origin request without a
+// preflight, which this guard refuses.
 func guardOrigin(next http.Handler, allowed []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Values("Origin")
@@ -35,10 +38,10 @@ func guardOrigin(next http.Handler, allowed []string) http.Handler {
 			next.ServeHTTP(w, r) // a browser always sends one with a value
 			return
 		}
-		own := len(origin) == 1 && sameOrigin(origin[0], r.Host)
+		own := len(origin) == 1 && config.NormalizeOrigin(origin[0]) == config.NormalizeOrigin(ownScheme(r)+"://"+r.Host)
 		if !own && (len(origin) != 1 || !slices.Contains(allowed, config.NormalizeOrigin(origin[0]))) {
 			body, _ := json.Marshal(map[string]string{"detail": fmt.Sprintf(
-				"Origin %q is not allowed: a browser page may call mcpgate only from mcpgate's own origin (scheme, host and port of %q); "+
+				"Origin %q is not allowed: a browser page may call mcpgate only from mcpgate's own origin (the scheme, host and port it was reached at, %q); "+
 					"to let a web app on another origin call it, add that origin (scheme://host:port) to ALLOWED_HOSTS",
 				strings.Join(origin, ", "), r.Host)})
 			writeJSON(w, http.StatusForbidden, string(body))
@@ -48,12 +51,16 @@ func guardOrigin(next http.Handler, allowed []string) http.Handler {
 	})
 }
 
-// sameOrigin reports whether origin, an Origin header's value, names the
-// host and port of host, a request's Host, under the Origin's scheme.
-func sameOrigin(origin, host string) bool {
-	o := config.NormalizeOrigin(origin)
-	scheme, _, ok := strings.Cut(o, "://")
-	return ok && o == config.NormalizeOrigin(scheme+"://"+host)
+// ownScheme is the scheme a request reached mcpgate, or the TLS proxy in
+// front of it, with.
+func ownScheme(r *http.Request) string {
+	if p := strings.ToLower(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto"))); p == "http" || p == "https" {
+		return p
+	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // withBodyDeadline gives a request's body timeout to arrive

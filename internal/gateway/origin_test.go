@@ -38,6 +38,7 @@ func TestCrossOriginWritesRefused(t *testing.T) {
 		{"text/plain from another port", other, "text/plain", http.StatusForbidden},
 		{"JSON from another port", other, "application/json", http.StatusForbidden},
 		{"another scheme and port", "https://localhost:9443", "application/json", http.StatusForbidden},
+		{"another scheme, same host and port", "https://" + self, "application/json", http.StatusForbidden},
 		{"another host, same port", "http://127.0.0.2:" + port, "application/json", http.StatusForbidden},
 		{"opaque origin", "null", "application/json", http.StatusForbidden},
 		{"text/plain from its own origin", "http://" + self, "text/plain", http.StatusUnsupportedMediaType},
