@@ -40,6 +40,7 @@ type Config struct {
 type Dispatcher struct {
 	cfg     Config
 	results sync.Pool // *passthrough.Result, reused between calls
+	relays  relaySessions
 }
 
 // New returns a dispatcher.

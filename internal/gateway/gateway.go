@@ -118,11 +118,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g.httpClient = httpClient
 	// The front door exists only later; the registry tells it of changes
 	// through this indirection.
-	var onChange atomic.Pointer[func()]
+	var onChange atomic.Pointer[func(registry.IndexChange)]
 	g.registry = registry.New(registry.Config{
-		OnChange: func() {
+		OnChange: func(c registry.IndexChange) {
 			if f := onChange.Load(); f != nil {
-				(*f)()
+				(*f)(c)
 			}
 		},
 		Store: st, Sealer: sealer, Policy: policy, Resolver: g.resolver, HTTPClient: httpClient,
@@ -163,7 +163,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	}
 	g.legacySSE = frontdoor.NewSSE(streams)
 	g.websocket = frontdoor.NewWebSocket(frontdoor.WebSocketConfig{StreamConfig: streams})
-	listsChanged := func() {
+	indexChanged := func(c registry.IndexChange) {
+		// Open relay sessions follow their upstream: a disabled, deleted
+		// or moved one ends them (spec §4: calls use what is in force now).
+		d.UpstreamChanged(c.Upstream, c.Removed)
 		for _, method := range []string{"notifications/tools/list_changed", "notifications/resources/list_changed", "notifications/prompts/list_changed"} {
 			n, _ := jsonrpc.NewNotification(method, nil)
 			g.streamable.Broadcast(n)
@@ -171,7 +174,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 			g.websocket.Broadcast(n)
 		}
 	}
-	onChange.Store(&listsChanged)
+	onChange.Store(&indexChanged)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {

@@ -140,9 +140,10 @@ type streamSession struct {
 	// says why it ended.
 	ctx       context.Context
 	end       context.CancelCauseFunc
-	outbox    chan []byte   // encoded messages waiting to be written
-	slots     chan struct{} // one per call in flight
-	lastHeard atomic.Int64  // unix nanoseconds of the last client message
+	outbox    chan []byte    // encoded messages waiting to be written
+	slots     chan struct{}  // one per call in flight
+	lastHeard atomic.Int64   // unix nanoseconds of the last client message
+	watching  sync.WaitGroup // the watch of its backend, while it runs
 
 	mu       sync.Mutex
 	ended    bool
@@ -153,6 +154,17 @@ type streamSession struct {
 
 // heard notes that the client sent something, for the idle timeout.
 func (s *streamSession) heard() { s.lastHeard.Store(time.Now().UnixNano()) }
+
+// backendErr says why the session's backend ended on its own, if it did.
+func (s *streamSession) backendErr() error {
+	s.mu.Lock()
+	backend := s.backend
+	s.mu.Unlock()
+	if backend == nil {
+		return nil
+	}
+	return backend.Err()
+}
 
 // idleLeft returns how long the session may stay idle from now.
 func (s *streamSession) idleLeft(timeout time.Duration) time.Duration {
@@ -259,6 +271,15 @@ func (s *streamSession) relay(r *http.Request, cfg StreamConfig, m jsonrpc.Messa
 			return fail(jsonrpc.CodeInvalidRequest, "the session ended")
 		}
 		s.backend = opened
+		// A backend that ends on its own (the relay's upstream was
+		// disabled or deleted) ends the session, closing its stream.
+		s.watching.Go(func() {
+			select {
+			case <-opened.Done():
+				s.end(&sessionEnd{reason: opened.Err().Error()})
+			case <-s.ctx.Done():
+			}
+		})
 		s.mu.Unlock()
 		return resp, true
 	case backend == nil:
@@ -310,6 +331,7 @@ func (s *streamSession) finish(cause error) {
 	backend := s.backend
 	s.mu.Unlock()
 	s.calls.Wait()
+	s.watching.Wait()
 	if backend != nil { // the relay's upstream session ends with the client's
 		_ = backend.Close()
 	}
@@ -320,6 +342,8 @@ func (s *streamSession) finish(cause error) {
 type streamSessions struct {
 	cfg StreamConfig
 
+	ended *endedSessions // why mcpgate ended sessions lately
+
 	mu      sync.Mutex
 	byID    map[string]*streamSession
 	closed  bool
@@ -327,7 +351,9 @@ type streamSessions struct {
 }
 
 func newStreamSessions(cfg StreamConfig) *streamSessions {
-	return &streamSessions{cfg: cfg.withDefaults(), byID: map[string]*streamSession{}}
+	cfg = cfg.withDefaults()
+	return &streamSessions{cfg: cfg, byID: map[string]*streamSession{},
+		ended: &endedSessions{max: cfg.MaxSessions, ttl: cfg.IdleTimeout}}
 }
 
 // open starts a session for the opening request r, capturing its headers
@@ -361,10 +387,19 @@ func (t *streamSessions) open(parent context.Context, r *http.Request) (*streamS
 // forgets it.
 func (t *streamSessions) release(s *streamSession, cause error) {
 	s.finish(cause)
+	if end, ok := asSessionEnd(context.Cause(s.ctx)); ok && !end.shutdown {
+		t.ended.note(s.id, s.scope, s.principal, end.reason)
+	}
 	t.mu.Lock()
 	delete(t.byID, s.id)
 	t.mu.Unlock()
 	t.serving.Done()
+}
+
+// endedWhy says why mcpgate ended session id lately, if it did and r is
+// of its scope and client.
+func (t *streamSessions) endedWhy(id string, r *http.Request) (string, bool) {
+	return t.ended.why(id, fromRequest(t.cfg.Scope, r), fromRequest(t.cfg.Principal, r))
 }
 
 // find returns the open session with that id, if r is of its scope and

@@ -42,6 +42,8 @@ type Streamable struct {
 	requestID RequestID
 	idle      time.Duration
 	max       int
+	ended     *endedSessions
+	watchers  sync.WaitGroup // one per session with a Backend, until it ends
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -77,6 +79,13 @@ type Backend interface {
 	Respond(ctx context.Context, msg jsonrpc.Message, in dispatch.Inbound) error
 	// ProtocolVersion is the version agreed in initialize.
 	ProtocolVersion() string
+	// Done is closed when the backend ends on its own (a relay session
+	// whose upstream was disabled or deleted); Err then says why, in
+	// words for the client. The front door then ends the session: the
+	// client's next request gets 404 with the reason, and its streams
+	// close.
+	Done() <-chan struct{}
+	Err() error
 	// Close ends the session's resources; it may wait on the network.
 	Close() error
 }
@@ -175,7 +184,8 @@ func NewStreamable(cfg StreamableConfig) *Streamable {
 		cfg.MaxSessions = 10000
 	}
 	s := &Streamable{sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, principal: cfg.Principal, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
-		max: cfg.MaxSessions, sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{}),
+		max: cfg.MaxSessions, ended: &endedSessions{max: cfg.MaxSessions, ttl: cfg.IdleTimeout},
+		sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{}),
 		draining: make(chan struct{})}
 	go s.sweep()
 	return s
@@ -206,6 +216,7 @@ func (s *Streamable) Close() {
 	}
 	s.mu.Unlock()
 	s.release(ended)
+	s.watchers.Wait()
 }
 
 func (s *Streamable) sweep() {
@@ -228,6 +239,7 @@ func (s *Streamable) sweep() {
 			}
 			s.mu.Unlock()
 			s.release(ended)
+			s.ended.expire(now)
 		}
 	}
 }
@@ -601,8 +613,40 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 	if s.shared != nil && sess.backend == nil {
 		s.saveLocked(r.Context(), sess, time.Now())
 	}
+	if sess.backend != nil {
+		s.watchers.Add(1)
+		go s.watch(sess)
+	}
 	s.mu.Unlock()
 	return sess, answer, nil
+}
+
+// watch ends sess when its backend ends on its own (Backend.Done), until
+// the session ends otherwise.
+func (s *Streamable) watch(sess *session) {
+	defer s.watchers.Done()
+	select {
+	case <-sess.backend.Done():
+		s.evict(sess.id, sess.backend.Err().Error())
+	case <-sess.closed:
+	}
+}
+
+// evict ends session id for reason, which its client's next request on it
+// is told with its 404; its GET streams close.
+func (s *Streamable) evict(id, reason string) {
+	s.mu.Lock()
+	sess, ok := s.sessions[id]
+	if ok {
+		close(sess.closed)
+		delete(s.sessions, id)
+		s.ended.note(id, sess.scope, sess.principal, reason)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	s.release([]*session{sess})
 }
 
 // saveLocked saves sess to the shared sessions, for as long as an idle
@@ -633,17 +677,26 @@ func (s *Streamable) session(r *http.Request) (*session, int, error) {
 	if id == "" {
 		return nil, http.StatusBadRequest, fmt.Errorf("the %s header is required after initialize", headerSessionID)
 	}
+	scope, principal := fromRequest(s.scope, r), fromRequest(s.principal, r)
 	notFound := fmt.Errorf("session %q not found: it ended or expired; send initialize again", id)
+	if why, ok := s.ended.why(id, scope, principal); ok {
+		notFound = fmt.Errorf("session %q ended: %s", id, why)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess, ok := s.sessions[id]
-	if ok && (sess.scope != fromRequest(s.scope, r) || sess.principal != fromRequest(s.principal, r)) {
+	if ok && (sess.scope != scope || sess.principal != principal) {
 		return nil, http.StatusNotFound, notFound // another client's: as good as none
 	}
 	now := time.Now()
 	if !ok {
-		if sess, ok = s.adoptLocked(r.Context(), id, fromRequest(s.principal, r), now); !ok {
+		if sess, ok = s.adoptLocked(r.Context(), id, principal, now); !ok {
 			return nil, http.StatusNotFound, notFound
+		}
+	}
+	if sess.backend != nil {
+		if err := sess.backend.Err(); err != nil { // ended on its own; watch is closing it
+			return nil, http.StatusNotFound, fmt.Errorf("session %q ended: %v", id, err)
 		}
 	}
 	sess.lastSeen = now
