@@ -206,6 +206,10 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 			EnvRedisURL, []string{"REDIS_URL", "PostgreSQL", "single instance"}},
 		{"allowed host with a scheme", nil, map[string]string{EnvAllowedHosts: "https://gw.example"}, "",
 			EnvAllowedHosts, []string{"ALLOWED_HOSTS", "without scheme"}},
+		{"negative sessions per client", nil, map[string]string{EnvMaxSessionsPerClient: "-1"}, "",
+			EnvMaxSessionsPerClient, []string{"MAX_SESSIONS_PER_CLIENT", `"-1"`, "0 or more"}},
+		{"sessions per client not a number", nil, map[string]string{EnvMaxSessionsPerClient: "lots"}, "",
+			EnvMaxSessionsPerClient, []string{"MAX_SESSIONS_PER_CLIENT", "whole number"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

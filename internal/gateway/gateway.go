@@ -147,17 +147,20 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	// Every session is bound to the client that opened it: a session id is
 	// never a credential (MCP security best practices, "Session Hijacking").
 	principal := func(r *http.Request) string { return auth.Principal(r.Context()) }
+	// One client's sessions are bounded across every front door, so that
+	// one client cannot lock the others out of new sessions.
+	perClient := frontdoor.NewClientLimit(gc.MaxSessionsPerClient)
 	// Relay sessions are scoped to the upstream their path names.
 	upstreamOfPath := func(r *http.Request) string { return r.PathValue("id") }
 	streamable := frontdoor.StreamableConfig{Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
-		Principal: principal}
+		Principal: principal, Limit: perClient}
 	if g.cluster.sessions != nil {
 		streamable.Shared = g.cluster.sessions
 	}
 	g.streamable = frontdoor.NewStreamable(streamable)
 	// Sessions on one connection keep their opening headers (spec §4).
 	streams := frontdoor.StreamConfig{Handler: d, Logger: logger, RequestID: requestIDOf, Policy: policy, IdleTimeout: gc.SessionIdleTimeout,
-		Principal: principal}
+		Principal: principal, Limit: perClient}
 	if g.cluster.router != nil {
 		streams.Router = g.cluster.router
 	}
@@ -190,6 +193,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
 		Scope:              upstreamOfPath,
 		Principal:          principal,
+		Limit:              perClient,
 		Open:               relayOpener(d),
 		EventStreamAnswers: true,
 	})

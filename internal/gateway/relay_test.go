@@ -324,7 +324,9 @@ func TestRelayCancellationBothWays(t *testing.T) {
 func TestRelaySessionsAreReleased(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
 		up := mcptest.NewStreamableHTTP(t)
-		gw := startGateway(t, dbURL(t), map[string]string{"SESSION_IDLE_TIMEOUT": "1s"})
+		// One client opens them all: no per-client limit, so that they end
+		// by the idle timeout alone.
+		gw := startGateway(t, dbURL(t), map[string]string{"SESSION_IDLE_TIMEOUT": "1s", "MAX_SESSIONS_PER_CLIENT": "0"})
 		id := gw.register(map[string]any{"name": "crm", "url": up.URL})
 		initialize := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "initialize",
 			"params": map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "t", "version": "1"}}}

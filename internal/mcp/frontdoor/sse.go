@@ -64,7 +64,7 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, err := h.sessions.open(r.Context(), r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		writeJSONRPCError(w, openStatus(err), jsonrpc.Errorf(jsonrpc.CodeInternalError, "%v", err))
 		return
 	}
 	cfg := h.sessions.cfg

@@ -33,6 +33,9 @@ type StreamConfig struct {
 	// MaxSessions bounds the sessions held at once; opening one more
 	// answers 503.
 	MaxSessions int
+	// Limit, when set, bounds the sessions of each client (Principal), as
+	// shared with the other front doors (MAX_SESSIONS_PER_CLIENT).
+	Limit *ClientLimit
 	// MaxInFlight bounds the client messages of one session being handled
 	// at once; the next waits for a free slot.
 	MaxInFlight int
@@ -143,6 +146,7 @@ type streamSession struct {
 	outbox    chan []byte    // encoded messages waiting to be written
 	slots     chan struct{}  // one per call in flight
 	lastHeard atomic.Int64   // unix nanoseconds of the last client message
+	lease     *lease         // its place in its client's ClientLimit
 	watching  sync.WaitGroup // the watch of its backend, while it runs
 
 	mu       sync.Mutex
@@ -153,7 +157,10 @@ type streamSession struct {
 }
 
 // heard notes that the client sent something, for the idle timeout.
-func (s *streamSession) heard() { s.lastHeard.Store(time.Now().UnixNano()) }
+func (s *streamSession) heard() {
+	s.lastHeard.Store(time.Now().UnixNano())
+	s.lease.touch()
+}
 
 // backendErr says why the session's backend ended on its own, if it did.
 func (s *streamSession) backendErr() error {
@@ -216,10 +223,12 @@ func (s *streamSession) handleAsync(ctx context.Context, r *http.Request, cfg St
 		return false
 	}
 	s.calls.Add(1)
+	s.lease.begin() // a session with a call in flight is not ended to make room
 	s.mu.Unlock()
 	go func() {
 		defer s.calls.Done()
 		defer func() { <-s.slots }()
+		defer s.lease.done()
 		in := dispatch.Inbound{Header: s.header, Notify: s.notify, RequestID: requestID}
 		var answers []jsonrpc.Message
 		for _, m := range msgs {
@@ -367,26 +376,52 @@ func (t *streamSessions) open(parent context.Context, r *http.Request) (*streamS
 	ctx, end := context.WithCancelCause(parent)
 	s := &streamSession{id: id, opening: r.WithContext(context.WithoutCancel(r.Context())), scope: fromRequest(t.cfg.Scope, r), principal: fromRequest(t.cfg.Principal, r), header: t.cfg.Policy.CaptureSession(r.Header).Header(), ctx: ctx, end: end,
 		outbox: make(chan []byte, outboxSize), slots: make(chan struct{}, t.cfg.MaxInFlight)}
+	if err := t.admissible(); err != nil {
+		end(err)
+		return nil, err
+	}
+	// Outside t.mu: making room may end a session of another front door.
+	if s.lease, err = t.cfg.Limit.admit(s.principal, func(reason string) { s.end(&sessionEnd{reason: reason}) }); err != nil {
+		end(err)
+		return nil, err
+	}
+	defer s.lease.done()
 	s.heard()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	switch {
-	case t.closed:
-		end(errShuttingDown)
-		return nil, errShuttingDown
-	case len(t.byID) >= t.cfg.MaxSessions:
-		end(nil)
-		return nil, fmt.Errorf("too many sessions (%d); try again later", t.cfg.MaxSessions)
+	if err := t.admissibleLocked(); err != nil {
+		end(err)
+		s.lease.release()
+		return nil, err
 	}
 	t.byID[id] = s
 	t.serving.Add(1)
 	return s, nil
 }
 
+// admissible says why no session can be opened now, if none can: mcpgate
+// is shutting down, or holds MaxSessions.
+func (t *streamSessions) admissible() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.admissibleLocked()
+}
+
+func (t *streamSessions) admissibleLocked() error {
+	switch {
+	case t.closed:
+		return errShuttingDown
+	case len(t.byID) >= t.cfg.MaxSessions:
+		return fmt.Errorf("too many sessions (%d); try again later", t.cfg.MaxSessions)
+	}
+	return nil
+}
+
 // release ends the session (if nothing else did), waits for its calls and
 // forgets it.
 func (t *streamSessions) release(s *streamSession, cause error) {
 	s.finish(cause)
+	s.lease.release()
 	if end, ok := asSessionEnd(context.Cause(s.ctx)); ok && !end.shutdown {
 		t.ended.note(s.id, s.scope, s.principal, end.reason)
 	}
