@@ -136,7 +136,7 @@ func (rs *RelaySession) route() (*Route, error) {
 	case !ok:
 		rs.end(fmt.Sprintf("upstream %q is no longer registered or enabled", rs.name))
 	case r.Dial == nil || r.Credentials == nil:
-		rs.end(fmt.Sprintf("upstream %q can no longer be relayed to: %s", rs.name, r.Unavailable))
+		rs.end(fmt.Sprintf("upstream %q can no longer be relayed to (its credentials cannot be read)", rs.name))
 	case r.Endpoint != rs.endpoint:
 		rs.end(fmt.Sprintf("upstream %q moved to another address or transport", rs.name))
 	default:

@@ -85,7 +85,8 @@ func (c *ClientLimit) admit(principal string, evict func(reason string)) (*lease
 	mine[l] = struct{}{}
 	c.mu.Unlock()
 	if victim != nil {
-		victim.evict(fmt.Sprintf("ended to make room for a new session of the same client: one client may hold %d sessions (MAX_SESSIONS_PER_CLIENT), and this was its least recently used", c.max))
+		// Short: a WebSocket close frame carries at most 123 bytes of reason.
+		victim.evict(fmt.Sprintf("its client opened more than %d sessions (MAX_SESSIONS_PER_CLIENT); this was its least recently used", c.max))
 	}
 	return l, nil
 }

@@ -100,7 +100,7 @@ func TestClientLimitEndsTheClientsOwnLeastRecentlyUsedSession(t *testing.T) {
 	}
 	s4 := ls.open(t, "a")
 	ok, body := ls.alive(t, "a", s2)
-	if ok || !strings.Contains(body, "MAX_SESSIONS_PER_CLIENT") || !strings.Contains(body, "least recently used") {
+	if ok || !strings.Contains(body, "MAX_SESSIONS_PER_CLIENT") || !strings.Contains(body, "least recently used") || !strings.Contains(body, `"error"`) {
 		t.Errorf("a's least recently used session after a fourth opened: alive %v, %s; want 404 saying why it ended", ok, body)
 	}
 	for _, s := range []string{s1, s3, s4} {
@@ -135,11 +135,30 @@ func TestClientLimitEndsTheClientsOwnLeastRecentlyUsedSession(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("GET /sse as a at its limit: %d %s", resp.StatusCode, b)
 	}
-	if _, err := mcptest.ReadEvent(bufio.NewReader(resp.Body)); err != nil {
+	br := bufio.NewReader(resp.Body)
+	if _, err := mcptest.ReadEvent(br); err != nil {
 		t.Fatal(err)
 	}
 	if n := ls.streamable.Sessions(); n != 2+2 {
 		t.Errorf("%d /mcp sessions held with a's SSE session open, want a's 2 and b's 2", n)
+	}
+	// Newer /mcp sessions of a's take the SSE session's place in turn: its
+	// stream ends saying why.
+	for range 3 {
+		ls.open(t, "a")
+	}
+	rest := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(br)
+		rest <- string(b)
+	}()
+	select {
+	case tail := <-rest:
+		if !strings.Contains(tail, "MAX_SESSIONS_PER_CLIENT") {
+			t.Errorf("a's SSE stream ended with %q, want it to say why", tail)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("a's SSE session outlived 3 newer sessions of a's")
 	}
 }
 
