@@ -614,3 +614,50 @@ func TestRelaySSESessionEndsWithItsUpstream(t *testing.T) {
 		t.Errorf("a POST on the ended SSE session: %d %s, want 404 saying the upstream was deleted", status, out)
 	}
 }
+
+// TestRelayCallInFlightEndsWithItsUpstream: a relayed call still running
+// when its upstream is deleted is not left to run on: it is answered at
+// once with an error saying why, and the upstream is told to cancel it.
+func TestRelayCallInFlightEndsWithItsUpstream(t *testing.T) {
+	up := mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, "sqlite:///"+t.TempDir()+"/mcpgate.db", nil)
+	id := gw.register(map[string]any{"name": "crm", "url": up.URL})
+	session := openSessionAt(t, gw, "/gateways/"+id+"/mcp", relayInitialize())
+	type reply struct {
+		status int
+		body   string
+	}
+	answered := make(chan reply, 1)
+	go func() {
+		status, out := relayPost(t, gw, id, session, map[string]any{"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+			"params": map[string]any{"name": "slow", "arguments": map[string]any{"ms": 100, "steps": 100}}})
+		answered <- reply{status, out}
+	}()
+	testenv.WaitFor(t, 5*time.Second, "the slow call to reach the upstream", func() bool { return received(up, "tools/call") })
+	deleted := time.Now()
+	if status, out := gw.do("DELETE", "/gateways/"+id, nil); status/100 != 2 {
+		t.Fatalf("DELETE: %d %s", status, out)
+	}
+	select {
+	case r := <-answered:
+		if !strings.Contains(r.body, `upstream \"crm\" was deleted`) || !strings.Contains(r.body, `"error"`) {
+			t.Errorf("the call in flight when its upstream was deleted answered %d %s, want an error saying it was deleted", r.status, r.body)
+		}
+		t.Logf("the call in flight was answered %s after the DELETE", time.Since(deleted).Round(time.Millisecond))
+	case <-time.After(5 * time.Second): // the call itself takes 10 s
+		t.Fatal("the call in flight ran on after its upstream was deleted")
+	}
+	testenv.WaitFor(t, 5*time.Second, "the upstream to be told to cancel the call", func() bool {
+		return countRequests(up, "DELETE") > 0 || received(up, "notifications/cancelled")
+	})
+}
+
+// received reports whether s got a message of the JSON-RPC method.
+func received(s *mcptest.Server, method string) bool {
+	for _, r := range s.Requests() {
+		if r.JSONRPCMethod == method {
+			return true
+		}
+	}
+	return false
+}
