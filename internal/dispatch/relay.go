@@ -153,12 +153,18 @@ func (rs *RelaySession) end(reason string) {
 	if rs.err != nil {
 		return
 	}
-	rs.err = fmt.Errorf("%w: %s; initialize a new session", ErrRelayEnded, reason)
+	rs.err = &relayEnded{reason: reason}
 	close(rs.done)
 	for _, cancel := range rs.inflight {
 		cancel()
 	}
 }
+
+// relayEnded is why mcpgate ended a relay session, in words for its client.
+type relayEnded struct{ reason string }
+
+func (e *relayEnded) Error() string        { return e.reason + "; initialize a new session" }
+func (e *relayEnded) Is(target error) bool { return target == ErrRelayEnded }
 
 // Done is closed when mcpgate ends the session on its own (see Err).
 func (rs *RelaySession) Done() <-chan struct{} { return rs.done }
