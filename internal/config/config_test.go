@@ -228,6 +228,10 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 			passthrough.EnvDefaultPassthroughHeaders, []string{"DEFAULT_PASSTHROUGH_HEADERS", "101 names", "at most 100"}},
 		{"default passthrough name too long", nil, map[string]string{passthrough.EnvDefaultPassthroughHeaders: "X-Ok," + strings.Repeat("A", passthrough.MaxNameLength+1)}, "",
 			passthrough.EnvDefaultPassthroughHeaders, []string{"DEFAULT_PASSTHROUGH_HEADERS", "entry 1", "at most 256 bytes"}},
+		{"negative sessions per client", nil, map[string]string{EnvMaxSessionsPerClient: "-1"}, "",
+			EnvMaxSessionsPerClient, []string{"MAX_SESSIONS_PER_CLIENT", `"-1"`, "0 or more"}},
+		{"sessions per client not a number", nil, map[string]string{EnvMaxSessionsPerClient: "lots"}, "",
+			EnvMaxSessionsPerClient, []string{"MAX_SESSIONS_PER_CLIENT", "whole number"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

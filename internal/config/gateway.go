@@ -36,6 +36,11 @@ type Gateway struct {
 	LogLevel slog.Level
 	// SessionIdleTimeout (SESSION_IDLE_TIMEOUT) ends unused client sessions.
 	SessionIdleTimeout time.Duration
+	// MaxSessionsPerClient (MAX_SESSIONS_PER_CLIENT) bounds the client
+	// sessions one client holds at once on an instance, across /mcp, /sse,
+	// /ws and the relay; at the bound its least recently used idle session
+	// makes room. 0 turns the bound off.
+	MaxSessionsPerClient int
 	// CatalogueRefreshInterval (CATALOGUE_REFRESH_INTERVAL) re-reads every
 	// upstream's catalogue; 0 only on list_changed and on request.
 	CatalogueRefreshInterval time.Duration
@@ -83,6 +88,7 @@ const (
 	EnvToolNameSeparator        = "GATEWAY_TOOL_NAME_SEPARATOR"
 	EnvLogLevel                 = "LOG_LEVEL"
 	EnvSessionIdleTimeout       = "SESSION_IDLE_TIMEOUT"
+	EnvMaxSessionsPerClient     = "MAX_SESSIONS_PER_CLIENT"
 	EnvCatalogueRefreshInterval = "CATALOGUE_REFRESH_INTERVAL"
 	EnvShutdownTimeout          = "SHUTDOWN_TIMEOUT"
 	EnvAllowedHosts             = "ALLOWED_HOSTS"
@@ -106,6 +112,7 @@ func gatewayDocs() []passthrough.SettingDoc {
 		{Name: EnvToolNameSeparator, Default: "-", Usage: "joins an upstream's name and its tool and prompt names"},
 		{Name: EnvLogLevel, Default: "info", Usage: "debug, info, warn or error (JSON logs on stderr)"},
 		{Name: EnvSessionIdleTimeout, Default: "1h", Usage: "ends client sessions unused for that long"},
+		{Name: EnvMaxSessionsPerClient, Default: "100", Usage: "most client sessions (/mcp, /sse, /ws and the relay together) one client — one token subject; every client alike when AUTH_REQUIRED is false — holds at once on an instance; at the limit its least recently used session without a call in flight is ended to make room, and when all have calls in flight the new one is refused with 429; 0 turns the limit off"},
 		{Name: EnvCatalogueRefreshInterval, Default: "5m", Usage: "re-reads every upstream's catalogue; 0 turns it off"},
 		{Name: EnvShutdownTimeout, Default: "30s", Usage: "longest wait for in-flight calls at shutdown"},
 		{Name: EnvRequestBodyTimeout, Default: "30s", Usage: "longest time a request body may take to arrive (408 after it); streams and WebSocket are not affected"},
@@ -120,7 +127,7 @@ func gatewayDocs() []passthrough.SettingDoc {
 
 func (s *sources) loadGateway() (Gateway, error) {
 	g := Gateway{Host: "127.0.0.1", Port: 4444, DatabaseURL: "sqlite:///./mcpgate.db", UpstreamTimeout: 60 * time.Second,
-		ToolNameSeparator: "-", LogLevel: slog.LevelInfo, SessionIdleTimeout: time.Hour,
+		ToolNameSeparator: "-", LogLevel: slog.LevelInfo, SessionIdleTimeout: time.Hour, MaxSessionsPerClient: 100,
 		CatalogueRefreshInterval: 5 * time.Minute, ShutdownTimeout: 30 * time.Second, RequestBodyTimeout: DefaultRequestBodyTimeout}
 	get := func(name string) (string, bool) {
 		v, _, ok := s.lookup(name)
@@ -158,6 +165,13 @@ func (s *sources) loadGateway() (Gateway, error) {
 		if err := g.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return g, &passthrough.SettingError{Name: EnvLogLevel, Value: v, Reason: "must be debug, info, warn or error"}
 		}
+	}
+	if v, ok := get(EnvMaxSessionsPerClient); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return g, &passthrough.SettingError{Name: EnvMaxSessionsPerClient, Value: v, Reason: "must be a whole number of sessions, 0 or more (0: no limit per client)"}
+		}
+		g.MaxSessionsPerClient = n
 	}
 	if v, ok := get(EnvRedisURL); ok && v != "" {
 		if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {

@@ -41,6 +41,7 @@ type Dispatcher struct {
 	cfg      Config
 	results  sync.Pool // *passthrough.Result, reused between calls
 	problems listProblems
+	relays   relaySessions
 }
 
 // New returns a dispatcher.

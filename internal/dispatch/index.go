@@ -51,6 +51,10 @@ type Route struct {
 	// relay; nil when the upstream cannot be relayed to (disabled, or its
 	// credentials unreadable).
 	Dial Dialer
+	// Endpoint names where Dial connects (transport and URL): a relay
+	// session opened to another endpoint cannot go on, since its upstream
+	// session lives there.
+	Endpoint string
 }
 
 // Dialer opens a dedicated upstream session for the 1:1 relay: initialize

@@ -29,15 +29,29 @@ var ErrNoUpstream = errors.New("no upstream is registered under this id")
 // relayed to: disabled, or its credentials unreadable.
 var ErrNotRelayable = errors.New("the upstream cannot be relayed to")
 
+// ErrRelayEnded is what a relay session's Err wraps once mcpgate has ended
+// it: its upstream was disabled or deleted, or moved to another endpoint.
+var ErrRelayEnded = errors.New("the relay session has ended")
+
 // RelaySession is one client session of the 1:1 relay. It is safe for
 // concurrent use: a client may have many requests in flight.
+//
+// Only its upstream session is fixed when it opens: every message it sends
+// takes the upstream's route — allowlist and credentials — from the index
+// in force at that moment (spec §4), and the session ends, with the
+// reason, once its upstream leaves the index or moves to another endpoint
+// (see Dispatcher.UpstreamChanged).
 type RelaySession struct {
 	d         *Dispatcher
-	route     *Route
+	id, name  string // the upstream's, as it opened
+	endpoint  string // Route.Endpoint as it opened
 	conn      RelayConn
 	onMessage func(jsonrpc.Message)
+	done      chan struct{} // closed when mcpgate ends the session
+	closing   sync.Once
 
 	mu       sync.Mutex
+	err      error                         // why it ended; nil while it goes on
 	inflight map[string]context.CancelFunc // by the client's request id
 }
 
@@ -81,9 +95,86 @@ func (d *Dispatcher) OpenRelay(ctx context.Context, upstreamID string, initializ
 		break
 	}
 	d.count("initialize", r, true)
-	rs := &RelaySession{d: d, route: r, conn: conn, onMessage: onMessage, inflight: map[string]context.CancelFunc{}}
+	rs := &RelaySession{d: d, id: r.ID, name: r.Name, endpoint: r.Endpoint, conn: conn, onMessage: onMessage,
+		done: make(chan struct{}), inflight: map[string]context.CancelFunc{}}
+	d.relays.add(rs)
+	// A change published while the upstream session was being opened did
+	// not see this session: look again now that it is registered.
+	if _, err := rs.route(); err != nil {
+		_ = rs.Close()
+		return nil, jsonrpc.Message{}, fmt.Errorf("%w: %w", ErrNoUpstream, err)
+	}
 	answer := jsonrpc.Message{JSONRPC: jsonrpc.Version, ID: initialize.ID, Result: conn.InitializeResult()}
 	return rs, answer, nil
+}
+
+// UpstreamChanged ends the relay sessions of upstream id that cannot go on
+// under the index now published: all of them when the upstream left it
+// (gone says why, e.g. "deleted" or "disabled"), and those whose upstream
+// session lives at an endpoint the upstream no longer has. The others take
+// its new allowlist and credentials with their next message. It does not
+// block: the registry calls it as it publishes a change, on every instance.
+func (d *Dispatcher) UpstreamChanged(id, gone string) {
+	for _, rs := range d.relays.of(id) {
+		if gone != "" {
+			rs.end(fmt.Sprintf("upstream %q was %s", rs.name, gone))
+			continue
+		}
+		_, _ = rs.route() // ends it when it can no longer go on
+	}
+}
+
+// route is the session's upstream as the index has it now, or why the
+// session has ended: once its upstream is gone, cannot be relayed to, or
+// lives at another endpoint, the session ends for good.
+func (rs *RelaySession) route() (*Route, error) {
+	if err := rs.Err(); err != nil {
+		return nil, err
+	}
+	r, ok := rs.d.cfg.Directory.Index().Route(rs.id)
+	switch {
+	case !ok:
+		rs.end(fmt.Sprintf("upstream %q is no longer registered or enabled", rs.name))
+	case r.Dial == nil || r.Credentials == nil:
+		rs.end(fmt.Sprintf("upstream %q can no longer be relayed to (its credentials cannot be read)", rs.name))
+	case r.Endpoint != rs.endpoint:
+		rs.end(fmt.Sprintf("upstream %q moved to another address or transport", rs.name))
+	default:
+		return r, nil
+	}
+	return nil, rs.Err()
+}
+
+// end ends the session for reason, once: its requests in flight are
+// cancelled, and Done and Err tell its front door, which closes it.
+func (rs *RelaySession) end(reason string) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.err != nil {
+		return
+	}
+	rs.err = &relayEnded{reason: reason}
+	close(rs.done)
+	for _, cancel := range rs.inflight {
+		cancel()
+	}
+}
+
+// relayEnded is why mcpgate ended a relay session, in words for its client.
+type relayEnded struct{ reason string }
+
+func (e *relayEnded) Error() string        { return e.reason + "; initialize a new session" }
+func (e *relayEnded) Is(target error) bool { return target == ErrRelayEnded }
+
+// Done is closed when mcpgate ends the session on its own (see Err).
+func (rs *RelaySession) Done() <-chan struct{} { return rs.done }
+
+// Err says why mcpgate ended the session, wrapping ErrRelayEnded; nil while
+// it goes on.
+func (rs *RelaySession) Err() error {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.err
 }
 
 // ProtocolVersion is the version the upstream agreed to in initialize; the
@@ -97,7 +188,7 @@ func (rs *RelaySession) ProtocolVersion() string {
 }
 
 // Upstream names the session's upstream.
-func (rs *RelaySession) Upstream() string { return rs.route.Name }
+func (rs *RelaySession) Upstream() string { return rs.name }
 
 // Request relays a client request and returns the upstream's response as it
 // came, under the client's id, or a JSON-RPC error naming the upstream.
@@ -105,7 +196,11 @@ func (rs *RelaySession) Upstream() string { return rs.route.Name }
 // requests for the client — goes to in.Notify, or to the session's
 // onMessage when in.Notify is nil.
 func (rs *RelaySession) Request(ctx context.Context, msg jsonrpc.Message, in Inbound) jsonrpc.Message {
-	d, r := rs.d, rs.route
+	d := rs.d
+	r, err := rs.route()
+	if err != nil {
+		return answerTo(msg, failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err)))
+	}
 	deliver := in.Notify
 	if deliver == nil {
 		deliver = rs.onMessage
@@ -114,6 +209,10 @@ func (rs *RelaySession) Request(ctx context.Context, msg jsonrpc.Message, in Inb
 	defer cancel()
 	key := string(msg.ID)
 	rs.mu.Lock()
+	if rs.err != nil { // ended since route was read
+		rs.mu.Unlock()
+		return answerTo(msg, failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", rs.Err())))
+	}
 	rs.inflight[key] = cancel
 	rs.mu.Unlock()
 	defer func() {
@@ -125,6 +224,9 @@ func (rs *RelaySession) Request(ctx context.Context, msg jsonrpc.Message, in Inb
 	resp := d.exchange(ctx, r, msg, in, func(ctx context.Context, headers http.Header) (jsonrpc.Message, error) {
 		return rs.conn.Call(ctx, msg, headers, deliver)
 	})
+	if err := rs.Err(); err != nil && resp.Error != nil { // cancelled as the session ended
+		resp = failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
+	}
 	d.count(msg.Method, r, resp.Error == nil)
 	return answerTo(msg, resp)
 }
@@ -169,18 +271,69 @@ func (rs *RelaySession) Respond(ctx context.Context, msg jsonrpc.Message, in Inb
 }
 
 // headers computes the headers of one message the session sends upstream
-// for its client, under the allowlist in force now (spec §5).
+// for its client, with the upstream's credentials and allowlist in force
+// now (spec §4, §5).
 func (rs *RelaySession) headers(ctx context.Context, in Inbound) (http.Header, error) {
-	headers, err := rs.d.headers(ctx, rs.route, rs.d.allowlist(ctx, rs.route, in), in)
+	r, err := rs.route()
 	if err != nil {
-		return nil, fmt.Errorf("upstream %q: cannot get its credentials: %w", rs.route.Name, err)
+		return nil, err
+	}
+	headers, err := rs.d.headers(ctx, r, rs.d.allowlist(ctx, r, in), in)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %q: cannot get its credentials: %w", r.Name, err)
 	}
 	return headers, nil
 }
 
 // Close ends the upstream session: requests in flight fail, and the
-// upstream is told the session is over.
-func (rs *RelaySession) Close() error { return rs.conn.Close() }
+// upstream is told the session is over. Later calls do nothing.
+func (rs *RelaySession) Close() error {
+	var err error
+	rs.closing.Do(func() {
+		rs.d.relays.remove(rs)
+		err = rs.conn.Close()
+	})
+	return err
+}
+
+// relaySessions are a dispatcher's open relay sessions, by upstream id, so
+// that a change to an upstream reaches them.
+type relaySessions struct {
+	mu   sync.Mutex
+	byID map[string]map[*RelaySession]struct{}
+}
+
+func (s *relaySessions) add(rs *RelaySession) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byID == nil {
+		s.byID = map[string]map[*RelaySession]struct{}{}
+	}
+	if s.byID[rs.id] == nil {
+		s.byID[rs.id] = map[*RelaySession]struct{}{}
+	}
+	s.byID[rs.id][rs] = struct{}{}
+}
+
+func (s *relaySessions) remove(rs *RelaySession) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byID[rs.id], rs)
+	if len(s.byID[rs.id]) == 0 {
+		delete(s.byID, rs.id)
+	}
+}
+
+// of returns the open sessions of upstream id.
+func (s *relaySessions) of(id string) []*RelaySession {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*RelaySession, 0, len(s.byID[id]))
+	for rs := range s.byID[id] {
+		out = append(out, rs)
+	}
+	return out
+}
 
 // allowlist is r's effective allowlist now (spec §3, §4): read for every
 // message, so a change applies to the very next one.

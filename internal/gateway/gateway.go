@@ -119,11 +119,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g.httpClient = httpClient
 	// The front door exists only later; the registry tells it of changes
 	// through this indirection.
-	var onChange atomic.Pointer[func()]
+	var onChange atomic.Pointer[func(registry.IndexChange)]
 	g.registry = registry.New(registry.Config{
-		OnChange: func() {
+		OnChange: func(c registry.IndexChange) {
 			if f := onChange.Load(); f != nil {
-				(*f)()
+				(*f)(c)
 			}
 		},
 		Store: st, Sealer: sealer, Policy: policy, Resolver: g.resolver, HTTPClient: httpClient, Egress: gc.Egress,
@@ -148,23 +148,29 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	// Every session is bound to the client that opened it: a session id is
 	// never a credential (MCP security best practices, "Session Hijacking").
 	principal := func(r *http.Request) string { return auth.Principal(r.Context()) }
+	// One client's sessions are bounded across every front door, so that
+	// one client cannot lock the others out of new sessions.
+	perClient := frontdoor.NewClientLimit(gc.MaxSessionsPerClient)
 	// Relay sessions are scoped to the upstream their path names.
 	upstreamOfPath := func(r *http.Request) string { return r.PathValue("id") }
 	streamable := frontdoor.StreamableConfig{Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
-		Principal: principal}
+		Principal: principal, Limit: perClient}
 	if g.cluster.sessions != nil {
 		streamable.Shared = g.cluster.sessions
 	}
 	g.streamable = frontdoor.NewStreamable(streamable)
 	// Sessions on one connection keep their opening headers (spec §4).
 	streams := frontdoor.StreamConfig{Handler: d, Logger: logger, RequestID: requestIDOf, Policy: policy, IdleTimeout: gc.SessionIdleTimeout,
-		Principal: principal}
+		Principal: principal, Limit: perClient}
 	if g.cluster.router != nil {
 		streams.Router = g.cluster.router
 	}
 	g.legacySSE = frontdoor.NewSSE(streams)
 	g.websocket = frontdoor.NewWebSocket(frontdoor.WebSocketConfig{StreamConfig: streams})
-	listsChanged := func() {
+	indexChanged := func(c registry.IndexChange) {
+		// Open relay sessions follow their upstream: a disabled, deleted
+		// or moved one ends them (spec §4: calls use what is in force now).
+		d.UpstreamChanged(c.Upstream, c.Removed)
 		for _, method := range []string{"notifications/tools/list_changed", "notifications/resources/list_changed", "notifications/prompts/list_changed"} {
 			n, _ := jsonrpc.NewNotification(method, nil)
 			g.streamable.Broadcast(n)
@@ -172,7 +178,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 			g.websocket.Broadcast(n)
 		}
 	}
-	onChange.Store(&listsChanged)
+	onChange.Store(&indexChanged)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
@@ -188,6 +194,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
 		Scope:              upstreamOfPath,
 		Principal:          principal,
+		Limit:              perClient,
 		Open:               relayOpener(d),
 		EventStreamAnswers: true,
 	})

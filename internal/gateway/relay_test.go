@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"runtime"
@@ -323,7 +324,9 @@ func TestRelayCancellationBothWays(t *testing.T) {
 func TestRelaySessionsAreReleased(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
 		up := mcptest.NewStreamableHTTP(t)
-		gw := startGateway(t, dbURL(t), map[string]string{"SESSION_IDLE_TIMEOUT": "1s"})
+		// One client opens them all: no per-client limit, so that they end
+		// by the idle timeout alone.
+		gw := startGateway(t, dbURL(t), map[string]string{"SESSION_IDLE_TIMEOUT": "1s", "MAX_SESSIONS_PER_CLIENT": "0"})
 		id := gw.register(map[string]any{"name": "crm", "url": up.URL})
 		initialize := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "initialize",
 			"params": map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "t", "version": "1"}}}
@@ -426,4 +429,235 @@ func countRequests(s *mcptest.Server, method string) int {
 		}
 	}
 	return n
+}
+
+// relayPost posts one JSON-RPC message on a Streamable HTTP relay session
+// and returns the status and the body (one SSE event's data, or JSON).
+func relayPost(t *testing.T, gw *running, id, session string, msg map[string]any, headers ...string) (int, string) {
+	t.Helper()
+	status, out := gw.do("POST", "/gateways/"+id+"/mcp", msg,
+		append([]string{"Accept", "application/json, text/event-stream", "Mcp-Session-Id", session}, headers...)...)
+	return status, string(out)
+}
+
+// relayInitialize is an initialize request for the relay.
+func relayInitialize() map[string]any {
+	return map[string]any{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+		"params": map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "t", "version": "1"}}}
+}
+
+// echoCall is a tools/call of the test upstream's echo tool.
+func echoCall(id int) map[string]any {
+	return map[string]any{"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": map[string]any{"name": "echo", "arguments": map[string]any{"text": "hi"}}}
+}
+
+// openRelayStream opens the GET stream of a Streamable HTTP relay session
+// and returns a channel closed when the stream ends.
+func openRelayStream(t *testing.T, gw *running, id, session string) <-chan struct{} {
+	t.Helper()
+	req, _ := http.NewRequest("GET", gw.url+"/gateways/"+id+"/mcp", nil)
+	req.Header.Set("Authorization", "Bearer "+gw.token)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", session)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET stream of a relay session: %d %s", resp.StatusCode, readAll(resp))
+	}
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		readAll(resp)
+		resp.Body.Close()
+	}()
+	return ended
+}
+
+// TestRelaySessionFollowsUpstreamChanges: an open relay session takes its
+// upstream's new passthrough list and new credentials with its very next
+// message (spec §4: calls use what is in force at call time), and ends at
+// once when the upstream is disabled or deleted: its GET stream closes,
+// and its next request is 404 saying why.
+func TestRelaySessionFollowsUpstreamChanges(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		up := mcptest.NewStreamableHTTP(t)
+		gw := startGateway(t, dbURL(t), map[string]string{"DEFAULT_PASSTHROUGH_HEADERS": "X-Tenant-Id", "PASSTHROUGH_HEADERS_SOURCE": "env"})
+		id := gw.register(map[string]any{"name": "crm", "url": up.URL, "auth_type": "bearer", "auth_token": "old-token",
+			"passthrough_headers": []string{"X-Tenant-Id"}})
+		session := openSessionAt(t, gw, "/gateways/"+id+"/mcp", relayInitialize())
+
+		call := func(n int) http.Header {
+			t.Helper()
+			status, out := relayPost(t, gw, id, session, echoCall(n), "X-Tenant-Id", "acme")
+			if status != http.StatusOK || !strings.Contains(out, `"result"`) {
+				t.Fatalf("tools/call %d on the relay session: %d %s", n, status, out)
+			}
+			return upstreamSaw(t, up, "tools/call")
+		}
+		h := call(2)
+		if h.Get("X-Tenant-Id") != "acme" || h.Get("Authorization") != "Bearer old-token" {
+			t.Fatalf("before any change the upstream saw X-Tenant-Id %q, Authorization %q", h.Get("X-Tenant-Id"), h.Get("Authorization"))
+		}
+
+		if status, out := gw.do("PUT", "/gateways/"+id, map[string]any{"passthrough_headers": []string{}}); status != http.StatusOK {
+			t.Fatalf("PUT passthrough_headers: %d %s", status, out)
+		}
+		if h := call(3); h.Get("X-Tenant-Id") != "" {
+			t.Errorf("after the upstream's list was emptied, the session's next call still forwarded X-Tenant-Id %q", h.Get("X-Tenant-Id"))
+		}
+
+		if status, out := gw.do("PUT", "/gateways/"+id, map[string]any{"auth_type": "bearer", "auth_token": "new-token"}); status != http.StatusOK {
+			t.Fatalf("PUT auth_token: %d %s", status, out)
+		}
+		if h := call(4); h.Get("Authorization") != "Bearer new-token" {
+			t.Errorf("after a new auth_token, the session's next call carried Authorization %q, want the new one", h.Get("Authorization"))
+		}
+
+		// Another address: the session's upstream session lives at the old one.
+		moved := mcptest.NewStreamableHTTP(t)
+		if status, out := gw.do("PUT", "/gateways/"+id, map[string]any{"url": moved.URL}); status != http.StatusOK {
+			t.Fatalf("PUT url: %d %s", status, out)
+		}
+		status, out := relayPost(t, gw, id, session, echoCall(5))
+		if status != http.StatusNotFound || !strings.Contains(out, `upstream \"crm\" moved`) {
+			t.Errorf("a call on the session after its upstream moved: %d %s, want 404 saying it moved", status, out)
+		}
+		session = openSessionAt(t, gw, "/gateways/"+id+"/mcp", relayInitialize())
+
+		stream := openRelayStream(t, gw, id, session)
+		calls := countRequests(moved, "POST")
+		if status, out := gw.do("PUT", "/gateways/"+id, map[string]any{"enabled": false}); status != http.StatusOK {
+			t.Fatalf("PUT enabled false: %d %s", status, out)
+		}
+		select {
+		case <-stream:
+		case <-time.After(5 * time.Second):
+			t.Error("the session's GET stream stayed open after its upstream was disabled")
+		}
+		status, out = relayPost(t, gw, id, session, echoCall(6))
+		if status != http.StatusNotFound || !strings.Contains(out, `upstream \"crm\" was disabled`) {
+			t.Errorf("a call on the session after its upstream was disabled: %d %s, want 404 saying it was disabled", status, out)
+		}
+		if n := countRequests(moved, "POST") - calls; n > 0 {
+			t.Errorf("the disabled upstream got %d POSTs from the ended session", n)
+		}
+
+		// Deleted: enable again, open a session, delete the upstream.
+		if status, out := gw.do("PUT", "/gateways/"+id, map[string]any{"enabled": true}); status != http.StatusOK {
+			t.Fatalf("PUT enabled true: %d %s", status, out)
+		}
+		session = openSessionAt(t, gw, "/gateways/"+id+"/mcp", relayInitialize())
+		stream = openRelayStream(t, gw, id, session)
+		if status, out := gw.do("DELETE", "/gateways/"+id, nil); status != http.StatusNoContent && status != http.StatusOK {
+			t.Fatalf("DELETE: %d %s", status, out)
+		}
+		select {
+		case <-stream:
+		case <-time.After(5 * time.Second):
+			t.Error("the session's GET stream stayed open after its upstream was deleted")
+		}
+		status, out = relayPost(t, gw, id, session, echoCall(7))
+		if status != http.StatusNotFound || !strings.Contains(out, `upstream \"crm\" was deleted`) {
+			t.Errorf("a call on the session after its upstream was deleted: %d %s, want 404 saying it was deleted", status, out)
+		}
+		testenv.WaitFor(t, 5*time.Second, "the ended sessions to be released", func() bool { return gw.gateway.relay.Sessions() == 0 })
+	})
+}
+
+// TestRelaySSESessionEndsWithItsUpstream: a legacy SSE relay session ends
+// when its upstream is deleted: its stream closes saying why, and a later
+// POST is 404 saying why.
+func TestRelaySSESessionEndsWithItsUpstream(t *testing.T) {
+	up := mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, "sqlite:///"+t.TempDir()+"/mcpgate.db", nil)
+	id := gw.register(map[string]any{"name": "crm", "url": up.URL})
+	req, _ := http.NewRequest("GET", gw.url+"/gateways/"+id+"/sse", nil)
+	req.Header.Set("Authorization", "Bearer "+gw.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	endpoint, err := readEndpoint(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, out := gw.do("POST", endpoint, relayInitialize()); status != http.StatusAccepted {
+		t.Fatalf("initialize: %d %s", status, out)
+	}
+	if answer, err := mcptest.ReadEvent(br); err != nil || !strings.Contains(answer.Data, `"protocolVersion"`) {
+		t.Fatalf("initialize answered %+v (%v)", answer, err)
+	}
+	if status, out := gw.do("DELETE", "/gateways/"+id, nil); status != http.StatusNoContent && status != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", status, out)
+	}
+	rest := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(br)
+		rest <- string(b)
+	}()
+	select {
+	case tail := <-rest:
+		if !strings.Contains(tail, `upstream "crm" was deleted`) {
+			t.Errorf("the stream ended with %q, want it to say the upstream was deleted", tail)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the SSE relay stream stayed open after its upstream was deleted")
+	}
+	status, out := gw.do("POST", endpoint, echoCall(2))
+	if status != http.StatusNotFound || !strings.Contains(string(out), `upstream \"crm\" was deleted`) {
+		t.Errorf("a POST on the ended SSE session: %d %s, want 404 saying the upstream was deleted", status, out)
+	}
+}
+
+// TestRelayCallInFlightEndsWithItsUpstream: a relayed call still running
+// when its upstream is deleted is not left to run on: it is answered at
+// once with an error saying why, and the upstream is told to cancel it.
+func TestRelayCallInFlightEndsWithItsUpstream(t *testing.T) {
+	up := mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, "sqlite:///"+t.TempDir()+"/mcpgate.db", nil)
+	id := gw.register(map[string]any{"name": "crm", "url": up.URL})
+	session := openSessionAt(t, gw, "/gateways/"+id+"/mcp", relayInitialize())
+	type reply struct {
+		status int
+		body   string
+	}
+	answered := make(chan reply, 1)
+	go func() {
+		status, out := relayPost(t, gw, id, session, map[string]any{"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+			"params": map[string]any{"name": "slow", "arguments": map[string]any{"ms": 100, "steps": 100}}})
+		answered <- reply{status, out}
+	}()
+	testenv.WaitFor(t, 5*time.Second, "the slow call to reach the upstream", func() bool { return received(up, "tools/call") })
+	deleted := time.Now()
+	if status, out := gw.do("DELETE", "/gateways/"+id, nil); status/100 != 2 {
+		t.Fatalf("DELETE: %d %s", status, out)
+	}
+	select {
+	case r := <-answered:
+		if !strings.Contains(r.body, `upstream \"crm\" was deleted`) || !strings.Contains(r.body, `"error"`) {
+			t.Errorf("the call in flight when its upstream was deleted answered %d %s, want an error saying it was deleted", r.status, r.body)
+		}
+		t.Logf("the call in flight was answered %s after the DELETE", time.Since(deleted).Round(time.Millisecond))
+	case <-time.After(5 * time.Second): // the call itself takes 10 s
+		t.Fatal("the call in flight ran on after its upstream was deleted")
+	}
+	testenv.WaitFor(t, 5*time.Second, "the upstream to be told to cancel the call", func() bool {
+		return countRequests(up, "DELETE") > 0 || received(up, "notifications/cancelled")
+	})
+}
+
+// received reports whether s got a message of the JSON-RPC method.
+func received(s *mcptest.Server, method string) bool {
+	for _, r := range s.Requests() {
+		if r.JSONRPCMethod == method {
+			return true
+		}
+	}
+	return false
 }

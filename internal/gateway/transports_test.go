@@ -398,7 +398,9 @@ func TestSessionsAreReleased(t *testing.T) {
 			workers            = 8
 			margin             = 5
 		)
-		gw := startGateway(t, dbURL(t), map[string]string{"SESSION_IDLE_TIMEOUT": "1s"})
+		// One client opens them all: no per-client limit, so that they end
+		// by the idle timeout alone.
+		gw := startGateway(t, dbURL(t), map[string]string{"SESSION_IDLE_TIMEOUT": "1s", "MAX_SESSIONS_PER_CLIENT": "0"})
 		transport := &http.Transport{MaxIdleConnsPerHost: workers}
 		hc := &http.Client{Transport: transport}
 		defer transport.CloseIdleConnections()

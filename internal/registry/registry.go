@@ -48,9 +48,11 @@ type Config struct {
 	RefreshInterval time.Duration
 	Logger          *slog.Logger
 	ClientVersion   string
-	// OnChange is called after every new index is published (the front
-	// door tells its clients that the lists changed); it must not block.
-	OnChange func()
+	// OnChange is called after every new index is published, on local and
+	// remote changes alike, with what changed (the front door tells its
+	// clients that the lists changed; open relay sessions follow their
+	// upstream); it must not block.
+	OnChange func(IndexChange)
 	// Publish, when set, tells the other instances of a change this one
 	// made (issue 5), after it is stored: they apply it with ApplyGlobal,
 	// ApplyUpstream or ApplyCatalogue. id is the upstream's, for
@@ -66,6 +68,23 @@ const (
 	ChangeGlobal    Change = "global"    // the global passthrough list
 	ChangeUpstream  Change = "upstream"  // an upstream was created, changed or deleted
 	ChangeCatalogue Change = "catalogue" // an upstream's catalogue was read again
+)
+
+// IndexChange is what a newly published index changed, for Config.OnChange.
+type IndexChange struct {
+	// Upstream is the id of the upstream whose entry changed.
+	Upstream string
+	// Removed says why the upstream left the index, RemovedDeleted or
+	// RemovedDisabled; "" when it is in it (changed in place, reconnected,
+	// or with a new catalogue).
+	Removed string
+}
+
+// Why an upstream left the index (IndexChange.Removed), in words a client
+// is told.
+const (
+	RemovedDeleted  = "deleted"
+	RemovedDisabled = "disabled"
 )
 
 // Registry is safe for concurrent use. Close stops its goroutines and
@@ -295,7 +314,7 @@ func (r *Registry) forget(id string) {
 	r.mu.Lock()
 	l := r.live[id]
 	delete(r.live, id)
-	r.publishLocked()
+	r.publishLocked(IndexChange{Upstream: id, Removed: RemovedDeleted})
 	r.mu.Unlock()
 	if l != nil && l.client != nil {
 		_ = l.client.Close()
@@ -377,7 +396,7 @@ func (r *Registry) apply(ctx context.Context, rec store.Upstream) {
 		return
 	}
 	r.live[id] = &liveUpstream{record: rec, route: route, client: l.client, creds: creds}
-	r.publishLocked()
+	r.publishLocked(IndexChange{Upstream: id})
 }
 
 // ApplyCatalogue applies another instance's reading of upstream id's
@@ -399,7 +418,7 @@ func (r *Registry) ApplyCatalogue(ctx context.Context, id string) error {
 	route := *l.route
 	route.Catalogue = catalogueOf(cat)
 	r.live[id] = &liveUpstream{record: l.record, route: &route, client: l.client, creds: l.creds}
-	r.publishLocked()
+	r.publishLocked(IndexChange{Upstream: id})
 	return nil
 }
 
@@ -579,7 +598,11 @@ func (r *Registry) connect(ctx context.Context, rec store.Upstream, startup bool
 	r.mu.Lock()
 	old := r.live[rec.ID]
 	r.live[rec.ID] = l
-	r.publishLocked()
+	change := IndexChange{Upstream: rec.ID}
+	if !rec.Enabled {
+		change.Removed = RemovedDisabled
+	}
+	r.publishLocked(change)
 	r.mu.Unlock()
 	if old != nil && old.client != nil {
 		_ = old.client.Close() // outside the lock: it may wait on the network
@@ -611,6 +634,7 @@ func (r *Registry) newRoute(rec store.Upstream) (*dispatch.Route, *auth.Upstream
 	route := &dispatch.Route{
 		ID: rec.ID, Name: rec.Name, Slug: rec.Slug,
 		Upstream: passthrough.Upstream{Name: rec.Name, AuthType: passthrough.AuthType(rec.AuthType)},
+		Endpoint: rec.Transport + " " + rec.URL,
 	}
 	if rec.PassthroughHeaders != nil {
 		route.Allowlist = r.cfg.Policy.Compile(*rec.PassthroughHeaders)
@@ -787,8 +811,9 @@ func (r *Registry) goOwned(f func()) {
 	}()
 }
 
-// publishLocked builds and publishes a new index from the live upstreams.
-func (r *Registry) publishLocked() {
+// publishLocked builds and publishes a new index from the live upstreams,
+// and tells OnChange what changed.
+func (r *Registry) publishLocked(change IndexChange) {
 	routes := make([]*dispatch.Route, 0, len(r.live))
 	for _, l := range r.live {
 		if l.record.Enabled {
@@ -797,7 +822,7 @@ func (r *Registry) publishLocked() {
 	}
 	r.index.Store(dispatch.NewIndex(routes, r.cfg.ToolNameSeparator))
 	if r.cfg.OnChange != nil {
-		r.cfg.OnChange()
+		r.cfg.OnChange(change)
 	}
 }
 

@@ -595,11 +595,18 @@ type mcpReply struct {
 // whether it comes as JSON or as an event stream.
 func (in *instance) postMCP(t *testing.T, session string, msg []byte, headers ...string) mcpReply {
 	t.Helper()
+	return in.postStreamable(t, "/mcp", session, msg, headers...)
+}
+
+// postStreamable is postMCP to the Streamable HTTP endpoint at path (/mcp,
+// or a relay's /gateways/{id}/mcp).
+func (in *instance) postStreamable(t *testing.T, path, session string, msg []byte, headers ...string) mcpReply {
+	t.Helper()
 	h := append([]string{"Accept", "application/json, text/event-stream"}, headers...)
 	if session != "" {
 		h = append(h, "Mcp-Session-Id", session, "Mcp-Protocol-Version", "2025-06-18")
 	}
-	resp, err := in.open(t.Context(), "POST", "/mcp", msg, h...)
+	resp, err := in.open(t.Context(), "POST", path, msg, h...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -615,7 +622,7 @@ func (in *instance) postMCP(t *testing.T, session string, msg []byte, headers ..
 		for {
 			e, err := mcptest.ReadEvent(br)
 			if err != nil {
-				t.Fatalf("POST /mcp on %s: the event stream ended without an answer: %v", in.name, err)
+				t.Fatalf("POST %s on %s: the event stream ended without an answer: %v", path, in.name, err)
 			}
 			if m, err := jsonrpc.DecodeMessage([]byte(e.Data)); err == nil && m.IsResponse() {
 				r.answer = m
@@ -625,10 +632,10 @@ func (in *instance) postMCP(t *testing.T, session string, msg []byte, headers ..
 	}
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("POST /mcp on %s: %v", in.name, err)
+		t.Fatalf("POST %s on %s: %v", path, in.name, err)
 	}
 	if r.answer, err = jsonrpc.DecodeMessage(b); err != nil {
-		t.Fatalf("POST /mcp on %s answered %s: %v", in.name, b, err)
+		t.Fatalf("POST %s on %s answered %s: %v", path, in.name, b, err)
 	}
 	return r
 }

@@ -63,7 +63,7 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, err := h.sessions.open(r.Context(), r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		writeJSONRPCError(w, openStatus(err), jsonrpc.Errorf(jsonrpc.CodeInternalError, "%v", err))
 		return
 	}
 	cfg := h.sessions.cfg
@@ -126,6 +126,11 @@ func (h *SSE) ServeMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, ok := h.sessions.find(id, r)
+	if why, ended := h.sessions.endedWhy(id, r); !ok && ended {
+		writeJSONRPCError(w, http.StatusNotFound, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
+			"session %q ended: %s; open a new one with GET on the stream path", id, why))
+		return
+	}
 	if !ok && h.sessions.cfg.Router != nil {
 		h.route(w, r, id)
 		return
@@ -133,6 +138,11 @@ func (h *SSE) ServeMessage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		writeJSONRPCError(w, http.StatusNotFound, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
 			"session %q not found: its stream ended or expired; open a new one with GET /sse", id))
+		return
+	}
+	if err := sess.backendErr(); err != nil { // ended on its own; its stream is closing
+		writeJSONRPCError(w, http.StatusNotFound, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
+			"session %q ended: %v", id, err))
 		return
 	}
 	msgs, batch, ok := readMessages(w, r, http.StatusBadRequest)

@@ -33,6 +33,9 @@ type StreamConfig struct {
 	// MaxSessions bounds the sessions held at once; opening one more
 	// answers 503.
 	MaxSessions int
+	// Limit, when set, bounds the sessions of each client (Principal), as
+	// shared with the other front doors (MAX_SESSIONS_PER_CLIENT).
+	Limit *ClientLimit
 	// MaxInFlight bounds the client messages of one session being handled
 	// at once; the next waits for a free slot.
 	MaxInFlight int
@@ -140,9 +143,11 @@ type streamSession struct {
 	// says why it ended.
 	ctx       context.Context
 	end       context.CancelCauseFunc
-	outbox    chan []byte   // encoded messages waiting to be written
-	slots     chan struct{} // one per call in flight
-	lastHeard atomic.Int64  // unix nanoseconds of the last client message
+	outbox    chan []byte    // encoded messages waiting to be written
+	slots     chan struct{}  // one per call in flight
+	lastHeard atomic.Int64   // unix nanoseconds of the last client message
+	lease     *lease         // its place in its client's ClientLimit
+	watching  sync.WaitGroup // the watch of its backend, while it runs
 
 	mu       sync.Mutex
 	ended    bool
@@ -152,7 +157,21 @@ type streamSession struct {
 }
 
 // heard notes that the client sent something, for the idle timeout.
-func (s *streamSession) heard() { s.lastHeard.Store(time.Now().UnixNano()) }
+func (s *streamSession) heard() {
+	s.lastHeard.Store(time.Now().UnixNano())
+	s.lease.touch()
+}
+
+// backendErr says why the session's backend ended on its own, if it did.
+func (s *streamSession) backendErr() error {
+	s.mu.Lock()
+	backend := s.backend
+	s.mu.Unlock()
+	if backend == nil {
+		return nil
+	}
+	return backend.Err()
+}
 
 // idleLeft returns how long the session may stay idle from now.
 func (s *streamSession) idleLeft(timeout time.Duration) time.Duration {
@@ -204,10 +223,12 @@ func (s *streamSession) handleAsync(ctx context.Context, r *http.Request, cfg St
 		return false
 	}
 	s.calls.Add(1)
+	s.lease.begin() // a session with a call in flight is not ended to make room
 	s.mu.Unlock()
 	go func() {
 		defer s.calls.Done()
 		defer func() { <-s.slots }()
+		defer s.lease.done()
 		in := dispatch.Inbound{Header: s.header, Notify: s.notify, RequestID: requestID}
 		var answers []jsonrpc.Message
 		for _, m := range msgs {
@@ -259,6 +280,15 @@ func (s *streamSession) relay(r *http.Request, cfg StreamConfig, m jsonrpc.Messa
 			return fail(jsonrpc.CodeInvalidRequest, "the session ended")
 		}
 		s.backend = opened
+		// A backend that ends on its own (the relay's upstream was
+		// disabled or deleted) ends the session, closing its stream.
+		s.watching.Go(func() {
+			select {
+			case <-opened.Done():
+				s.end(&sessionEnd{reason: opened.Err().Error()})
+			case <-s.ctx.Done():
+			}
+		})
 		s.mu.Unlock()
 		return resp, true
 	case backend == nil:
@@ -310,6 +340,7 @@ func (s *streamSession) finish(cause error) {
 	backend := s.backend
 	s.mu.Unlock()
 	s.calls.Wait()
+	s.watching.Wait()
 	if backend != nil { // the relay's upstream session ends with the client's
 		_ = backend.Close()
 	}
@@ -320,6 +351,8 @@ func (s *streamSession) finish(cause error) {
 type streamSessions struct {
 	cfg StreamConfig
 
+	ended *endedSessions // why mcpgate ended sessions lately
+
 	mu      sync.Mutex
 	byID    map[string]*streamSession
 	closed  bool
@@ -327,7 +360,9 @@ type streamSessions struct {
 }
 
 func newStreamSessions(cfg StreamConfig) *streamSessions {
-	return &streamSessions{cfg: cfg.withDefaults(), byID: map[string]*streamSession{}}
+	cfg = cfg.withDefaults()
+	return &streamSessions{cfg: cfg, byID: map[string]*streamSession{},
+		ended: &endedSessions{max: cfg.MaxSessions, ttl: cfg.IdleTimeout}}
 }
 
 // open starts a session for the opening request r, capturing its headers
@@ -341,30 +376,65 @@ func (t *streamSessions) open(parent context.Context, r *http.Request) (*streamS
 	ctx, end := context.WithCancelCause(parent)
 	s := &streamSession{id: id, opening: r.WithContext(context.WithoutCancel(r.Context())), scope: fromRequest(t.cfg.Scope, r), principal: fromRequest(t.cfg.Principal, r), header: t.cfg.Policy.CaptureSession(r.Header).Header(), ctx: ctx, end: end,
 		outbox: make(chan []byte, outboxSize), slots: make(chan struct{}, t.cfg.MaxInFlight)}
+	if err := t.admissible(); err != nil {
+		end(err)
+		return nil, err
+	}
+	// Outside t.mu: making room may end a session of another front door.
+	if s.lease, err = t.cfg.Limit.admit(s.principal, func(reason string) { s.end(&sessionEnd{reason: reason}) }); err != nil {
+		end(err)
+		return nil, err
+	}
+	defer s.lease.done()
 	s.heard()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	switch {
-	case t.closed:
-		end(errShuttingDown)
-		return nil, errShuttingDown
-	case len(t.byID) >= t.cfg.MaxSessions:
-		end(nil)
-		return nil, fmt.Errorf("too many sessions (%d); try again later", t.cfg.MaxSessions)
+	if err := t.admissibleLocked(); err != nil {
+		end(err)
+		s.lease.release()
+		return nil, err
 	}
 	t.byID[id] = s
 	t.serving.Add(1)
 	return s, nil
 }
 
+// admissible says why no session can be opened now, if none can: mcpgate
+// is shutting down, or holds MaxSessions.
+func (t *streamSessions) admissible() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.admissibleLocked()
+}
+
+func (t *streamSessions) admissibleLocked() error {
+	switch {
+	case t.closed:
+		return errShuttingDown
+	case len(t.byID) >= t.cfg.MaxSessions:
+		return fmt.Errorf("too many sessions (%d); try again later", t.cfg.MaxSessions)
+	}
+	return nil
+}
+
 // release ends the session (if nothing else did), waits for its calls and
 // forgets it.
 func (t *streamSessions) release(s *streamSession, cause error) {
 	s.finish(cause)
+	s.lease.release()
+	if end, ok := asSessionEnd(context.Cause(s.ctx)); ok && !end.shutdown {
+		t.ended.note(s.id, s.scope, s.principal, end.reason)
+	}
 	t.mu.Lock()
 	delete(t.byID, s.id)
 	t.mu.Unlock()
 	t.serving.Done()
+}
+
+// endedWhy says why mcpgate ended session id lately, if it did and r is
+// of its scope and client.
+func (t *streamSessions) endedWhy(id string, r *http.Request) (string, bool) {
+	return t.ended.why(id, fromRequest(t.cfg.Scope, r), fromRequest(t.cfg.Principal, r))
 }
 
 // find returns the open session with that id, if r is of its scope and

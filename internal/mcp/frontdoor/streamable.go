@@ -42,6 +42,9 @@ type Streamable struct {
 	requestID RequestID
 	idle      time.Duration
 	max       int
+	limit     *ClientLimit
+	ended     *endedSessions
+	watchers  sync.WaitGroup // one per session with a Backend, until it ends
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -58,6 +61,7 @@ type session struct {
 	principal       string // StreamableConfig.Principal of the request that opened it
 	protocolVersion string
 	backend         Backend // nil: the Streamable's Handler answers
+	lease           *lease  // its place in its client's ClientLimit
 	lastSeen        time.Time
 	streams         map[chan jsonrpc.Message]struct{} // open GET streams
 	backlog         []jsonrpc.Message                 // pushed while no GET stream was open
@@ -77,6 +81,13 @@ type Backend interface {
 	Respond(ctx context.Context, msg jsonrpc.Message, in dispatch.Inbound) error
 	// ProtocolVersion is the version agreed in initialize.
 	ProtocolVersion() string
+	// Done is closed when the backend ends on its own (a relay session
+	// whose upstream was disabled or deleted); Err then says why, in
+	// words for the client. The front door then ends the session: the
+	// client's next request gets 404 with the reason, and its streams
+	// close.
+	Done() <-chan struct{}
+	Err() error
 	// Close ends the session's resources; it may wait on the network.
 	Close() error
 }
@@ -138,6 +149,9 @@ type StreamableConfig struct {
 	// MaxSessions bounds the sessions held at once; initialize answers 503
 	// beyond it.
 	MaxSessions int
+	// Limit, when set, bounds the sessions of each client (Principal), as
+	// shared with the other front doors (MAX_SESSIONS_PER_CLIENT).
+	Limit *ClientLimit
 	// Open, when set, gives each session a Backend of its own; Handler is
 	// then not used.
 	Open Opener
@@ -175,7 +189,8 @@ func NewStreamable(cfg StreamableConfig) *Streamable {
 		cfg.MaxSessions = 10000
 	}
 	s := &Streamable{sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, principal: cfg.Principal, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
-		max: cfg.MaxSessions, sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{}),
+		max: cfg.MaxSessions, limit: cfg.Limit, ended: &endedSessions{max: cfg.MaxSessions, ttl: cfg.IdleTimeout},
+		sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{}),
 		draining: make(chan struct{})}
 	go s.sweep()
 	return s
@@ -206,6 +221,7 @@ func (s *Streamable) Close() {
 	}
 	s.mu.Unlock()
 	s.release(ended)
+	s.watchers.Wait()
 }
 
 func (s *Streamable) sweep() {
@@ -228,15 +244,18 @@ func (s *Streamable) sweep() {
 			}
 			s.mu.Unlock()
 			s.release(ended)
+			s.ended.expire(now)
 		}
 	}
 }
 
 // release closes the backends of sessions that have ended, outside s.mu:
-// closing one may wait on the network.
+// closing one may wait on the network. It gives back their places in
+// their clients' limits too.
 func (s *Streamable) release(ended []*session) {
 	var wg sync.WaitGroup
 	for _, sess := range ended {
+		sess.lease.release()
 		if sess.backend != nil {
 			wg.Go(func() {
 				if err := sess.backend.Close(); err != nil {
@@ -323,12 +342,7 @@ func (s *Streamable) post(w http.ResponseWriter, r *http.Request) {
 		}
 		var opened *jsonrpc.Message
 		if sess, opened, err = s.open(r, msgs[i]); err != nil {
-			status := http.StatusServiceUnavailable
-			var oe *OpenError
-			if errors.As(err, &oe) {
-				status = oe.Status
-			}
-			writeJSONRPCError(w, status, jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
+			writeJSONRPCError(w, openStatus(err), jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
 			return
 		}
 		w.Header().Set(headerSessionID, sess.id)
@@ -348,6 +362,8 @@ func (s *Streamable) post(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	sess.lease.begin() // a session with a call in flight is not ended to make room
+	defer sess.lease.done()
 	requests := 0
 	for _, m := range msgs {
 		if m.IsRequest() {
@@ -580,11 +596,16 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 	if full {
 		return nil, nil, fmt.Errorf("too many sessions (%d); try again later", s.max)
 	}
+	if sess.lease, err = s.limit.admit(sess.principal, func(reason string) { s.evict(id, reason) }); err != nil {
+		return nil, nil, err
+	}
+	defer sess.lease.done() // open, or refused
 	var answer *jsonrpc.Message
 	if s.opener != nil {
 		in := dispatch.Inbound{Header: r.Header, RequestID: s.requestID(r)}
 		backend, resp, err := s.opener(r.Context(), r, initialize, in, func(m jsonrpc.Message) { s.push(sess, m) })
 		if err != nil {
+			sess.lease.release()
 			return nil, nil, err
 		}
 		sess.backend, sess.protocolVersion, answer = backend, backend.ProtocolVersion(), &resp
@@ -601,8 +622,48 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 	if s.shared != nil && sess.backend == nil {
 		s.saveLocked(r.Context(), sess, time.Now())
 	}
+	if sess.backend != nil {
+		s.watchers.Add(1)
+		go s.watch(sess)
+	}
 	s.mu.Unlock()
 	return sess, answer, nil
+}
+
+// watch ends sess when its backend ends on its own (Backend.Done), until
+// the session ends otherwise.
+func (s *Streamable) watch(sess *session) {
+	defer s.watchers.Done()
+	select {
+	case <-sess.backend.Done():
+		s.evict(sess.id, sess.backend.Err().Error())
+	case <-sess.closed:
+	}
+}
+
+// evict ends session id for reason, which its client's next request on it
+// is told with its 404; its GET streams close. A shared session ends on
+// every instance.
+func (s *Streamable) evict(id, reason string) {
+	s.mu.Lock()
+	sess, ok := s.sessions[id]
+	if ok {
+		close(sess.closed)
+		delete(s.sessions, id)
+		s.ended.note(id, sess.scope, sess.principal, reason)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	s.release([]*session{sess})
+	if s.shared != nil && sess.backend == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		defer cancel()
+		if err := s.shared.Delete(ctx, id); err != nil {
+			s.sharing.warn("could not end a session among the other instances; it expires there after SESSION_IDLE_TIMEOUT", err)
+		}
+	}
 }
 
 // saveLocked saves sess to the shared sessions, for as long as an idle
@@ -633,20 +694,30 @@ func (s *Streamable) session(r *http.Request) (*session, int, error) {
 	if id == "" {
 		return nil, http.StatusBadRequest, fmt.Errorf("the %s header is required after initialize", headerSessionID)
 	}
+	scope, principal := fromRequest(s.scope, r), fromRequest(s.principal, r)
 	notFound := fmt.Errorf("session %q not found: it ended or expired; send initialize again", id)
+	if why, ok := s.ended.why(id, scope, principal); ok {
+		notFound = fmt.Errorf("session %q ended: %s", id, why)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess, ok := s.sessions[id]
-	if ok && (sess.scope != fromRequest(s.scope, r) || sess.principal != fromRequest(s.principal, r)) {
+	if ok && (sess.scope != scope || sess.principal != principal) {
 		return nil, http.StatusNotFound, notFound // another client's: as good as none
 	}
 	now := time.Now()
 	if !ok {
-		if sess, ok = s.adoptLocked(r.Context(), id, fromRequest(s.principal, r), now); !ok {
+		if sess, ok = s.adoptLocked(r.Context(), id, principal, now); !ok {
 			return nil, http.StatusNotFound, notFound
 		}
 	}
+	if sess.backend != nil {
+		if err := sess.backend.Err(); err != nil { // ended on its own; watch is closing it
+			return nil, http.StatusNotFound, fmt.Errorf("session %q ended: %v", id, err)
+		}
+	}
 	sess.lastSeen = now
+	sess.lease.touch()
 	// A session in use on this instance is renewed in the shared store now
 	// and then, so that it does not expire there while it lives here; one
 	// that is gone from there was ended elsewhere.
@@ -688,6 +759,7 @@ func (s *Streamable) Forget(id string) {
 func (s *Streamable) forgetLocked(sess *session) {
 	close(sess.closed)
 	delete(s.sessions, sess.id)
+	sess.lease.release()
 }
 
 // adoptLocked takes over a session another instance opened, if the shared
@@ -738,6 +810,7 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		delete(sess.streams, ch)
 		sess.lastSeen = time.Now()
+		sess.lease.touch()
 		s.mu.Unlock()
 	}()
 	w.Header().Set("Content-Type", "text/event-stream")

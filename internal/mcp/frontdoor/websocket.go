@@ -73,7 +73,7 @@ func (h *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// connection is hijacked, net/http no longer watches it.
 	sess, err := h.sessions.open(context.WithoutCancel(r.Context()), r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		writeJSONRPCError(w, openStatus(err), jsonrpc.Errorf(jsonrpc.CodeInternalError, "%v", err))
 		return
 	}
 	conn, err := websocket.Accept(w, r, &h.accept)
