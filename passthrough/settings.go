@@ -77,8 +77,8 @@ func SettingDocs() []SettingDoc {
 		{EnvDefaultPassthroughHeaders, `["X-Tenant-Id","X-Trace-Id"]`, "env allowlist: a JSON array or a comma list", false},
 		{EnvPassthroughHeadersSource, "db", "global allowlist source: env, db or merge", false},
 		{EnvGlobalConfigCacheTTL, "60", "seconds a resolved global allowlist is cached", false},
-		{EnvProxyUserHeader, "X-Authenticated-User", "internal identity header, never forwarded", false},
-		{EnvAuthHeaderName, "Authorization", "header carrying the client's credential to mcpgate", false},
+		{EnvProxyUserHeader, "X-Authenticated-User", "internal identity header, never forwarded; not Authorization nor a name refused for AUTH_HEADER_NAME", false},
+		{EnvAuthHeaderName, "Authorization", "header carrying the client's credential to mcpgate; not X-Upstream-Authorization(-*), an MCP per-hop or connection header, a header mcpgate sets, nor PROXY_USER_HEADER", false},
 	}
 }
 
