@@ -2,6 +2,7 @@ package passthrough
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -114,6 +115,15 @@ func TestClientCredentialNeverForwardedUnderAnotherName(t *testing.T) {
 			wantOff: map[string]string{"Authorization": "Bearer " + token, "X-Tenant-Id": token, "X-Api-Key": token},
 		},
 		{
+			name:      "a WebSocket upgrade's token, offered as the subprotocol bearer.<token>",
+			authName:  "Authorization",
+			request:   []string{"Sec-WebSocket-Protocol", "mcp, bearer." + token, "X-Tenant-Id", token, "X-Upstream-Authorization", "Bearer " + token},
+			allowlist: []string{"X-Tenant-Id"},
+			upstream:  Upstream{AuthType: AuthNone},
+			skipped:   map[string]Reason{"X-Tenant-Id": ReasonClientCredentialValue, "X-Upstream-Authorization": ReasonClientCredentialValue},
+			wantOff:   map[string]string{"X-Tenant-Id": token, "Authorization": "Bearer " + token},
+		},
+		{
 			// The engine's own defence, for Settings built without
 			// ParseSettings: the credential header is X-Upstream-Authorization.
 			name:     "AUTH_HEADER_NAME=X-Upstream-Authorization, not checked at start-up",
@@ -165,6 +175,23 @@ func TestClientCredentialValueKeepsOtherHeaders(t *testing.T) {
 	want := map[string]string{"X-A": "tok2", "X-B": "Bearer other", "X-C": "Basic tok", "X-D": "Bearer"}
 	if got := headerMap(res.Headers); !mapsEqual(got, want) {
 		t.Errorf("forwarded %v, want %v", got, want)
+	}
+}
+
+func TestSubprotocolToken(t *testing.T) {
+	for _, tt := range []struct {
+		values []string
+		want   string
+	}{
+		{[]string{"mcp, bearer.tok"}, "tok"},
+		{[]string{"mcp", " bearer.first ,bearer.second"}, "first"},
+		{[]string{"mcp,,bearer."}, ""},
+		{[]string{"Bearer.tok"}, ""}, // subprotocol names are case-sensitive
+		{nil, ""},
+	} {
+		if got := SubprotocolToken(http.Header{"Sec-Websocket-Protocol": tt.values}); got != tt.want {
+			t.Errorf("%q: %q, want %q", tt.values, got, tt.want)
+		}
 	}
 }
 

@@ -98,11 +98,39 @@ func fixedNeverForwarded(lower string) Reason {
 // authenticates the client with, or "" when mcpgate authenticates no one or
 // the request has none. Its value, under whatever name it comes, is mcpgate's
 // credential and never the upstream's (deviation D4).
+//
+// A WebSocket upgrade without that header may carry the credential as the
+// subprotocol bearer.<token> instead, and mcpgate then authenticates the
+// client with that token (see [SubprotocolToken]).
 func (p *Policy) clientCredential(h http.Header) string {
 	if p.clientAuthKey == "" {
 		return ""
 	}
-	return SanitizeValue(last(h, p.clientAuthKey))
+	if vals := h[p.clientAuthKey]; len(vals) > 0 {
+		return SanitizeValue(vals[len(vals)-1])
+	}
+	return SanitizeValue(SubprotocolToken(h))
+}
+
+// WebSocketTokenPrefix marks the WebSocket subprotocol in which a client
+// offers its mcpgate token, bearer.<token>: a browser cannot set headers on a
+// WebSocket upgrade, but it can offer subprotocols.
+const WebSocketTokenPrefix = "bearer."
+
+// SubprotocolToken returns the token a WebSocket upgrade offers as the
+// subprotocol bearer.<token> in Sec-WebSocket-Protocol (keys canonical, as
+// net/http delivers them): the first such offer, or "" when there is none.
+func SubprotocolToken(h http.Header) string {
+	for _, v := range h["Sec-Websocket-Protocol"] {
+		for v != "" {
+			var offered string
+			offered, v, _ = strings.Cut(v, ",")
+			if token, ok := strings.CutPrefix(strings.TrimSpace(offered), WebSocketTokenPrefix); ok && token != "" {
+				return token
+			}
+		}
+	}
+	return ""
 }
 
 // carriesCredential reports whether the sanitised value v is the client's

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/internal/mcptest"
@@ -32,7 +33,9 @@ func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // authenticates to mcpgate with reaches no upstream under any name — not as
 // X-Upstream-Authorization (which becomes the upstream's Authorization), not
 // through the auth_type none rule, not through an allowlisted header, with
-// or without its Bearer scheme — on /rpc, /mcp, /sse, /ws and the 1:1 relay;
+// or without its Bearer scheme — on /rpc, /mcp, /sse, /ws (with the token in
+// AUTH_HEADER_NAME or offered as the subprotocol bearer.<token>) and the
+// 1:1 relay;
 // while the other allowlisted headers still go (spec §2.2-2.3, D4). It runs
 // with the default AUTH_HEADER_NAME and with one of its own. The database
 // plays no part, so SQLite only.
@@ -93,6 +96,13 @@ func TestClientCredentialNeverReachesUpstreams(t *testing.T) {
 				callEcho(t, s, "open-echo")
 			})
 			t.Run("ws", func(t *testing.T) { callEcho(t, connectWS(t, gw, all, nil), "open-echo") })
+			t.Run("ws with the token as subprotocol", func(t *testing.T) {
+				h := copies.Clone()
+				h.Del(authHeader)
+				s := connectSDK(t, &wsTransport{url: wsURL(gw), opts: &websocket.DialOptions{HTTPHeader: h,
+					Subprotocols: []string{"mcp", subprotocolTokenPrefix + gw.token}}}, nil)
+				callEcho(t, s, "open-echo")
+			})
 			t.Run("relay", func(t *testing.T) {
 				s := connectSDK(t, &mcp.StreamableClientTransport{Endpoint: gw.url + "/gateways/" + id + "/mcp",
 					HTTPClient: &http.Client{Transport: headerTransport{all}}}, nil)
@@ -123,8 +133,8 @@ func TestClientCredentialNeverReachesUpstreams(t *testing.T) {
 			for where, n := range leaks {
 				t.Errorf("the client's mcpgate token reached the upstream as %s (%d requests)", where, n)
 			}
-			if calls != 5 {
-				t.Errorf("the upstream got %d tools/call, want 5 (rpc, mcp, sse, ws, relay)", calls)
+			if calls != 6 {
+				t.Errorf("the upstream got %d tools/call, want 6 (rpc, mcp, sse, ws twice, relay)", calls)
 			}
 		})
 	}
