@@ -74,7 +74,10 @@ func (r Result) Get(name string) (string, bool) {
 }
 
 // HTTPHeader returns the headers as an http.Header, each name spelled as
-// decided (not canonicalised), ready to set on an upstream request.
+// decided (not canonicalised). Canonicalise the keys before sending it with
+// net/http yourself: Go's client looks up only the canonical keys of the
+// headers it writes itself, so a "user-agent" key would go out beside its
+// own User-Agent (mcpgate's upstream client does this, spec §2.4).
 func (r Result) HTTPHeader() http.Header {
 	h := make(http.Header, len(r.Headers))
 	for _, e := range r.Headers {
