@@ -74,7 +74,10 @@ func (r Result) Get(name string) (string, bool) {
 }
 
 // HTTPHeader returns the headers as an http.Header, each name spelled as
-// decided (not canonicalised), ready to set on an upstream request.
+// decided (not canonicalised). Canonicalise the keys before sending it with
+// net/http yourself: Go's client looks up only the canonical keys of the
+// headers it writes itself, so a "user-agent" key would go out beside its
+// own User-Agent (mcpgate's upstream client does this, spec §2.4).
 func (r Result) HTTPHeader() http.Header {
 	h := make(http.Header, len(r.Headers))
 	for _, e := range r.Headers {
@@ -116,6 +119,10 @@ func (p *Policy) ComputeInto(res *Result, c Call) {
 		res.Headers = set(res.Headers, h.Name, h.Value)
 	}
 
+	// D4: the value mcpgate authenticated the client with is its own
+	// credential; no header carrying it is forwarded, whatever its name.
+	cred := p.clientCredential(c.Request)
+
 	// spec §2.2: upstream authorization, whatever the switch says.
 	up := c.Upstream
 	if v := last(c.Request, xUpstreamAuthorization); v != "" {
@@ -124,6 +131,8 @@ func (p *Policy) ComputeInto(res *Result, c Call) {
 			res.decide(xUpstreamAuthorization, Skipped, ReasonTokenExchange)
 		case sv == "":
 			res.decide(xUpstreamAuthorization, Skipped, ReasonEmptyAfterSanitising)
+		case carriesCredential(sv, cred):
+			res.decide(xUpstreamAuthorization, Skipped, ReasonClientCredentialValue)
 		default:
 			res.Headers = set(res.Headers, authorization, sv)
 			res.decide(xUpstreamAuthorization, Forwarded, ReasonUpstreamAuthorization)
@@ -137,6 +146,8 @@ func (p *Policy) ComputeInto(res *Result, c Call) {
 				res.decide(authorization, Skipped, ReasonBaseAuthorizationIsSet)
 			case sv == "":
 				res.decide(authorization, Skipped, ReasonEmptyAfterSanitising)
+			case carriesCredential(sv, cred):
+				res.decide(authorization, Skipped, ReasonClientCredentialValue)
 			default:
 				res.Headers = append(res.Headers, Header{authorization, sv})
 				res.decide(authorization, Forwarded, ReasonClientAuthorization)
@@ -169,6 +180,10 @@ func (p *Policy) ComputeInto(res *Result, c Call) {
 		sv := SanitizeValue(v)
 		if sv == "" {
 			res.decide(e.name, Skipped, ReasonEmptyAfterSanitising)
+			continue
+		}
+		if carriesCredential(sv, cred) {
+			res.decide(e.name, Skipped, ReasonClientCredentialValue)
 			continue
 		}
 		base := indexFold(res.Headers[:baseEnd], e.name)

@@ -54,6 +54,7 @@ const (
 	ReasonTokenExchange          // spec §2.2: the upstream's credential comes from OAuth token exchange
 	ReasonReplacedByLaterEntry   // spec §2.4: a later allowlist entry with the same name, in any case, replaced it
 	ReasonBaseAuthorizationIsSet // spec §2.2: client Authorization not forwarded, a base Authorization exists
+	ReasonClientCredentialValue  // spec §2.2-2.3: its value is mcpgate's own client credential, under another name, D4
 )
 
 // String returns the stable reason code.
@@ -95,12 +96,14 @@ func (r Reason) String() string {
 		return "replaced_by_later_entry"
 	case ReasonBaseAuthorizationIsSet:
 		return "base_authorization_set"
+	case ReasonClientCredentialValue:
+		return "client_credential_value"
 	}
 	return "unknown"
 }
 
 // lastReason is the highest Reason value.
-const lastReason = ReasonBaseAuthorizationIsSet
+const lastReason = ReasonClientCredentialValue
 
 // Reasons returns every reason, for documentation and metric pre-registration.
 func Reasons() []Reason {
@@ -117,7 +120,7 @@ func Reasons() []Reason {
 func (r Reason) Level() slog.Level {
 	switch r {
 	case ReasonInvalidName, ReasonProtocolHeader, ReasonMCPHeader, ReasonInternalHeader,
-		ReasonClientCredential, ReasonEmptyAfterSanitising, ReasonBaseConflict,
+		ReasonClientCredential, ReasonClientCredentialValue, ReasonEmptyAfterSanitising, ReasonBaseConflict,
 		ReasonUpstreamAuthConflict, ReasonReplacedByLaterEntry:
 		return slog.LevelWarn
 	}
@@ -180,6 +183,8 @@ func (d Decision) Message(up Upstream) string {
 		return fmt.Sprintf("Header %s replaced by a later allowlist entry with the same name (names are case-insensitive)", h)
 	case ReasonBaseAuthorizationIsSet:
 		return fmt.Sprintf("Client %s not forwarded: the upstream already has a base Authorization header", h)
+	case ReasonClientCredentialValue:
+		return fmt.Sprintf("Refusing inbound passthrough of '%s': its value is the client's credential for mcpgate (the AUTH_HEADER_NAME header), not the upstream's", h)
 	}
 	return fmt.Sprintf("%s %s (%s)", h, d.Action, d.Reason)
 }

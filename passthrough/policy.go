@@ -8,17 +8,19 @@ import (
 // Policy applies one set of Settings. It is immutable and safe for
 // concurrent use; build it once at start-up with NewPolicy.
 type Policy struct {
-	settings   Settings
-	proxyUser  string // lower-case PROXY_USER_HEADER
-	clientAuth string // lower-case AUTH_HEADER_NAME when mcpgate authenticates clients with it, else ""
+	settings      Settings
+	proxyUser     string // lower-case PROXY_USER_HEADER
+	clientAuth    string // lower-case AUTH_HEADER_NAME when mcpgate authenticates clients with it, else ""
+	clientAuthKey string // the same name as a canonical http.Header key, else ""
 }
 
 // NewPolicy returns the policy for s.
 func NewPolicy(s Settings) *Policy {
 	s.DefaultPassthroughHeaders = append([]string(nil), s.DefaultPassthroughHeaders...)
 	p := &Policy{settings: s, proxyUser: lowerASCII(s.ProxyUserHeader)}
-	if s.AuthenticatesClients {
+	if s.AuthenticatesClients && s.AuthHeaderName != "" {
 		p.clientAuth = lowerASCII(s.AuthHeaderName)
+		p.clientAuthKey = http.CanonicalHeaderKey(s.AuthHeaderName)
 	}
 	return p
 }
@@ -40,6 +42,22 @@ func (p *Policy) consumesAuthorization() bool { return p.clientAuth == "authoriz
 // same whatever the case of name.
 func (p *Policy) NeverForwarded(name string) Reason {
 	lower := lowerASCII(name)
+	r := fixedNeverForwarded(lower)
+	if r == ReasonProtocolHeader || r == ReasonMCPHeader {
+		return r
+	}
+	if p.clientAuth != "" && lower == p.clientAuth {
+		return ReasonClientCredential
+	}
+	if lower == p.proxyUser {
+		return ReasonInternalHeader
+	}
+	return r
+}
+
+// fixedNeverForwarded is the part of the never-forwarded set that no
+// setting changes (spec §2.3), for a lower-case name.
+func fixedNeverForwarded(lower string) Reason {
 	switch lower {
 	// Headers of the HTTP connection or of message framing.
 	case "content-type", "content-length", "host", "transfer-encoding",
@@ -61,14 +79,10 @@ func (p *Policy) NeverForwarded(name string) Reason {
 	if strings.HasPrefix(lower, "sec-websocket-") {
 		return ReasonProtocolHeader
 	}
-	if p.clientAuth != "" && lower == p.clientAuth {
-		return ReasonClientCredential
-	}
 	switch {
-	case lower == p.proxyUser,
-		// Set by mcpgate's upstream transport for its own use: Accept
-		// negotiates JSON or SSE answers, Last-Event-ID resumes a stream.
-		lower == "accept", lower == "last-event-id",
+	// Set by mcpgate's upstream transport for its own use: Accept
+	// negotiates JSON or SSE answers, Last-Event-ID resumes a stream.
+	case lower == "accept", lower == "last-event-id",
 		// Reserved for headers mcpgate sets for itself.
 		strings.HasPrefix(lower, "x-mcpgate-"),
 		// ContextForge's internal hop and trust headers: an upstream that is
@@ -78,6 +92,63 @@ func (p *Policy) NeverForwarded(name string) Reason {
 		return ReasonInternalHeader
 	}
 	return 0
+}
+
+// clientCredential returns the sanitised value of the header mcpgate
+// authenticates the client with, or "" when mcpgate authenticates no one or
+// the request has none. Its value, under whatever name it comes, is mcpgate's
+// credential and never the upstream's (deviation D4).
+//
+// A WebSocket upgrade without that header may carry the credential as the
+// subprotocol bearer.<token> instead, and mcpgate then authenticates the
+// client with that token (see [SubprotocolToken]).
+func (p *Policy) clientCredential(h http.Header) string {
+	if p.clientAuthKey == "" {
+		return ""
+	}
+	if vals := h[p.clientAuthKey]; len(vals) > 0 {
+		return SanitizeValue(vals[len(vals)-1])
+	}
+	return SanitizeValue(SubprotocolToken(h))
+}
+
+// WebSocketTokenPrefix marks the WebSocket subprotocol in which a client
+// offers its mcpgate token, bearer.<token>: a browser cannot set headers on a
+// WebSocket upgrade, but it can offer subprotocols.
+const WebSocketTokenPrefix = "bearer."
+
+// SubprotocolToken returns the token a WebSocket upgrade offers as the
+// subprotocol bearer.<token> in Sec-WebSocket-Protocol (keys canonical, as
+// net/http delivers them): the first such offer, or "" when there is none.
+func SubprotocolToken(h http.Header) string {
+	for _, v := range h["Sec-Websocket-Protocol"] {
+		for v != "" {
+			var offered string
+			offered, v, _ = strings.Cut(v, ",")
+			if token, ok := strings.CutPrefix(strings.TrimSpace(offered), WebSocketTokenPrefix); ok && token != "" {
+				return token
+			}
+		}
+	}
+	return ""
+}
+
+// carriesCredential reports whether the sanitised value v is the client's
+// credential cred (from clientCredential): the same value, or the same token
+// with or without the Bearer scheme, so that "Bearer T", "bearer T" and "T"
+// all match (D4). An empty cred matches nothing.
+func carriesCredential(v, cred string) bool {
+	return cred != "" && (v == cred || bearerToken(v) == bearerToken(cred))
+}
+
+// bearerToken is what follows the Bearer scheme of a sanitised value, or the
+// whole value when it has no such scheme.
+func bearerToken(v string) string {
+	const scheme = "bearer "
+	if len(v) > len(scheme) && sameName(v[:len(scheme)], scheme) {
+		return strings.TrimLeft(v[len(scheme):], " \t")
+	}
+	return v
 }
 
 // Allowlist is a list of passthrough header names prepared for Compute: each

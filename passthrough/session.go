@@ -18,6 +18,11 @@ import "net/http"
 // raw value that sanitises to nothing is kept as a single space, which
 // sanitises to nothing too, so the header still counts as present (which
 // matters for X-Upstream-Authorization, spec §2.2).
+//
+// The header mcpgate authenticates the client with is never-forwarded, so it
+// is not kept; a kept header whose value is that credential (deviation D4) is
+// kept as a single space too: present, never forwarded, as Compute would
+// treat it with the opening request.
 type SessionHeaders struct {
 	h http.Header
 }
@@ -27,13 +32,14 @@ type SessionHeaders struct {
 // values the last is kept.
 func (p *Policy) CaptureSession(opening http.Header) SessionHeaders {
 	kept := make(http.Header)
+	cred := p.clientCredential(opening)
 	for name, vals := range opening {
 		if len(vals) == 0 || !ValidName(name) || p.NeverForwarded(name) != 0 {
 			continue
 		}
 		raw := vals[len(vals)-1]
 		v := SanitizeValue(raw)
-		if v == "" && raw != "" {
+		if v == "" && raw != "" || carriesCredential(v, cred) {
 			v = " "
 		}
 		kept[http.CanonicalHeaderKey(name)] = []string{v}

@@ -77,8 +77,8 @@ func SettingDocs() []SettingDoc {
 		{EnvDefaultPassthroughHeaders, `["X-Tenant-Id","X-Trace-Id"]`, fmt.Sprintf("env allowlist: a JSON array or a comma list, at most %d names of at most %d bytes", MaxAllowlistNames, MaxNameLength), false},
 		{EnvPassthroughHeadersSource, "db", "global allowlist source: env, db or merge", false},
 		{EnvGlobalConfigCacheTTL, "60", "seconds a resolved global allowlist is cached", false},
-		{EnvProxyUserHeader, "X-Authenticated-User", "internal identity header, never forwarded", false},
-		{EnvAuthHeaderName, "Authorization", "header carrying the client's credential to mcpgate", false},
+		{EnvProxyUserHeader, "X-Authenticated-User", "internal identity header, never forwarded; not Authorization nor a name refused for AUTH_HEADER_NAME", false},
+		{EnvAuthHeaderName, "Authorization", "header carrying the client's credential to mcpgate; not X-Upstream-Authorization(-*), an MCP per-hop or connection header, a header mcpgate sets, nor PROXY_USER_HEADER", false},
 	}
 }
 
@@ -156,18 +156,70 @@ func ParseSettings(lookup Lookup) (Settings, error) {
 		}
 		s.GlobalConfigCacheTTL = time.Duration(secs * float64(time.Second))
 	}
-	for _, n := range []struct {
-		name string
-		dst  *string
-	}{{EnvProxyUserHeader, &s.ProxyUserHeader}, {EnvAuthHeaderName, &s.AuthHeaderName}} {
-		if v, ok := get(n.name); ok {
-			if !ValidName(v) {
-				return s, &SettingError{n.name, v, "must be a header name of letters, digits and hyphens"}
-			}
-			*n.dst = v
+	if v, ok := get(EnvProxyUserHeader); ok {
+		s.ProxyUserHeader = v
+	}
+	if v, ok := get(EnvAuthHeaderName); ok {
+		s.AuthHeaderName = v
+	}
+	return s, s.CheckHeaderNames()
+}
+
+// CheckHeaderNames reports, as a *SettingError, a PROXY_USER_HEADER or
+// AUTH_HEADER_NAME the engine cannot use: not a header name, or a name it
+// already treats in its own way. ParseSettings calls it; a program that builds
+// Settings itself should too.
+//
+// Such a name would mix mcpgate's own headers with what clients send
+// upstreams: AUTH_HEADER_NAME=X-Upstream-Authorization, say, would turn every
+// client's mcpgate token into the upstream's Authorization (spec §2.2,
+// deviation D4). The refused names are X-Upstream-Authorization and the
+// X-Upstream-Authorization-* family, reserved for credentials meant for
+// upstreams; the fixed never-forwarded set of spec §2.3 (connection and
+// framing headers, the MCP per-hop headers, the headers mcpgate sets for its
+// own use); for PROXY_USER_HEADER also Authorization, the upstream's
+// credential header; and the same name for both settings.
+func (s Settings) CheckHeaderNames() error {
+	for _, n := range []struct{ setting, value string }{
+		{EnvProxyUserHeader, s.ProxyUserHeader}, {EnvAuthHeaderName, s.AuthHeaderName},
+	} {
+		if !ValidName(n.value) {
+			return &SettingError{n.setting, n.value, "must be a header name of letters, digits and hyphens"}
+		}
+		if why := reservedHeaderName(n.value); why != "" {
+			return &SettingError{n.setting, n.value, "must not be " + why}
 		}
 	}
-	return s, nil
+	if sameName(s.ProxyUserHeader, authorization) {
+		return &SettingError{EnvProxyUserHeader, s.ProxyUserHeader,
+			"must not be Authorization: that is where an upstream's credential goes (spec §2.2); pick a header of its own such as X-Authenticated-User"}
+	}
+	if sameName(s.AuthHeaderName, s.ProxyUserHeader) {
+		return &SettingError{EnvAuthHeaderName, s.AuthHeaderName,
+			"must differ from " + EnvProxyUserHeader + ": the client's credential and mcpgate's identity header are two headers"}
+	}
+	return nil
+}
+
+// reservedHeaderName says why a header name cannot name one of mcpgate's own
+// headers (AUTH_HEADER_NAME, PROXY_USER_HEADER), or "" when it can.
+func reservedHeaderName(name string) string {
+	lower := lowerASCII(name)
+	switch {
+	case lower == "x-upstream-authorization":
+		return "X-Upstream-Authorization: its value is sent to upstreams as their Authorization (spec §2.2), so mcpgate's credential would reach every upstream; use Authorization or a header of its own"
+	case strings.HasPrefix(lower, "x-upstream-authorization-"):
+		return "an X-Upstream-Authorization-* header: these are reserved for credentials meant for upstreams"
+	}
+	switch fixedNeverForwarded(lower) {
+	case ReasonProtocolHeader:
+		return "a header of the HTTP connection or of message framing (spec §2.3)"
+	case ReasonMCPHeader:
+		return "an MCP per-hop header, which each hop sets for itself (spec §2.3)"
+	case ReasonInternalHeader:
+		return "a header mcpgate sets or withholds for its own use (spec §2.3)"
+	}
+	return ""
 }
 
 // ParseBool reads the switch named name the way every mcpgate switch is read:

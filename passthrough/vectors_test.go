@@ -1359,9 +1359,12 @@ func runTokenExchangeList(t *testing.T, v vector) {
 		s.EnableHeaderPassthrough, s.EnableOverwriteBaseHeaders = true, true
 		s.AuthenticatesClients = clientAuth
 		p := NewPolicy(s)
+		// A value of its own for each header: the vector gives names only,
+		// and a header whose value is the client's Authorization would be
+		// withheld as mcpgate's credential (D4).
 		req := http.Header{}
 		for _, n := range in.Allowed {
-			req.Set(n, "value")
+			req.Set(n, "value-of-"+n)
 		}
 		res := p.Compute(Call{Request: req, Allowlist: p.Compile(in.Allowed),
 			Upstream: Upstream{AuthType: AuthOAuth, TokenExchange: in.GrantType == "token-exchange"}})

@@ -3,14 +3,14 @@ package gateway
 import (
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/auth"
+	"github.com/mcpgate/mcpgate/passthrough"
 )
 
 // subprotocolTokenPrefix marks the WebSocket subprotocol that carries a
 // client token: bearer.<token>.
-const subprotocolTokenPrefix = "bearer."
+const subprotocolTokenPrefix = passthrough.WebSocketTokenPrefix
 
 // webSocketToken finds the client token of a /ws upgrade: in header
 // (AUTH_HEADER_NAME) as on every endpoint or, when the request has no such
@@ -27,14 +27,10 @@ func webSocketToken(header string) func(*http.Request) (string, bool) {
 		if len(r.Header.Values(header)) > 0 {
 			return auth.BearerToken(r.Header, header)
 		}
-		for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
-			for _, offered := range strings.Split(v, ",") {
-				if token, ok := strings.CutPrefix(strings.TrimSpace(offered), subprotocolTokenPrefix); ok && token != "" {
-					return token, true
-				}
-			}
-		}
-		return "", false
+		// The passthrough engine reads the same token to withhold it
+		// (D4): one parser for both.
+		token := passthrough.SubprotocolToken(r.Header)
+		return token, token != ""
 	}
 }
 

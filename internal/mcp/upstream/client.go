@@ -100,8 +100,9 @@ type Options struct {
 	// when it is one mcpgate speaks and replaced by ProtocolVersion
 	// otherwise.
 	Initialize json.RawMessage
-	// ClientName and ClientVersion are the clientInfo sent in initialize;
-	// empty means "mcpgate" and "dev".
+	// ClientName and ClientVersion are the clientInfo sent in initialize,
+	// and the User-Agent ClientName/ClientVersion of every request that
+	// brings none; empty means "mcpgate" and "dev".
 	ClientName, ClientVersion string
 	// Logger receives the client's diagnostics; nil discards them. Header
 	// values and message bodies are never logged.

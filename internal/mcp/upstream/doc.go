@@ -12,7 +12,11 @@
 // result, spec §2) plus the transport's own headers, which always win:
 // Content-Type, Accept, Mcp-Session-Id and MCP-Protocol-Version (a caller's
 // Accept-Encoding and Last-Event-ID are dropped too, because the HTTP
-// transport owns them). The headers given to Connect (the upstream's own
+// transport owns them, and so are Host, Content-Length and the other
+// connection headers Go writes itself). Every name goes out once, with one
+// value, whatever its spelling (spec §2.4). A given User-Agent replaces Go's;
+// a request without one carries mcpgate's own, ClientName/ClientVersion
+// ("mcpgate/<version>"). The headers given to Connect (the upstream's own
 // credentials) go only on the requests mcpgate makes for itself: initialize,
 // the event streams, session re-initialization and the final DELETE; never on
 // a Call that does not carry them itself (spec §5).

@@ -9,31 +9,45 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 )
 
-// ownedHeader reports whether the transport owns the header name: a caller's
-// value under that name is dropped, and the Client sets its own. The
-// passthrough engine never forwards most of these (spec §2.3, the MCP per-hop
-// headers and content-type); they are enforced here as well because a wrong
-// Mcp-Session-Id or Content-Type would break the session every caller shares,
-// and a caller's Accept-Encoding would stop Go's transport from decoding the
-// answer.
-func ownedHeader(name string) bool {
-	for _, owned := range [...]string{
-		"Content-Type", "Accept", "Accept-Encoding", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id",
-	} {
-		if strings.EqualFold(name, owned) {
-			return true
-		}
+// ownedHeader reports whether the transport owns the header, given by its
+// canonical key: a caller's value under that name, in any case, is dropped,
+// and the Client or Go's HTTP client sets its own. The passthrough engine
+// never forwards most of these (spec §2.3, the MCP per-hop and protocol
+// headers); they are enforced here as well because a wrong Mcp-Session-Id
+// or Content-Type would break the session every caller shares, a caller's
+// Accept-Encoding would stop Go's transport from decoding the answer, and Go
+// writes Host, Content-Length and Transfer-Encoding from the request itself,
+// so a caller's would go out as a second, conflicting copy.
+func ownedHeader(key string) bool {
+	switch key {
+	case "Content-Type", "Accept", "Accept-Encoding", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id",
+		"Host", "Content-Length", "Transfer-Encoding", "Trailer", "Te", "Connection", "Keep-Alive",
+		"Proxy-Connection", "Upgrade":
+		return true
 	}
 	return false
+}
+
+// userAgent is the User-Agent of a request that brings none: mcpgate's name
+// and version, as in initialize's clientInfo.
+func (c *Client) userAgent() string {
+	return c.opts.ClientName + "/" + c.opts.ClientVersion
 }
 
 // newRequest builds an HTTP request to the upstream: the given headers minus
 // the owned ones, then the transport's headers for s (which may be nil
 // before a session exists).
+//
+// Every name goes out once, with one value (spec §2.4): names are
+// canonicalised, because Go's HTTP client looks up only the canonical key of
+// the headers it writes itself (a "user-agent" key would go out next to its
+// own User-Agent); of several values the last is sent, as the passthrough
+// engine reads a request. given should hold each name in one spelling only,
+// as the engine's result does; of case variants, the canonical spelling
+// wins. A given User-Agent replaces Go's; without one mcpgate sends its own.
 func (c *Client) newRequest(ctx context.Context, method string, u *url.URL, body []byte, given http.Header, s *session) (*http.Request, error) {
 	var rd io.Reader
 	if body != nil {
@@ -43,11 +57,19 @@ func (c *Client) newRequest(ctx context.Context, method string, u *url.URL, body
 	if err != nil {
 		return nil, fmt.Errorf("build %s request: %w", method, err)
 	}
-	h := make(http.Header, len(given)+4)
+	h := make(http.Header, len(given)+5)
 	for name, values := range given {
-		if !ownedHeader(name) {
-			h[name] = slices.Clone(values)
+		key := http.CanonicalHeaderKey(name)
+		if len(values) == 0 || ownedHeader(key) {
+			continue
 		}
+		if _, dup := h[key]; dup && name != key {
+			continue
+		}
+		h[key] = []string{values[len(values)-1]}
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{c.userAgent()}
 	}
 	switch method {
 	case http.MethodPost:
