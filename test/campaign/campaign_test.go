@@ -1,0 +1,742 @@
+package campaign
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/auth"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/gateway"
+)
+
+var (
+	// The default is about 30 s with -race on a 2-core machine (about 185
+	// requests a second), 10 s without.
+	flagRequests = flag.Int("campaign.requests", 5000, "tools/call requests the wire campaign sends (10⁶ for the long run)")
+	flagRound    = flag.Int("campaign.round", 150, "requests per gateway instance; each round draws new settings")
+	flagSeed     = flag.Uint64("campaign.seed", 0, "the campaign's seed; 0 draws one (it is logged, to replay a run)")
+)
+
+const jwtSecret = "0123456789abcdef0123456789abcdef-campaign-only"
+
+// knownBugs are violations the campaign finds in code that is being fixed
+// elsewhere; they are counted and logged but do not fail the test. Each
+// entry says what it matches. Empty this list when the fixes are in.
+var knownBugs = []knownBug{
+	{"User-Agent sent twice when the allowlist spells it other than User-Agent (spec §2.4)",
+		func(c *reqCase, v violation) bool { return v.Kind == "duplicate-name" && v.Header == "user-agent" }},
+	{"AUTH_HEADER_NAME=X-Upstream-Authorization forwards the client's mcpgate token as Authorization (D4)",
+		func(c *reqCase, v violation) bool {
+			s := c.round.settings.Model
+			return s.AuthRequired && strings.EqualFold(s.AuthHeaderName, "X-Upstream-Authorization") &&
+				(v.Header == "authorization" || v.Kind == "token-leak")
+		}},
+	{"1:1 relay sessions keep the allowlist they opened with (spec §4, D12)",
+		func(c *reqCase, v violation) bool {
+			return c.Transport == "relay" && c.Change != nil && slices.Contains([]string{"missing-header",
+				"unexpected-header", "wrong-value", "client-value-in-own-header"}, v.Kind)
+		}},
+}
+
+type knownBug struct {
+	what    string
+	matches func(*reqCase, violation) bool
+}
+
+// TestWireCampaign is the randomised wire campaign: rounds of requests,
+// each round a new mcpgate (SQLite in a temporary folder) with settings
+// drawn at random, three upstreams with random credentials and allowlists
+// on a raw-socket MCP server, and random header sets sent with a raw
+// client through /rpc, /mcp, /sse, /ws and the 1:1 relay; sometimes an
+// allowlist changes between a session's open and its call. What each
+// upstream receives is checked against the model (model_test.go).
+func TestWireCampaign(t *testing.T) {
+	seed := *flagSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	c := &campaign{t: t, seed: seed, g: newGen(seed), up: newRawUpstream(t), oracle: newOracle(t),
+		byKind: map[string]int{}, rejected: map[string]int{}, byTransport: map[string]int{}, knownByKind: map[string]int{}, examples: map[string]string{}}
+	j, err := auth.NewJWT([]byte(jwtSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.token, err = j.Mint("campaign", 2*time.Hour, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	// Stop early, and say so, rather than be killed by go test's -timeout.
+	deadline, hasDeadline := t.Deadline()
+	for roundNo := 0; c.tried < *flagRequests; roundNo++ {
+		if hasDeadline && time.Until(deadline) < time.Minute {
+			t.Logf("stopping after %d of %d requests: the test's -timeout is a minute away", c.tried, *flagRequests)
+			break
+		}
+		c.runRound(roundNo, min(*flagRound, *flagRequests-c.tried))
+		if t.Failed() && c.violations == 0 { // a harness failure: stop here
+			return
+		}
+	}
+	elapsed := time.Since(start)
+	t.Logf("wire campaign, seed %d: %d requests tried in %d rounds (%d settings refused at start) in %s (%.0f/s): %d forwarded and checked, refused by the gateway as the model predicted %v; %d violations, %d of them known bugs",
+		seed, c.tried, c.rounds, c.refusedSettings, elapsed.Round(time.Millisecond), float64(c.tried)/elapsed.Seconds(),
+		c.checked, c.rejected, c.violations+c.known, c.known)
+	t.Logf("by transport: %v", c.byTransport)
+	for _, k := range slices.Sorted(maps.Keys(c.knownByKind)) {
+		t.Logf("known bug %s: %d", k, c.knownByKind[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.byKind)) {
+		t.Logf("violation %s: %d", k, c.byKind[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.examples)) {
+		t.Errorf("violation %s (%d times), first case, minimised:\n%s", k, c.byKind[k], c.examples[k])
+	}
+}
+
+// campaign is one run's state and counts.
+type campaign struct {
+	t      *testing.T
+	seed   uint64
+	g      *gen
+	up     *rawUpstream
+	oracle string // the address of the parsing oracle
+	token  string // the client's mcpgate token
+
+	tried, checked, rounds, refusedSettings int
+	rejected                                map[string]int // refused as the model predicted, by why
+	violations, known                       int
+	byKind, knownByKind                     map[string]int
+	byTransport                             map[string]int
+	examples                                map[string]string // by violation key: a minimised description
+}
+
+// round is one mcpgate instance with its upstreams and allowlists.
+type round struct {
+	c        *campaign
+	no       int
+	settings roundSettings
+	addr     string
+	admin    *http.Client
+	// the global list as stored (spec §3)
+	stored       []string
+	storedExists bool
+	upstreams    []*registered
+}
+
+type registered struct {
+	plan upstreamPlan
+	id   string
+	list optionalList
+}
+
+// reqCase is one request of the campaign, complete enough to replay.
+type reqCase struct {
+	round     *round
+	Transport string
+	Upstream  int
+	Open      []string // header lines at open (mcp, relay, sse, ws)
+	Call      []string // header lines of the call (rpc, mcp, relay)
+	AuthAt    int      // where the credential line goes among the lines
+	Change    *change  // a configuration change between open and call
+}
+
+// change is an allowlist write: the global list (Upstream -1) or an
+// upstream's. Before is what was in force, for replays.
+type change struct {
+	Upstream      int
+	Before, After optionalList
+}
+
+func (c *campaign) runRound(no, n int) {
+	t := c.t
+	r := &round{c: c, no: no, settings: c.g.settings(), admin: &http.Client{Timeout: ioTimeout}}
+	stop, err := r.start()
+	if err != nil {
+		var se *gateway.StartupError
+		if errors.As(err, &se) {
+			c.refusedSettings++
+			t.Logf("round %d: settings refused at start (%s): %v", no, se.Setting, err)
+			return
+		}
+		t.Fatalf("round %d: start mcpgate with %v: %v", no, r.settings.Env, err)
+	}
+	defer stop()
+	defer r.admin.CloseIdleConnections()
+	c.rounds++
+	r.stored, r.storedExists = seededGlobal(r.settings.Model)
+	if c.g.chance(0.5) {
+		if !r.putGlobal(c.g.allowlist()) {
+			return
+		}
+	}
+	for i, name := range []string{"alpha", "bravo", "charlie"} {
+		if !r.register(c.g.upstream(name), c.g.upstreamList(), i) {
+			return
+		}
+	}
+	for range n {
+		rc := c.newCase(r)
+		c.tried++
+		c.run(rc)
+		if t.Failed() && c.violations == 0 {
+			return
+		}
+	}
+}
+
+// start runs mcpgate in this process on a loopback port.
+func (r *round) start() (stop func(), err error) {
+	t := r.c.t
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, "none.env")
+	if err := os.WriteFile(envFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{
+		"DATABASE_URL":               "sqlite:///" + filepath.Join(dir, "mcpgate.db"),
+		"JWT_SECRET_KEY":             jwtSecret,
+		"AUTH_ENCRYPTION_SECRET":     "campaign-encryption-secret",
+		"UPSTREAM_TIMEOUT":           "10s",
+		"CATALOGUE_REFRESH_INTERVAL": "0",
+		"SHUTDOWN_TIMEOUT":           "5s",
+		"MCPGATE_ENV_FILE":           envFile,
+	}
+	maps.Copy(vars, r.settings.Env)
+	cfg, err := config.Load(nil, func(name string) (string, bool) { v, ok := vars[name]; return v, ok })
+	if err != nil {
+		return nil, err
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("MCPGATE_TEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := gateway.New(ctx, cfg, logger, "campaign")
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		g.Close()
+		t.Fatal(err)
+	}
+	r.addr = ln.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx, ln) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("round %d: serve: %v", r.no, err)
+		}
+		g.Close()
+	}, nil
+}
+
+// adminDo sends an admin API request with the client token.
+func (r *round) adminDo(method, path string, body any) (int, []byte) {
+	t := r.c.t
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(method, "http://"+r.addr+path, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if r.settings.Model.AuthRequired {
+		req.Header.Set(r.settings.Model.AuthHeaderName, "Bearer "+r.c.token)
+	}
+	resp, err := r.admin.Do(req)
+	if err != nil {
+		t.Fatalf("round %d: %s %s: %v", r.no, method, path, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// storedList reads the list an admin API answer says is stored: the API
+// trims names and drops empty ones, so the list in force is the one it
+// echoes, not the one sent.
+func storedList(out []byte) (optionalList, error) {
+	var v struct {
+		PassthroughHeaders *[]string `json:"passthrough_headers"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		return optionalList{}, fmt.Errorf("read passthrough_headers in %s: %w", out, err)
+	}
+	if v.PassthroughHeaders == nil {
+		return optionalList{}, nil
+	}
+	return optionalList{Set: true, List: *v.PassthroughHeaders}, nil
+}
+
+// putGlobal writes the global list (spec §3); a list the API refuses
+// changes nothing, and is fine.
+func (r *round) putGlobal(list []string) bool {
+	status, out := r.adminDo("PUT", "/admin/config/passthrough-headers", map[string]any{"passthrough_headers": list})
+	switch {
+	case status == http.StatusOK:
+		l, err := storedList(out)
+		if err != nil {
+			r.c.t.Errorf("round %d: PUT the global list: %v", r.no, err)
+			return false
+		}
+		r.stored, r.storedExists = l.List, true
+	case status == http.StatusUnprocessableEntity:
+	default:
+		r.c.t.Errorf("round %d: PUT the global list %q: HTTP %d %s", r.no, list, status, out)
+		return false
+	}
+	return true
+}
+
+// putUpstreamList writes upstream i's list (null: inherit).
+func (r *round) putUpstreamList(i int, l optionalList) bool {
+	var v any
+	if l.Set {
+		v = l.List
+	}
+	u := r.upstreams[i]
+	status, out := r.adminDo("PUT", "/gateways/"+u.id, map[string]any{"passthrough_headers": v})
+	switch status {
+	case http.StatusOK:
+		stored, err := storedList(out)
+		if err != nil {
+			r.c.t.Errorf("round %d: PUT upstream %s's list: %v", r.no, u.plan.Name, err)
+			return false
+		}
+		u.list = stored
+	case http.StatusUnprocessableEntity:
+	default:
+		r.c.t.Errorf("round %d: PUT upstream %s's list %v: HTTP %d %s", r.no, u.plan.Name, l, status, out)
+		return false
+	}
+	return true
+}
+
+// register adds upstream i; a list the API refuses is registered as null.
+func (r *round) register(p upstreamPlan, l optionalList, i int) bool {
+	body := map[string]any{"name": p.Name, "url": r.c.up.url(r.no*10 + i)}
+	maps.Copy(body, p.Fields)
+	if l.Set {
+		body["passthrough_headers"] = l.List
+	}
+	status, out := r.adminDo("POST", "/gateways", body)
+	if status == http.StatusUnprocessableEntity && l.Set {
+		delete(body, "passthrough_headers")
+		l = optionalList{}
+		status, out = r.adminDo("POST", "/gateways", body)
+	}
+	var v struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+		Reason string `json:"status_reason"`
+	}
+	_ = json.Unmarshal(out, &v)
+	if status != http.StatusCreated || v.Status != "available" {
+		r.c.t.Errorf("round %d: register %v: HTTP %d %s", r.no, body, status, out)
+		return false
+	}
+	stored, err := storedList(out)
+	if err != nil {
+		r.c.t.Errorf("round %d: register %s: %v", r.no, p.Name, err)
+		return false
+	}
+	r.upstreams = append(r.upstreams, &registered{plan: p, id: v.ID, list: stored})
+	return true
+}
+
+// newCase draws a request.
+func (c *campaign) newCase(r *round) *reqCase {
+	g := c.g
+	rc := &reqCase{round: r, Transport: pick(g, transports), Upstream: g.r.IntN(len(r.upstreams)), AuthAt: g.r.IntN(8)}
+	open, call := carries(rc.Transport)
+	if open {
+		rc.Open = g.clientLines()
+	}
+	if call {
+		rc.Call = g.clientLines()
+	}
+	if g.chance(0.25) {
+		ch := &change{Upstream: -1}
+		if g.chance(0.7) {
+			ch.Upstream = rc.Upstream
+		}
+		if ch.Upstream < 0 {
+			ch.Before = optionalList{Set: true, List: r.stored}
+			ch.After = optionalList{Set: true, List: g.allowlist()}
+		} else {
+			ch.Before = r.upstreams[ch.Upstream].list
+			ch.After = g.upstreamList()
+		}
+		rc.Change = ch
+	}
+	return rc
+}
+
+// withAuth puts the credential line among lines at position at.
+func (rc *reqCase) withAuth(lines []string) []string {
+	s := rc.round.settings.Model
+	if !s.AuthRequired {
+		return lines
+	}
+	out := slices.Clone(lines)
+	return slices.Insert(out, min(rc.AuthAt, len(out)), rc.authLine())
+}
+
+func (rc *reqCase) authLine() string {
+	return rc.round.settings.Model.AuthHeaderName + ": Bearer " + rc.round.c.token
+}
+
+// apply writes the change's After list (or Before, to replay).
+func (r *round) apply(ch *change, l optionalList) bool {
+	if ch.Upstream < 0 {
+		return r.putGlobal(l.List)
+	}
+	return r.putUpstreamList(ch.Upstream, l)
+}
+
+// outcome is what a case's check found.
+type outcome struct {
+	cid        string
+	allowlist  []string
+	parsed     map[string][]string // the headers the engine reads, as Go's server parsed them
+	expected   headerSet
+	accept     bool // the model's prediction: the gateway accepts the requests
+	why        string
+	ex         exchange
+	err        error
+	got        []rawLine
+	forwarded  bool
+	violations []violation
+}
+
+// run sends the case, checks it and counts the result.
+func (c *campaign) run(rc *reqCase) {
+	o := c.try(rc, false)
+	if o.err != nil && !errors.Is(o.err, errHarness) {
+		o.violations = append(o.violations, violation{Kind: "call-failed", Detail: o.err.Error()})
+	}
+	if errors.Is(o.err, errHarness) {
+		c.t.Errorf("round %d: %v", rc.round.no, o.err)
+		return
+	}
+	c.byTransport[rc.Transport]++
+	if o.forwarded {
+		c.checked++
+	} else if !o.accept {
+		c.rejected[o.why]++
+	}
+	for _, v := range o.violations {
+		if bug := knownBugOf(rc, v); bug != "" {
+			c.known++
+			c.knownByKind[v.key()]++
+			continue
+		}
+		c.violations++
+		c.byKind[v.key()]++
+		if _, seen := c.examples[v.key()]; !seen && len(c.examples) < 12 {
+			c.examples[v.key()] = c.describe(c.minimise(rc, v), v)
+		}
+	}
+}
+
+func knownBugOf(rc *reqCase, v violation) string {
+	for _, b := range knownBugs {
+		if b.matches(rc, v) {
+			return b.what
+		}
+	}
+	return ""
+}
+
+// errHarness marks a failure of the campaign's own machinery (the oracle,
+// the admin API), as opposed to the gateway's.
+var errHarness = errors.New("campaign harness")
+
+// try sends the case once, with a fresh correlation id, and checks it.
+// replay restores the change's Before list first.
+func (c *campaign) try(rc *reqCase, replay bool) outcome {
+	r := rc.round
+	s := r.settings.Model
+	up := r.upstreams[rc.Upstream]
+	o := outcome{cid: c.g.marker() + "-cid"}
+	if replay && rc.Change != nil && !r.apply(rc.Change, rc.Change.Before) {
+		o.err = fmt.Errorf("%w: restore the list before a replay", errHarness)
+		return o
+	}
+	open, call := rc.withAuth(rc.Open), rc.withAuth(rc.Call)
+	var auth []string
+	if s.AuthRequired {
+		auth = []string{rc.authLine()}
+	}
+	// The model's prediction: Go's server must accept every request that
+	// carries the case's lines, and mcpgate must find the credential.
+	o.accept = true
+	hasOpen, hasCall := carries(rc.Transport)
+	for _, part := range []struct {
+		has   bool
+		lines []string
+	}{{hasOpen, open}, {hasCall, call}} {
+		if !part.has {
+			continue
+		}
+		parsed, err := c.parse(rc.Transport, part.lines)
+		if err != nil {
+			o.err = err
+			return o
+		}
+		switch {
+		case parsed == nil:
+			o.accept, o.why = false, "Go's HTTP server refuses these lines"
+		case !credentialOK(s, parsed, c.token):
+			o.accept, o.why = false, "mcpgate cannot find its credential (401)"
+		}
+		o.parsed = parsed
+	}
+	path, tool := "/"+rc.Transport, up.plan.Name+"-echo"
+	if rc.Transport == "relay" {
+		path, tool = "/gateways/"+up.id+"/mcp", "echo"
+	}
+	hook := func() error {
+		if rc.Change != nil && !r.apply(rc.Change, rc.Change.After) {
+			return fmt.Errorf("%w: apply the change", errHarness)
+		}
+		return nil
+	}
+	o.ex, o.err = drive(r.addr, rc.Transport, path, tool, o.cid, auth, open, call, hook)
+	if errors.Is(o.err, errHarness) {
+		return o
+	}
+	o.got, o.forwarded = c.up.call(o.cid)
+	stageStatus := o.ex.CallStatus
+	if hasOpen && (o.ex.OpenStatus < 200 || o.ex.OpenStatus > 299) && o.ex.OpenStatus != http.StatusSwitchingProtocols {
+		stageStatus = o.ex.OpenStatus
+	}
+	if !o.accept {
+		o.err = nil // the exchange is expected to fail
+		if stageStatus < 400 || stageStatus > 499 {
+			o.violations = append(o.violations, violation{Kind: "accepted-refusable",
+				Detail: fmt.Sprintf("%s, but the gateway answered HTTP %d", o.why, stageStatus)})
+		}
+		if o.forwarded {
+			o.violations = append(o.violations, violation{Kind: "forwarded-despite-refusal",
+				Detail: "the upstream received the call of a request the model expects refused"})
+		}
+		return o
+	}
+	if o.err == nil && o.ex.Answer != "" {
+		o.err = errors.New(o.ex.Answer)
+	}
+	if o.err == nil && (stageStatus < 200 || stageStatus > 299) {
+		o.err = fmt.Errorf("HTTP %d", stageStatus)
+	}
+	if !o.forwarded {
+		if o.err == nil {
+			o.err = errors.New("the call succeeded but the upstream recorded no call with its correlation id")
+		}
+		return o
+	}
+	o.allowlist = effectiveAllowlist(s, r.stored, r.storedExists, up.list.List, up.list.Set)
+	o.expected = expectedHeaders(s, o.allowlist, up.plan.Auth, newModelRequest(o.parsed))
+	token := ""
+	if s.AuthRequired {
+		token = c.token
+	}
+	o.violations = append(o.violations, checkForwarded(o.expected, o.got, token)...)
+	return o
+}
+
+// credentialOK is whether mcpgate finds the client's credential: with
+// AUTH_REQUIRED, exactly one AUTH_HEADER_NAME header holding the token
+// that the driver wrote (a second one, from the case's lines, is refused).
+func credentialOK(s modelSettings, parsed map[string][]string, token string) bool {
+	if !s.AuthRequired {
+		return true
+	}
+	values := parsed[http.CanonicalHeaderKey(s.AuthHeaderName)]
+	return len(values) == 1 && values[0] == "Bearer "+token
+}
+
+// parse sends lines to the oracle, a plain net/http server, and returns
+// the header it parsed (nil when it refused them with 4xx): what the
+// gateway's server hands its handlers.
+func (c *campaign) parse(transport string, lines []string) (map[string][]string, error) {
+	method := "POST"
+	if transport == "sse" || transport == "ws" {
+		method = "GET"
+	}
+	status, _, body, err := roundTrip(c.oracle, rawRequest{method, "/oracle", lines, nil}, "")
+	if err != nil {
+		return nil, fmt.Errorf("%w: the oracle: %v", errHarness, err)
+	}
+	if status >= 400 && status <= 499 {
+		return nil, nil
+	}
+	var raw map[string][][]byte
+	if status != http.StatusOK || json.Unmarshal(body, &raw) != nil {
+		return nil, fmt.Errorf("%w: the oracle answered HTTP %d %q", errHarness, status, body)
+	}
+	h := map[string][]string{}
+	for k, vs := range raw {
+		for _, v := range vs {
+			h[k] = append(h[k], string(v))
+		}
+	}
+	return h, nil
+}
+
+// newOracle starts a net/http server configured like mcpgate's (same
+// MaxHeaderBytes) that answers with the header it parsed, as JSON.
+func newOracle(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{MaxHeaderBytes: 1 << 20, ReadHeaderTimeout: 10 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			// []byte values, so that JSON (base64) keeps every byte.
+			h := map[string][][]byte{}
+			for k, vs := range r.Header {
+				for _, v := range vs {
+					h[k] = append(h[k], []byte(v))
+				}
+			}
+			b, _ := json.Marshal(h)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(b)
+		})}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// minimise drops the case's header lines one at a time while the
+// violation (same key) still occurs, replaying on the same gateway.
+func (c *campaign) minimise(rc *reqCase, v violation) *reqCase {
+	still := func(cand *reqCase) bool {
+		o := c.try(cand, true)
+		return slices.ContainsFunc(o.violations, func(w violation) bool { return w.key() == v.key() })
+	}
+	best := rc
+	for _, field := range []func(*reqCase) *[]string{func(x *reqCase) *[]string { return &x.Open }, func(x *reqCase) *[]string { return &x.Call }} {
+		for i := len(*field(best)) - 1; i >= 0; i-- {
+			cand := *best
+			lines := slices.Delete(slices.Clone(*field(best)), i, i+1)
+			*field(&cand) = lines
+			if still(&cand) {
+				best = &cand
+			}
+		}
+	}
+	if best.Change != nil {
+		cand := *best
+		cand.Change = nil
+		if still(&cand) {
+			best = &cand
+		}
+	}
+	return best
+}
+
+// describe is a case and its violation as a failure message: everything
+// needed to replay it and to see why it is wrong.
+func (c *campaign) describe(rc *reqCase, v violation) string {
+	o := c.try(rc, true)
+	r := rc.round
+	up := r.upstreams[rc.Upstream]
+	var b strings.Builder
+	env := slices.Sorted(maps.Keys(r.settings.Env))
+	fmt.Fprintf(&b, "  seed %d (replay: go test ./test/campaign -run TestWireCampaign -campaign.seed=%d -campaign.requests=%d), round %d\n", c.seed, c.seed, c.tried, r.no)
+	fmt.Fprintf(&b, "  %s: %s\n", v.key(), v.Detail)
+	b.WriteString("  settings:")
+	for _, k := range env {
+		fmt.Fprintf(&b, " %s=%q", k, r.settings.Env[k])
+	}
+	fmt.Fprintf(&b, "\n  global list stored: %q (row exists: %v); upstream %s auth %s base %q, own list %s\n",
+		r.stored, r.storedExists, up.plan.Name, up.plan.Auth.Type, up.plan.Auth.Base, listString(up.list))
+	if rc.Change != nil {
+		fmt.Fprintf(&b, "  between open and call: %s list %s → %s\n", changeTarget(r, rc.Change), listString(rc.Change.Before), listString(rc.Change.After))
+	}
+	fmt.Fprintf(&b, "  transport %s; effective allowlist %q\n", rc.Transport, o.allowlist)
+	if hasOpen, _ := carries(rc.Transport); hasOpen {
+		fmt.Fprintf(&b, "  header lines at open: %s\n", quoteLines(rc.Open))
+	}
+	if _, hasCall := carries(rc.Transport); hasCall {
+		fmt.Fprintf(&b, "  header lines of the call: %s\n", quoteLines(rc.Call))
+	}
+	fmt.Fprintf(&b, "  (the credential line %q goes at position %d when AUTH_REQUIRED)\n", redact(rc.authLine(), c.token), rc.AuthAt)
+	fmt.Fprintf(&b, "  as Go's server parsed them: %s\n", parsedString(o.parsed, c.token))
+	fmt.Fprintf(&b, "  the model predicts: accepted=%v %s; forwarded %q\n", o.accept, o.why, o.expected)
+	var got []string
+	for _, l := range o.got {
+		got = append(got, l.Name+": "+l.Value)
+	}
+	fmt.Fprintf(&b, "  the gateway: open HTTP %d, call HTTP %d, answer %q, err %v\n", o.ex.OpenStatus, o.ex.CallStatus, o.ex.Answer, o.err)
+	fmt.Fprintf(&b, "  the upstream got (forwarded=%v): %s\n", o.forwarded, redact(quoteLines(got), c.token))
+	var now []string
+	for _, w := range o.violations {
+		now = append(now, w.key())
+	}
+	fmt.Fprintf(&b, "  violations on this replay: %v", now)
+	return b.String()
+}
+
+func listString(l optionalList) string {
+	if !l.Set {
+		return "null (inherit)"
+	}
+	return fmt.Sprintf("%q", l.List)
+}
+
+func changeTarget(r *round, ch *change) string {
+	if ch.Upstream < 0 {
+		return "the global"
+	}
+	return "upstream " + r.upstreams[ch.Upstream].plan.Name + "'s"
+}
+
+func quoteLines(lines []string) string {
+	q := make([]string, len(lines))
+	for i, l := range lines {
+		q[i] = strconv.Quote(l)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func parsedString(h map[string][]string, token string) string {
+	keys := slices.Sorted(maps.Keys(h))
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, h[k]))
+	}
+	return redact(strings.Join(parts, " "), token)
+}
+
+// redact keeps failure messages short: the token is long and the same
+// everywhere.
+func redact(s, token string) string { return strings.ReplaceAll(s, token, "<TOKEN>") }
