@@ -34,7 +34,7 @@ func pick[T any](g *gen, xs []T) T { return xs[g.r.IntN(len(xs))] }
 // and names the strict rule (D1) refuses.
 var allowlistNames = []string{
 	"X-Tenant-Id", "x-tenant-id", "X-TENANT-ID", "X-Trace-Id", "x-trace-id", "X-Api-Key", "X-Custom-Auth",
-	"X-Api-Token", "X-Injected", "X-Long", "X-Empty", "X-Ctl",
+	"X-Api-Token", "X-Proxy-User", "X-Injected", "X-Long", "X-Empty", "X-Ctl",
 	"Authorization", "authorization", "AUTHORIZATION",
 	"User-Agent", "user-agent", "USER-AGENT",
 	"X-Upstream-Authorization", "x-upstream-authorization",
@@ -51,7 +51,7 @@ var allowlistNames = []string{
 // out: sending them would test the transport's framing, not passthrough.
 var clientNames = []string{
 	"X-Tenant-Id", "x-tenant-id", "X-TENANT-ID", "X-Trace-Id", "X-Api-Key", "X-Custom-Auth", "X-Api-Token",
-	"X-Injected", "X-Long", "X-Empty", "X-Ctl",
+	"X-Proxy-User", "X-Injected", "X-Long", "X-Empty", "X-Ctl",
 	"Authorization", "authorization", "User-Agent", "user-agent",
 	"X-Upstream-Authorization", "x-upstream-authorization", "X-UPSTREAM-AUTHORIZATION",
 	"X-Authenticated-User", "X-Mcp-Session-Id", "Mcp-Method", "Mcp-Name", "Mcp-Param-Tool",
@@ -149,7 +149,7 @@ func (g *gen) settings() roundSettings {
 		EnableHeaderPassthrough:    g.chance(0.85),
 		EnableOverwriteBaseHeaders: g.chance(0.5),
 		Source:                     pick(g, []string{"env", "db", "merge"}),
-		ProxyUserHeader:            "X-Authenticated-User",
+		ProxyUserHeader:            pick(g, []string{"X-Authenticated-User", "X-Authenticated-User", "X-Tenant-Id", "X-Proxy-User"}),
 		AuthHeaderName:             pick(g, []string{"Authorization", "Authorization", "Authorization", "authorization", "X-Api-Token", "X-Tenant-Id", "X-Upstream-Authorization"}),
 		AuthRequired:               g.chance(0.75),
 	}
@@ -184,6 +184,7 @@ func (g *gen) settings() roundSettings {
 		"PASSTHROUGH_HEADERS_SOURCE":    m.Source,
 		"AUTH_HEADER_NAME":              m.AuthHeaderName,
 		"AUTH_REQUIRED":                 fmt.Sprint(m.AuthRequired),
+		"PROXY_USER_HEADER":             m.ProxyUserHeader,
 	}}
 }
 

@@ -12,7 +12,8 @@ import (
 // ("" for a result, else what failed).
 
 // transports are the paths the campaign drives.
-var transports = []string{"rpc", "mcp", "sse", "ws", "relay"}
+// relay is the 1:1 relay's Streamable HTTP endpoint, relay-sse its SSE one.
+var transports = []string{"rpc", "mcp", "sse", "ws", "relay", "relay-sse"}
 
 // carries says which of a case's header sets reach the engine for the
 // call (spec §4): a Streamable HTTP call is forwarded with its own POST's
@@ -89,7 +90,7 @@ func drive(addr, transport, path, tool, cid string, auth, openLines, callLines [
 		ex.Answer = callFailed(body)
 		return ex, nil
 
-	case "sse":
+	case "sse", "relay-sse":
 		status, s, endpoint, err := openSSE(addr, rawRequest{"GET", path, append([]string{"Accept: text/event-stream"}, openLines...), nil})
 		ex.OpenStatus = status
 		if err != nil || s == nil {
