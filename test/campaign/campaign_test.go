@@ -706,7 +706,7 @@ func (c *campaign) describe(rc *reqCase, v violation) string {
 	}
 	fmt.Fprintf(&b, "  seed %d (replay: go test ./test/campaign -run TestWireCampaign -campaign.seed=%d -campaign.requests=%d -campaign.round=%d%s), round %d\n",
 		c.seed, c.seed, c.tried, *flagRound, strict, r.no)
-	fmt.Fprintf(&b, "  %s: %s\n", v.key(), shorten(v.Detail))
+	fmt.Fprintf(&b, "  %s: %s\n", v.key(), shorten(redact(v.Detail, c.token)))
 	b.WriteString("  settings:")
 	for _, k := range env {
 		fmt.Fprintf(&b, " %s=%q", k, r.settings.Env[k])
