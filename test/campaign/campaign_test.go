@@ -508,13 +508,17 @@ func (c *campaign) try(rc *reqCase, replay bool) outcome {
 	o.accept = true
 	hasOpen, hasCall := carries(rc.Transport)
 	for _, part := range []struct {
-		has   bool
-		lines []string
-	}{{hasOpen, open}, {hasCall, call}} {
+		has, opening bool
+		lines        []string
+	}{{hasOpen, true, open}, {hasCall, false, call}} {
 		if !part.has {
 			continue
 		}
-		parsed, err := c.parse(rc.Transport, part.lines)
+		method := "POST"
+		if part.opening && (rc.Transport == "sse" || rc.Transport == "relay-sse" || rc.Transport == "ws") {
+			method = "GET"
+		}
+		parsed, err := c.parse(method, part.lines)
 		if err != nil {
 			o.err = err
 			return o
@@ -525,7 +529,9 @@ func (c *campaign) try(rc *reqCase, replay bool) outcome {
 		case !credentialOK(s, parsed, c.token):
 			o.accept, o.why = false, "mcpgate cannot find its credential (401)"
 		}
-		o.parsed = parsed
+		if part.opening == forwardsOpening(rc.Transport) {
+			o.parsed = parsed
+		}
 	}
 	path, tool := "/"+rc.Transport, up.plan.Name+"-echo"
 	switch rc.Transport {
@@ -612,11 +618,7 @@ func credentialOK(s modelSettings, parsed map[string][]string, token string) boo
 // parse sends lines to the oracle, a plain net/http server, and returns
 // the header it parsed (nil when it refused them with 4xx): what the
 // gateway's server hands its handlers.
-func (c *campaign) parse(transport string, lines []string) (map[string][]string, error) {
-	method := "POST"
-	if transport == "sse" || transport == "ws" || transport == "relay-sse" {
-		method = "GET"
-	}
+func (c *campaign) parse(method string, lines []string) (map[string][]string, error) {
 	status, _, body, err := roundTrip(c.oracle, rawRequest{method, "/oracle", lines, nil}, "")
 	if err != nil {
 		return nil, fmt.Errorf("%w: the oracle: %v", errHarness, err)

@@ -132,9 +132,9 @@ func seededGlobal(s modelSettings) (names []string, exists bool) {
 	return names, true
 }
 
-// validName is the strict name rule of spec §2.3 (D1): no trailing
-// newline, which is why it is matched with \z-free Go semantics ($ in Go's
-// RE2 without (?m) matches only at the end of the text).
+// validName is the strict name rule of spec §2.3 (D1): Go's $ without the
+// m flag matches only at the very end of the text, so a name with a
+// trailing newline does not pass.
 var validName = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
 
 // neverForwarded is the never-forwarded set of spec §2.3, for name.

@@ -15,18 +15,29 @@ import (
 // relay is the 1:1 relay's Streamable HTTP endpoint, relay-sse its SSE one.
 var transports = []string{"rpc", "mcp", "sse", "ws", "relay", "relay-sse"}
 
-// carries says which of a case's header sets reach the engine for the
-// call (spec §4): a Streamable HTTP call is forwarded with its own POST's
-// headers, as on /rpc; SSE and WebSocket calls with the opening ones.
+// carries says which requests of a transport carry a case's header
+// lines: the open (the initialize POST, the SSE GET, the WebSocket
+// upgrade) and the call (the tools/call POST; a WebSocket call is a frame).
 func carries(transport string) (open, call bool) {
 	switch transport {
 	case "rpc":
 		return false, true
-	case "mcp", "relay":
-		return true, true // both are sent; the model reads the call's
-	default:
+	case "ws":
 		return true, false
+	default:
+		return true, true
 	}
+}
+
+// forwardsOpening says whether a call is forwarded with the session's
+// opening headers (spec §4: SSE and WebSocket sessions) rather than with
+// its own request's (Streamable HTTP, as on /rpc).
+func forwardsOpening(transport string) bool {
+	switch transport {
+	case "sse", "relay-sse", "ws":
+		return true
+	}
+	return false
 }
 
 // exchange is what one case's requests got.
@@ -97,9 +108,9 @@ func drive(addr, transport, path, tool, cid string, auth, openLines, callLines [
 			return ex, err
 		}
 		defer s.Close()
-		post := func(body []byte, id string) ([]byte, error) {
+		post := func(lines []string, body []byte, id string) ([]byte, error) {
 			status, _, _, err := roundTrip(addr, rawRequest{"POST", endpoint,
-				append([]string{"Content-Type: application/json"}, auth...), body}, "")
+				append([]string{"Content-Type: application/json"}, lines...), body}, "")
 			ex.CallStatus = status
 			if err != nil || status != http.StatusAccepted {
 				return nil, fmt.Errorf("POST %s: HTTP %d, %v", endpoint, status, err)
@@ -109,16 +120,16 @@ func drive(addr, transport, path, tool, cid string, auth, openLines, callLines [
 			}
 			return s.await(id)
 		}
-		if _, err := post(jsonRPC("1", "initialize", initializeParams), "1"); err != nil {
+		if _, err := post(auth, jsonRPC("1", "initialize", initializeParams), "1"); err != nil {
 			return ex, fmt.Errorf("initialize: %w", err)
 		}
-		if _, err := post(jsonRPC("", "notifications/initialized", map[string]any{}), ""); err != nil {
+		if _, err := post(auth, jsonRPC("", "notifications/initialized", map[string]any{}), ""); err != nil {
 			return ex, err
 		}
 		if err := hook(); err != nil {
 			return ex, err
 		}
-		answer, err := post(call, "7")
+		answer, err := post(callLines, call, "7")
 		if err != nil {
 			return ex, err
 		}
