@@ -202,6 +202,9 @@ func (c *campaign) runRound(no, n int) {
 	for range n {
 		rc := c.newCase(r)
 		c.tried++
+		if *flagRequests >= 50000 && c.tried%(*flagRequests/10) == 0 { // a long run says how far it is
+			t.Logf("%d of %d requests, %d violations (%d known bugs)", c.tried, *flagRequests, c.violations+c.known, c.known)
+		}
 		c.run(rc)
 		if t.Failed() && c.violations == 0 {
 			return
