@@ -150,7 +150,7 @@ func (g *gen) settings() roundSettings {
 		EnableOverwriteBaseHeaders: g.chance(0.5),
 		Source:                     pick(g, []string{"env", "db", "merge"}),
 		ProxyUserHeader:            pick(g, []string{"X-Authenticated-User", "X-Authenticated-User", "X-Tenant-Id", "X-Proxy-User"}),
-		AuthHeaderName:             pick(g, []string{"Authorization", "Authorization", "Authorization", "authorization", "X-Api-Token", "X-Tenant-Id", "X-Upstream-Authorization"}),
+		AuthHeaderName:             pick(g, []string{"Authorization", "Authorization", "Authorization", "authorization", "X-Api-Token", "X-Tenant-Id", "X-Upstream-Authorization", "X-Upstream-Authorization-Tenant"}),
 		AuthRequired:               g.chance(0.75),
 	}
 	// The env list, valid names only: an invalid one is a start-up error
