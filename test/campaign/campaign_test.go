@@ -75,7 +75,7 @@ func TestWireCampaign(t *testing.T) {
 		seed = uint64(time.Now().UnixNano())
 	}
 	c := &campaign{t: t, seed: seed, g: newGen(seed), up: newRawUpstream(t), oracle: newOracle(t),
-		byKind: map[string]int{}, rejected: map[string]int{}, byTransport: map[string]int{}, knownByKind: map[string]int{}, examples: map[string]string{}}
+		byKind: map[string]int{}, rejected: map[string]int{}, byTransport: map[string]int{}, knownByKind: map[string]int{}, knownByBug: map[string]int{}, examples: map[string]string{}}
 	j, err := auth.NewJWT([]byte(jwtSecret))
 	if err != nil {
 		t.Fatal(err)
@@ -97,10 +97,13 @@ func TestWireCampaign(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(start)
-	t.Logf("wire campaign, seed %d: %d requests tried in %d rounds (%d settings refused at start) in %s (%.0f/s): %d forwarded and checked, refused by the gateway as the model predicted %v; %d violations, %d of them known bugs",
+	t.Logf("wire campaign, seed %d: %d requests tried in %d rounds (%d settings refused at start) in %s (%.0f/s): %d forwarded and checked, refused by the gateway as the model predicted %v; %d violations in %d requests, %d of them known bugs",
 		seed, c.tried, c.rounds, c.refusedSettings, elapsed.Round(time.Millisecond), float64(c.tried)/elapsed.Seconds(),
-		c.checked, c.rejected, c.violations+c.known, c.known)
+		c.checked, c.rejected, c.violations+c.known, c.failedRequests, c.known)
 	t.Logf("by transport: %v", c.byTransport)
+	for _, k := range slices.Sorted(maps.Keys(c.knownByBug)) {
+		t.Logf("known bug, %d violations: %s", c.knownByBug[k], k)
+	}
 	for _, k := range slices.Sorted(maps.Keys(c.knownByKind)) {
 		t.Logf("known bug %s: %d", k, c.knownByKind[k])
 	}
@@ -125,7 +128,9 @@ type campaign struct {
 	cids                                    int            // the last correlation id
 	rejected                                map[string]int // refused as the model predicted, by why
 	violations, known                       int
-	byKind, knownByKind                     map[string]int
+	failedRequests                          int            // requests with a violation, known bugs included
+	byKind, knownByKind                     map[string]int // by violation key
+	knownByBug                              map[string]int // by knownBug.what
 	byTransport                             map[string]int
 	examples                                map[string]string // by violation key: a minimised description
 }
@@ -178,8 +183,10 @@ func (c *campaign) runRound(no, n int) {
 		// settings the spec allows is a failure.
 		var se *gateway.StartupError
 		var pe *passthrough.SettingError
-		if (errors.As(err, &se) && se.Setting == passthrough.EnvAuthHeaderName ||
-			errors.As(err, &pe) && pe.Name == passthrough.EnvAuthHeaderName) && specialAuthHeader(r.settings.Model) {
+		names := errors.As(err, &se) && se.Setting == passthrough.EnvAuthHeaderName ||
+			errors.As(err, &pe) && pe.Name == passthrough.EnvAuthHeaderName ||
+			strings.Contains(err.Error(), passthrough.EnvAuthHeaderName)
+		if names && specialAuthHeader(r.settings.Model) {
 			c.refusedSettings++
 			return
 		}
@@ -459,10 +466,14 @@ func (c *campaign) run(rc *reqCase) {
 	} else if !o.accept {
 		c.rejected[o.why]++
 	}
+	if len(o.violations) > 0 {
+		c.failedRequests++
+	}
 	for _, v := range o.violations {
 		if bug := knownBugOf(rc, v); bug != "" {
 			c.known++
 			c.knownByKind[v.key()]++
+			c.knownByBug[bug]++
 			continue
 		}
 		c.violations++
