@@ -76,7 +76,7 @@ func TestWireCampaign(t *testing.T) {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	c := &campaign{t: t, seed: seed, g: newGen(seed), up: newRawUpstream(t), oracle: newOracle(t),
+	c := &campaign{t: t, dir: t.TempDir(), seed: seed, g: newGen(seed), up: newRawUpstream(t), oracle: newOracle(t),
 		byKind: map[string]int{}, rejected: map[string]int{}, byTransport: map[string]int{}, knownByKind: map[string]int{}, knownByBug: map[string]int{}, examples: map[string]string{}}
 	j, err := auth.NewJWT([]byte(jwtSecret))
 	if err != nil {
@@ -120,6 +120,7 @@ func TestWireCampaign(t *testing.T) {
 // campaign is one run's state and counts.
 type campaign struct {
 	t      *testing.T
+	dir    string // where rounds keep their databases
 	seed   uint64
 	g      *gen
 	up     *rawUpstream
@@ -224,7 +225,12 @@ func (c *campaign) runRound(no, n int) {
 // start runs mcpgate in this process on a loopback port.
 func (r *round) start() (stop func(), err error) {
 	t := r.c.t
-	dir := t.TempDir()
+	// A folder per round, removed when the round ends: a long run has
+	// thousands of rounds, and t.TempDir would keep every database to the end.
+	dir, err := os.MkdirTemp(r.c.dir, "round-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	envFile := filepath.Join(dir, "none.env")
 	if err := os.WriteFile(envFile, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -241,6 +247,7 @@ func (r *round) start() (stop func(), err error) {
 	maps.Copy(vars, r.settings.Env)
 	cfg, err := config.Load(nil, func(name string) (string, bool) { v, ok := vars[name]; return v, ok })
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -251,6 +258,7 @@ func (r *round) start() (stop func(), err error) {
 	g, err := gateway.New(ctx, cfg, logger, "campaign")
 	if err != nil {
 		cancel()
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -268,6 +276,9 @@ func (r *round) start() (stop func(), err error) {
 			t.Errorf("round %d: serve: %v", r.no, err)
 		}
 		g.Close()
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("round %d: %v", r.no, err)
+		}
 	}, nil
 }
 
