@@ -31,7 +31,6 @@ var (
 	flagRequests = flag.Int("campaign.requests", 5000, "tools/call requests the wire campaign sends (10⁶ for the long run)")
 	flagRound    = flag.Int("campaign.round", 150, "requests per gateway instance; each round draws new settings")
 	flagSeed     = flag.Uint64("campaign.seed", 0, "the campaign's seed; 0 draws one (it is logged, to replay a run)")
-	flagStrict   = flag.Bool("campaign.strict", false, "fail on known bugs too (ignore knownBugs)")
 )
 
 const jwtSecret = "0123456789abcdef0123456789abcdef-campaign-only"
@@ -49,7 +48,7 @@ func TestWireCampaign(t *testing.T) {
 		seed = uint64(time.Now().UnixNano())
 	}
 	c := &campaign{t: t, dir: t.TempDir(), seed: seed, g: newGen(seed), up: newRawUpstream(t), oracle: newOracle(t),
-		byKind: map[string]int{}, rejected: map[string]int{}, byTransport: map[string]int{}, knownByKind: map[string]int{}, knownByBug: map[string]int{}, examples: map[string]string{}}
+		byKind: map[string]int{}, rejected: map[string]int{}, byTransport: map[string]int{}, examples: map[string]string{}}
 	j, err := auth.NewJWT([]byte(jwtSecret))
 	if err != nil {
 		t.Fatal(err)
@@ -71,16 +70,10 @@ func TestWireCampaign(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(start)
-	t.Logf("wire campaign, seed %d: %d requests tried in %d rounds (%d settings refused at start) in %s (%.0f/s): %d forwarded and checked, refused by the gateway as the model predicted %v; %d violations in %d requests, %d of them known bugs",
+	t.Logf("wire campaign, seed %d: %d requests tried in %d rounds (%d settings refused at start) in %s (%.0f/s): %d forwarded and checked, refused by the gateway as the model predicted %v; %d violations in %d requests",
 		seed, c.tried, c.rounds, c.refusedSettings, elapsed.Round(time.Millisecond), float64(c.tried)/elapsed.Seconds(),
-		c.checked, c.rejected, c.violations+c.known, c.failedRequests, c.known)
+		c.checked, c.rejected, c.violations, c.failedRequests)
 	t.Logf("by transport: %v", c.byTransport)
-	for _, k := range slices.Sorted(maps.Keys(c.knownByBug)) {
-		t.Logf("known bug, %d violations: %s", c.knownByBug[k], k)
-	}
-	for _, k := range slices.Sorted(maps.Keys(c.knownByKind)) {
-		t.Logf("known bug %s: %d", k, c.knownByKind[k])
-	}
 	for _, k := range slices.Sorted(maps.Keys(c.byKind)) {
 		t.Logf("violation %s: %d", k, c.byKind[k])
 	}
@@ -102,10 +95,9 @@ type campaign struct {
 	tried, checked, rounds, refusedSettings int
 	cids                                    int            // the last correlation id
 	rejected                                map[string]int // refused as the model predicted, by why
-	violations, known                       int
-	failedRequests                          int            // requests with a violation, known bugs included
-	byKind, knownByKind                     map[string]int // by violation key
-	knownByBug                              map[string]int // by knownBug.what
+	violations                              int
+	failedRequests                          int            // requests with a violation
+	byKind                                  map[string]int // by violation key
 	byTransport                             map[string]int
 	examples                                map[string]string // by violation key: a minimised description
 }
@@ -185,7 +177,7 @@ func (c *campaign) runRound(no, n int) {
 		rc := c.newCase(r)
 		c.tried++
 		if *flagRequests >= 50000 && c.tried%(*flagRequests/10) == 0 { // a long run says how far it is
-			t.Logf("%d of %d requests, %d violations (%d known bugs)", c.tried, *flagRequests, c.violations+c.known, c.known)
+			t.Logf("%d of %d requests, %d violations", c.tried, *flagRequests, c.violations)
 		}
 		c.run(rc)
 		if t.Failed() && c.violations == 0 {
@@ -455,12 +447,6 @@ func (c *campaign) run(rc *reqCase) {
 		c.failedRequests++
 	}
 	for _, v := range o.violations {
-		if bug := knownBugOf(rc, v); bug != "" {
-			c.known++
-			c.knownByKind[v.key()]++
-			c.knownByBug[bug]++
-			continue
-		}
 		c.violations++
 		c.byKind[v.key()]++
 		if _, seen := c.examples[v.key()]; !seen && len(c.examples) < 12 {

@@ -66,6 +66,11 @@ func checkForwarded(expected headerSet, got []rawLine, token string) []violation
 			if markerRE.MatchString(l.Value) {
 				add("client-value-in-own-header", name, "%s: %q", l.Name, l.Value)
 			}
+			// Without an allowlisted User-Agent, mcpgate names itself,
+			// never Go's HTTP client.
+			if name == "user-agent" && !strings.HasPrefix(l.Value, "mcpgate/") {
+				add("foreign-user-agent", name, "%s: %q, want mcpgate/<version>", l.Name, l.Value)
+			}
 		default:
 			add("unexpected-header", name, "%s: %q", l.Name, l.Value)
 		}

@@ -49,12 +49,8 @@ func (c *campaign) describe(rc *reqCase, v violation) string {
 	up := r.upstreams[rc.Upstream]
 	var b strings.Builder
 	env := slices.Sorted(maps.Keys(r.settings.Env))
-	strict := ""
-	if *flagStrict {
-		strict = " -campaign.strict"
-	}
-	fmt.Fprintf(&b, "  seed %d (replay: go test ./test/campaign -run TestWireCampaign -campaign.seed=%d -campaign.requests=%d -campaign.round=%d%s), round %d\n",
-		c.seed, c.seed, c.tried, *flagRound, strict, r.no)
+	fmt.Fprintf(&b, "  seed %d (replay: go test ./test/campaign -run TestWireCampaign -campaign.seed=%d -campaign.requests=%d -campaign.round=%d), round %d\n",
+		c.seed, c.seed, c.tried, *flagRound, r.no)
 	fmt.Fprintf(&b, "  %s: %s\n", v.key(), shorten(redact(v.Detail, c.token)))
 	b.WriteString("  settings:")
 	for _, k := range env {
