@@ -247,7 +247,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	fresh := &newConnections{}
 	// A browser page can reach any mcpgate the browser can, so the Origin
 	// check guards every listener; the Host check only a loopback one.
-	handler := guardOrigin(g.handler, g.cfg.Gateway.AllowedOrigins)
+	handler := guardOrigin(g.handler, g.cfg.Gateway.AllowedOrigins, g.cfg.Gateway.AllowedHosts)
 	if isLoopback(ln.Addr()) && !slices.Contains(g.cfg.Gateway.AllowedHosts, "*") {
 		handler = guardAgainstRebinding(handler, g.cfg.Gateway.AllowedHosts)
 	}

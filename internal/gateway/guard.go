@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -31,24 +32,57 @@ import (
 // keeps the Host gw.example.com and sets it), http otherwise. A browser
 // cannot add X-Forwarded-Proto to a cross-origin request without a
 // preflight, which this guard refuses.
-func guardOrigin(next http.Handler, allowed []string) http.Handler {
+//
+// The Host is the page's to choose, though: a page at
+// http://evil.example:4444 whose name DNS rebinding pointed at mcpgate sends
+// Host and Origin alike. So an Origin counts as mcpgate's own only when its
+// host is an IP address, localhost, or a name in hosts (ALLOWED_HOSTS; "*"
+// trusts every name): no page can rebind those.
+func guardOrigin(next http.Handler, allowed, hosts []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Values("Origin")
 		if len(origin) == 0 || len(origin) == 1 && origin[0] == "" {
 			next.ServeHTTP(w, r) // a browser always sends one with a value
 			return
 		}
-		own := len(origin) == 1 && config.NormalizeOrigin(origin[0]) == config.NormalizeOrigin(ownScheme(r)+"://"+r.Host)
-		if !own && (len(origin) != 1 || !slices.Contains(allowed, config.NormalizeOrigin(origin[0]))) {
-			body, _ := json.Marshal(map[string]string{"detail": fmt.Sprintf(
-				"Origin %q is not allowed: a browser page may call mcpgate only from mcpgate's own origin (the scheme, host and port it was reached at, %q); "+
-					"to let a web app on another origin call it, add that origin (scheme://host:port) to ALLOWED_HOSTS",
-				strings.Join(origin, ", "), r.Host)})
-			writeJSON(w, http.StatusForbidden, string(body))
+		o := ""
+		if len(origin) == 1 {
+			o = config.NormalizeOrigin(origin[0])
+		}
+		same := o != "" && o == config.NormalizeOrigin(ownScheme(r)+"://"+r.Host)
+		switch {
+		case same && unrebindable(r.Host, hosts), o != "" && slices.Contains(allowed, o):
+		case same:
+			refuseOrigin(w, fmt.Sprintf("Origin %q names mcpgate by a host name that is not in ALLOWED_HOSTS, as a page that DNS rebinding pointed at mcpgate would; "+
+				"if mcpgate serves pages under that name, add it to ALLOWED_HOSTS", origin[0]))
+			return
+		default:
+			refuseOrigin(w, fmt.Sprintf("Origin %q is not allowed: a browser page may call mcpgate only from mcpgate's own origin (the scheme, host and port it was reached at, %q); "+
+				"to let a web app on another origin call it, add that origin (scheme://host:port) to ALLOWED_HOSTS",
+				strings.Join(origin, ", "), r.Host))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func refuseOrigin(w http.ResponseWriter, msg string) {
+	body, _ := json.Marshal(map[string]string{"detail": msg})
+	writeJSON(w, http.StatusForbidden, string(body))
+}
+
+// unrebindable reports whether host, a request's Host, names mcpgate in a
+// way DNS rebinding cannot forge: an IP address, localhost, or a name the
+// operator listed in hosts (ALLOWED_HOSTS, where "*" lists every name).
+func unrebindable(host string, hosts []string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.Trim(host, "[]"))
+	if host == "localhost" || net.ParseIP(host) != nil {
+		return true
+	}
+	return slices.Contains(hosts, host) || slices.Contains(hosts, "*")
 }
 
 // ownScheme is the scheme a request reached mcpgate, or the TLS proxy in

@@ -128,3 +128,32 @@ func nonLoopbackAddress(t *testing.T) string {
 	t.Skip("this machine has no non-loopback IPv4 address")
 	return ""
 }
+
+// TestRebindingPageIsNotItsOwnOrigin: a page whose name DNS rebinding
+// pointed at mcpgate sends a Host and an Origin that agree. On a listener
+// that is not loopback (where no Host check runs) that Origin still counts
+// as mcpgate's own only for a name in ALLOWED_HOSTS or an IP address.
+func TestRebindingPageIsNotItsOwnOrigin(t *testing.T) {
+	gw := startGatewayWith(t, sqliteURL(t), map[string]string{"AUTH_REQUIRED": "false", "ALLOWED_HOSTS": "gw.example.com"},
+		gatewayOptions{listen: "0.0.0.0:0"})
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(gw.url, "http://"))
+	const list = `{"passthrough_headers":["X-Tenant-Id"]}`
+	const path = "/admin/config/passthrough-headers"
+	for _, c := range []struct {
+		host string
+		want int
+	}{
+		{"evil.example:" + port, http.StatusForbidden}, // the rebinding page
+		{"gw.example.com:" + port, http.StatusOK},      // a name the operator listed
+		{"127.0.0.1:" + port, http.StatusOK},           // an address cannot be rebound
+		{"localhost:" + port, http.StatusOK},
+	} {
+		status, out := gw.send("PUT", path, list, "Host", c.host, "Content-Type", "application/json", "Origin", "http://"+c.host)
+		if status != c.want {
+			t.Errorf("Host and Origin %s: %d %s; want %d", c.host, status, out, c.want)
+		}
+		if status == http.StatusForbidden && !strings.Contains(out, "ALLOWED_HOSTS") {
+			t.Errorf("%s: the refusal %s does not say how to allow the name", c.host, out)
+		}
+	}
+}
