@@ -168,6 +168,33 @@ func TestClientCredentialNeverForwardedUnderAnotherName(t *testing.T) {
 // TestClientCredentialValueKeepsOtherHeaders: only a header carrying the
 // credential is withheld; a value that merely contains the token, another
 // token, or the credential's name spelt as a value still goes.
+// TestClientCredentialInsideAnotherValueIsWithheld: a token long enough not
+// to occur by chance is withheld wherever it appears in a value, not only
+// as the whole value (D4).
+func TestClientCredentialInsideAnotherValueIsWithheld(t *testing.T) {
+	const token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+	p := NewPolicy(settingsOn())
+	req := hdr("Authorization", "Bearer "+token, "X-A", "Token "+token, "X-B", "JWT "+token, "X-C", "access_token="+token,
+		"X-D", token+", x", "X-E", "Bearer "+token+";", "X-Upstream-Authorization", "Token "+token, "X-F", "kept")
+	names := []string{"X-A", "X-B", "X-C", "X-D", "X-E", "X-F"}
+	res := p.Compute(Call{Request: req, Allowlist: p.Compile(names)})
+	if got, want := headerMap(res.Headers), map[string]string{"X-F": "kept"}; !mapsEqual(got, want) {
+		t.Errorf("forwarded %v, want %v", got, want)
+	}
+	for _, name := range append(names[:5], "X-Upstream-Authorization") {
+		if d := decisionFor(t, res, name); d.Reason != ReasonClientCredentialValue {
+			t.Errorf("%s: decision %+v, want skipped with %s", name, d, ReasonClientCredentialValue)
+		}
+	}
+	for name, vals := range p.CaptureSession(req).Header() {
+		if strings.Contains(vals[0], token) {
+			t.Errorf("a session keeps %s = %q", name, vals[0])
+		}
+	}
+}
+
+// TestClientCredentialValueKeepsOtherHeaders: a short credential is matched
+// whole, so values that merely contain it still go.
 func TestClientCredentialValueKeepsOtherHeaders(t *testing.T) {
 	p := NewPolicy(settingsOn())
 	req := hdr("Authorization", "Bearer tok", "X-A", "tok2", "X-B", "Bearer other", "X-C", "Basic tok", "X-D", "Bearer")

@@ -133,13 +133,28 @@ func SubprotocolToken(h http.Header) string {
 	return ""
 }
 
-// carriesCredential reports whether the sanitised value v is the client's
-// credential cred (from clientCredential): the same value, or the same token
-// with or without the Bearer scheme, so that "Bearer T", "bearer T" and "T"
-// all match (D4). An empty cred matches nothing.
+// carriesCredential reports whether the sanitised value v carries the
+// client's credential cred (from clientCredential), D4: the same value, the
+// same token with or without the Bearer scheme ("Bearer T", "bearer T",
+// "T"), or — for a token of at least minContainedToken bytes, which no
+// value holds by chance — any value containing the token ("Token T",
+// "access_token=T", "T, x"). An empty cred matches nothing.
 func carriesCredential(v, cred string) bool {
-	return cred != "" && (v == cred || bearerToken(v) == bearerToken(cred))
+	if cred == "" {
+		return false
+	}
+	token := bearerToken(cred)
+	if len(token) >= minContainedToken {
+		return strings.Contains(v, token)
+	}
+	return v == cred || bearerToken(v) == token
 }
+
+// minContainedToken is the shortest client token looked for inside other
+// values. mcpgate's tokens are JWTs of a hundred bytes and more; a short
+// credential (a custom AUTH_HEADER_NAME's value) is matched whole, so that
+// a common word is not withheld from every header that contains it.
+const minContainedToken = 16
 
 // bearerToken is what follows the Bearer scheme of a sanitised value, or the
 // whole value when it has no such scheme.
