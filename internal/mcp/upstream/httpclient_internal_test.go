@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bufio"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,23 +18,7 @@ import (
 // the proxy's address, so the target is checked before the request goes to
 // the proxy: a forbidden one never reaches it, an allowed one does.
 func TestProxiedRequestsAreChecked(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var conns atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			c.Write([]byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
-			c.Close()
-		}
-	}()
+	ln, conns := fakeProxy(t)
 	proxyURL := &url.URL{Scheme: "http", Host: ln.Addr().String()}
 	// The proxy is on loopback: allowed by listing it, as an operator would.
 	policy := egress.Policy{Allowed: []netip.Prefix{netip.MustParsePrefix(ln.Addr().(*net.TCPAddr).IP.String() + "/32")}}
@@ -68,23 +53,7 @@ func TestProxiedRequestsAreChecked(t *testing.T) {
 // the policy allows loopback and private addresses, when only the
 // forbidden class matters and the name check suffices.
 func TestUnresolvableNameIsNotSentToProxy(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var conns atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			c.Write([]byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
-			c.Close()
-		}
-	}()
+	ln, conns := fakeProxy(t)
 	proxyURL := &url.URL{Scheme: "http", Host: ln.Addr().String()}
 	proxyNet := netip.MustParsePrefix(ln.Addr().(*net.TCPAddr).IP.String() + "/32")
 	// RFC 6761 §6.4: .invalid names never resolve.
@@ -132,4 +101,32 @@ func TestUnresolvableNameIsNotSentToProxy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeProxy is an HTTP proxy that answers every request 502, counting the
+// connections it gets.
+func fakeProxy(t *testing.T) (net.Listener, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	conns := new(atomic.Int64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			// Answer after reading the request: an answer before it is
+			// one the client's transport may take for a stray.
+			if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+				c.Write([]byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+			}
+			c.Close()
+		}
+	}()
+	return ln, conns
 }
