@@ -232,11 +232,11 @@ func mustJSON(v any) json.RawMessage {
 
 // Forward sends msg to the upstream of r with the headers the passthrough
 // engine decides for it (spec §2, §5), and returns the upstream's answer as
-// it came, or a JSON-RPC error naming the upstream. An OAuth upstream that
-// answers 401 gets one retry with a fresh token.
+// it came, or a JSON-RPC error naming the upstream (see failed). An OAuth
+// upstream that answers 401 gets one retry with a fresh token.
 func (d *Dispatcher) Forward(ctx context.Context, r *Route, msg jsonrpc.Message, in Inbound) jsonrpc.Message {
 	if r.Caller == nil {
-		return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q is unavailable: %s", r.Name, r.Unavailable))
+		return d.failedRPC(ctx, r.Name, msg.Method, fmt.Errorf("%w: %s", errUnavailable, r.Unavailable), in)
 	}
 	return d.exchange(ctx, r, msg, in, func(ctx context.Context, headers http.Header) (jsonrpc.Message, error) {
 		return r.Caller.Call(ctx, msg, headers, in.Notify)
@@ -253,7 +253,7 @@ func (d *Dispatcher) exchange(ctx context.Context, r *Route, msg jsonrpc.Message
 	for attempt := 0; ; attempt++ {
 		headers, err := d.headers(ctx, r, allow, in)
 		if err != nil {
-			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q: cannot get its credentials: %v", r.Name, err))
+			return d.failedRPC(ctx, r.Name, msg.Method, fmt.Errorf("%w: %w", errCredentials, err), in)
 		}
 		callCtx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 		start := time.Now()
@@ -271,18 +271,13 @@ func (d *Dispatcher) exchange(ctx context.Context, r *Route, msg jsonrpc.Message
 			r.Credentials.Invalidate()
 			continue
 		}
-		d.cfg.Logger.WarnContext(ctx, "upstream request failed", "upstream", r.Name, "method", msg.Method,
-			"err", err, "request_id", in.RequestID)
 		switch {
 		case deadline:
-			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q did not answer within %s", r.Name, d.cfg.Timeout))
+			err = fmt.Errorf("%w: %w", errTimedOut, err)
 		case ctx.Err() != nil:
-			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "request to upstream %q cancelled", r.Name))
-		case isHTTP:
-			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q answered HTTP %d", r.Name, status))
-		default:
-			return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "upstream %q failed: %v", r.Name, err))
+			err = fmt.Errorf("%w: %w", errCancelled, err)
 		}
+		return d.failedRPC(ctx, r.Name, msg.Method, err, in)
 	}
 }
 

@@ -280,7 +280,7 @@ func (rs *RelaySession) headers(ctx context.Context, in Inbound) (http.Header, e
 	}
 	headers, err := rs.d.headers(ctx, r, rs.d.allowlist(ctx, r, in), in)
 	if err != nil {
-		return nil, fmt.Errorf("upstream %q: cannot get its credentials: %w", r.Name, err)
+		return nil, rs.d.failed(ctx, r.Name, "", fmt.Errorf("%w: %w", errCredentials, err), in)
 	}
 	return headers, nil
 }

@@ -223,7 +223,7 @@ func (r *Registry) refreshLoop() {
 // unreachable upstream is registered all the same, marked unavailable with
 // the reason.
 func (r *Registry) Create(ctx context.Context, s Spec) (View, error) {
-	if err := s.validate(r.cfg.Egress); err != nil {
+	if err := s.validate(r.cfg.Egress, nil); err != nil {
 		return View{}, err
 	}
 	secret, err := r.seal(s.Credentials)
@@ -282,7 +282,7 @@ func (r *Registry) Update(ctx context.Context, id string, p Patch) (View, error)
 	if p.Enabled != nil {
 		s.Enabled = *p.Enabled
 	}
-	if err := s.validate(r.cfg.Egress); err != nil {
+	if err := s.validate(r.cfg.Egress, &p); err != nil {
 		return View{}, err
 	}
 	secret, err := r.seal(s.Credentials)

@@ -62,8 +62,14 @@ var (
 )
 
 // validate checks s; policy is the egress policy the upstream's URL and its
-// OAuth token URL must satisfy.
-func (s Spec) validate(policy egress.Policy) error {
+// OAuth token URL must satisfy. For an update, patch (nil for a new
+// upstream) says which fields were given: the URL, the credentials and the
+// allowlist are checked only when given, since a record stored under older
+// rules — a credential-like query parameter in its URL, an address the
+// policy now refuses, a list beyond today's bounds — must stay updatable
+// (to disable it, say); the dialer enforces the egress policy on every
+// connection anyway.
+func (s Spec) validate(policy egress.Policy, patch *Patch) error {
 	if strings.TrimSpace(s.Name) == "" {
 		return &FieldError{"name", "must not be empty"}
 	}
@@ -73,8 +79,10 @@ func (s Spec) validate(policy egress.Policy) error {
 	if slug(s.Name) == "" {
 		return &FieldError{"name", "must contain at least one letter or digit"}
 	}
-	if err := validateURL(s.URL, policy); err != nil {
-		return err
+	if patch == nil || patch.URL != nil {
+		if err := validateURL(s.URL, policy); err != nil {
+			return err
+		}
 	}
 	switch s.Transport {
 	case upstream.StreamableHTTP, upstream.SSE:
@@ -88,6 +96,19 @@ func (s Spec) validate(policy egress.Policy) error {
 	if !known {
 		return &FieldError{"auth_type", fmt.Sprintf("%q is not one of none, basic, bearer, authheaders, oauth", s.AuthType)}
 	}
+	if patch == nil || patch.AuthType != nil || patch.Credentials != nil {
+		if err := s.validateCredentials(policy); err != nil {
+			return err
+		}
+	}
+	if patch == nil || patch.PassthroughHeaders.Set {
+		return s.validateList()
+	}
+	return nil
+}
+
+// validateCredentials checks s's credentials for its auth type.
+func (s Spec) validateCredentials(policy egress.Policy) error {
 	if err := s.Credentials.Validate(s.AuthType); err != nil {
 		var fe *auth.FieldError
 		if errors.As(err, &fe) {
@@ -105,6 +126,11 @@ func (s Spec) validate(policy egress.Policy) error {
 			}
 		}
 	}
+	return nil
+}
+
+// validateList checks s's allowlist.
+func (s Spec) validateList() error {
 	if s.PassthroughHeaders != nil {
 		if err := checkListBounds(*s.PassthroughHeaders); err != nil {
 			return err

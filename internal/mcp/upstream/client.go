@@ -248,8 +248,9 @@ func Connect(ctx context.Context, opts Options, headers http.Header) (*Client, e
 //
 // A JSON-RPC error response is a response, not a Go error. Errors are: ctx's
 // error when it ends first (the upstream is then sent
-// notifications/cancelled), ErrClosed, a *StatusError for an HTTP status of
-// 400 or more, or a description of what the upstream did wrong. A request
+// notifications/cancelled), ErrClosed, ErrUnreachable when no HTTP answer
+// came, a *StatusError for an HTTP status of 400 or more, a *RedirectError
+// for a redirect, or a description of what the upstream did wrong. A request
 // that meets an expired session (HTTP 404) is retried once on a new one.
 func (c *Client) Call(ctx context.Context, req jsonrpc.Message, headers http.Header, onNotification func(jsonrpc.Message)) (jsonrpc.Message, error) {
 	if !req.IsRequest() {

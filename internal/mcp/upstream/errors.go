@@ -34,5 +34,22 @@ func (e *StatusError) Error() string {
 // HTTPStatus returns the status code, for callers that only need that.
 func (e *StatusError) HTTPStatus() int { return e.StatusCode }
 
+// RedirectError is a redirect (HTTP 3xx) from the upstream, which mcpgate
+// does not follow: the request carries credentials and passthrough headers
+// meant for the registered URL. Its text names where it points (for the
+// operator: logs, status_reason); clients are told only that the upstream
+// redirected.
+type RedirectError struct {
+	StatusCode int
+	// Location is where it points: scheme, host and path only, since a
+	// query or user information may hold secrets.
+	Location string
+}
+
+// Error implements error.
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("the upstream redirects (HTTP %d) to %q; mcpgate does not follow redirects, register the final URL", e.StatusCode, e.Location)
+}
+
 // maxErrorBody bounds StatusError.Body.
 const maxErrorBody = 1 << 10

@@ -93,7 +93,7 @@ func (c *Client) newRequest(ctx context.Context, method string, u *url.URL, body
 }
 
 // do sends req. Statuses of 300 and more are errors: a *StatusError (marked
-// errSessionLost for a 404 to a request of session s), or a refused redirect.
+// errSessionLost for a 404 to a request of session s), or a *RedirectError.
 func (c *Client) do(req *http.Request, s *session) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -114,7 +114,7 @@ func (c *Client) do(req *http.Request, s *session) (*http.Response, error) {
 	case code >= 300:
 		resp.Body.Close()
 		loc, _ := url.Parse(resp.Header.Get("Location"))
-		return nil, fmt.Errorf("%s: the upstream redirects (HTTP %d) to %q; mcpgate does not follow redirects, register the final URL", req.Method, code, redact(loc, ""))
+		return nil, fmt.Errorf("%s: %w", req.Method, &RedirectError{StatusCode: code, Location: redact(loc, "")})
 	}
 	return resp, nil
 }

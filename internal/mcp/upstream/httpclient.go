@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -73,10 +74,16 @@ func Pool(hc *http.Client) *http.Transport {
 // proxyChecked is proxy (http.ProxyFromEnvironment), except that a request
 // sent through a proxy — which resolves and connects on mcpgate's behalf,
 // out of the dialer's sight — is checked here: its host as written, then
-// every address it resolves to now. A name that does not resolve here is
-// left to the proxy (behind some proxies only the proxy resolves). The
-// proxy's own address is checked by the dialer: list it in
-// SSRF_ALLOWED_NETWORKS when it is private.
+// every address it resolves to now. The proxy's own address is checked by
+// the dialer: list it in SSRF_ALLOWED_NETWORKS when it is private.
+//
+// A name that does not resolve here is refused: what the proxy would
+// resolve it to (a split-horizon internal name, a name an attacker answers
+// only to the proxy's resolver) cannot be checked, so it fails closed.
+// Only a policy that allows both loopback and private addresses lets it go
+// to the proxy, since then only the forbidden class matters, and the name
+// check has already refused the metadata names. The proxy resolves again
+// after this check, so against DNS rebinding it must enforce egress itself.
 func proxyChecked(policy *egress.Policy, proxy func(*http.Request) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
 	return func(req *http.Request) (*url.URL, error) {
 		via, err := proxy(req)
@@ -89,7 +96,11 @@ func proxyChecked(policy *egress.Policy, proxy func(*http.Request) (*url.URL, er
 		}
 		addrs, err := net.DefaultResolver.LookupNetIP(req.Context(), "ip", host)
 		if err != nil {
-			return via, nil
+			if policy.AllowLoopback && policy.AllowPrivate {
+				return via, nil
+			}
+			// via.Host only: a proxy URL may carry credentials.
+			return nil, fmt.Errorf("egress policy: %s does not resolve here, so its address cannot be checked before the request goes to the proxy %s: %w", host, via.Host, err)
 		}
 		for _, a := range addrs {
 			if err := policy.CheckAddr(a); err != nil {
