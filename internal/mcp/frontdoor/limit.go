@@ -71,7 +71,7 @@ const evicting = -1
 // session when another of the same client needs its place. The anonymous
 // principal "" gets no lease: it is not limited per client.
 func (c *ClientLimit) admit(principal string, evict func(reason string)) (*lease, error) {
-	if c == nil {
+	if c == nil || principal == "" {
 		return nil, nil
 	}
 	l := &lease{limit: c, principal: principal, evict: evict}

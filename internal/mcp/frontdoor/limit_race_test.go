@@ -144,6 +144,25 @@ func TestClientLimitEndsSessionsWithoutAStreamFirst(t *testing.T) {
 	}
 }
 
+// TestClientLimitDoesNotApplyToAnonymousClients: unauthenticated clients
+// are all the principal "", many people at once; MAX_SESSIONS_PER_CLIENT
+// does not bound them (MaxSessions does).
+func TestClientLimitDoesNotApplyToAnonymousClients(t *testing.T) {
+	ls := startLimitServer(t, 2, 5)
+	var sessions []string
+	for range 5 {
+		sessions = append(sessions, ls.open(t, ""))
+	}
+	for _, s := range sessions {
+		if ok, body := ls.alive(t, "", s); !ok {
+			t.Errorf("anonymous session %s after 5 opened with a per-client limit of 2: %s; want it alive", s, body)
+		}
+	}
+	if status, _, body := ls.post(t, "", "", initializeBody); status != http.StatusServiceUnavailable || !strings.Contains(body, "too many sessions") {
+		t.Errorf("anonymous initialize beyond MaxSessions: %d %s, want 503", status, body)
+	}
+}
+
 // TestIdleSweepSparesASessionWithACallInFlight: a session whose call runs
 // longer than SESSION_IDLE_TIMEOUT is in use, not idle: the sweep leaves
 // it, and its idle time runs from the call's end.
