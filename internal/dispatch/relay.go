@@ -247,7 +247,10 @@ func (rs *RelaySession) Request(ctx context.Context, msg jsonrpc.Message, in Inb
 	resp := d.exchange(ctx, r, msg, in, func(ctx context.Context, headers http.Header) (jsonrpc.Message, error) {
 		return rs.conn.Call(ctx, msg, headers, deliver)
 	})
-	if err := rs.Err(); err != nil && resp.Error != nil { // cancelled as the session ended
+	// Cancelled as the session ended: whatever came back answers a call
+	// the upstream was told to drop (an SDK tool answers its cancelled
+	// context as an isError result), so the client is told why instead.
+	if err := rs.Err(); err != nil && (resp.Error != nil || ctx.Err() != nil) {
 		resp = failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
 	}
 	d.count(msg.Method, r, resp.Error == nil)
