@@ -39,7 +39,8 @@ type Gateway struct {
 	// MaxSessionsPerClient (MAX_SESSIONS_PER_CLIENT) bounds the client
 	// sessions one client holds at once on an instance, across /mcp, /sse,
 	// /ws and the relay; at the bound its least recently used idle session
-	// makes room. 0 turns the bound off.
+	// makes room. Anonymous clients (principal "") are not bound by it.
+	// 0 turns the bound off.
 	MaxSessionsPerClient int
 	// CatalogueRefreshInterval (CATALOGUE_REFRESH_INTERVAL) re-reads every
 	// upstream's catalogue; 0 only on list_changed and on request.
@@ -112,7 +113,7 @@ func gatewayDocs() []passthrough.SettingDoc {
 		{Name: EnvToolNameSeparator, Default: "-", Usage: "joins an upstream's name and its tool and prompt names"},
 		{Name: EnvLogLevel, Default: "info", Usage: "debug, info, warn or error (JSON logs on stderr)"},
 		{Name: EnvSessionIdleTimeout, Default: "1h", Usage: "ends client sessions unused for that long"},
-		{Name: EnvMaxSessionsPerClient, Default: "100", Usage: "most client sessions (/mcp, /sse, /ws and the relay together) one client — one token subject; every client alike when AUTH_REQUIRED is false — holds at once on an instance; at the limit its least recently used session without a call in flight is ended to make room, and when all have calls in flight the new one is refused with 429; 0 turns the limit off"},
+		{Name: EnvMaxSessionsPerClient, Default: "100", Usage: "most client sessions (/mcp, /sse, /ws and the relay together) one client — one token subject — holds at once on an instance; at the limit its least recently used session without a call in flight (those without an open stream first) is ended to make room, and when all have calls in flight the new one is refused with 429; anonymous clients (AUTH_REQUIRED=false, or a token without a subject) are not limited per client, only by the per-instance cap of 10000 sessions per endpoint; 0 turns the limit off"},
 		{Name: EnvCatalogueRefreshInterval, Default: "5m", Usage: "re-reads every upstream's catalogue; 0 turns it off"},
 		{Name: EnvShutdownTimeout, Default: "30s", Usage: "longest wait for in-flight calls at shutdown"},
 		{Name: EnvRequestBodyTimeout, Default: "30s", Usage: "longest time a request body may take to arrive (408 after it); streams and WebSocket are not affected"},

@@ -26,7 +26,8 @@ import (
 var ErrNoUpstream = errors.New("no upstream is registered under this id")
 
 // ErrNotRelayable is returned by OpenRelay for an upstream that cannot be
-// relayed to: disabled, or its credentials unreadable.
+// relayed to now: it has no relay connector, its credentials are
+// unreadable, or it moved to another endpoint while the session opened.
 var ErrNotRelayable = errors.New("the upstream cannot be relayed to")
 
 // ErrRelayEnded is what a relay session's Err wraps once mcpgate has ended
@@ -99,10 +100,17 @@ func (d *Dispatcher) OpenRelay(ctx context.Context, upstreamID string, initializ
 		done: make(chan struct{}), inflight: map[string]context.CancelFunc{}}
 	d.relays.add(rs)
 	// A change published while the upstream session was being opened did
-	// not see this session: look again now that it is registered.
+	// not see this session: look again now that it is registered. An
+	// upstream still registered whose credentials cannot be read, or that
+	// moved, is unavailable for now (503), not unknown (404).
 	if _, err := rs.route(); err != nil {
 		_ = rs.Close()
-		return nil, jsonrpc.Message{}, fmt.Errorf("%w: %w", ErrNoUpstream, err)
+		kind := ErrNotRelayable
+		var ended *relayEnded
+		if errors.As(err, &ended) && ended.gone {
+			kind = ErrNoUpstream
+		}
+		return nil, jsonrpc.Message{}, fmt.Errorf("%w: %w", kind, err)
 	}
 	answer := jsonrpc.Message{JSONRPC: jsonrpc.Version, ID: initialize.ID, Result: conn.InitializeResult()}
 	return rs, answer, nil
@@ -117,7 +125,7 @@ func (d *Dispatcher) OpenRelay(ctx context.Context, upstreamID string, initializ
 func (d *Dispatcher) UpstreamChanged(id, gone string) {
 	for _, rs := range d.relays.of(id) {
 		if gone != "" {
-			rs.end(fmt.Sprintf("upstream %q was %s", rs.name, gone))
+			rs.end(fmt.Sprintf("upstream %q was %s", rs.name, gone), true)
 			continue
 		}
 		_, _ = rs.route() // ends it when it can no longer go on
@@ -134,11 +142,11 @@ func (rs *RelaySession) route() (*Route, error) {
 	r, ok := rs.d.cfg.Directory.Index().Route(rs.id)
 	switch {
 	case !ok:
-		rs.end(fmt.Sprintf("upstream %q is no longer registered or enabled", rs.name))
+		rs.end(fmt.Sprintf("upstream %q is no longer registered or enabled", rs.name), true)
 	case r.Dial == nil || r.Credentials == nil:
-		rs.end(fmt.Sprintf("upstream %q can no longer be relayed to (its credentials cannot be read)", rs.name))
+		rs.end(fmt.Sprintf("upstream %q can no longer be relayed to (its credentials cannot be read)", rs.name), false)
 	case r.Endpoint != rs.endpoint:
-		rs.end(fmt.Sprintf("upstream %q moved to another address or transport", rs.name))
+		rs.end(fmt.Sprintf("upstream %q moved to another address or transport", rs.name), false)
 	default:
 		return r, nil
 	}
@@ -146,22 +154,27 @@ func (rs *RelaySession) route() (*Route, error) {
 }
 
 // end ends the session for reason, once: its requests in flight are
-// cancelled, and Done and Err tell its front door, which closes it.
-func (rs *RelaySession) end(reason string) {
+// cancelled, and Done and Err tell its front door, which closes it. gone
+// says the upstream left the index (deleted or disabled).
+func (rs *RelaySession) end(reason string, gone bool) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.err != nil {
 		return
 	}
-	rs.err = &relayEnded{reason: reason}
+	rs.err = &relayEnded{reason: reason, gone: gone}
 	close(rs.done)
 	for _, cancel := range rs.inflight {
 		cancel()
 	}
 }
 
-// relayEnded is why mcpgate ended a relay session, in words for its client.
-type relayEnded struct{ reason string }
+// relayEnded is why mcpgate ended a relay session, in words for its client;
+// gone when its upstream left the index.
+type relayEnded struct {
+	reason string
+	gone   bool
+}
 
 func (e *relayEnded) Error() string        { return e.reason + "; initialize a new session" }
 func (e *relayEnded) Is(target error) bool { return target == ErrRelayEnded }
@@ -213,6 +226,16 @@ func (rs *RelaySession) Request(ctx context.Context, msg jsonrpc.Message, in Inb
 		rs.mu.Unlock()
 		return answerTo(msg, failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", rs.Err())))
 	}
+	if _, dup := rs.inflight[key]; dup {
+		// MCP: a request id MUST NOT have been used before by the same
+		// party in the session. Refused rather than relayed: the upstream
+		// would answer two calls under one id, and the second would take
+		// the first's place here (its cancellation, and its end with the
+		// session).
+		rs.mu.Unlock()
+		return answerTo(msg, failure(jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
+			"request id %s already in use: a request with this id is still in flight in this session (MCP request ids must be unique within a session)", key)))
+	}
 	rs.inflight[key] = cancel
 	rs.mu.Unlock()
 	defer func() {
@@ -224,7 +247,10 @@ func (rs *RelaySession) Request(ctx context.Context, msg jsonrpc.Message, in Inb
 	resp := d.exchange(ctx, r, msg, in, func(ctx context.Context, headers http.Header) (jsonrpc.Message, error) {
 		return rs.conn.Call(ctx, msg, headers, deliver)
 	})
-	if err := rs.Err(); err != nil && resp.Error != nil { // cancelled as the session ended
+	// Cancelled as the session ended: whatever came back answers a call
+	// the upstream was told to drop (an SDK tool answers its cancelled
+	// context as an isError result), so the client is told why instead.
+	if err := rs.Err(); err != nil && (resp.Error != nil || ctx.Err() != nil) {
 		resp = failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
 	}
 	d.count(msg.Method, r, resp.Error == nil)

@@ -76,3 +76,29 @@ func TestOneClientCannotLockOthersOut(t *testing.T) {
 	}
 	open(other, "/mcp")
 }
+
+// TestAnonymousClientsShareNoPerClientSessionLimit: with AUTH_REQUIRED=false
+// every client is the same anonymous principal, so MAX_SESSIONS_PER_CLIENT
+// does not apply to it (it would be a cap on everyone far below
+// MAX_SESSIONS): more sessions than it, on /mcp and on the relay, all stay
+// alive.
+func TestAnonymousClientsShareNoPerClientSessionLimit(t *testing.T) {
+	up := mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, sqliteURL(t), map[string]string{"AUTH_REQUIRED": "false", "MAX_SESSIONS_PER_CLIENT": "2"})
+	id := gw.register(map[string]any{"name": "crm", "url": up.URL})
+	ping := map[string]any{"jsonrpc": "2.0", "id": 2, "method": "ping"}
+	type opened struct{ path, session string }
+	var sessions []opened
+	for _, path := range []string{"/mcp", "/mcp", "/mcp", "/gateways/" + id + "/mcp", "/gateways/" + id + "/mcp", "/mcp"} {
+		status, session, out := postAs(t, gw, "", path, "", relayInitialize())
+		if status != http.StatusOK || session == "" {
+			t.Fatalf("initialize at %s: %d %s", path, status, out)
+		}
+		sessions = append(sessions, opened{path, session})
+	}
+	for _, s := range sessions {
+		if status, _, out := postAs(t, gw, "", s.path, s.session, ping); status != http.StatusOK {
+			t.Errorf("anonymous session at %s after %d were opened with MAX_SESSIONS_PER_CLIENT=2: %d %s, want it alive", s.path, len(sessions), status, out)
+		}
+	}
+}

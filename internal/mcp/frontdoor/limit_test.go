@@ -124,28 +124,41 @@ func TestClientLimitEndsTheClientsOwnLeastRecentlyUsedSession(t *testing.T) {
 
 	// A legacy SSE session of a's takes the place of a's least recently
 	// used /mcp session.
-	req, _ := http.NewRequest("GET", ls.url+"/sse", nil)
-	req.Header.Set("X-Client", "a")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	openSSE := func() (*http.Response, *bufio.Reader) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", ls.url+"/sse", nil)
+		req.Header.Set("X-Client", "a")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("GET /sse as a at its limit: %d %s", resp.StatusCode, b)
+		}
+		br := bufio.NewReader(resp.Body)
+		if _, err := mcptest.ReadEvent(br); err != nil {
+			t.Fatal(err)
+		}
+		return resp, br
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET /sse as a at its limit: %d %s", resp.StatusCode, b)
-	}
-	br := bufio.NewReader(resp.Body)
-	if _, err := mcptest.ReadEvent(br); err != nil {
-		t.Fatal(err)
-	}
+	_, br := openSSE()
 	if n := ls.streamable.Sessions(); n != 2+2 {
 		t.Errorf("%d /mcp sessions held with a's SSE session open, want a's 2 and b's 2", n)
 	}
-	// Newer /mcp sessions of a's take the SSE session's place in turn: its
-	// stream ends saying why.
+	// Newer /mcp sessions of a's take the places of its /mcp sessions, not
+	// of the SSE session: an open stream is a session in use. Newer SSE
+	// sessions take its place in turn, once a has only those: its stream
+	// ends saying why.
 	for range 3 {
 		ls.open(t, "a")
+	}
+	if n := ls.streamable.Sessions(); n != 2+2 {
+		t.Errorf("%d /mcp sessions held after a opened 3 more with its SSE session open, want a's 2 and b's 2", n)
+	}
+	for range 3 {
+		openSSE()
 	}
 	rest := make(chan string, 1)
 	go func() {
@@ -158,7 +171,7 @@ func TestClientLimitEndsTheClientsOwnLeastRecentlyUsedSession(t *testing.T) {
 			t.Errorf("a's SSE stream ended with %q, want it to say why", tail)
 		}
 	case <-time.After(5 * time.Second):
-		t.Error("a's SSE session outlived 3 newer sessions of a's")
+		t.Error("a's first SSE session outlived 3 newer SSE sessions of a's")
 	}
 }
 

@@ -161,6 +161,11 @@ func (h *SSE) ServeMessage(w http.ResponseWriter, r *http.Request) {
 				"mcpgate is shutting down; open a new session with GET /sse (on another instance, or once it is back)"))
 			return
 		}
+		if end, ok := asSessionEnd(context.Cause(sess.ctx)); ok {
+			writeJSONRPCError(w, http.StatusNotFound, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
+				"session %q ended: %s; open a new one with GET on the stream path", id, end.reason))
+			return
+		}
 		writeJSONRPCError(w, http.StatusNotFound, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
 			"session %q ended before the message could be handled; open a new one with GET /sse", id))
 		return

@@ -222,8 +222,16 @@ func (s *streamSession) handleAsync(ctx context.Context, r *http.Request, cfg St
 		<-s.slots
 		return false
 	}
+	// A session with a call in flight is not ended to make room; one
+	// already picked to make room takes no more calls, and ends now (the
+	// end that picked it gives the same reason).
+	if err := s.lease.begin(); err != nil {
+		s.mu.Unlock()
+		<-s.slots
+		s.end(&sessionEnd{reason: err.Error()})
+		return false
+	}
 	s.calls.Add(1)
-	s.lease.begin() // a session with a call in flight is not ended to make room
 	s.mu.Unlock()
 	go func() {
 		defer s.calls.Done()
@@ -386,6 +394,9 @@ func (t *streamSessions) open(parent context.Context, r *http.Request) (*streamS
 		return nil, err
 	}
 	defer s.lease.done()
+	// The session lives on its connection, an open stream for as long as
+	// it lasts: such sessions are ended to make room last.
+	s.lease.streamOpened()
 	s.heard()
 	t.mu.Lock()
 	defer t.mu.Unlock()

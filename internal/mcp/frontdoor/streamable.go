@@ -45,6 +45,7 @@ type Streamable struct {
 	limit     *ClientLimit
 	ended     *endedSessions
 	watchers  sync.WaitGroup // one per session with a Backend, until it ends
+	closing   sync.WaitGroup // backends of evicted sessions being closed
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -63,6 +64,7 @@ type session struct {
 	backend         Backend // nil: the Streamable's Handler answers
 	lease           *lease  // its place in its client's ClientLimit
 	lastSeen        time.Time
+	calls           int                               // POSTs in flight: the sweep leaves it alone
 	streams         map[chan jsonrpc.Message]struct{} // open GET streams
 	backlog         []jsonrpc.Message                 // pushed while no GET stream was open
 	closed          chan struct{}
@@ -222,6 +224,7 @@ func (s *Streamable) Close() {
 	s.mu.Unlock()
 	s.release(ended)
 	s.watchers.Wait()
+	s.closing.Wait()
 }
 
 func (s *Streamable) sweep() {
@@ -236,7 +239,7 @@ func (s *Streamable) sweep() {
 			var ended []*session
 			s.mu.Lock()
 			for id, sess := range s.sessions {
-				if now.Sub(sess.lastSeen) > s.idle && len(sess.streams) == 0 {
+				if now.Sub(sess.lastSeen) > s.idle && len(sess.streams) == 0 && sess.calls == 0 {
 					close(sess.closed)
 					delete(s.sessions, id)
 					ended = append(ended, sess)
@@ -257,14 +260,17 @@ func (s *Streamable) release(ended []*session) {
 	for _, sess := range ended {
 		sess.lease.release()
 		if sess.backend != nil {
-			wg.Go(func() {
-				if err := sess.backend.Close(); err != nil {
-					s.logger.Debug("session backend closed with an error", "err", err)
-				}
-			})
+			wg.Go(func() { s.closeBackend(sess) })
 		}
 	}
 	wg.Wait()
+}
+
+// closeBackend ends a session's backend; it may wait on the network.
+func (s *Streamable) closeBackend(sess *session) {
+	if err := sess.backend.Close(); err != nil {
+		s.logger.Debug("session backend closed with an error", "err", err)
+	}
 }
 
 // Sessions returns the number of open sessions.
@@ -345,6 +351,7 @@ func (s *Streamable) post(w http.ResponseWriter, r *http.Request) {
 			writeJSONRPCError(w, openStatus(err), jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
 			return
 		}
+		defer s.callDone(sess)
 		w.Header().Set(headerSessionID, sess.id)
 		if opened != nil { // the backend answered initialize
 			writeAnswers(w, []jsonrpc.Message{*opened}, false)
@@ -352,18 +359,19 @@ func (s *Streamable) post(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		var status int
-		if sess, status, err = s.session(r); err != nil {
+		// The call begins as the session is looked up, under one lock: a
+		// session is never ended to make room between the two.
+		if sess, status, err = s.session(r, s.beginCallLocked); err != nil {
 			writeJSONRPCError(w, status, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "%v", err))
 			return
 		}
+		defer s.callDone(sess)
 		if v := r.Header.Get(headerProtocolVersion); v != "" && !slices.Contains(dispatch.SupportedProtocolVersions(), v) {
 			writeJSONRPCError(w, http.StatusBadRequest, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
 				"unsupported MCP-Protocol-Version %q (supported: %s)", v, strings.Join(dispatch.SupportedProtocolVersions(), ", ")))
 			return
 		}
 	}
-	sess.lease.begin() // a session with a call in flight is not ended to make room
-	defer sess.lease.done()
 	requests := 0
 	for _, m := range msgs {
 		if m.IsRequest() {
@@ -596,10 +604,11 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 	if full {
 		return nil, nil, fmt.Errorf("too many sessions (%d); try again later", s.max)
 	}
+	// The lease starts busy, and stays so for the initialize: it is the
+	// session's first call, which post's callDone ends.
 	if sess.lease, err = s.limit.admit(sess.principal, func(reason string) { s.evict(id, reason) }); err != nil {
 		return nil, nil, err
 	}
-	defer sess.lease.done() // open, or refused
 	var answer *jsonrpc.Message
 	if s.opener != nil {
 		in := dispatch.Inbound{Header: r.Header, RequestID: s.requestID(r)}
@@ -618,6 +627,7 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 		return nil, nil, errors.New("the server is shutting down")
 	default:
 	}
+	sess.calls = 1
 	s.sessions[id] = sess
 	if s.shared != nil && sess.backend == nil {
 		s.saveLocked(r.Context(), sess, time.Now())
@@ -642,8 +652,8 @@ func (s *Streamable) watch(sess *session) {
 }
 
 // evict ends session id for reason, which its client's next request on it
-// is told with its 404; its GET streams close. A shared session ends on
-// every instance.
+// is told with its 404; its GET streams close, and its backend is closed
+// on a goroutine of its own. A shared session ends on every instance.
 func (s *Streamable) evict(id, reason string) {
 	s.mu.Lock()
 	sess, ok := s.sessions[id]
@@ -651,12 +661,19 @@ func (s *Streamable) evict(id, reason string) {
 		close(sess.closed)
 		delete(s.sessions, id)
 		s.ended.note(id, sess.scope, sess.principal, reason)
+		if sess.backend != nil {
+			// Not on the caller's time: making room runs inside another
+			// session's initialize, and closing a relay's upstream session
+			// waits on the network. Close waits for it. Added under s.mu,
+			// so before Close's Wait.
+			s.closing.Go(func() { s.closeBackend(sess) })
+		}
 	}
 	s.mu.Unlock()
 	if !ok {
 		return
 	}
-	s.release([]*session{sess})
+	sess.lease.release()
 	if s.shared != nil && sess.backend == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
 		defer cancel()
@@ -689,18 +706,23 @@ func newSessionID() (string, error) {
 
 // session finds the request's session: 400 without the header, 404 for one
 // that does not exist (any more), which tells the client to initialise again.
-func (s *Streamable) session(r *http.Request) (*session, int, error) {
+// use, when not nil, takes the session for the request under the same lock
+// of s.mu that found it, so that nothing ends it in between; its error
+// refuses the request with 404, as a session that has ended.
+func (s *Streamable) session(r *http.Request, use func(*session) error) (*session, int, error) {
 	id := r.Header.Get(headerSessionID)
 	if id == "" {
 		return nil, http.StatusBadRequest, fmt.Errorf("the %s header is required after initialize", headerSessionID)
 	}
 	scope, principal := fromRequest(s.scope, r), fromRequest(s.principal, r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Why it ended is read under s.mu, as evict notes it: a session ended
+	// while this request was on its way is not found with its reason.
 	notFound := fmt.Errorf("session %q not found: it ended or expired; send initialize again", id)
 	if why, ok := s.ended.why(id, scope, principal); ok {
 		notFound = fmt.Errorf("session %q ended: %s", id, why)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	sess, ok := s.sessions[id]
 	if ok && (sess.scope != scope || sess.principal != principal) {
 		return nil, http.StatusNotFound, notFound // another client's: as good as none
@@ -725,7 +747,34 @@ func (s *Streamable) session(r *http.Request) (*session, int, error) {
 		s.forgetLocked(sess)
 		return nil, http.StatusNotFound, notFound
 	}
+	if use != nil {
+		if err := use(sess); err != nil {
+			return nil, http.StatusNotFound, fmt.Errorf("session %q ended: %w", id, err)
+		}
+	}
 	return sess, 0, nil
+}
+
+// beginCallLocked starts a POST's call on sess (a session use): while it
+// is in flight the session is neither ended to make room nor swept as
+// idle. callDone ends it. The caller holds s.mu.
+func (s *Streamable) beginCallLocked(sess *session) error {
+	if err := sess.lease.begin(); err != nil {
+		return err
+	}
+	sess.calls++
+	return nil
+}
+
+// callDone ends a call that beginCallLocked, or open for the initialize,
+// started; the session's idle time runs from now.
+func (s *Streamable) callDone(sess *session) {
+	s.mu.Lock()
+	sess.calls--
+	sess.lastSeen = time.Now()
+	s.mu.Unlock()
+	sess.lease.touch()
+	sess.lease.done()
 }
 
 // renewLocked renews sess in the shared store; false when it is no longer
@@ -789,11 +838,6 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "GET /mcp opens an event stream: send Accept: text/event-stream", http.StatusNotAcceptable)
 		return
 	}
-	sess, status, err := s.session(r)
-	if err != nil {
-		http.Error(w, err.Error(), status)
-		return
-	}
 	select {
 	case <-s.draining:
 		http.Error(w, "the server is shutting down", http.StatusServiceUnavailable)
@@ -801,17 +845,25 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 	default:
 	}
 	ch := make(chan jsonrpc.Message, 64)
-	s.mu.Lock()
-	sess.streams[ch] = struct{}{}
-	backlog := sess.backlog
-	sess.backlog = nil
-	s.mu.Unlock()
+	var backlog []jsonrpc.Message
+	// The stream opens as the session is found, under one lock.
+	sess, status, err := s.session(r, func(sess *session) error {
+		sess.streams[ch] = struct{}{}
+		sess.lease.streamOpened() // a session with an open stream is ended to make room last
+		backlog, sess.backlog = sess.backlog, nil
+		return nil
+	})
+	if err != nil {
+		http.Error(w, err.Error(), status)
+		return
+	}
 	defer func() {
 		s.mu.Lock()
 		delete(sess.streams, ch)
 		sess.lastSeen = time.Now()
-		sess.lease.touch()
 		s.mu.Unlock()
+		sess.lease.touch()
+		sess.lease.streamClosed()
 	}()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -840,20 +892,15 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Streamable) delete(w http.ResponseWriter, r *http.Request) {
-	sess, status, err := s.session(r) // one opened on another instance too
-	if err != nil {
-		http.Error(w, err.Error(), status)
-		return
-	}
-	s.mu.Lock()
-	_, ours := s.sessions[sess.id]
-	if ours {
+	// One opened on another instance too; it ends as it is found, under
+	// one lock, so that of two DELETEs only one finds it.
+	sess, status, err := s.session(r, func(sess *session) error {
 		close(sess.closed)
 		delete(s.sessions, sess.id)
-	}
-	s.mu.Unlock()
-	if !ours { // another DELETE won
-		http.Error(w, fmt.Sprintf("session %q not found", sess.id), http.StatusNotFound)
+		return nil
+	})
+	if err != nil {
+		http.Error(w, err.Error(), status)
 		return
 	}
 	s.release([]*session{sess})
