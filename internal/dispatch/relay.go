@@ -73,14 +73,14 @@ func (d *Dispatcher) OpenRelay(ctx context.Context, upstreamID string, initializ
 		if reason == "" {
 			reason = "it has no relay connector"
 		}
-		return nil, jsonrpc.Message{}, fmt.Errorf("upstream %q: %w: %s", r.Name, ErrNotRelayable, reason)
+		return nil, jsonrpc.Message{}, d.failed(ctx, r.Name, "initialize", fmt.Errorf("%w: %w: %s", ErrNotRelayable, errUnavailable, reason), in)
 	}
 	allow := d.allowlist(ctx, r, in)
 	var conn RelayConn
 	for attempt := 0; ; attempt++ {
 		headers, err := d.headers(ctx, r, allow, in)
 		if err != nil {
-			return nil, jsonrpc.Message{}, fmt.Errorf("upstream %q: cannot get its credentials: %w", r.Name, err)
+			return nil, jsonrpc.Message{}, d.failed(ctx, r.Name, "initialize", fmt.Errorf("%w: %w", errCredentials, err), in)
 		}
 		dctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 		conn, err = r.Dial(dctx, initialize.Params, headers, onMessage)
@@ -91,7 +91,7 @@ func (d *Dispatcher) OpenRelay(ctx context.Context, upstreamID string, initializ
 		}
 		if err != nil {
 			d.count("initialize", r, false)
-			return nil, jsonrpc.Message{}, fmt.Errorf("upstream %q: %w", r.Name, err)
+			return nil, jsonrpc.Message{}, d.failed(ctx, r.Name, "initialize", err, in)
 		}
 		break
 	}
@@ -284,7 +284,10 @@ func (rs *RelaySession) Notify(ctx context.Context, msg jsonrpc.Message, in Inbo
 	if err != nil {
 		return err
 	}
-	return rs.conn.Notify(ctx, msg, headers)
+	if err := rs.conn.Notify(ctx, msg, headers); err != nil {
+		return rs.d.failed(ctx, rs.name, msg.Method, err, in)
+	}
+	return nil
 }
 
 // Respond relays the client's answer to a request of the upstream's.
@@ -293,7 +296,10 @@ func (rs *RelaySession) Respond(ctx context.Context, msg jsonrpc.Message, in Inb
 	if err != nil {
 		return err
 	}
-	return rs.conn.Respond(ctx, msg, headers)
+	if err := rs.conn.Respond(ctx, msg, headers); err != nil {
+		return rs.d.failed(ctx, rs.name, "response", err, in)
+	}
+	return nil
 }
 
 // headers computes the headers of one message the session sends upstream

@@ -66,7 +66,7 @@ func TestUpstreamFailuresTellClientsNothingInternal(t *testing.T) {
 		"oauth_config": map[string]any{"grant_type": "client_credentials", "token_url": tokens.URL + tokenPath,
 			"client_id": "mcpgate", "client_secret": "client-secret"}})
 	gw.register(map[string]any{"name": "moved", "url": front.URL + target.Path})
-	gw.register(map[string]any{"name": "gone", "url": gone.URL})
+	goneID := gw.register(map[string]any{"name": "gone", "url": gone.URL})
 
 	for _, tc := range []struct {
 		name     string
@@ -108,6 +108,18 @@ func TestUpstreamFailuresTellClientsNothingInternal(t *testing.T) {
 			}
 		})
 	}
+	// Opening a 1:1 relay session to it says as little.
+	t.Run("a relay session to the gone upstream", func(t *testing.T) {
+		initialize := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+		status, out := gw.send("POST", "/gateways/"+goneID+"/mcp", initialize,
+			"Content-Type", "application/json", "Accept", "application/json, text/event-stream")
+		if status < 500 || !strings.Contains(out, `upstream \"gone\"`) {
+			t.Errorf("relay initialize: %d %s, want a 5xx naming the upstream", status, out)
+		}
+		if addr := strings.TrimPrefix(gone.URL, "http://"); strings.Contains(out, addr) {
+			t.Errorf("the client is told the upstream's address %s: %s", addr, out)
+		}
+	})
 }
 
 func jsonQuote(t *testing.T, s string) string {
