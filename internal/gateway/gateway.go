@@ -247,7 +247,17 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	fresh := &newConnections{}
 	// A browser page can reach any mcpgate the browser can, so the Origin
 	// check guards every listener; the Host check only a loopback one.
-	handler := guardOrigin(g.handler, g.cfg.Gateway.AllowedOrigins, g.cfg.Gateway.AllowedHosts)
+	//
+	// A page that DNS rebinding pointed at mcpgate can only do harm when
+	// mcpgate asks for no token (the page has none to send), so only then
+	// must mcpgate's own origin be named by a host it cannot forge;
+	// otherwise a non-browser WebSocket client that sends its own address
+	// as Origin (Python's websocket-client does) is let in under any name.
+	ownHosts := []string{"*"}
+	if g.jwt == nil {
+		ownHosts = g.cfg.Gateway.AllowedHosts
+	}
+	handler := guardOrigin(g.handler, g.cfg.Gateway.AllowedOrigins, ownHosts)
 	if isLoopback(ln.Addr()) && !slices.Contains(g.cfg.Gateway.AllowedHosts, "*") {
 		handler = guardAgainstRebinding(handler, g.cfg.Gateway.AllowedHosts)
 	}

@@ -157,3 +157,19 @@ func TestRebindingPageIsNotItsOwnOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnOriginUnderAnyNameWithTokens: while clients need a token, a
+// rebinding page has none, so a client that names mcpgate by a DNS name in
+// both Host and Origin (Python's websocket-client sends its target as
+// Origin) is let in.
+func TestOwnOriginUnderAnyNameWithTokens(t *testing.T) {
+	gw := startGatewayWith(t, sqliteURL(t), nil, gatewayOptions{listen: "0.0.0.0:0"})
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(gw.url, "http://"))
+	host := "mcp.internal:" + port
+	if status, out := gw.send("GET", "/gateways", "", "Host", host, "Origin", "http://"+host); status != http.StatusOK {
+		t.Errorf("Host and Origin %s with a token: %d %s; want 200", host, status, out)
+	}
+	if status, out := gw.send("GET", "/gateways", "", "Host", host, "Origin", "http://evil.example:"+port); status != http.StatusForbidden {
+		t.Errorf("another origin with a token: %d %s; want 403", status, out)
+	}
+}
