@@ -247,10 +247,12 @@ func (rs *RelaySession) Request(ctx context.Context, msg jsonrpc.Message, in Inb
 	resp := d.exchange(ctx, r, msg, in, func(ctx context.Context, headers http.Header) (jsonrpc.Message, error) {
 		return rs.conn.Call(ctx, msg, headers, deliver)
 	})
-	// Cancelled as the session ended: whatever came back answers a call
-	// the upstream was told to drop (an SDK tool answers its cancelled
-	// context as an isError result), so the client is told why instead.
-	if err := rs.Err(); err != nil && (resp.Error != nil || ctx.Err() != nil) {
+	// Cancelled as the session ended: a failure that came back answers a
+	// call the upstream was told to drop (an SDK tool answers its cancelled
+	// context as an isError result), so the client is told why instead. A
+	// result that is not an error stands: the call ran, and a client told
+	// otherwise might run it again.
+	if err := rs.Err(); err != nil && (resp.Error != nil || toolError(resp.Result)) {
 		resp = failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
 	}
 	d.count(msg.Method, r, resp.Error == nil)
@@ -388,4 +390,12 @@ func (d *Dispatcher) count(method string, r *Route, ok bool) {
 func answerTo(req, resp jsonrpc.Message) jsonrpc.Message {
 	resp.JSONRPC, resp.ID = jsonrpc.Version, req.ID
 	return resp
+}
+
+// toolError reports whether result is a tools/call result marked isError.
+func toolError(result json.RawMessage) bool {
+	var r struct {
+		IsError bool `json:"isError"`
+	}
+	return len(result) > 0 && json.Unmarshal(result, &r) == nil && r.IsError
 }
