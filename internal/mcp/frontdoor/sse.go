@@ -2,6 +2,7 @@ package frontdoor
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"time"
@@ -187,8 +188,13 @@ func (h *SSE) route(w http.ResponseWriter, r *http.Request, id string) {
 		writeJSONRPCError(w, http.StatusBadRequest, asRPCError(err))
 		return
 	}
-	ok, err := cfg.Router.Route(r.Context(), RoutedMessage{Session: id, Scope: fromRequest(cfg.Scope, r),
+	message, err := json.Marshal(routedMessage{Session: id, Scope: fromRequest(cfg.Scope, r),
 		Principal: fromRequest(cfg.Principal, r), Body: body, RequestID: cfg.RequestID(r)})
+	if err != nil {
+		writeJSONRPCError(w, http.StatusInternalServerError, jsonrpc.Errorf(jsonrpc.CodeInternalError, "encode the message for the instance holding its session: %v", err))
+		return
+	}
+	ok, err := cfg.Router.Route(r.Context(), id, message)
 	switch {
 	case err != nil:
 		h.sharing.warn("could not route an SSE message to the instance holding its session", err)
@@ -202,10 +208,17 @@ func (h *SSE) route(w http.ResponseWriter, r *http.Request, id string) {
 	}
 }
 
-// DeliverRouted handles a POST another instance routed here (issue 5); it
-// reports whether this handler holds the session. Its messages are handled
-// as a POST here would be, with the session's opening headers (spec §4).
-func (h *SSE) DeliverRouted(m RoutedMessage) bool {
+// DeliverRouted handles a POST another instance routed here (issue 5), as
+// its SessionRouter carried it; it reports whether this handler holds the
+// session. Its messages are handled as a POST here would be, with the
+// session's opening headers (spec §4). A message that is not one is
+// dropped (true: no other handler should take it).
+func (h *SSE) DeliverRouted(message []byte) bool {
+	var m routedMessage
+	if err := json.Unmarshal(message, &m); err != nil {
+		h.sessions.cfg.Logger.Warn("dropped a routed SSE message that is not one", "err", err)
+		return true
+	}
 	s, ok := h.sessions.findScoped(m.Session, m.Scope, m.Principal)
 	if !ok {
 		return false

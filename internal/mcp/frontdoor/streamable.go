@@ -112,22 +112,24 @@ func (e *OpenError) Unwrap() error { return e.Err }
 
 // SharedSessions keeps Streamable HTTP sessions where every instance can
 // find them (issue 5): what a session needs to go on elsewhere is its id
-// and protocol version.
+// and a record (its protocol version and client), which the Streamable
+// encodes; the store keeps the record as it is given.
 type SharedSessions interface {
 	// Save records a new session for ttl.
-	Save(ctx context.Context, id string, sess SharedSession, ttl time.Duration) error
+	Save(ctx context.Context, id string, record []byte, ttl time.Duration) error
 	// Renew extends a session's life to ttl from now; false when it is no
 	// longer there (ended by another instance, or expired).
 	Renew(ctx context.Context, id string, ttl time.Duration) (bool, error)
-	// Load finds a session saved by any instance.
-	Load(ctx context.Context, id string) (sess SharedSession, ok bool, err error)
+	// Load finds the record of a session saved by any instance.
+	Load(ctx context.Context, id string) (record []byte, ok bool, err error)
 	// Delete forgets a session, and tells every instance to drop its copy
 	// (see Streamable.Forget).
 	Delete(ctx context.Context, id string) error
 }
 
-// SharedSession is what another instance needs to go on with a session.
-type SharedSession struct {
+// sharedSession is the record of a session in SharedSessions: what another
+// instance needs to go on with it.
+type sharedSession struct {
 	ProtocolVersion string `json:"protocol_version"`
 	// Principal is who opened it (StreamableConfig.Principal): only the
 	// same client may use it.
@@ -689,7 +691,12 @@ func (s *Streamable) evict(id, reason string) {
 func (s *Streamable) saveLocked(ctx context.Context, sess *session, now time.Time) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
 	defer cancel()
-	if err := s.shared.Save(ctx, sess.id, SharedSession{ProtocolVersion: sess.protocolVersion, Principal: sess.principal}, s.idle); err != nil {
+	record, err := json.Marshal(sharedSession{ProtocolVersion: sess.protocolVersion, Principal: sess.principal})
+	if err != nil {
+		s.logger.Error("could not encode a session to share it; it goes on on this instance only", "err", err)
+		return
+	}
+	if err := s.shared.Save(ctx, sess.id, record, s.idle); err != nil {
 		s.sharing.warn("could not share a session with the other instances; it goes on on this one only", err)
 		return
 	}
@@ -819,10 +826,17 @@ func (s *Streamable) adoptLocked(ctx context.Context, id, principal string, now 
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
 	defer cancel()
-	shared, ok, err := s.shared.Load(ctx, id)
+	record, ok, err := s.shared.Load(ctx, id)
 	if err != nil {
 		s.sharing.warn("could not look a session up among the other instances'", err)
 		return nil, false
+	}
+	var shared sharedSession
+	if ok {
+		if err := json.Unmarshal(record, &shared); err != nil {
+			s.logger.Warn("a shared session's record is not one; treating the session as unknown", "err", err)
+			return nil, false
+		}
 	}
 	if !ok || shared.Principal != principal {
 		return nil, false
