@@ -47,8 +47,12 @@ type Streamable struct {
 	watchers  sync.WaitGroup // one per session with a Backend, until it ends
 	closing   sync.WaitGroup // backends of evicted sessions being closed
 
+	// mu guards sessions and the fields of each session it says so of.
+	// Nothing that waits on the network (SharedSessions, a Backend) is
+	// called under it: every request of every session takes it.
 	mu       sync.Mutex
 	sessions map[string]*session
+	opening  int // sessions admitted that open is still opening: they count against max
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -69,6 +73,7 @@ type session struct {
 	backlog         []jsonrpc.Message                 // pushed while no GET stream was open
 	closed          chan struct{}
 	savedAt         time.Time // when it was last saved to SharedSessions
+	renewing        bool      // a request is renewing it in SharedSessions
 }
 
 // Backend answers the messages of one session (StreamableConfig.Open).
@@ -191,6 +196,9 @@ func NewStreamable(cfg StreamableConfig) *Streamable {
 	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 10000
+	}
+	if cfg.RequestID == nil {
+		cfg.RequestID = func(*http.Request) string { return "" }
 	}
 	s := &Streamable{sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, principal: cfg.Principal, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
 		max: cfg.MaxSessions, limit: cfg.Limit, ended: &endedSessions{max: cfg.MaxSessions, ttl: cfg.IdleTimeout},
@@ -600,12 +608,26 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 	}
 	sess := &session{id: id, scope: fromRequest(s.scope, r), principal: fromRequest(s.principal, r), protocolVersion: dispatch.NegotiateVersion(p.ProtocolVersion), lastSeen: time.Now(),
 		streams: map[chan jsonrpc.Message]struct{}{}, closed: make(chan struct{})}
+	// The session's place under MaxSessions is taken now, as it is
+	// checked, and held while it opens: initializes arriving together
+	// never open more than MaxSessions between them.
 	s.mu.Lock()
-	full := len(s.sessions) >= s.max
-	s.mu.Unlock()
-	if full {
-		return nil, nil, fmt.Errorf("too many sessions (%d); try again later", s.max)
+	err = s.admitLocked()
+	if err == nil {
+		s.opening++
 	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			s.mu.Lock()
+			s.opening--
+			s.mu.Unlock()
+		}
+	}()
 	// The lease starts busy, and stays so for the initialize: it is the
 	// session's first call, which post's callDone ends.
 	if sess.lease, err = s.limit.admit(sess.principal, func(reason string) { s.evict(id, reason) }); err != nil {
@@ -629,17 +651,37 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 		return nil, nil, errors.New("the server is shutting down")
 	default:
 	}
+	opened = true
+	s.opening--
 	sess.calls = 1
 	s.sessions[id] = sess
-	if s.shared != nil && sess.backend == nil {
-		s.saveLocked(r.Context(), sess, time.Now())
-	}
 	if sess.backend != nil {
 		s.watchers.Add(1)
 		go s.watch(sess)
 	}
 	s.mu.Unlock()
+	// Shared before initialize is answered, so that no other instance
+	// hears of the session before it can find it; outside s.mu, as every
+	// call to the store is.
+	if s.shared != nil && sess.backend == nil {
+		s.save(r.Context(), sess)
+	}
 	return sess, answer, nil
+}
+
+// admitLocked says why no session can be added now, if none can: the
+// server is shutting down, or holds MaxSessions (those opening included).
+// The caller holds s.mu.
+func (s *Streamable) admitLocked() error {
+	select {
+	case <-s.stop:
+		return errors.New("the server is shutting down")
+	default:
+	}
+	if len(s.sessions)+s.opening >= s.max {
+		return fmt.Errorf("too many sessions (%d, MaxSessions); try again later", s.max)
+	}
+	return nil
 }
 
 // watch ends sess when its backend ends on its own (Backend.Done), until
@@ -685,10 +727,11 @@ func (s *Streamable) evict(id, reason string) {
 	}
 }
 
-// saveLocked saves sess to the shared sessions, for as long as an idle
-// session lives; a failure leaves the session usable on this instance.
-// The caller holds s.mu; the save is bounded by sharedTimeout.
-func (s *Streamable) saveLocked(ctx context.Context, sess *session, now time.Time) {
+// save saves sess to the shared sessions, for as long as an idle session
+// lives; a failure leaves the session usable on this instance. It waits on
+// the store (bounded by sharedTimeout), so the caller must not hold s.mu.
+func (s *Streamable) save(ctx context.Context, sess *session) {
+	now := time.Now()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
 	defer cancel()
 	record, err := json.Marshal(sharedSession{ProtocolVersion: sess.protocolVersion, Principal: sess.principal})
@@ -700,7 +743,9 @@ func (s *Streamable) saveLocked(ctx context.Context, sess *session, now time.Tim
 		s.sharing.warn("could not share a session with the other instances; it goes on on this one only", err)
 		return
 	}
+	s.mu.Lock()
 	sess.savedAt = now
+	s.mu.Unlock()
 }
 
 func newSessionID() (string, error) {
@@ -716,6 +761,11 @@ func newSessionID() (string, error) {
 // use, when not nil, takes the session for the request under the same lock
 // of s.mu that found it, so that nothing ends it in between; its error
 // refuses the request with 404, as a session that has ended.
+//
+// Looking a session up in SharedSessions (one another instance opened) and
+// renewing it there wait on the network: both happen outside s.mu, so that
+// a slow store delays only the request that needs it, never the calls of
+// the sessions this instance holds.
 func (s *Streamable) session(r *http.Request, use func(*session) error) (*session, int, error) {
 	id := r.Header.Get(headerSessionID)
 	if id == "" {
@@ -724,42 +774,68 @@ func (s *Streamable) session(r *http.Request, use func(*session) error) (*sessio
 	scope, principal := fromRequest(s.scope, r), fromRequest(s.principal, r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Why it ended is read under s.mu, as evict notes it: a session ended
-	// while this request was on its way is not found with its reason.
-	notFound := fmt.Errorf("session %q not found: it ended or expired; send initialize again", id)
-	if why, ok := s.ended.why(id, scope, principal); ok {
-		notFound = fmt.Errorf("session %q ended: %s", id, why)
-	}
 	sess, ok := s.sessions[id]
-	if ok && (sess.scope != scope || sess.principal != principal) {
-		return nil, http.StatusNotFound, notFound // another client's: as good as none
-	}
-	now := time.Now()
-	if !ok {
-		if sess, ok = s.adoptLocked(r.Context(), id, principal, now); !ok {
-			return nil, http.StatusNotFound, notFound
+	if !ok && s.shared != nil && s.opener == nil {
+		s.mu.Unlock()
+		shared, found := s.loadShared(r.Context(), id, principal)
+		s.mu.Lock()
+		// Another request may have adopted it meanwhile: that copy it is.
+		if sess, ok = s.sessions[id]; !ok && found {
+			if err := s.admitLocked(); err != nil {
+				return nil, http.StatusServiceUnavailable, err
+			}
+			sess, ok = s.adoptLocked(id, shared), true
 		}
+	}
+	if !ok || sess.scope != scope || sess.principal != principal {
+		return nil, http.StatusNotFound, s.notFoundLocked(id, scope, principal) // another client's: as good as none
 	}
 	if sess.backend != nil {
 		if err := sess.backend.Err(); err != nil { // ended on its own; watch is closing it
 			return nil, http.StatusNotFound, fmt.Errorf("session %q ended: %v", id, err)
 		}
 	}
-	sess.lastSeen = now
-	sess.lease.touch()
+	now := time.Now()
 	// A session in use on this instance is renewed in the shared store now
 	// and then, so that it does not expire there while it lives here; one
-	// that is gone from there was ended elsewhere.
-	if s.shared != nil && sess.backend == nil && now.Sub(sess.savedAt) > s.idle/4 && !s.renewLocked(r.Context(), sess, now) {
-		s.forgetLocked(sess)
-		return nil, http.StatusNotFound, notFound
+	// that is gone from there was ended elsewhere. One request renews it at
+	// a time; the others go on meanwhile.
+	if s.shared != nil && sess.backend == nil && now.Sub(sess.savedAt) > s.idle/4 && !sess.renewing {
+		sess.renewing = true
+		s.mu.Unlock()
+		alive, renewed := s.renew(r.Context(), id)
+		s.mu.Lock()
+		sess.renewing = false
+		if renewed {
+			sess.savedAt = now
+		}
+		if s.sessions[id] != sess { // ended meanwhile
+			return nil, http.StatusNotFound, s.notFoundLocked(id, scope, principal)
+		}
+		if !alive {
+			s.forgetLocked(sess)
+			return nil, http.StatusNotFound, s.notFoundLocked(id, scope, principal)
+		}
 	}
+	sess.lastSeen = now
+	sess.lease.touch()
 	if use != nil {
 		if err := use(sess); err != nil {
 			return nil, http.StatusNotFound, fmt.Errorf("session %q ended: %w", id, err)
 		}
 	}
 	return sess, 0, nil
+}
+
+// notFoundLocked is the error for a request on session id that is not (or
+// no longer) here, with why it ended when mcpgate ended it lately. It is
+// read under s.mu, as evict notes it: a session ended while this request
+// was on its way is not found with its reason. The caller holds s.mu.
+func (s *Streamable) notFoundLocked(id, scope, principal string) error {
+	if why, ok := s.ended.why(id, scope, principal); ok {
+		return fmt.Errorf("session %q ended: %s", id, why)
+	}
+	return fmt.Errorf("session %q not found: it ended or expired; send initialize again", id)
 }
 
 // beginCallLocked starts a POST's call on sess (a session use): while it
@@ -784,21 +860,19 @@ func (s *Streamable) callDone(sess *session) {
 	sess.lease.done()
 }
 
-// renewLocked renews sess in the shared store; false when it is no longer
-// there. A failure to reach the store keeps the session. The caller holds
-// s.mu.
-func (s *Streamable) renewLocked(ctx context.Context, sess *session, now time.Time) bool {
+// renew renews session id in the shared store: alive is false when it is
+// no longer there (ended elsewhere); renewed, whether the store answered
+// that it is. A failure to reach the store keeps the session. It waits on
+// the store (bounded by sharedTimeout), so the caller must not hold s.mu.
+func (s *Streamable) renew(ctx context.Context, id string) (alive, renewed bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
 	defer cancel()
-	ok, err := s.shared.Renew(ctx, sess.id, s.idle)
+	ok, err := s.shared.Renew(ctx, id, s.idle)
 	if err != nil {
 		s.sharing.warn("could not renew a session among the other instances; it goes on on this one", err)
-		return true
+		return true, false
 	}
-	if ok {
-		sess.savedAt = now
-	}
-	return ok
+	return ok, ok
 }
 
 // Forget drops this instance's copy of a session another instance ended
@@ -818,33 +892,37 @@ func (s *Streamable) forgetLocked(sess *session) {
 	sess.lease.release()
 }
 
-// adoptLocked takes over a session another instance opened, if the shared
-// sessions know it (issue 5). The caller holds s.mu.
-func (s *Streamable) adoptLocked(ctx context.Context, id, principal string, now time.Time) (*session, bool) {
-	if s.shared == nil || s.opener != nil {
-		return nil, false
-	}
+// loadShared looks session id up among the sessions other instances
+// opened (issue 5): found only if it is there and principal opened it. It
+// waits on the store (bounded by sharedTimeout), so the caller must not
+// hold s.mu.
+func (s *Streamable) loadShared(ctx context.Context, id, principal string) (sharedSession, bool) {
+	var shared sharedSession
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
 	defer cancel()
 	record, ok, err := s.shared.Load(ctx, id)
 	if err != nil {
 		s.sharing.warn("could not look a session up among the other instances'", err)
-		return nil, false
+		return shared, false
 	}
-	var shared sharedSession
-	if ok {
-		if err := json.Unmarshal(record, &shared); err != nil {
-			s.logger.Warn("a shared session's record is not one; treating the session as unknown", "err", err)
-			return nil, false
-		}
+	if !ok {
+		return shared, false
 	}
-	if !ok || shared.Principal != principal {
-		return nil, false
+	if err := json.Unmarshal(record, &shared); err != nil {
+		s.logger.Warn("a shared session's record is not one; treating the session as unknown", "err", err)
+		return shared, false
 	}
+	return shared, shared.Principal == principal
+}
+
+// adoptLocked takes over a session another instance opened, as loadShared
+// found it. The caller holds s.mu and has checked admitLocked.
+func (s *Streamable) adoptLocked(id string, shared sharedSession) *session {
+	now := time.Now()
 	sess := &session{id: id, principal: shared.Principal, protocolVersion: shared.ProtocolVersion, lastSeen: now, savedAt: now,
 		streams: map[chan jsonrpc.Message]struct{}{}, closed: make(chan struct{})}
 	s.sessions[id] = sess
-	return sess, true
+	return sess
 }
 
 func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
