@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
@@ -71,10 +70,8 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	sw := &sseWriter{w: w, flusher: flusherOf(w)}
 	// A client that stops reading must not hold the session, nor Close.
-	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(writeTimeout)) }
+	sw := newSSEWriter(w, writeTimeout)
 
 	claim := func() {
 		if cfg.Router == nil {
@@ -87,7 +84,6 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	claim()
-	deadline()
 	path := MessagePath
 	if cfg.MessagePath != nil {
 		path = cfg.MessagePath(r)
@@ -96,8 +92,8 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		cfg.Logger.Debug("sse session opened", "session", sess.id, "request_id", cfg.RequestID(r))
 		err = h.sessions.pump(sess,
-			func(data []byte) error { deadline(); return sw.event("message", data) },
-			func() error { claim(); deadline(); return sw.comment("keepalive") })
+			func(data []byte) error { return sw.event("message", data) },
+			func() error { claim(); return sw.comment("keepalive") })
 	}
 	if cfg.Router != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), sharedTimeout)
@@ -105,7 +101,6 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	if end, ok := asSessionEnd(err); ok {
-		deadline()
 		_ = sw.comment("closing: " + end.reason)
 	}
 	h.sessions.release(sess, err)

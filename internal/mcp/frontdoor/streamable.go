@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -42,10 +43,13 @@ type Streamable struct {
 	requestID RequestID
 	idle      time.Duration
 	max       int
-	limit     *ClientLimit
-	ended     *endedSessions
-	watchers  sync.WaitGroup // one per session with a Backend, until it ends
-	closing   sync.WaitGroup // backends of evicted sessions being closed
+	// writeTimeout bounds each write to a client's event stream
+	// (StreamableConfig.WriteTimeout).
+	writeTimeout time.Duration
+	limit        *ClientLimit
+	ended        *endedSessions
+	watchers     sync.WaitGroup // one per session with a Backend, until it ends
+	closing      sync.WaitGroup // backends of evicted sessions being closed
 
 	// mu guards sessions and the fields of each session it says so of.
 	// Nothing that waits on the network (SharedSessions, a Backend) is
@@ -68,9 +72,9 @@ type session struct {
 	backend         Backend // nil: the Streamable's Handler answers
 	lease           *lease  // its place in its client's ClientLimit
 	lastSeen        time.Time
-	calls           int                               // POSTs in flight: the sweep leaves it alone
-	streams         map[chan jsonrpc.Message]struct{} // open GET streams
-	backlog         []jsonrpc.Message                 // pushed while no GET stream was open
+	calls           int                    // POSTs in flight: the sweep leaves it alone
+	streams         []chan jsonrpc.Message // open GET streams, oldest first
+	backlog         []jsonrpc.Message      // pushed while no GET stream was open
 	closed          chan struct{}
 	savedAt         time.Time // when it was last saved to SharedSessions
 	renewing        bool      // a request is renewing it in SharedSessions
@@ -184,6 +188,11 @@ type StreamableConfig struct {
 	// that a session id is never a credential (MCP security best
 	// practices, "Session Hijacking").
 	Principal func(*http.Request) string
+	// WriteTimeout bounds each write to a client's event stream (a GET
+	// stream, a POST answered as one): a client that stops reading for
+	// that long has its stream closed. 0 means 10 s, as on the legacy SSE
+	// and WebSocket transports.
+	WriteTimeout time.Duration
 }
 
 // NewStreamable returns the /mcp handler and starts its session sweeper.
@@ -200,7 +209,10 @@ func NewStreamable(cfg StreamableConfig) *Streamable {
 	if cfg.RequestID == nil {
 		cfg.RequestID = func(*http.Request) string { return "" }
 	}
-	s := &Streamable{sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, principal: cfg.Principal, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = writeTimeout
+	}
+	s := &Streamable{writeTimeout: cfg.WriteTimeout, sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, principal: cfg.Principal, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
 		max: cfg.MaxSessions, limit: cfg.Limit, ended: &endedSessions{max: cfg.MaxSessions, ttl: cfg.IdleTimeout},
 		sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{}),
 		draining: make(chan struct{})}
@@ -290,23 +302,36 @@ func (s *Streamable) Sessions() int {
 	return len(s.sessions)
 }
 
-// Broadcast sends a notification (e.g. notifications/tools/list_changed) on
-// every open GET stream; streams that are not keeping up miss it.
+// Broadcast sends a notification (e.g. notifications/tools/list_changed) to
+// every session with a GET stream open, on one of its streams; a session
+// whose streams are not keeping up misses it.
 func (s *Streamable) Broadcast(m jsonrpc.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sess := range s.sessions {
-		for ch := range sess.streams {
-			select {
-			case ch <- m:
-			default:
-			}
-		}
+		deliverLocked(sess, m)
 	}
 }
 
-// push sends m to the client of sess outside any POST: on its GET streams,
-// or into its backlog while none is open.
+// deliverLocked sends m on exactly one of the GET streams of sess: MCP
+// 2025-06-18 (basic/transports, "Multiple Connections") says a server MUST
+// send each message on only one of the connected streams. The newest with
+// room takes it: it is the one its client most likely reads, an older one
+// may be left over from before a reconnect. It returns false when none
+// has room (or none is open). The caller holds s.mu.
+func deliverLocked(sess *session, m jsonrpc.Message) bool {
+	for i := len(sess.streams) - 1; i >= 0; i-- {
+		select {
+		case sess.streams[i] <- m:
+			return true
+		default:
+		}
+	}
+	return false
+}
+
+// push sends m to the client of sess outside any POST: on one of its GET
+// streams, or into its backlog while none is open.
 func (s *Streamable) push(sess *session, m jsonrpc.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -318,12 +343,8 @@ func (s *Streamable) push(sess *session, m jsonrpc.Message) {
 		sess.backlog = append(sess.backlog, m)
 		return
 	}
-	for ch := range sess.streams {
-		select {
-		case ch <- m:
-		default:
-			s.logger.Warn("a GET stream is not keeping up; dropping a message", "session_scope", sess.scope)
-		}
+	if !deliverLocked(sess, m) {
+		s.logger.Warn("a session's GET streams are not keeping up; dropping a message", "session_scope", sess.scope)
 	}
 }
 
@@ -432,7 +453,7 @@ func (s *Streamable) handle(ctx context.Context, sess *session, m jsonrpc.Messag
 // answers are ready and the client accepts SSE: then the answer becomes an
 // event stream carrying the notifications as they come and the answers last.
 func (s *Streamable) answer(w http.ResponseWriter, r *http.Request, sess *session, msgs []jsonrpc.Message, batch bool, in dispatch.Inbound) {
-	out := &lazyAnswer{w: w}
+	out := &lazyAnswer{w: w, timeout: s.writeTimeout}
 	if acceptsEventStream(r) {
 		in.Notify = out.notify
 		if s.eager {
@@ -459,7 +480,8 @@ func (s *Streamable) answer(w http.ResponseWriter, r *http.Request, sess *sessio
 type lazyAnswer struct {
 	mu       sync.Mutex
 	w        http.ResponseWriter
-	stream   *sseWriter // nil until a notification starts the stream
+	timeout  time.Duration // of each write of the stream (StreamableConfig.WriteTimeout)
+	stream   *sseWriter    // nil until a notification starts the stream
 	finished bool
 }
 
@@ -478,7 +500,7 @@ func (a *lazyAnswer) begin() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.startLocked()
-	a.stream.flush()
+	_ = a.stream.flush()
 }
 
 func (a *lazyAnswer) startLocked() {
@@ -486,7 +508,7 @@ func (a *lazyAnswer) startLocked() {
 		a.w.Header().Set("Content-Type", "text/event-stream")
 		a.w.Header().Set("Cache-Control", "no-cache")
 		a.w.WriteHeader(http.StatusOK)
-		a.stream = &sseWriter{w: a.w, flusher: flusherOf(a.w)}
+		a.stream = newSSEWriter(a.w, a.timeout)
 	}
 }
 
@@ -515,12 +537,21 @@ func acceptsEventStream(r *http.Request) bool {
 }
 
 // sseWriter writes messages as SSE events; safe for concurrent use, and
-// silent once closed.
+// silent once closed. Each write has timeout to reach the client, so that
+// a client that stops reading cannot hold its stream, its session (the
+// sweeper spares sessions with a stream open) and Close forever: the write
+// then fails with os.ErrDeadlineExceeded, and the stream's owner ends it.
 type sseWriter struct {
 	mu      sync.Mutex
 	w       http.ResponseWriter
-	flusher http.Flusher
+	rc      *http.ResponseController
+	timeout time.Duration // 0: no deadline
 	closed  bool
+}
+
+// newSSEWriter writes events to w, each write within timeout (0: none).
+func newSSEWriter(w http.ResponseWriter, timeout time.Duration) *sseWriter {
+	return &sseWriter{w: w, rc: http.NewResponseController(w), timeout: timeout}
 }
 
 func (sw *sseWriter) send(m jsonrpc.Message) error {
@@ -563,17 +594,25 @@ func (sw *sseWriter) write(b []byte) error {
 	if sw.closed {
 		return nil
 	}
+	if sw.timeout > 0 {
+		// Per write, so that a stream idle for hours is not cut; net/http
+		// lifts it when the response ends. A writer that cannot take a
+		// deadline (a test's recorder) writes without one.
+		_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
+	}
 	if _, err := sw.w.Write(b); err != nil {
 		return err
 	}
-	sw.flush()
-	return nil
+	return sw.flush()
 }
 
-func (sw *sseWriter) flush() {
-	if sw.flusher != nil {
-		sw.flusher.Flush()
+// flush sends what was written to the client now; a writer that cannot
+// flush is not an error (its answer goes out when the handler returns).
+func (sw *sseWriter) flush() error {
+	if err := sw.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
 	}
+	return nil
 }
 
 func (sw *sseWriter) close() {
@@ -581,18 +620,6 @@ func (sw *sseWriter) close() {
 	defer sw.mu.Unlock()
 	sw.closed = true
 }
-
-func flusherOf(w http.ResponseWriter) http.Flusher {
-	if f, ok := w.(http.Flusher); ok {
-		return f
-	}
-	rc := http.NewResponseController(w)
-	return flushFunc(func() { _ = rc.Flush() })
-}
-
-type flushFunc func()
-
-func (f flushFunc) Flush() { f() }
 
 // open starts a session for the initialize request. With an Opener, the
 // new backend's answer to initialize is returned too; without one the
@@ -607,7 +634,7 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 		return nil, nil, err
 	}
 	sess := &session{id: id, scope: fromRequest(s.scope, r), principal: fromRequest(s.principal, r), protocolVersion: dispatch.NegotiateVersion(p.ProtocolVersion), lastSeen: time.Now(),
-		streams: map[chan jsonrpc.Message]struct{}{}, closed: make(chan struct{})}
+		closed: make(chan struct{})}
 	// The session's place under MaxSessions is taken now, as it is
 	// checked, and held while it opens: initializes arriving together
 	// never open more than MaxSessions between them.
@@ -920,7 +947,7 @@ func (s *Streamable) loadShared(ctx context.Context, id, principal string) (shar
 func (s *Streamable) adoptLocked(id string, shared sharedSession) *session {
 	now := time.Now()
 	sess := &session{id: id, principal: shared.Principal, protocolVersion: shared.ProtocolVersion, lastSeen: now, savedAt: now,
-		streams: map[chan jsonrpc.Message]struct{}{}, closed: make(chan struct{})}
+		closed: make(chan struct{})}
 	s.sessions[id] = sess
 	return sess
 }
@@ -940,7 +967,7 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 	var backlog []jsonrpc.Message
 	// The stream opens as the session is found, under one lock.
 	sess, status, err := s.session(r, func(sess *session) error {
-		sess.streams[ch] = struct{}{}
+		sess.streams = append(sess.streams, ch)
 		sess.lease.streamOpened() // a session with an open stream is ended to make room last
 		backlog, sess.backlog = sess.backlog, nil
 		return nil
@@ -951,7 +978,7 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		s.mu.Lock()
-		delete(sess.streams, ch)
+		sess.streams = slices.DeleteFunc(sess.streams, func(c chan jsonrpc.Message) bool { return c == ch })
 		sess.lastSeen = time.Now()
 		s.mu.Unlock()
 		sess.lease.touch()
@@ -960,14 +987,17 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, flusher: flusherOf(w)}
-	sw.flush()
+	sw := newSSEWriter(w, s.writeTimeout)
+	err = sw.flush()
 	for _, m := range backlog {
-		sw.send(m)
+		if err != nil {
+			break
+		}
+		err = sw.send(m)
 	}
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
-	for {
+	for err == nil {
 		select {
 		case <-r.Context().Done():
 			return
@@ -976,11 +1006,19 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 		case <-s.draining:
 			return
 		case m := <-ch:
-			sw.send(m)
+			err = sw.send(m)
 		case <-keepalive.C:
-			sw.comment("keepalive")
+			err = sw.comment("keepalive")
 		}
 	}
+	// The stream ends here, so that its session is no longer held open by
+	// it; what it had queued is lost, as with a client that went away.
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.logger.Warn("closed a GET stream whose client stopped reading: a write did not complete within the write timeout",
+			"write_timeout", s.writeTimeout, "session_scope", sess.scope, "request_id", s.requestID(r))
+		return
+	}
+	s.logger.Debug("a GET stream ended: a write to its client failed", "err", err, "request_id", s.requestID(r))
 }
 
 func (s *Streamable) delete(w http.ResponseWriter, r *http.Request) {

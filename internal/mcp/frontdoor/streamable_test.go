@@ -1,15 +1,21 @@
 package frontdoor
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +24,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/bus"
 	"github.com/mcpgate/mcpgate/internal/dispatch"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcptest"
 	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
@@ -269,4 +276,193 @@ func TestStalledRedisDoesNotStallLocalSessions(t *testing.T) {
 		}
 	}
 	t.Logf("%d calls on local sessions answered while Redis was paused", calls)
+}
+
+// openGET opens the GET stream of session at url and returns its events,
+// closed at the end of the stream; it is closed when the test ends.
+func openGET(t *testing.T, url, session string) <-chan mcptest.Event {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", url, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", session)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Fatalf("GET /mcp: %d %s", resp.StatusCode, b)
+	}
+	events := make(chan mcptest.Event, 256)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(events)
+		br := bufio.NewReader(resp.Body)
+		for {
+			e, err := mcptest.ReadEvent(br)
+			if err != nil {
+				return
+			}
+			if e.Name == "message" {
+				events <- e
+			}
+		}
+	}()
+	t.Cleanup(func() { resp.Body.Close(); <-done })
+	return events
+}
+
+// streamsOf is how many GET streams session id has open.
+func streamsOf(s *Streamable, id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess, ok := s.sessions[id]; ok {
+		return len(sess.streams)
+	}
+	return 0
+}
+
+// seqNotification is a notification carrying its number, padded to at
+// least pad bytes.
+func seqNotification(t *testing.T, seq, pad int) jsonrpc.Message {
+	t.Helper()
+	n, err := jsonrpc.NewNotification("notifications/message", map[string]any{"level": "info", "data": map[string]any{"seq": seq, "pad": strings.Repeat("x", pad)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestEachMessageGoesOutOnOneGETStream: with two GET streams open on one
+// session, each message the server sends outside a POST (a broadcast
+// list_changed, a relay upstream's notification) is written on exactly one
+// of them, the newer: MCP 2025-06-18 basic/transports, "the server MUST
+// send each of its JSON-RPC messages on only one of the connected streams".
+func TestEachMessageGoesOutOnOneGETStream(t *testing.T) {
+	for _, via := range []string{"Broadcast", "push"} {
+		t.Run(via, func(t *testing.T) {
+			var push func(jsonrpc.Message)
+			cfg := StreamableConfig{Handler: newTestHandler()}
+			if via == "push" {
+				cfg = StreamableConfig{Open: func(ctx context.Context, r *http.Request, init jsonrpc.Message, in dispatch.Inbound, p func(jsonrpc.Message)) (Backend, jsonrpc.Message, error) {
+					push = p
+					return &fakeBackend{done: make(chan struct{})}, jsonrpc.Message{JSONRPC: jsonrpc.Version, ID: init.ID, Result: []byte(`{"protocolVersion":"2025-06-18"}`)}, nil
+				}}
+			}
+			s, url := startStreamable(t, cfg)
+			id := initialize(t, url)
+			if via == "Broadcast" {
+				push = s.Broadcast
+			}
+			older, newer := openGET(t, url, id), openGET(t, url, id)
+			const n = 20
+			for i := range n {
+				push(seqNotification(t, i, 0))
+			}
+			got := map[string][]string{} // seq → the streams it came on
+			total := 0
+			collect := func(want int, within time.Duration) { // until want in all, or within
+				timeout := time.After(within)
+				for {
+					select {
+					case e := <-older:
+						got[seqOf(t, e.Data)] = append(got[seqOf(t, e.Data)], "older")
+					case e := <-newer:
+						got[seqOf(t, e.Data)] = append(got[seqOf(t, e.Data)], "newer")
+					case <-timeout:
+						return
+					}
+					if total++; total == want {
+						return
+					}
+				}
+			}
+			collect(n, 5*time.Second)
+			if total < n {
+				t.Fatalf("%d of %d messages arrived within 5s", total, n)
+			}
+			// A copy on the other stream would come right along: give it a
+			// moment to show before concluding there is none.
+			collect(2*n, 300*time.Millisecond)
+			for i := range n {
+				if on := got[fmt.Sprint(i)]; len(on) != 1 || on[0] != "newer" {
+					t.Errorf("message %d went out on %v, want exactly one stream, the newer", i, on)
+				}
+			}
+		})
+	}
+}
+
+func seqOf(t *testing.T, data string) string {
+	t.Helper()
+	var m struct {
+		Params struct {
+			Data struct {
+				Seq int `json:"seq"`
+			} `json:"data"`
+		} `json:"params"`
+	}
+	if err := json.Unmarshal([]byte(data), &m); err != nil {
+		t.Fatalf("a GET stream message %q: %v", data, err)
+	}
+	return fmt.Sprint(m.Params.Data.Seq)
+}
+
+// syncBuffer is a log destination that is safe to read while written.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestGETStreamOfAClientThatStopsReadingIsClosed: a client that opens a GET
+// stream and never reads it does not pin its session: once the server's
+// writes fill the connection's buffers, a write misses its deadline, the
+// stream is closed with a log line saying why, and the session lives on
+// without it (it can be swept again when idle).
+func TestGETStreamOfAClientThatStopsReadingIsClosed(t *testing.T) {
+	var logs syncBuffer
+	const timeout = 300 * time.Millisecond
+	s, url := startStreamable(t, StreamableConfig{Handler: newTestHandler(), WriteTimeout: timeout,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	id := initialize(t, url)
+	host := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/mcp")
+	// A raw client with a small receive buffer, which never reads.
+	d := net.Dialer{Control: func(network, address string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	conn, err := d.DialContext(t.Context(), "tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "GET /mcp HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nMcp-Session-Id: %s\r\n\r\n", host, id); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the GET stream to open", func() bool { return streamsOf(s, id) == 1 })
+	big := seqNotification(t, 0, 128<<10)
+	took := testenv.WaitFor(t, 20*time.Second, "the stream of a client that stopped reading to be closed", func() bool {
+		s.Broadcast(big)
+		return streamsOf(s, id) == 0
+	})
+	t.Logf("the stream was closed %s after the pushing began", took.Round(time.Millisecond))
+	if line := logs.String(); !strings.Contains(line, "closed a GET stream whose client stopped reading") || !strings.Contains(line, "write_timeout=300ms") {
+		t.Errorf("no log line says why the stream closed:\n%s", line)
+	}
+	if status, _, body, err := postMCP(t.Context(), url, id, ping(5)); err != nil || status != http.StatusOK {
+		t.Errorf("the session after its stream was closed: %d %s %v, want it alive", status, body, err)
+	}
 }
