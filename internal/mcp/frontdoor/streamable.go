@@ -706,7 +706,7 @@ func (s *Streamable) admitLocked() error {
 	default:
 	}
 	if len(s.sessions)+s.opening >= s.max {
-		return fmt.Errorf("too many sessions (%d, MaxSessions); try again later", s.max)
+		return fmt.Errorf("too many sessions (%d); try again later", s.max)
 	}
 	return nil
 }
