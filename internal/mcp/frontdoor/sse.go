@@ -203,7 +203,7 @@ func (h *SSE) route(w http.ResponseWriter, r *http.Request, id string) {
 	}
 }
 
-// DeliverRouted handles a POST another instance routed here (issue 5), as
+// DeliverRouted handles a POST another instance routed here, as
 // its SessionRouter carried it; it reports whether this handler holds the
 // session. Its messages are handled as a POST here would be, with the
 // session's opening headers (spec §4). A message that is not one is

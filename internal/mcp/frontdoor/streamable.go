@@ -537,8 +537,8 @@ func acceptsEventStream(r *http.Request) bool {
 }
 
 // sseWriter writes messages as SSE events; safe for concurrent use, and
-// silent once closed. Each write has timeout to reach the client, so that
-// a client that stops reading cannot hold its stream, its session (the
+// silent once closed. Each write must reach the client within timeout, so
+// that a client that stops reading cannot hold its stream, its session (the
 // sweeper spares sessions with a stream open) and Close forever: the write
 // then fails with os.ErrDeadlineExceeded, and the stream's owner ends it.
 type sseWriter struct {
@@ -920,7 +920,7 @@ func (s *Streamable) forgetLocked(sess *session) {
 }
 
 // loadShared looks session id up among the sessions other instances
-// opened (issue 5): found only if it is there and principal opened it. It
+// opened: found only if it is there and principal opened it. It
 // waits on the store (bounded by sharedTimeout), so the caller must not
 // hold s.mu.
 func (s *Streamable) loadShared(ctx context.Context, id, principal string) (sharedSession, bool) {
