@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,8 +9,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/mcpgate/mcpgate/internal/mcp/frontdoor"
 )
 
 // Sessions on any instance (issue 5), through Redis:
@@ -20,6 +17,10 @@ import (
 //     finds them (frontdoor.SharedSessions);
 //   - RedisRouter carries a legacy SSE POST from the instance it landed on
 //     to the one whose stream holds the session (frontdoor.SessionRouter).
+//
+// Both carry what the front door gives them as opaque bytes: the front door
+// owns the encoding of its sessions and messages, and the bus, below it,
+// knows nothing of its types.
 
 const (
 	sessionKeyPrefix  = "mcpgate:session:"       // + id → protocol version
@@ -60,29 +61,21 @@ func (s *RedisSessions) Renew(ctx context.Context, id string, ttl time.Duration)
 	return s.c.Expire(ctx, sessionKeyPrefix+id, ttl).Result()
 }
 
-// Save records a session for ttl.
-func (s *RedisSessions) Save(ctx context.Context, id string, sess frontdoor.SharedSession, ttl time.Duration) error {
-	v, err := json.Marshal(sess)
-	if err != nil {
-		return err
-	}
-	return s.c.Set(ctx, sessionKeyPrefix+id, v, ttl).Err()
+// Save records a session's record for ttl.
+func (s *RedisSessions) Save(ctx context.Context, id string, record []byte, ttl time.Duration) error {
+	return s.c.Set(ctx, sessionKeyPrefix+id, record, ttl).Err()
 }
 
-// Load finds a session any instance saved.
-func (s *RedisSessions) Load(ctx context.Context, id string) (frontdoor.SharedSession, bool, error) {
-	var sess frontdoor.SharedSession
+// Load finds the record of a session any instance saved.
+func (s *RedisSessions) Load(ctx context.Context, id string) ([]byte, bool, error) {
 	v, err := s.c.Get(ctx, sessionKeyPrefix+id).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
-		return sess, false, nil
+		return nil, false, nil
 	case err != nil:
-		return sess, false, err
+		return nil, false, err
 	}
-	if err := json.Unmarshal(v, &sess); err != nil {
-		return sess, false, fmt.Errorf("session %s in Redis: %w", id, err)
-	}
-	return sess, true, nil
+	return v, true, nil
 }
 
 // Delete forgets a session and tells every instance to drop its copy.
@@ -117,18 +110,13 @@ func NewRedisRouter(c *redis.Client, instance string, logger *slog.Logger) *Redi
 	return &RedisRouter{c: c, instance: instance, logger: logger}
 }
 
-// Listen receives the POSTs routed to this instance and hands each to
-// deliver, which reports whether it knew the session. Call it once; Close
-// stops it.
-func (r *RedisRouter) Listen(ctx context.Context, deliver func(frontdoor.RoutedMessage) bool) error {
+// Listen receives the messages routed to this instance and hands each to
+// deliver, which reports whether it knew the message's session. Call it
+// once; Close stops it.
+func (r *RedisRouter) Listen(ctx context.Context, deliver func(message []byte) bool) error {
 	sub, err := subscribe(ctx, r.c, instanceChannel+r.instance, func(payload string) {
-		var m frontdoor.RoutedMessage
-		if err := json.Unmarshal([]byte(payload), &m); err != nil {
-			r.logger.Warn("dropped a routed SSE message that is not one", "err", err)
-			return
-		}
-		if !deliver(m) {
-			r.logger.Info("a routed SSE message found its session gone", "request_id", m.RequestID)
+		if !deliver([]byte(payload)) {
+			r.logger.Info("a routed SSE message found its session gone")
 		}
 	})
 	if err != nil {
@@ -148,21 +136,17 @@ func (r *RedisRouter) Release(ctx context.Context, id string) error {
 	return releaseScript.Run(ctx, r.c, []string{sseOwnerKeyPrefix + id}, r.instance).Err()
 }
 
-// Route hands m to the instance holding its session: false when no
+// Route hands message to the instance holding session id: false when no
 // instance claims it, or the one that does no longer listens.
-func (r *RedisRouter) Route(ctx context.Context, m frontdoor.RoutedMessage) (bool, error) {
-	holder, err := r.c.Get(ctx, sseOwnerKeyPrefix+m.Session).Result()
+func (r *RedisRouter) Route(ctx context.Context, id string, message []byte) (bool, error) {
+	holder, err := r.c.Get(ctx, sseOwnerKeyPrefix+id).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return false, nil
 	case err != nil:
 		return false, err
 	}
-	payload, err := json.Marshal(m)
-	if err != nil {
-		return false, err
-	}
-	listeners, err := r.c.Publish(ctx, instanceChannel+holder, payload).Result()
+	listeners, err := r.c.Publish(ctx, instanceChannel+holder, message).Result()
 	if err != nil {
 		return false, err
 	}
@@ -207,8 +191,3 @@ func (s *subscription) close() error {
 	s.wg.Wait()
 	return err
 }
-
-var (
-	_ frontdoor.SharedSessions = (*RedisSessions)(nil)
-	_ frontdoor.SessionRouter  = (*RedisRouter)(nil)
-)

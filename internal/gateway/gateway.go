@@ -225,7 +225,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		}
 	}
 	if g.cluster.router != nil {
-		deliver := func(m frontdoor.RoutedMessage) bool {
+		deliver := func(m []byte) bool {
 			return g.legacySSE.DeliverRouted(m) || g.relaySSE.DeliverRouted(m)
 		}
 		if err := g.cluster.router.Listen(ctx, deliver); err != nil {

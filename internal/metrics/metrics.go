@@ -51,18 +51,57 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-// Request counts one JSON-RPC request.
+// Request counts one JSON-RPC request; its method is labelled as
+// MethodLabel says.
 func (m *Metrics) Request(method, upstream string, ok bool) {
 	outcome := "ok"
 	if !ok {
 		outcome = "error"
 	}
-	m.requests.WithLabelValues(method, upstream, outcome).Inc()
+	m.requests.WithLabelValues(MethodLabel(method), upstream, outcome).Inc()
 }
 
-// UpstreamLatency records how long an upstream took to answer.
+// UpstreamLatency records how long an upstream took to answer; its method
+// is labelled as MethodLabel says.
 func (m *Metrics) UpstreamLatency(upstream, method string, d time.Duration) {
-	m.upstreamLatency.WithLabelValues(upstream, method).Observe(d.Seconds())
+	m.upstreamLatency.WithLabelValues(upstream, MethodLabel(method)).Observe(d.Seconds())
+}
+
+// OtherMethod is the method label of every method MCP does not define.
+const OtherMethod = "other"
+
+// MethodLabel is the method label of a metric: the method when MCP defines
+// it (KnownMethod), else OtherMethod. The method comes from what clients
+// send and /metrics needs no authentication: a series per made-up method
+// would let any client grow mcpgate's memory and every scrape without
+// bound.
+func MethodLabel(method string) string {
+	if KnownMethod(method) {
+		return method
+	}
+	return OtherMethod
+}
+
+// KnownMethod reports whether an MCP revision mcpgate speaks (2024-11-05 to
+// 2025-11-25) defines method, as a request or a notification. It is the one
+// list of MCP's method names in mcpgate; the protocol layer is where it
+// belongs once there is one.
+func KnownMethod(method string) bool {
+	switch method {
+	case "initialize", "ping",
+		"tools/list", "tools/call",
+		"resources/list", "resources/templates/list", "resources/read", "resources/subscribe", "resources/unsubscribe",
+		"prompts/list", "prompts/get",
+		"completion/complete", "logging/setLevel",
+		"sampling/createMessage", "roots/list", "elicitation/create",
+		"tasks/get", "tasks/result", "tasks/list", "tasks/cancel",
+		"notifications/initialized", "notifications/cancelled", "notifications/progress", "notifications/message",
+		"notifications/tools/list_changed", "notifications/resources/list_changed", "notifications/prompts/list_changed",
+		"notifications/resources/updated", "notifications/roots/list_changed",
+		"notifications/elicitation/complete", "notifications/tasks/status":
+		return true
+	}
+	return false
 }
 
 // Decisions counts a computation's passthrough decisions.

@@ -87,6 +87,25 @@ func (r *RedisServer) Stop() {
 	r.cmd = nil
 }
 
+// Pause stops the server's process (SIGSTOP) without ending it: its
+// clients stay connected and their commands go unanswered, as with a Redis
+// that has stalled. Resume lets it go on; call it (deferred) before the
+// test ends, since a paused server cannot stop.
+func (r *RedisServer) Pause() { r.signal(syscall.SIGSTOP) }
+
+// Resume lets a paused server go on (SIGCONT).
+func (r *RedisServer) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *RedisServer) signal(sig syscall.Signal) {
+	r.t.Helper()
+	if r.cmd == nil {
+		r.t.Fatalf("redis-server is not running: cannot send it %v", sig)
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatalf("signal redis-server (%v): %v", sig, err)
+	}
+}
+
 func (r *RedisServer) logTail(n int) string {
 	b, err := os.ReadFile(filepath.Join(r.dir, "redis.log"))
 	if err != nil {

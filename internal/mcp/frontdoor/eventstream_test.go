@@ -14,7 +14,7 @@ import (
 // byte for byte, still arrives as one event whose data is the whole message.
 func TestEventKeepsMultiLineDataFramed(t *testing.T) {
 	rec := httptest.NewRecorder()
-	sw := &sseWriter{w: rec, flusher: rec}
+	sw := newSSEWriter(rec, 0)
 	msg := "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\r\n  \"a\": 1,\n  \"b\": \"x\"\r}}"
 	if err := sw.event("message", []byte(msg)); err != nil {
 		t.Fatal(err)

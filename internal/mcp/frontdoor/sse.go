@@ -2,9 +2,9 @@ package frontdoor
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
@@ -70,10 +70,8 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	sw := &sseWriter{w: w, flusher: flusherOf(w)}
 	// A client that stops reading must not hold the session, nor Close.
-	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(writeTimeout)) }
+	sw := newSSEWriter(w, writeTimeout)
 
 	claim := func() {
 		if cfg.Router == nil {
@@ -86,7 +84,6 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	claim()
-	deadline()
 	path := MessagePath
 	if cfg.MessagePath != nil {
 		path = cfg.MessagePath(r)
@@ -95,8 +92,8 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		cfg.Logger.Debug("sse session opened", "session", sess.id, "request_id", cfg.RequestID(r))
 		err = h.sessions.pump(sess,
-			func(data []byte) error { deadline(); return sw.event("message", data) },
-			func() error { claim(); deadline(); return sw.comment("keepalive") })
+			func(data []byte) error { return sw.event("message", data) },
+			func() error { claim(); return sw.comment("keepalive") })
 	}
 	if cfg.Router != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), sharedTimeout)
@@ -104,7 +101,6 @@ func (h *SSE) ServeStream(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	if end, ok := asSessionEnd(err); ok {
-		deadline()
 		_ = sw.comment("closing: " + end.reason)
 	}
 	h.sessions.release(sess, err)
@@ -187,8 +183,13 @@ func (h *SSE) route(w http.ResponseWriter, r *http.Request, id string) {
 		writeJSONRPCError(w, http.StatusBadRequest, asRPCError(err))
 		return
 	}
-	ok, err := cfg.Router.Route(r.Context(), RoutedMessage{Session: id, Scope: fromRequest(cfg.Scope, r),
+	message, err := json.Marshal(routedMessage{Session: id, Scope: fromRequest(cfg.Scope, r),
 		Principal: fromRequest(cfg.Principal, r), Body: body, RequestID: cfg.RequestID(r)})
+	if err != nil {
+		writeJSONRPCError(w, http.StatusInternalServerError, jsonrpc.Errorf(jsonrpc.CodeInternalError, "encode the message for the instance holding its session: %v", err))
+		return
+	}
+	ok, err := cfg.Router.Route(r.Context(), id, message)
 	switch {
 	case err != nil:
 		h.sharing.warn("could not route an SSE message to the instance holding its session", err)
@@ -202,10 +203,17 @@ func (h *SSE) route(w http.ResponseWriter, r *http.Request, id string) {
 	}
 }
 
-// DeliverRouted handles a POST another instance routed here (issue 5); it
-// reports whether this handler holds the session. Its messages are handled
-// as a POST here would be, with the session's opening headers (spec §4).
-func (h *SSE) DeliverRouted(m RoutedMessage) bool {
+// DeliverRouted handles a POST another instance routed here, as
+// its SessionRouter carried it; it reports whether this handler holds the
+// session. Its messages are handled as a POST here would be, with the
+// session's opening headers (spec §4). A message that is not one is
+// dropped (true: no other handler should take it).
+func (h *SSE) DeliverRouted(message []byte) bool {
+	var m routedMessage
+	if err := json.Unmarshal(message, &m); err != nil {
+		h.sessions.cfg.Logger.Warn("dropped a routed SSE message that is not one", "err", err)
+		return true
+	}
 	s, ok := h.sessions.findScoped(m.Session, m.Scope, m.Principal)
 	if !ok {
 		return false

@@ -67,14 +67,14 @@ type SessionRouter interface {
 	Claim(ctx context.Context, id string, ttl time.Duration) error
 	// Release ends this instance's claim.
 	Release(ctx context.Context, id string) error
-	// Route hands m to the instance holding its session; false when no
-	// live instance does.
-	Route(ctx context.Context, m RoutedMessage) (bool, error)
+	// Route hands message, as SSE.DeliverRouted takes it, to the instance
+	// holding session id; false when no live instance does.
+	Route(ctx context.Context, id string, message []byte) (bool, error)
 }
 
-// RoutedMessage is one POST of a legacy SSE session, on its way to the
-// instance holding the session.
-type RoutedMessage struct {
+// routedMessage is one POST of a legacy SSE session, on its way to the
+// instance holding the session (SessionRouter), encoded as JSON.
+type routedMessage struct {
 	Session   string `json:"session"`
 	Scope     string `json:"scope,omitempty"`     // StreamConfig.Scope of the POST
 	Principal string `json:"principal,omitempty"` // StreamConfig.Principal of the POST

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -42,13 +43,20 @@ type Streamable struct {
 	requestID RequestID
 	idle      time.Duration
 	max       int
-	limit     *ClientLimit
-	ended     *endedSessions
-	watchers  sync.WaitGroup // one per session with a Backend, until it ends
-	closing   sync.WaitGroup // backends of evicted sessions being closed
+	// writeTimeout bounds each write to a client's event stream
+	// (StreamableConfig.WriteTimeout).
+	writeTimeout time.Duration
+	limit        *ClientLimit
+	ended        *endedSessions
+	watchers     sync.WaitGroup // one per session with a Backend, until it ends
+	closing      sync.WaitGroup // backends of evicted sessions being closed
 
+	// mu guards sessions and the fields of each session it says so of.
+	// Nothing that waits on the network (SharedSessions, a Backend) is
+	// called under it: every request of every session takes it.
 	mu       sync.Mutex
 	sessions map[string]*session
+	opening  int // sessions admitted that open is still opening: they count against max
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -64,11 +72,12 @@ type session struct {
 	backend         Backend // nil: the Streamable's Handler answers
 	lease           *lease  // its place in its client's ClientLimit
 	lastSeen        time.Time
-	calls           int                               // POSTs in flight: the sweep leaves it alone
-	streams         map[chan jsonrpc.Message]struct{} // open GET streams
-	backlog         []jsonrpc.Message                 // pushed while no GET stream was open
+	calls           int                    // POSTs in flight: the sweep leaves it alone
+	streams         []chan jsonrpc.Message // open GET streams, oldest first
+	backlog         []jsonrpc.Message      // pushed while no GET stream was open
 	closed          chan struct{}
 	savedAt         time.Time // when it was last saved to SharedSessions
+	renewing        bool      // a request is renewing it in SharedSessions
 }
 
 // Backend answers the messages of one session (StreamableConfig.Open).
@@ -112,22 +121,24 @@ func (e *OpenError) Unwrap() error { return e.Err }
 
 // SharedSessions keeps Streamable HTTP sessions where every instance can
 // find them (issue 5): what a session needs to go on elsewhere is its id
-// and protocol version.
+// and a record (its protocol version and client), which the Streamable
+// encodes; the store keeps the record as it is given.
 type SharedSessions interface {
 	// Save records a new session for ttl.
-	Save(ctx context.Context, id string, sess SharedSession, ttl time.Duration) error
+	Save(ctx context.Context, id string, record []byte, ttl time.Duration) error
 	// Renew extends a session's life to ttl from now; false when it is no
 	// longer there (ended by another instance, or expired).
 	Renew(ctx context.Context, id string, ttl time.Duration) (bool, error)
-	// Load finds a session saved by any instance.
-	Load(ctx context.Context, id string) (sess SharedSession, ok bool, err error)
+	// Load finds the record of a session saved by any instance.
+	Load(ctx context.Context, id string) (record []byte, ok bool, err error)
 	// Delete forgets a session, and tells every instance to drop its copy
 	// (see Streamable.Forget).
 	Delete(ctx context.Context, id string) error
 }
 
-// SharedSession is what another instance needs to go on with a session.
-type SharedSession struct {
+// sharedSession is the record of a session in SharedSessions: what another
+// instance needs to go on with it.
+type sharedSession struct {
 	ProtocolVersion string `json:"protocol_version"`
 	// Principal is who opened it (StreamableConfig.Principal): only the
 	// same client may use it.
@@ -177,6 +188,11 @@ type StreamableConfig struct {
 	// that a session id is never a credential (MCP security best
 	// practices, "Session Hijacking").
 	Principal func(*http.Request) string
+	// WriteTimeout bounds each write to a client's event stream (a GET
+	// stream, a POST answered as one): a client that stops reading for
+	// that long has its stream closed. 0 means 10 s, as on the legacy SSE
+	// and WebSocket transports.
+	WriteTimeout time.Duration
 }
 
 // NewStreamable returns the /mcp handler and starts its session sweeper.
@@ -190,7 +206,13 @@ func NewStreamable(cfg StreamableConfig) *Streamable {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 10000
 	}
-	s := &Streamable{sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, principal: cfg.Principal, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
+	if cfg.RequestID == nil {
+		cfg.RequestID = func(*http.Request) string { return "" }
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = writeTimeout
+	}
+	s := &Streamable{writeTimeout: cfg.WriteTimeout, sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, principal: cfg.Principal, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
 		max: cfg.MaxSessions, limit: cfg.Limit, ended: &endedSessions{max: cfg.MaxSessions, ttl: cfg.IdleTimeout},
 		sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{}),
 		draining: make(chan struct{})}
@@ -280,23 +302,36 @@ func (s *Streamable) Sessions() int {
 	return len(s.sessions)
 }
 
-// Broadcast sends a notification (e.g. notifications/tools/list_changed) on
-// every open GET stream; streams that are not keeping up miss it.
+// Broadcast sends a notification (e.g. notifications/tools/list_changed) to
+// every session with a GET stream open, on one of its streams; a session
+// whose streams are not keeping up misses it.
 func (s *Streamable) Broadcast(m jsonrpc.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sess := range s.sessions {
-		for ch := range sess.streams {
-			select {
-			case ch <- m:
-			default:
-			}
-		}
+		deliverLocked(sess, m)
 	}
 }
 
-// push sends m to the client of sess outside any POST: on its GET streams,
-// or into its backlog while none is open.
+// deliverLocked sends m on exactly one of the GET streams of sess: MCP
+// 2025-06-18 (basic/transports, "Multiple Connections") says a server MUST
+// send each message on only one of the connected streams. The newest with
+// room takes it: it is the one its client most likely reads, an older one
+// may be left over from before a reconnect. It returns false when none
+// has room (or none is open). The caller holds s.mu.
+func deliverLocked(sess *session, m jsonrpc.Message) bool {
+	for i := len(sess.streams) - 1; i >= 0; i-- {
+		select {
+		case sess.streams[i] <- m:
+			return true
+		default:
+		}
+	}
+	return false
+}
+
+// push sends m to the client of sess outside any POST: on one of its GET
+// streams, or into its backlog while none is open.
 func (s *Streamable) push(sess *session, m jsonrpc.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -308,12 +343,8 @@ func (s *Streamable) push(sess *session, m jsonrpc.Message) {
 		sess.backlog = append(sess.backlog, m)
 		return
 	}
-	for ch := range sess.streams {
-		select {
-		case ch <- m:
-		default:
-			s.logger.Warn("a GET stream is not keeping up; dropping a message", "session_scope", sess.scope)
-		}
+	if !deliverLocked(sess, m) {
+		s.logger.Warn("a session's GET streams are not keeping up; dropping a message", "session_scope", sess.scope)
 	}
 }
 
@@ -422,7 +453,7 @@ func (s *Streamable) handle(ctx context.Context, sess *session, m jsonrpc.Messag
 // answers are ready and the client accepts SSE: then the answer becomes an
 // event stream carrying the notifications as they come and the answers last.
 func (s *Streamable) answer(w http.ResponseWriter, r *http.Request, sess *session, msgs []jsonrpc.Message, batch bool, in dispatch.Inbound) {
-	out := &lazyAnswer{w: w}
+	out := &lazyAnswer{w: w, timeout: s.writeTimeout}
 	if acceptsEventStream(r) {
 		in.Notify = out.notify
 		if s.eager {
@@ -449,7 +480,8 @@ func (s *Streamable) answer(w http.ResponseWriter, r *http.Request, sess *sessio
 type lazyAnswer struct {
 	mu       sync.Mutex
 	w        http.ResponseWriter
-	stream   *sseWriter // nil until a notification starts the stream
+	timeout  time.Duration // of each write of the stream (StreamableConfig.WriteTimeout)
+	stream   *sseWriter    // nil until a notification starts the stream
 	finished bool
 }
 
@@ -468,7 +500,7 @@ func (a *lazyAnswer) begin() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.startLocked()
-	a.stream.flush()
+	_ = a.stream.flush()
 }
 
 func (a *lazyAnswer) startLocked() {
@@ -476,7 +508,7 @@ func (a *lazyAnswer) startLocked() {
 		a.w.Header().Set("Content-Type", "text/event-stream")
 		a.w.Header().Set("Cache-Control", "no-cache")
 		a.w.WriteHeader(http.StatusOK)
-		a.stream = &sseWriter{w: a.w, flusher: flusherOf(a.w)}
+		a.stream = newSSEWriter(a.w, a.timeout)
 	}
 }
 
@@ -505,12 +537,21 @@ func acceptsEventStream(r *http.Request) bool {
 }
 
 // sseWriter writes messages as SSE events; safe for concurrent use, and
-// silent once closed.
+// silent once closed. Each write must reach the client within timeout, so
+// that a client that stops reading cannot hold its stream, its session (the
+// sweeper spares sessions with a stream open) and Close forever: the write
+// then fails with os.ErrDeadlineExceeded, and the stream's owner ends it.
 type sseWriter struct {
 	mu      sync.Mutex
 	w       http.ResponseWriter
-	flusher http.Flusher
+	rc      *http.ResponseController
+	timeout time.Duration // 0: no deadline
 	closed  bool
+}
+
+// newSSEWriter writes events to w, each write within timeout (0: none).
+func newSSEWriter(w http.ResponseWriter, timeout time.Duration) *sseWriter {
+	return &sseWriter{w: w, rc: http.NewResponseController(w), timeout: timeout}
 }
 
 func (sw *sseWriter) send(m jsonrpc.Message) error {
@@ -553,17 +594,25 @@ func (sw *sseWriter) write(b []byte) error {
 	if sw.closed {
 		return nil
 	}
+	if sw.timeout > 0 {
+		// Per write, so that a stream idle for hours is not cut; net/http
+		// lifts it when the response ends. A writer that cannot take a
+		// deadline (a test's recorder) writes without one.
+		_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
+	}
 	if _, err := sw.w.Write(b); err != nil {
 		return err
 	}
-	sw.flush()
-	return nil
+	return sw.flush()
 }
 
-func (sw *sseWriter) flush() {
-	if sw.flusher != nil {
-		sw.flusher.Flush()
+// flush sends what was written to the client now; a writer that cannot
+// flush is not an error (its answer goes out when the handler returns).
+func (sw *sseWriter) flush() error {
+	if err := sw.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
 	}
+	return nil
 }
 
 func (sw *sseWriter) close() {
@@ -571,18 +620,6 @@ func (sw *sseWriter) close() {
 	defer sw.mu.Unlock()
 	sw.closed = true
 }
-
-func flusherOf(w http.ResponseWriter) http.Flusher {
-	if f, ok := w.(http.Flusher); ok {
-		return f
-	}
-	rc := http.NewResponseController(w)
-	return flushFunc(func() { _ = rc.Flush() })
-}
-
-type flushFunc func()
-
-func (f flushFunc) Flush() { f() }
 
 // open starts a session for the initialize request. With an Opener, the
 // new backend's answer to initialize is returned too; without one the
@@ -597,13 +634,27 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 		return nil, nil, err
 	}
 	sess := &session{id: id, scope: fromRequest(s.scope, r), principal: fromRequest(s.principal, r), protocolVersion: dispatch.NegotiateVersion(p.ProtocolVersion), lastSeen: time.Now(),
-		streams: map[chan jsonrpc.Message]struct{}{}, closed: make(chan struct{})}
+		closed: make(chan struct{})}
+	// The session's place under MaxSessions is taken now, as it is
+	// checked, and held while it opens: initializes arriving together
+	// never open more than MaxSessions between them.
 	s.mu.Lock()
-	full := len(s.sessions) >= s.max
-	s.mu.Unlock()
-	if full {
-		return nil, nil, fmt.Errorf("too many sessions (%d); try again later", s.max)
+	err = s.admitLocked()
+	if err == nil {
+		s.opening++
 	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			s.mu.Lock()
+			s.opening--
+			s.mu.Unlock()
+		}
+	}()
 	// The lease starts busy, and stays so for the initialize: it is the
 	// session's first call, which post's callDone ends.
 	if sess.lease, err = s.limit.admit(sess.principal, func(reason string) { s.evict(id, reason) }); err != nil {
@@ -627,17 +678,37 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 		return nil, nil, errors.New("the server is shutting down")
 	default:
 	}
+	opened = true
+	s.opening--
 	sess.calls = 1
 	s.sessions[id] = sess
-	if s.shared != nil && sess.backend == nil {
-		s.saveLocked(r.Context(), sess, time.Now())
-	}
 	if sess.backend != nil {
 		s.watchers.Add(1)
 		go s.watch(sess)
 	}
 	s.mu.Unlock()
+	// Shared before initialize is answered, so that no other instance
+	// hears of the session before it can find it; outside s.mu, as every
+	// call to the store is.
+	if s.shared != nil && sess.backend == nil {
+		s.save(r.Context(), sess)
+	}
 	return sess, answer, nil
+}
+
+// admitLocked says why no session can be added now, if none can: the
+// server is shutting down, or holds MaxSessions (those opening included).
+// The caller holds s.mu.
+func (s *Streamable) admitLocked() error {
+	select {
+	case <-s.stop:
+		return errors.New("the server is shutting down")
+	default:
+	}
+	if len(s.sessions)+s.opening >= s.max {
+		return fmt.Errorf("too many sessions (%d); try again later", s.max)
+	}
+	return nil
 }
 
 // watch ends sess when its backend ends on its own (Backend.Done), until
@@ -683,17 +754,25 @@ func (s *Streamable) evict(id, reason string) {
 	}
 }
 
-// saveLocked saves sess to the shared sessions, for as long as an idle
-// session lives; a failure leaves the session usable on this instance.
-// The caller holds s.mu; the save is bounded by sharedTimeout.
-func (s *Streamable) saveLocked(ctx context.Context, sess *session, now time.Time) {
+// save saves sess to the shared sessions, for as long as an idle session
+// lives; a failure leaves the session usable on this instance. It waits on
+// the store (bounded by sharedTimeout), so the caller must not hold s.mu.
+func (s *Streamable) save(ctx context.Context, sess *session) {
+	now := time.Now()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
 	defer cancel()
-	if err := s.shared.Save(ctx, sess.id, SharedSession{ProtocolVersion: sess.protocolVersion, Principal: sess.principal}, s.idle); err != nil {
+	record, err := json.Marshal(sharedSession{ProtocolVersion: sess.protocolVersion, Principal: sess.principal})
+	if err != nil {
+		s.logger.Error("could not encode a session to share it; it goes on on this instance only", "err", err)
+		return
+	}
+	if err := s.shared.Save(ctx, sess.id, record, s.idle); err != nil {
 		s.sharing.warn("could not share a session with the other instances; it goes on on this one only", err)
 		return
 	}
+	s.mu.Lock()
 	sess.savedAt = now
+	s.mu.Unlock()
 }
 
 func newSessionID() (string, error) {
@@ -709,6 +788,11 @@ func newSessionID() (string, error) {
 // use, when not nil, takes the session for the request under the same lock
 // of s.mu that found it, so that nothing ends it in between; its error
 // refuses the request with 404, as a session that has ended.
+//
+// Looking a session up in SharedSessions (one another instance opened) and
+// renewing it there wait on the network: both happen outside s.mu, so that
+// a slow store delays only the request that needs it, never the calls of
+// the sessions this instance holds.
 func (s *Streamable) session(r *http.Request, use func(*session) error) (*session, int, error) {
 	id := r.Header.Get(headerSessionID)
 	if id == "" {
@@ -717,42 +801,68 @@ func (s *Streamable) session(r *http.Request, use func(*session) error) (*sessio
 	scope, principal := fromRequest(s.scope, r), fromRequest(s.principal, r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Why it ended is read under s.mu, as evict notes it: a session ended
-	// while this request was on its way is not found with its reason.
-	notFound := fmt.Errorf("session %q not found: it ended or expired; send initialize again", id)
-	if why, ok := s.ended.why(id, scope, principal); ok {
-		notFound = fmt.Errorf("session %q ended: %s", id, why)
-	}
 	sess, ok := s.sessions[id]
-	if ok && (sess.scope != scope || sess.principal != principal) {
-		return nil, http.StatusNotFound, notFound // another client's: as good as none
-	}
-	now := time.Now()
-	if !ok {
-		if sess, ok = s.adoptLocked(r.Context(), id, principal, now); !ok {
-			return nil, http.StatusNotFound, notFound
+	if !ok && s.shared != nil && s.opener == nil {
+		s.mu.Unlock()
+		shared, found := s.loadShared(r.Context(), id, principal)
+		s.mu.Lock()
+		// Another request may have adopted it meanwhile: that copy it is.
+		if sess, ok = s.sessions[id]; !ok && found {
+			if err := s.admitLocked(); err != nil {
+				return nil, http.StatusServiceUnavailable, err
+			}
+			sess, ok = s.adoptLocked(id, shared), true
 		}
+	}
+	if !ok || sess.scope != scope || sess.principal != principal {
+		return nil, http.StatusNotFound, s.notFoundLocked(id, scope, principal) // another client's: as good as none
 	}
 	if sess.backend != nil {
 		if err := sess.backend.Err(); err != nil { // ended on its own; watch is closing it
 			return nil, http.StatusNotFound, fmt.Errorf("session %q ended: %v", id, err)
 		}
 	}
-	sess.lastSeen = now
-	sess.lease.touch()
+	now := time.Now()
 	// A session in use on this instance is renewed in the shared store now
 	// and then, so that it does not expire there while it lives here; one
-	// that is gone from there was ended elsewhere.
-	if s.shared != nil && sess.backend == nil && now.Sub(sess.savedAt) > s.idle/4 && !s.renewLocked(r.Context(), sess, now) {
-		s.forgetLocked(sess)
-		return nil, http.StatusNotFound, notFound
+	// that is gone from there was ended elsewhere. One request renews it at
+	// a time; the others go on meanwhile.
+	if s.shared != nil && sess.backend == nil && now.Sub(sess.savedAt) > s.idle/4 && !sess.renewing {
+		sess.renewing = true
+		s.mu.Unlock()
+		alive, renewed := s.renew(r.Context(), id)
+		s.mu.Lock()
+		sess.renewing = false
+		if renewed {
+			sess.savedAt = now
+		}
+		if s.sessions[id] != sess { // ended meanwhile
+			return nil, http.StatusNotFound, s.notFoundLocked(id, scope, principal)
+		}
+		if !alive {
+			s.forgetLocked(sess)
+			return nil, http.StatusNotFound, s.notFoundLocked(id, scope, principal)
+		}
 	}
+	sess.lastSeen = now
+	sess.lease.touch()
 	if use != nil {
 		if err := use(sess); err != nil {
 			return nil, http.StatusNotFound, fmt.Errorf("session %q ended: %w", id, err)
 		}
 	}
 	return sess, 0, nil
+}
+
+// notFoundLocked is the error for a request on session id that is not (or
+// no longer) here, with why it ended when mcpgate ended it lately. It is
+// read under s.mu, as evict notes it: a session ended while this request
+// was on its way is not found with its reason. The caller holds s.mu.
+func (s *Streamable) notFoundLocked(id, scope, principal string) error {
+	if why, ok := s.ended.why(id, scope, principal); ok {
+		return fmt.Errorf("session %q ended: %s", id, why)
+	}
+	return fmt.Errorf("session %q not found: it ended or expired; send initialize again", id)
 }
 
 // beginCallLocked starts a POST's call on sess (a session use): while it
@@ -777,21 +887,19 @@ func (s *Streamable) callDone(sess *session) {
 	sess.lease.done()
 }
 
-// renewLocked renews sess in the shared store; false when it is no longer
-// there. A failure to reach the store keeps the session. The caller holds
-// s.mu.
-func (s *Streamable) renewLocked(ctx context.Context, sess *session, now time.Time) bool {
+// renew renews session id in the shared store: alive is false when it is
+// no longer there (ended elsewhere); renewed, whether the store answered
+// that it is. A failure to reach the store keeps the session. It waits on
+// the store (bounded by sharedTimeout), so the caller must not hold s.mu.
+func (s *Streamable) renew(ctx context.Context, id string) (alive, renewed bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
 	defer cancel()
-	ok, err := s.shared.Renew(ctx, sess.id, s.idle)
+	ok, err := s.shared.Renew(ctx, id, s.idle)
 	if err != nil {
 		s.sharing.warn("could not renew a session among the other instances; it goes on on this one", err)
-		return true
+		return true, false
 	}
-	if ok {
-		sess.savedAt = now
-	}
-	return ok
+	return ok, ok
 }
 
 // Forget drops this instance's copy of a session another instance ended
@@ -811,26 +919,37 @@ func (s *Streamable) forgetLocked(sess *session) {
 	sess.lease.release()
 }
 
-// adoptLocked takes over a session another instance opened, if the shared
-// sessions know it (issue 5). The caller holds s.mu.
-func (s *Streamable) adoptLocked(ctx context.Context, id, principal string, now time.Time) (*session, bool) {
-	if s.shared == nil || s.opener != nil {
-		return nil, false
-	}
+// loadShared looks session id up among the sessions other instances
+// opened: found only if it is there and principal opened it. It
+// waits on the store (bounded by sharedTimeout), so the caller must not
+// hold s.mu.
+func (s *Streamable) loadShared(ctx context.Context, id, principal string) (sharedSession, bool) {
+	var shared sharedSession
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
 	defer cancel()
-	shared, ok, err := s.shared.Load(ctx, id)
+	record, ok, err := s.shared.Load(ctx, id)
 	if err != nil {
 		s.sharing.warn("could not look a session up among the other instances'", err)
-		return nil, false
+		return shared, false
 	}
-	if !ok || shared.Principal != principal {
-		return nil, false
+	if !ok {
+		return shared, false
 	}
+	if err := json.Unmarshal(record, &shared); err != nil {
+		s.logger.Warn("a shared session's record is not one; treating the session as unknown", "err", err)
+		return shared, false
+	}
+	return shared, shared.Principal == principal
+}
+
+// adoptLocked takes over a session another instance opened, as loadShared
+// found it. The caller holds s.mu and has checked admitLocked.
+func (s *Streamable) adoptLocked(id string, shared sharedSession) *session {
+	now := time.Now()
 	sess := &session{id: id, principal: shared.Principal, protocolVersion: shared.ProtocolVersion, lastSeen: now, savedAt: now,
-		streams: map[chan jsonrpc.Message]struct{}{}, closed: make(chan struct{})}
+		closed: make(chan struct{})}
 	s.sessions[id] = sess
-	return sess, true
+	return sess
 }
 
 func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
@@ -848,7 +967,7 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 	var backlog []jsonrpc.Message
 	// The stream opens as the session is found, under one lock.
 	sess, status, err := s.session(r, func(sess *session) error {
-		sess.streams[ch] = struct{}{}
+		sess.streams = append(sess.streams, ch)
 		sess.lease.streamOpened() // a session with an open stream is ended to make room last
 		backlog, sess.backlog = sess.backlog, nil
 		return nil
@@ -859,7 +978,7 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		s.mu.Lock()
-		delete(sess.streams, ch)
+		sess.streams = slices.DeleteFunc(sess.streams, func(c chan jsonrpc.Message) bool { return c == ch })
 		sess.lastSeen = time.Now()
 		s.mu.Unlock()
 		sess.lease.touch()
@@ -868,14 +987,17 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, flusher: flusherOf(w)}
-	sw.flush()
+	sw := newSSEWriter(w, s.writeTimeout)
+	err = sw.flush()
 	for _, m := range backlog {
-		sw.send(m)
+		if err != nil {
+			break
+		}
+		err = sw.send(m)
 	}
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
-	for {
+	for err == nil {
 		select {
 		case <-r.Context().Done():
 			return
@@ -884,11 +1006,19 @@ func (s *Streamable) get(w http.ResponseWriter, r *http.Request) {
 		case <-s.draining:
 			return
 		case m := <-ch:
-			sw.send(m)
+			err = sw.send(m)
 		case <-keepalive.C:
-			sw.comment("keepalive")
+			err = sw.comment("keepalive")
 		}
 	}
+	// The stream ends here, so that its session is no longer held open by
+	// it; what it had queued is lost, as with a client that went away.
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.logger.Warn("closed a GET stream whose client stopped reading: a write did not complete within the write timeout",
+			"write_timeout", s.writeTimeout, "session_scope", sess.scope, "request_id", s.requestID(r))
+		return
+	}
+	s.logger.Debug("a GET stream ended: a write to its client failed", "err", err, "request_id", s.requestID(r))
 }
 
 func (s *Streamable) delete(w http.ResponseWriter, r *http.Request) {
