@@ -118,6 +118,9 @@ func (s *Sealer) Open(blob []byte) ([]byte, error) {
 	return pt, err
 }
 
+// HasOld reports whether the Sealer was given an old secret to open with.
+func (s *Sealer) HasOld() bool { return len(s.old) > 0 }
+
 // Reseal returns blob sealed under the current secret: blob itself when it
 // already is (resealed false), else a new seal of its plaintext, opened
 // with an old secret (resealed true). Errors are Open's.

@@ -164,6 +164,7 @@ func (r *Registry) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load upstreams: %w", err)
 	}
+	records = r.resealStored(ctx, records)
 	var wg sync.WaitGroup
 	for _, rec := range records {
 		wg.Add(1)
@@ -251,10 +252,10 @@ func (r *Registry) Update(ctx context.Context, id string, p Patch) (View, error)
 	if err != nil {
 		return View{}, storeError(err)
 	}
-	creds, err := r.open(rec)
-	if err != nil {
-		return View{}, err
-	}
+	// Stored credentials that cannot be opened (a new AUTH_ENCRYPTION_SECRET)
+	// do not stop a patch that replaces them or does not need them; see
+	// keepSealed.
+	creds, openErr := r.open(rec)
 	s := Spec{Name: rec.Name, URL: rec.URL, Transport: upstream.Transport(rec.Transport),
 		AuthType: passthrough.AuthType(rec.AuthType), Credentials: creds,
 		PassthroughHeaders: rec.PassthroughHeaders, Enabled: rec.Enabled}
@@ -282,12 +283,18 @@ func (r *Registry) Update(ctx context.Context, id string, p Patch) (View, error)
 	if p.Enabled != nil {
 		s.Enabled = *p.Enabled
 	}
+	keep, err := keepSealed(openErr, p, passthrough.AuthType(rec.AuthType))
+	if err != nil {
+		return View{}, err
+	}
 	if err := s.validate(r.cfg.Egress, &p); err != nil {
 		return View{}, err
 	}
-	secret, err := r.seal(s.Credentials)
-	if err != nil {
-		return View{}, err
+	secret := rec.AuthSecret
+	if !keep {
+		if secret, err = r.seal(s.Credentials); err != nil {
+			return View{}, err
+		}
 	}
 	rec.Name, rec.Slug, rec.URL, rec.Transport = s.Name, slug(s.Name), s.URL, string(s.Transport)
 	rec.AuthType, rec.AuthSecret, rec.PassthroughHeaders, rec.Enabled = string(s.AuthType), secret, s.PassthroughHeaders, s.Enabled
@@ -544,11 +551,12 @@ func (r *Registry) open(rec store.Upstream) (auth.Credentials, error) {
 		return c, nil
 	}
 	if r.cfg.Sealer == nil {
-		return c, fmt.Errorf("upstream %q has stored credentials but AUTH_ENCRYPTION_SECRET is not set", rec.Name)
+		return c, fmt.Errorf("upstream %q has stored credentials but AUTH_ENCRYPTION_SECRET is not set: "+
+			"set it to the secret they were sealed under, or give them again with PUT /gateways/%s", rec.Name, rec.ID)
 	}
 	plain, err := r.cfg.Sealer.Open(rec.AuthSecret)
 	if err != nil {
-		return c, fmt.Errorf("upstream %q: %w", rec.Name, err)
+		return c, fmt.Errorf("upstream %q: %w: %s", rec.Name, err, reopenFix(rec.ID))
 	}
 	if err := json.Unmarshal(plain, &c); err != nil {
 		return c, fmt.Errorf("upstream %q: decode credentials: %w", rec.Name, err)
