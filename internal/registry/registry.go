@@ -127,6 +127,9 @@ type View struct {
 	CreatedAt          time.Time            `json:"created_at"`
 	UpdatedAt          time.Time            `json:"updated_at"`
 	Version            int64                `json:"version"`
+	// Conflicts are federated names this upstream shares with another
+	// (only one of the two is served); none normally.
+	Conflicts []Conflict `json:"conflicts,omitempty"`
 }
 
 // Statuses of an upstream.
@@ -227,6 +230,9 @@ func (r *Registry) Create(ctx context.Context, s Spec) (View, error) {
 	if err := s.validate(r.cfg.Egress, nil); err != nil {
 		return View{}, err
 	}
+	if err := r.checkPrefixes(ctx, "", s.Name); err != nil {
+		return View{}, err
+	}
 	secret, err := r.seal(s.Credentials)
 	if err != nil {
 		return View{}, err
@@ -289,6 +295,11 @@ func (r *Registry) Update(ctx context.Context, id string, p Patch) (View, error)
 	}
 	if err := s.validate(r.cfg.Egress, &p); err != nil {
 		return View{}, err
+	}
+	if p.Name != nil { // an older record's clash stays updatable (to rename or disable it)
+		if err := r.checkPrefixes(ctx, id, s.Name); err != nil {
+			return View{}, err
+		}
 	}
 	secret := rec.AuthSecret
 	if !keep {
@@ -482,6 +493,7 @@ func (r *Registry) view(rec store.Upstream) View {
 	v := View{ID: rec.ID, Name: rec.Name, Slug: rec.Slug, URL: redactURL(rec.URL), Transport: upstream.Transport(rec.Transport),
 		AuthType: passthrough.AuthType(rec.AuthType), PassthroughHeaders: rec.PassthroughHeaders, Enabled: rec.Enabled,
 		Status: rec.Status, StatusReason: rec.StatusReason, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, Version: rec.Version}
+	v.Conflicts = conflictsOf(r.index.Load(), rec.ID)
 	r.mu.Lock()
 	if l, ok := r.live[rec.ID]; ok {
 		v.Tools, v.Resources, v.Prompts = len(l.route.Catalogue.Tools), len(l.route.Catalogue.Resources), len(l.route.Catalogue.Prompts)
@@ -828,7 +840,8 @@ func (r *Registry) publishLocked(change IndexChange) {
 			routes = append(routes, l.route)
 		}
 	}
-	r.index.Store(dispatch.NewIndex(routes, r.cfg.ToolNameSeparator))
+	next := dispatch.NewIndex(routes, r.cfg.ToolNameSeparator)
+	r.reportConflicts(r.index.Swap(next), next)
 	if r.cfg.OnChange != nil {
 		r.cfg.OnChange(change)
 	}
