@@ -52,9 +52,9 @@ func TestPrefixCollisionsAreRefused(t *testing.T) {
 		t.Errorf("upstreams = %s, want a, x-y and c2 alone", raw)
 	}
 
-	other := startGateway(t, sqliteURL(t), map[string]string{"GATEWAY_TOOL_NAME_SEPARATOR": "__"})
+	other := startGateway(t, sqliteURL(t), map[string]string{"GATEWAY_TOOL_NAME_SEPARATOR": "_"})
 	other.register(map[string]any{"name": "a", "url": up.URL})
-	other.register(map[string]any{"name": "a-b", "url": up.URL}) // a__ does not begin a-b__
+	other.register(map[string]any{"name": "a-b", "url": up.URL}) // a_ does not begin a-b_
 }
 
 // gatewayConflicts is the conflicts field of GET /gateways/{id}.
