@@ -169,3 +169,33 @@ func TestOldSecretReopensAndReseals(t *testing.T) {
 		}
 	})
 }
+
+// TestNoSecretWarnsPerUpstreamAndCredentialsCanBeDropped: started without
+// AUTH_ENCRYPTION_SECRET on a database holding credentials, mcpgate warns
+// once per upstream that has some, naming the fix, and a PUT that drops
+// them (auth_type none) is accepted.
+func TestNoSecretWarnsPerUpstreamAndCredentialsCanBeDropped(t *testing.T) {
+	db := sqliteURL(t)
+	up := mcptest.NewStreamableHTTP(t)
+	var log1 syncBuffer
+	gw := startWithSecrets(t, db, &log1, map[string]string{"AUTH_ENCRYPTION_SECRET": "secret-one"})
+	id := gw.register(map[string]any{"name": "crm", "url": up.URL, "auth_type": "bearer", "auth_token": "s3cret-token"})
+	gw.stop()
+
+	var log2 syncBuffer
+	gw = startWithSecrets(t, db, &log2, map[string]string{"AUTH_ENCRYPTION_SECRET": ""})
+	n := 0
+	for _, rec := range log2.records("WARN") {
+		if fix, _ := rec["fix"].(string); rec["upstream_id"] == id && strings.Contains(fix, "AUTH_ENCRYPTION_SECRET") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("start without a secret logged %d WARNs naming upstream %s and the fix, want 1: %v", n, id, log2.records("WARN"))
+	}
+	code, out := gw.do("PUT", "/gateways/"+id, map[string]any{"auth_type": "none"})
+	if code != http.StatusOK {
+		t.Fatalf("PUT auth_type none: %d %s, want 200", code, out)
+	}
+	gw.waitAvailable(id)
+}

@@ -563,8 +563,7 @@ func (r *Registry) open(rec store.Upstream) (auth.Credentials, error) {
 		return c, nil
 	}
 	if r.cfg.Sealer == nil {
-		return c, fmt.Errorf("upstream %q has stored credentials but AUTH_ENCRYPTION_SECRET is not set: "+
-			"set it to the secret they were sealed under, or give them again with PUT /gateways/%s", rec.Name, rec.ID)
+		return c, fmt.Errorf("upstream %q has stored credentials but AUTH_ENCRYPTION_SECRET is not set: %s", rec.Name, noSealerFix(rec.ID))
 	}
 	plain, err := r.cfg.Sealer.Open(rec.AuthSecret)
 	if err != nil {

@@ -17,6 +17,14 @@ func reopenFix(id string) string {
 		id, auth.EnvOldEncryptionSecret)
 }
 
+// noSealerFix is what an administrator does about stored credentials of
+// upstream id while AUTH_ENCRYPTION_SECRET is not set: new ones could not
+// be sealed either.
+func noSealerFix(id string) string {
+	return fmt.Sprintf("set %s to the secret they were sealed under (or drop them: PUT /gateways/%s with auth_type none)",
+		auth.EnvEncryptionSecret, id)
+}
+
 // keepSealed decides what an Update does with stored credentials that
 // could not be opened (openErr, nil when they could): a patch that gives
 // new credentials, or changes the auth type (which drops them), replaces
@@ -52,7 +60,7 @@ func (r *Registry) resealStored(ctx context.Context, records []store.Upstream) [
 		if r.cfg.Sealer == nil {
 			r.cfg.Logger.Warn("stored upstream credentials cannot be opened: "+auth.EnvEncryptionSecret+" is not set",
 				"upstream", rec.Name, "upstream_id", rec.ID,
-				"fix", "set "+auth.EnvEncryptionSecret+" to the secret they were sealed under, or give them again with PUT /gateways/"+rec.ID)
+				"fix", noSealerFix(rec.ID))
 			out = append(out, rec)
 			continue
 		}
