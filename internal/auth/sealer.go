@@ -12,6 +12,18 @@ import (
 // EnvEncryptionSecret is the setting whose value Sealer derives its key from.
 const EnvEncryptionSecret = "AUTH_ENCRYPTION_SECRET"
 
+// EnvOldEncryptionSecret is the setting that names the secret credentials
+// were sealed under before AUTH_ENCRYPTION_SECRET changed. It is
+// ContextForge's name for it (its rotation script, migrate_enc_secret,
+// reads OLD_AUTH_ENCRYPTION_SECRET); mcpgate opens with it and re-seals
+// under the current secret at start instead of needing that script.
+const EnvOldEncryptionSecret = "OLD_AUTH_ENCRYPTION_SECRET"
+
+// ErrCannotOpen is wrapped by Open's error when a blob opens under none of
+// the Sealer's secrets: it was sealed under another AUTH_ENCRYPTION_SECRET,
+// or it was altered.
+var ErrCannotOpen = errors.New("cannot be decrypted")
+
 const (
 	// sealVersion is the first byte of every sealed blob, so the format
 	// can change without guessing what old blobs are.
@@ -29,21 +41,52 @@ const (
 //
 //	version byte (1) || 12-byte random nonce || ciphertext and GCM tag
 //
+// A Sealer may also hold old secrets (OLD_AUTH_ENCRYPTION_SECRET): it opens
+// blobs sealed under them, seals only under the current one, and Reseal
+// moves a blob from an old secret to the current one, so that a secret can
+// be rotated without losing stored credentials.
+//
 // It is safe for concurrent use.
 type Sealer struct {
-	aead cipher.AEAD
+	aead cipher.AEAD   // from the current secret: seals and opens
+	old  []cipher.AEAD // from old secrets: open only
 }
 
 // NewSealer returns a Sealer whose key is derived from secret, the value of
-// AUTH_ENCRYPTION_SECRET. The secret must not be empty.
-func NewSealer(secret string) (*Sealer, error) {
+// AUTH_ENCRYPTION_SECRET, and that also opens blobs sealed under each of
+// old (OLD_AUTH_ENCRYPTION_SECRET). No secret may be empty; an old secret
+// equal to the current one is ignored.
+func NewSealer(secret string, old ...string) (*Sealer, error) {
 	if secret == "" {
 		return nil, fmt.Errorf("%s is not set: it is needed to encrypt stored upstream credentials "+
 			"(make one with `mcpgate token --new-secret` or `openssl rand -hex 32`)", EnvEncryptionSecret)
 	}
+	aead, err := newAEAD(secret, EnvEncryptionSecret)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sealer{aead: aead}
+	for _, o := range old {
+		switch {
+		case o == "":
+			return nil, fmt.Errorf("%s is empty: give the secret credentials were sealed under, or leave it unset", EnvOldEncryptionSecret)
+		case o == secret:
+			continue
+		}
+		a, err := newAEAD(o, EnvOldEncryptionSecret)
+		if err != nil {
+			return nil, err
+		}
+		s.old = append(s.old, a)
+	}
+	return s, nil
+}
+
+// newAEAD derives the credentials key from secret, the value of setting.
+func newAEAD(secret, setting string) (cipher.AEAD, error) {
 	key, err := hkdf.Key(sha256.New, []byte(secret), nil, sealKeyInfo, 32)
 	if err != nil {
-		return nil, fmt.Errorf("derive the credentials key from %s: %w", EnvEncryptionSecret, err)
+		return nil, fmt.Errorf("derive the credentials key from %s: %w", setting, err)
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
@@ -55,7 +98,7 @@ func NewSealer(secret string) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials cipher: %w", err)
 	}
-	return &Sealer{aead: aead}, nil
+	return aead, nil
 }
 
 // Seal encrypts plaintext. Two seals of the same plaintext differ. The error
@@ -67,21 +110,51 @@ func (s *Sealer) Seal(plaintext []byte) ([]byte, error) {
 	return s.aead.Seal(out, nil, plaintext, []byte(sealAD)), nil
 }
 
-// Open decrypts a blob made by Seal. A blob sealed under another secret, or
-// altered in any way, is an error saying so.
+// Open decrypts a blob made by Seal, under the current secret or an old
+// one. A blob sealed under none of them, or altered in any way, is an error
+// wrapping ErrCannotOpen.
 func (s *Sealer) Open(blob []byte) ([]byte, error) {
+	pt, _, err := s.open(blob)
+	return pt, err
+}
+
+// HasOld reports whether the Sealer was given an old secret to open with.
+func (s *Sealer) HasOld() bool { return len(s.old) > 0 }
+
+// Reseal returns blob sealed under the current secret: blob itself when it
+// already is (resealed false), else a new seal of its plaintext, opened
+// with an old secret (resealed true). Errors are Open's.
+func (s *Sealer) Reseal(blob []byte) (sealed []byte, resealed bool, err error) {
+	pt, current, err := s.open(blob)
+	if err != nil || current {
+		return blob, false, err
+	}
+	sealed, err = s.Seal(pt)
+	return sealed, err == nil, err
+}
+
+// open decrypts blob and reports whether the current secret opened it.
+func (s *Sealer) open(blob []byte) (plaintext []byte, current bool, err error) {
 	switch {
 	case len(blob) == 0:
-		return nil, errors.New("open stored credentials: the blob is empty")
+		return nil, false, errors.New("open stored credentials: the blob is empty")
 	case blob[0] != sealVersion:
-		return nil, fmt.Errorf("open stored credentials: unknown format version %d (a newer mcpgate wrote it, or it is not sealed credentials)", blob[0])
+		return nil, false, fmt.Errorf("open stored credentials: unknown format version %d (a newer mcpgate wrote it, or it is not sealed credentials)", blob[0])
 	case len(blob) < 1+s.aead.Overhead():
-		return nil, fmt.Errorf("open stored credentials: the blob is %d bytes, too short to be sealed credentials", len(blob))
+		return nil, false, fmt.Errorf("open stored credentials: the blob is %d bytes, too short to be sealed credentials", len(blob))
 	}
-	pt, err := s.aead.Open(nil, nil, blob[1:], []byte(sealAD))
-	if err != nil {
-		return nil, fmt.Errorf("open stored credentials: they cannot be decrypted with this %s "+
-			"(it differs from the one they were sealed with, or the stored data is corrupt)", EnvEncryptionSecret)
+	if pt, err := s.aead.Open(nil, nil, blob[1:], []byte(sealAD)); err == nil {
+		return pt, true, nil
 	}
-	return pt, nil
+	for _, a := range s.old {
+		if pt, err := a.Open(nil, nil, blob[1:], []byte(sealAD)); err == nil {
+			return pt, false, nil
+		}
+	}
+	which := "this " + EnvEncryptionSecret
+	if len(s.old) > 0 {
+		which += " or " + EnvOldEncryptionSecret
+	}
+	return nil, false, fmt.Errorf("open stored credentials: they %w with %s "+
+		"(they were sealed under another secret, or the stored data is corrupt)", ErrCannotOpen, which)
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -95,5 +96,56 @@ func TestOpenFailsForWrongSecretOrAlteredBlob(t *testing.T) {
 				t.Errorf("error %q shows a secret", err)
 			}
 		})
+	}
+}
+
+// TestOldSecretOpensAndResealMovesToCurrent: after AUTH_ENCRYPTION_SECRET
+// changes, a Sealer given the old one (OLD_AUTH_ENCRYPTION_SECRET) opens
+// what was sealed under it, and Reseal turns the blob into one the new
+// secret alone opens; a blob already under the current secret is left as
+// it is.
+func TestOldSecretOpensAndResealMovesToCurrent(t *testing.T) {
+	before := newTestSealer(t, "secret one")
+	blob, _ := before.Seal([]byte(`{"token":"t0k"}`))
+
+	rotated, err := NewSealer("secret two", "secret one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := rotated.Open(blob); err != nil || string(pt) != `{"token":"t0k"}` {
+		t.Fatalf("Open with the old secret given = %q, %v; want the plaintext", pt, err)
+	}
+	resealed, changed, err := rotated.Reseal(blob)
+	if err != nil || !changed {
+		t.Fatalf("Reseal = changed %v, %v; want a new blob", changed, err)
+	}
+	after := newTestSealer(t, "secret two")
+	if pt, err := after.Open(resealed); err != nil || string(pt) != `{"token":"t0k"}` {
+		t.Fatalf("the new secret alone opens the resealed blob: %q, %v", pt, err)
+	}
+	if _, err := after.Open(blob); !errors.Is(err, ErrCannotOpen) {
+		t.Fatalf("the new secret alone opens the old blob: %v, want ErrCannotOpen", err)
+	}
+	again, changed, err := rotated.Reseal(resealed)
+	if err != nil || changed || !bytes.Equal(again, resealed) {
+		t.Fatalf("Reseal of a current blob = changed %v, %v; want it unchanged", changed, err)
+	}
+	if _, _, err := newTestSealer(t, "secret three").Reseal(blob); !errors.Is(err, ErrCannotOpen) {
+		t.Fatalf("Reseal without the old secret: %v, want ErrCannotOpen", err)
+	}
+}
+
+func TestNewSealerRefusesAnEmptyOldSecretNamingTheSetting(t *testing.T) {
+	if _, err := NewSealer("current", ""); err == nil || !strings.Contains(err.Error(), EnvOldEncryptionSecret) {
+		t.Fatalf("NewSealer with an empty old secret: %v, want an error naming %s", err, EnvOldEncryptionSecret)
+	}
+	// The wrong-secret message names both settings once an old one is given.
+	blob, _ := newTestSealer(t, "elsewhere").Seal([]byte("x"))
+	s, err := NewSealer("current", "current", "older")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Open(blob); err == nil || !strings.Contains(err.Error(), EnvOldEncryptionSecret) {
+		t.Fatalf("Open error %v does not name %s", err, EnvOldEncryptionSecret)
 	}
 }

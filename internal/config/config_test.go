@@ -236,6 +236,8 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 			EnvMaxSessionsPerClient, []string{"MAX_SESSIONS_PER_CLIENT", `"-1"`, "0 or more"}},
 		{"sessions per client not a number", nil, map[string]string{EnvMaxSessionsPerClient: "lots"}, "",
 			EnvMaxSessionsPerClient, []string{"MAX_SESSIONS_PER_CLIENT", "whole number"}},
+		{"old encryption secret without a current one", nil, map[string]string{EnvOldAuthEncryptionSecret: "the-0ld-secret"}, "",
+			EnvOldAuthEncryptionSecret, []string{"OLD_AUTH_ENCRYPTION_SECRET", "AUTH_ENCRYPTION_SECRET is not", "re-sealed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -256,7 +258,23 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
+			if strings.Contains(err.Error(), "the-0ld-secret") {
+				t.Errorf("error %q shows the secret", err)
+			}
 		})
+	}
+}
+
+// TestOldAuthEncryptionSecretIsRead: the secret being rotated away from is
+// kept beside the current one, for the Sealer to open with.
+func TestOldAuthEncryptionSecretIsRead(t *testing.T) {
+	cfg, err := Load(parsedFlags(t), environ(map[string]string{EnvEnvFile: writeEnvFile(t, ""),
+		EnvAuthEncryptionSecret: "new-secret", EnvOldAuthEncryptionSecret: " old-secret "}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Gateway.AuthEncryptionSecret != "new-secret" || cfg.Gateway.OldAuthEncryptionSecret != "old-secret" {
+		t.Errorf("secrets = %q, %q; want new-secret, old-secret", cfg.Gateway.AuthEncryptionSecret, cfg.Gateway.OldAuthEncryptionSecret)
 	}
 }
 

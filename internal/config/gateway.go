@@ -27,6 +27,10 @@ type Gateway struct {
 	// AuthEncryptionSecret (AUTH_ENCRYPTION_SECRET) encrypts upstream
 	// credentials at rest.
 	AuthEncryptionSecret string
+	// OldAuthEncryptionSecret (OLD_AUTH_ENCRYPTION_SECRET) is the secret
+	// credentials were sealed under before AUTH_ENCRYPTION_SECRET changed:
+	// they still open, and are re-sealed under the current one at start.
+	OldAuthEncryptionSecret string
 	// UpstreamTimeout (UPSTREAM_TIMEOUT) bounds each request to an upstream.
 	UpstreamTimeout time.Duration
 	// ToolNameSeparator (GATEWAY_TOOL_NAME_SEPARATOR) joins an upstream's
@@ -85,6 +89,7 @@ const (
 	EnvDatabaseURL              = "DATABASE_URL"
 	EnvJWTSecretKey             = "JWT_SECRET_KEY"
 	EnvAuthEncryptionSecret     = "AUTH_ENCRYPTION_SECRET"
+	EnvOldAuthEncryptionSecret  = "OLD_AUTH_ENCRYPTION_SECRET"
 	EnvUpstreamTimeout          = "UPSTREAM_TIMEOUT"
 	EnvToolNameSeparator        = "GATEWAY_TOOL_NAME_SEPARATOR"
 	EnvLogLevel                 = "LOG_LEVEL"
@@ -109,6 +114,7 @@ func gatewayDocs() []passthrough.SettingDoc {
 		{Name: EnvDatabaseURL, Default: "sqlite:///./mcpgate.db", Usage: "sqlite:///PATH or postgres://USER@HOST/DB"},
 		{Name: EnvJWTSecretKey, Default: "(none)", Usage: "HS256 key for client tokens, 32 bytes or more; required while AUTH_REQUIRED is true"},
 		{Name: EnvAuthEncryptionSecret, Default: "(none)", Usage: "encrypts upstream credentials at rest; required to register an upstream with credentials"},
+		{Name: EnvOldAuthEncryptionSecret, Default: "(none)", Usage: "the previous AUTH_ENCRYPTION_SECRET, while rotating it: credentials sealed under it still open, and every one is re-sealed under AUTH_ENCRYPTION_SECRET at start (the log says how many), so it can be removed after one start of every instance; never used to seal"},
 		{Name: EnvUpstreamTimeout, Default: "60s", Usage: "longest wait for an upstream's answer (seconds or a duration like 90s)"},
 		{Name: EnvToolNameSeparator, Default: "-", Usage: "joins an upstream's name and its tool and prompt names"},
 		{Name: EnvLogLevel, Default: "info", Usage: "debug, info, warn or error (JSON logs on stderr)"},
@@ -158,6 +164,13 @@ func (s *sources) loadGateway() (Gateway, error) {
 	}
 	if v, ok := get(EnvAuthEncryptionSecret); ok {
 		g.AuthEncryptionSecret = v
+	}
+	if v, ok := get(EnvOldAuthEncryptionSecret); ok && v != "" {
+		if g.AuthEncryptionSecret == "" {
+			return g, &passthrough.SettingError{Name: EnvOldAuthEncryptionSecret, Value: "****",
+				Reason: "is set but AUTH_ENCRYPTION_SECRET is not: set AUTH_ENCRYPTION_SECRET to the new secret, the one credentials are re-sealed under"}
+		}
+		g.OldAuthEncryptionSecret = v
 	}
 	if v, ok := get(EnvToolNameSeparator); ok {
 		g.ToolNameSeparator = v

@@ -87,7 +87,26 @@ type Index struct {
 	resources map[string]*Route // URI -> owner
 	templates []template
 	lists     map[string]json.RawMessage // method -> merged list result
+	conflicts []NameConflict
 }
+
+// NameConflict is a tool or prompt the index leaves out because another
+// upstream's has its federated name: upstreams are taken in slug order, and
+// the first keeps the name. The registry refuses the prefixes that make
+// names collide; records stored before, or under another separator, can
+// still. (Resources keep their upstream's URIs, unprefixed: two upstreams
+// offering one URI, such as two replicas of a server, are not a conflict
+// of names.)
+type NameConflict struct {
+	Kind string // "tool" or "prompt"
+	Name string // the federated name
+	// Kept is the upstream whose item is served under Name; Dropped the
+	// one whose item is left out.
+	Kept, Dropped *Route
+}
+
+// Conflicts returns the items left out because of a NameConflict.
+func (ix *Index) Conflicts() []NameConflict { return ix.conflicts }
 
 type entry struct {
 	route *Route
@@ -123,8 +142,8 @@ func NewIndex(routes []*Route, sep string) *Index {
 	sort.Slice(ix.routes, func(i, j int) bool { return ix.routes[i].Slug < ix.routes[j].Slug })
 	var tools, prompts, resources, templates []json.RawMessage
 	for _, r := range ix.routes {
-		tools = append(tools, prefixed(r, sep, r.Catalogue.Tools, ix.tools)...)
-		prompts = append(prompts, prefixed(r, sep, r.Catalogue.Prompts, ix.prompts)...)
+		tools = append(tools, ix.prefixed(r, sep, "tool", r.Catalogue.Tools, ix.tools)...)
+		prompts = append(prompts, ix.prefixed(r, sep, "prompt", r.Catalogue.Prompts, ix.prompts)...)
 		for _, res := range r.Catalogue.Resources {
 			uri, ok := stringField(res, "uri")
 			if !ok {
@@ -155,7 +174,7 @@ func NewIndex(routes []*Route, sep string) *Index {
 	return ix
 }
 
-func prefixed(r *Route, sep string, items []json.RawMessage, into map[string]entry) []json.RawMessage {
+func (ix *Index) prefixed(r *Route, sep, kind string, items []json.RawMessage, into map[string]entry) []json.RawMessage {
 	var out []json.RawMessage
 	for _, item := range items {
 		name, ok := stringField(item, "name")
@@ -163,7 +182,10 @@ func prefixed(r *Route, sep string, items []json.RawMessage, into map[string]ent
 			continue
 		}
 		full := r.Slug + sep + name
-		if _, taken := into[full]; taken {
+		if owner, taken := into[full]; taken {
+			if owner.route != r { // a name repeated in one upstream's own list is its own affair
+				ix.conflicts = append(ix.conflicts, NameConflict{Kind: kind, Name: full, Kept: owner.route, Dropped: r})
+			}
 			continue
 		}
 		p, err := withStringField(item, "name", full)

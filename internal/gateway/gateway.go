@@ -85,7 +85,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	}
 	var sealer *auth.Sealer
 	if gc.AuthEncryptionSecret != "" {
-		s, err := auth.NewSealer(gc.AuthEncryptionSecret)
+		var old []string // the secret being rotated away from, opened and re-sealed at Start
+		if gc.OldAuthEncryptionSecret != "" {
+			old = append(old, gc.OldAuthEncryptionSecret)
+		}
+		s, err := auth.NewSealer(gc.AuthEncryptionSecret, old...)
 		if err != nil {
 			return nil, &StartupError{config.EnvAuthEncryptionSecret, err.Error()}
 		}

@@ -127,6 +127,9 @@ type View struct {
 	CreatedAt          time.Time            `json:"created_at"`
 	UpdatedAt          time.Time            `json:"updated_at"`
 	Version            int64                `json:"version"`
+	// Conflicts are federated names this upstream shares with another
+	// (only one of the two is served); none normally.
+	Conflicts []Conflict `json:"conflicts,omitempty"`
 }
 
 // Statuses of an upstream.
@@ -164,6 +167,7 @@ func (r *Registry) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load upstreams: %w", err)
 	}
+	records = r.resealStored(ctx, records)
 	var wg sync.WaitGroup
 	for _, rec := range records {
 		wg.Add(1)
@@ -226,6 +230,9 @@ func (r *Registry) Create(ctx context.Context, s Spec) (View, error) {
 	if err := s.validate(r.cfg.Egress, nil); err != nil {
 		return View{}, err
 	}
+	if err := r.checkPrefixes(ctx, "", s.Name); err != nil {
+		return View{}, err
+	}
 	secret, err := r.seal(s.Credentials)
 	if err != nil {
 		return View{}, err
@@ -251,10 +258,10 @@ func (r *Registry) Update(ctx context.Context, id string, p Patch) (View, error)
 	if err != nil {
 		return View{}, storeError(err)
 	}
-	creds, err := r.open(rec)
-	if err != nil {
-		return View{}, err
-	}
+	// Stored credentials that cannot be opened (a new AUTH_ENCRYPTION_SECRET)
+	// do not stop a patch that replaces them or does not need them; see
+	// keepSealed.
+	creds, openErr := r.open(rec)
 	s := Spec{Name: rec.Name, URL: rec.URL, Transport: upstream.Transport(rec.Transport),
 		AuthType: passthrough.AuthType(rec.AuthType), Credentials: creds,
 		PassthroughHeaders: rec.PassthroughHeaders, Enabled: rec.Enabled}
@@ -282,12 +289,23 @@ func (r *Registry) Update(ctx context.Context, id string, p Patch) (View, error)
 	if p.Enabled != nil {
 		s.Enabled = *p.Enabled
 	}
+	keep, err := keepSealed(openErr, p, passthrough.AuthType(rec.AuthType))
+	if err != nil {
+		return View{}, err
+	}
 	if err := s.validate(r.cfg.Egress, &p); err != nil {
 		return View{}, err
 	}
-	secret, err := r.seal(s.Credentials)
-	if err != nil {
-		return View{}, err
+	if p.Name != nil { // an older record's clash stays updatable (to rename or disable it)
+		if err := r.checkPrefixes(ctx, id, s.Name); err != nil {
+			return View{}, err
+		}
+	}
+	secret := rec.AuthSecret
+	if !keep {
+		if secret, err = r.seal(s.Credentials); err != nil {
+			return View{}, err
+		}
 	}
 	rec.Name, rec.Slug, rec.URL, rec.Transport = s.Name, slug(s.Name), s.URL, string(s.Transport)
 	rec.AuthType, rec.AuthSecret, rec.PassthroughHeaders, rec.Enabled = string(s.AuthType), secret, s.PassthroughHeaders, s.Enabled
@@ -475,6 +493,7 @@ func (r *Registry) view(rec store.Upstream) View {
 	v := View{ID: rec.ID, Name: rec.Name, Slug: rec.Slug, URL: redactURL(rec.URL), Transport: upstream.Transport(rec.Transport),
 		AuthType: passthrough.AuthType(rec.AuthType), PassthroughHeaders: rec.PassthroughHeaders, Enabled: rec.Enabled,
 		Status: rec.Status, StatusReason: rec.StatusReason, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, Version: rec.Version}
+	v.Conflicts = conflictsOf(r.index.Load(), rec.ID)
 	r.mu.Lock()
 	if l, ok := r.live[rec.ID]; ok {
 		v.Tools, v.Resources, v.Prompts = len(l.route.Catalogue.Tools), len(l.route.Catalogue.Resources), len(l.route.Catalogue.Prompts)
@@ -544,11 +563,11 @@ func (r *Registry) open(rec store.Upstream) (auth.Credentials, error) {
 		return c, nil
 	}
 	if r.cfg.Sealer == nil {
-		return c, fmt.Errorf("upstream %q has stored credentials but AUTH_ENCRYPTION_SECRET is not set", rec.Name)
+		return c, fmt.Errorf("upstream %q has stored credentials but AUTH_ENCRYPTION_SECRET is not set: %s", rec.Name, noSealerFix(rec.ID))
 	}
 	plain, err := r.cfg.Sealer.Open(rec.AuthSecret)
 	if err != nil {
-		return c, fmt.Errorf("upstream %q: %w", rec.Name, err)
+		return c, fmt.Errorf("upstream %q: %w: %s", rec.Name, err, reopenFix(rec.ID))
 	}
 	if err := json.Unmarshal(plain, &c); err != nil {
 		return c, fmt.Errorf("upstream %q: decode credentials: %w", rec.Name, err)
@@ -820,7 +839,8 @@ func (r *Registry) publishLocked(change IndexChange) {
 			routes = append(routes, l.route)
 		}
 	}
-	r.index.Store(dispatch.NewIndex(routes, r.cfg.ToolNameSeparator))
+	next := dispatch.NewIndex(routes, r.cfg.ToolNameSeparator)
+	r.reportConflicts(r.index.Swap(next), next)
 	if r.cfg.OnChange != nil {
 		r.cfg.OnChange(change)
 	}
