@@ -192,7 +192,13 @@ func (w *worker) run() {
 		}
 		if res.Err != nil {
 			if w.ctx.Err() != nil {
-				return // stopped meanwhile: the failure is ours, not the upstream's
+				// Stopped meanwhile: the failure is ours, not the
+				// upstream's, and nothing is reported.
+				connected.fire()
+				if listed != nil {
+					listed.fire()
+				}
+				return
 			}
 			failures++
 			retry = time.NewTimer(w.backoff(failures))

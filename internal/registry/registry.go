@@ -461,8 +461,8 @@ func (r *Registry) apply(_ context.Context, rec store.Upstream) {
 	r.provision(rec, nil)
 }
 
-// provision makes this instance serve rec: an older record version than the
-// one it has, or a deleted upstream's, changes nothing. The route is
+// provision makes this instance serve rec: the record version it has, an
+// older one, or a deleted upstream's changes nothing. The route is
 // published at once (a tightened allowlist is in force for the next call);
 // the connection is the pool's: kept when the URL and transport are the
 // same, built anew (the old one serving until then) when not, closed when
@@ -473,8 +473,8 @@ func (r *Registry) provision(rec store.Upstream, stored *store.Catalogue) <-chan
 	route, creds, err := r.newRoute(rec)
 	r.mu.Lock()
 	old := r.live[rec.ID]
-	if r.gone[rec.ID] || (old != nil && rec.Version < old.record.Version) {
-		r.mu.Unlock()
+	if r.gone[rec.ID] || (old != nil && rec.Version <= old.record.Version) {
+		r.mu.Unlock() // deleted, older, or the record this instance serves
 		return closed
 	}
 	l := &liveUpstream{record: rec, route: route, creds: creds, connVersion: rec.Version,
