@@ -553,4 +553,3 @@ func TestRefreshThatChangesNothingPublishesNothing(t *testing.T) {
 		t.Errorf("%d changes published by refreshes that changed nothing, want 0", n)
 	}
 }
-
