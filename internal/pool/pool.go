@@ -240,11 +240,12 @@ func (p *Pool) connect(ctx context.Context, t Target, opts upstream.Options, hea
 	return upstream.Connect(ctx, opts, headers)
 }
 
-// discover opens a discovery session with t's base headers. An OAuth token
-// refused with 401 is fetched again once.
-func (p *Pool) discover(ctx context.Context, t Target, onNote func(jsonrpc.Message)) (*upstream.Client, error) {
+// discover opens a discovery session to t with the base headers headers
+// gives (the worker's: always its latest record's credentials). An OAuth
+// token refused with 401 is fetched again once.
+func (p *Pool) discover(ctx context.Context, t Target, headers func(context.Context) (http.Header, error), onNote func(jsonrpc.Message)) (*upstream.Client, error) {
 	for attempt := 0; ; attempt++ {
-		base, err := t.Headers(ctx)
+		base, err := headers(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("credentials: %w", err)
 		}

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -243,7 +244,7 @@ func (w *worker) report(res Result, used Target) {
 func (w *worker) open(t Target) (*conn, dispatch.Catalogue, error) {
 	ctx, cancel := context.WithTimeout(w.ctx, w.p.cfg.ConnectTimeout)
 	defer cancel()
-	c, err := w.p.discover(ctx, t, w.onNotification)
+	c, err := w.p.discover(ctx, t, w.headers, w.onNotification)
 	if err != nil {
 		return nil, dispatch.Catalogue{}, err
 	}
@@ -255,6 +256,15 @@ func (w *worker) open(t Target) (*conn, dispatch.Catalogue, error) {
 	return newConn(c, t.endpoint()), cat, nil
 }
 
+// headers are the base headers of the record the worker follows now: a
+// change of credentials applies on the existing connection.
+func (w *worker) headers(ctx context.Context) (http.Header, error) {
+	w.mu.Lock()
+	t := w.t
+	w.mu.Unlock()
+	return t.Headers(ctx)
+}
+
 // list reads c's catalogue with the current target's base headers. A token
 // the upstream refused is dropped, so that the next attempt fetches one.
 func (w *worker) list(ctx context.Context, c *upstream.Client) (dispatch.Catalogue, error) {
@@ -263,7 +273,7 @@ func (w *worker) list(ctx context.Context, c *upstream.Client) (dispatch.Catalog
 	w.mu.Unlock()
 	base, err := t.Headers(ctx)
 	if err != nil {
-		return dispatch.Catalogue{}, err
+		return dispatch.Catalogue{}, fmt.Errorf("credentials: %w", err)
 	}
 	cat, err := listCatalogue(ctx, c, base)
 	var se *upstream.StatusError
