@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 
@@ -15,6 +16,9 @@ import (
 type conn struct {
 	client   *upstream.Client
 	endpoint string
+	// unreachable is told when a call found the upstream unreachable, so
+	// that its worker checks at once rather than at the next refresh.
+	unreachable func()
 
 	mu       sync.Mutex
 	inflight int
@@ -23,8 +27,8 @@ type conn struct {
 	drained  chan struct{} // closed once draining with nothing in flight
 }
 
-func newConn(c *upstream.Client, endpoint string) *conn {
-	return &conn{client: c, endpoint: endpoint, drained: make(chan struct{})}
+func newConn(c *upstream.Client, endpoint string, unreachable func()) *conn {
+	return &conn{client: c, endpoint: endpoint, unreachable: unreachable, drained: make(chan struct{})}
 }
 
 // Call is dispatch.Caller's: the upstream client's Call, counted.
@@ -38,7 +42,11 @@ func (c *conn) Call(ctx context.Context, req jsonrpc.Message, headers http.Heade
 		c.settleLocked()
 		c.mu.Unlock()
 	}()
-	return c.client.Call(ctx, req, headers, onNotification)
+	resp, err := c.client.Call(ctx, req, headers, onNotification)
+	if errors.Is(err, upstream.ErrUnreachable) && c.unreachable != nil {
+		c.unreachable()
+	}
+	return resp, err
 }
 
 // idle marks c as draining and returns a channel closed once no call is in

@@ -253,7 +253,7 @@ func (w *worker) open(t Target) (*conn, dispatch.Catalogue, error) {
 		_ = c.Close()
 		return nil, cat, err
 	}
-	return newConn(c, t.endpoint()), cat, nil
+	return newConn(c, t.endpoint(), func() { w.refresh() }), cat, nil
 }
 
 // headers are the base headers of the record the worker follows now: a

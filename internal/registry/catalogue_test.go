@@ -174,3 +174,26 @@ func TestApplyUpstreamSkipsAVersionItHas(t *testing.T) {
 		t.Error("a deletion applied from another instance left the upstream in the index")
 	}
 }
+
+// TestCallFindingTheUpstreamUnreachableChecksIt: a call that finds the
+// upstream gone has its worker check at once, so the upstream shows as
+// unavailable (and is retried) without waiting for the next refresh.
+func TestCallFindingTheUpstreamUnreachableChecksIt(t *testing.T) {
+	srv := mcptest.NewStreamableHTTP(t)
+	proxy := newSwitchProxy(t, srv.URL)
+	tr := newTestRegistry(t, nil)
+	v := tr.create(t, "crm", proxy.URL, upstream.StreamableHTTP)
+	proxy.down.Store(true)
+	if _, err := tr.callTool(context.Background(), t, v.ID, "echo"); err == nil {
+		t.Fatal("a call through the downed proxy succeeded")
+	}
+	eventually(t, 10*time.Second, "the upstream shows as unavailable", func() bool {
+		v, err := tr.Get(context.Background(), v.ID)
+		return err == nil && v.Status == StatusUnavailable
+	})
+	proxy.down.Store(false)
+	eventually(t, 10*time.Second, "the upstream's tools are callable again", func() bool {
+		_, err := tr.callTool(context.Background(), t, v.ID, "echo")
+		return err == nil
+	})
+}
