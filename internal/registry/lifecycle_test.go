@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -552,4 +553,50 @@ func TestRefreshThatChangesNothingPublishesNothing(t *testing.T) {
 	if n := tr.changes.Load() - before; n != 0 {
 		t.Errorf("%d changes published by refreshes that changed nothing, want 0", n)
 	}
+}
+
+// TestCallsNeverFailAcrossRefreshes: calls keep succeeding while the
+// upstream announces list changes and the admin API refreshes and renames
+// it, over and over, and all that takes one discovery session.
+func TestCallsNeverFailAcrossRefreshes(t *testing.T) {
+	srv := mcptest.NewSSE(t)
+	tr := newTestRegistry(t, nil)
+	v := tr.create(t, "crm", srv.URL, upstream.SSE)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var calls, failures atomic.Int64
+	var firstFailure atomic.Value
+	var workers sync.WaitGroup
+	for range 8 {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for ctx.Err() == nil {
+				_, err := tr.callTool(context.Background(), t, v.ID, "echo")
+				calls.Add(1)
+				if err != nil {
+					failures.Add(1)
+					firstFailure.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	for i := 0; ctx.Err() == nil; i++ {
+		srv.AddTool("t" + string(rune('a'+i%26)))
+		if _, err := tr.Refresh(context.Background(), v.ID); err != nil {
+			t.Fatal(err)
+		}
+		name := "crm" + string(rune('a'+i%2))
+		if _, err := tr.Update(context.Background(), v.ID, Patch{Name: &name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	workers.Wait()
+	if n := failures.Load(); n != 0 {
+		t.Errorf("%d of %d calls failed; the first: %v", n, calls.Load(), firstFailure.Load())
+	}
+	if n := countRPC(srv, "initialize"); n != 1 {
+		t.Errorf("%d upstream sessions opened, want 1", n)
+	}
+	t.Logf("%d calls", calls.Load())
 }
