@@ -56,6 +56,11 @@ type Event struct {
 	Kind Kind `json:"kind"`
 	// ID names the upstream for KindUpstream and KindCatalogue.
 	ID string `json:"id,omitempty"`
+	// Version is the upstream record's store version the change made, for
+	// KindUpstream and KindCatalogue (0 when unknown, and for a deleted
+	// upstream): an instance that already has it, or a newer one, skips
+	// the event, so an older record never replaces a newer one.
+	Version int64 `json:"version,omitempty"`
 	// Origin is the id of the instance that published the event (the bus
 	// sets it), or of the instance itself for a KindResync it delivers
 	// after reconnecting.

@@ -59,9 +59,9 @@ func joinCluster(ctx context.Context, gc config.Gateway, logger *slog.Logger) (*
 // publish is the registry's Config.Publish: a change stored through this
 // instance goes to the others. When the bus is down, the others catch up
 // by their TTL (GLOBAL_CONFIG_CACHE_TTL) or when the bus comes back.
-func (c *cluster) publish(logger *slog.Logger) func(context.Context, registry.Change, string) {
-	return func(ctx context.Context, change registry.Change, id string) {
-		if err := c.bus.Publish(ctx, bus.Event{Kind: bus.Kind(change), ID: id}); err != nil {
+func (c *cluster) publish(logger *slog.Logger) func(context.Context, registry.Change, string, int64) {
+	return func(ctx context.Context, change registry.Change, id string, version int64) {
+		if err := c.bus.Publish(ctx, bus.Event{Kind: bus.Kind(change), ID: id, Version: version}); err != nil {
 			logger.Warn("could not tell the other instances of a change; they catch up by the cache TTL or when the bus is back",
 				"change", string(change), "upstream_id", id, "err", err)
 		}
@@ -84,7 +84,7 @@ func (c *cluster) applyTo(reg *registry.Registry, logger *slog.Logger) {
 		case bus.KindGlobal:
 			reg.ApplyGlobal()
 		case bus.KindUpstream:
-			err = reg.ApplyUpstream(ctx, e.ID)
+			err = reg.ApplyUpstream(ctx, e.ID, e.Version)
 		case bus.KindCatalogue:
 			err = reg.ApplyCatalogue(ctx, e.ID)
 		case bus.KindResync:

@@ -132,8 +132,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		},
 		Store: st, Sealer: sealer, Policy: policy, Resolver: g.resolver, HTTPClient: httpClient, Egress: gc.Egress,
 		ToolNameSeparator: gc.ToolNameSeparator, ConnectTimeout: min(gc.UpstreamTimeout, 30*time.Second),
+		DrainTimeout:    gc.UpstreamTimeout,
 		RefreshInterval: gc.CatalogueRefreshInterval, Logger: logger, ClientVersion: version,
-		Publish: g.cluster.publish(logger),
+		Publish: g.cluster.publish(logger), OnSessionOpened: m.UpstreamSessionOpened,
 	})
 	g.cluster.applyTo(g.registry, logger)
 	if err := g.registry.Seed(ctx); err != nil {
@@ -175,8 +176,20 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		// Open relay sessions follow their upstream: a disabled, deleted
 		// or moved one ends them (spec §4: calls use what is in force now).
 		d.UpstreamChanged(c.Upstream, c.Removed)
-		for _, method := range []string{"notifications/tools/list_changed", "notifications/resources/list_changed", "notifications/prompts/list_changed"} {
-			n, _ := jsonrpc.NewNotification(method, nil)
+		// One list_changed per list whose content changed, none for a
+		// refresh that changed nothing.
+		for _, l := range []struct {
+			changed bool
+			method  string
+		}{
+			{c.Lists.Tools, "notifications/tools/list_changed"},
+			{c.Lists.Resources, "notifications/resources/list_changed"},
+			{c.Lists.Prompts, "notifications/prompts/list_changed"},
+		} {
+			if !l.changed {
+				continue
+			}
+			n, _ := jsonrpc.NewNotification(l.method, nil)
 			g.streamable.Broadcast(n)
 			g.legacySSE.Broadcast(n)
 			g.websocket.Broadcast(n)

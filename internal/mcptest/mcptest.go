@@ -44,6 +44,13 @@ type config struct {
 	onRequest    func(*http.Request)
 	jsonResponse bool
 	version      string
+	capabilities map[string]any
+}
+
+// WithCapabilities makes a NewRaw server announce caps in its initialize
+// result instead of {"tools": {}}.
+func WithCapabilities(caps map[string]any) Option {
+	return func(c *config) { c.capabilities = caps }
 }
 
 // WithName sets the server's name in its initialize result (default

@@ -22,18 +22,19 @@ import (
 // returned; a response without an id gets the request's, and a nil handler
 // answers {}. Requests of an unknown session get 404, GET gets 405. It
 // records requests like the other servers and honours WithName,
-// WithRequireAuthorization, WithStatus, WithDelay, WithOnRequest and
-// WithProtocolVersion.
+// WithRequireAuthorization, WithStatus, WithDelay, WithOnRequest,
+// WithProtocolVersion and WithCapabilities.
 func NewRaw(tb testing.TB, handler func(req jsonrpc.Message, h http.Header) jsonrpc.Message, opts ...Option) *Server {
 	tb.Helper()
 	s := newServer(tb, opts)
-	s.raw = &rawHandler{name: s.cfg.name, version: s.cfg.version, handle: handler, sessions: make(map[string]bool)}
+	s.raw = &rawHandler{name: s.cfg.name, version: s.cfg.version, capabilities: s.cfg.capabilities, handle: handler, sessions: make(map[string]bool)}
 	s.start(s.raw)
 	return s
 }
 
 type rawHandler struct {
 	name, version string
+	capabilities  map[string]any // nil: tools only
 	handle        func(jsonrpc.Message, http.Header) jsonrpc.Message
 
 	mu       sync.Mutex
@@ -124,9 +125,13 @@ func (h *rawHandler) initialize(w http.ResponseWriter, msg jsonrpc.Message) {
 			version = "2025-06-18"
 		}
 	}
+	caps := h.capabilities
+	if caps == nil {
+		caps = map[string]any{"tools": map[string]any{}}
+	}
 	result, err := json.Marshal(map[string]any{
 		"protocolVersion": version,
-		"capabilities":    map[string]any{"tools": map[string]any{}},
+		"capabilities":    caps,
 		"serverInfo":      map[string]string{"name": h.name, "version": "test"},
 	})
 	if err != nil {

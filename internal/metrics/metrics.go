@@ -20,6 +20,8 @@ type Metrics struct {
 	requests        *prometheus.CounterVec
 	upstreamLatency *prometheus.HistogramVec
 	decisions       *prometheus.CounterVec
+
+	upstreamSessions *prometheus.CounterVec
 }
 
 // New returns a fresh set of metrics, with the Go runtime and process
@@ -41,6 +43,13 @@ func New() *Metrics {
 			Help: "Header passthrough decisions, by upstream, header (as configured), action (forwarded or skipped) and reason code.",
 		}, []string{"upstream", "header", "action", "reason"}),
 	}
+	// Discovery sessions, by upstream id (ids are the registered upstreams',
+	// bounded by the admin API, never a client's input).
+	m.upstreamSessions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcpgate_upstream_sessions_opened_total",
+		Help: "Upstream sessions mcpgate opened for discovery (catalogue listing), by upstream id.",
+	}, []string{"upstream_id"})
+	m.registry.MustRegister(m.upstreamSessions)
 	m.registry.MustRegister(m.requests, m.upstreamLatency, m.decisions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -109,4 +118,9 @@ func (m *Metrics) Decisions(upstream string, ds []passthrough.Decision) {
 	for _, d := range ds {
 		m.decisions.WithLabelValues(upstream, d.Header, d.Action.String(), d.Reason.String()).Inc()
 	}
+}
+
+// UpstreamSessionOpened counts one discovery session opened to upstream id.
+func (m *Metrics) UpstreamSessionOpened(id string) {
+	m.upstreamSessions.WithLabelValues(id).Inc()
 }

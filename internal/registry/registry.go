@@ -1,16 +1,20 @@
-// Package registry keeps the registered upstreams and the global
-// passthrough list: it validates them, seals credentials before they are
-// stored, connects to each upstream and reads its catalogue, and publishes
-// the federated index the dispatcher routes by.
+// Package registry keeps the records of the registered upstreams and the
+// global passthrough list: it validates them, seals credentials before they
+// are stored, versions them, has the upstream pool (internal/pool) provision
+// each record into a live connection, and publishes the federated index the
+// dispatcher routes by.
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,8 +23,8 @@ import (
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/dispatch"
 	"github.com/mcpgate/mcpgate/internal/egress"
-	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcp/upstream"
+	"github.com/mcpgate/mcpgate/internal/pool"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/passthrough"
 )
@@ -44,20 +48,28 @@ type Config struct {
 	// ConnectTimeout bounds connecting to an upstream and reading its
 	// catalogue.
 	ConnectTimeout time.Duration
+	// DrainTimeout bounds how long a connection replaced by one to a new URL
+	// or transport stays open for its calls in flight (UPSTREAM_TIMEOUT).
+	DrainTimeout time.Duration
 	// RefreshInterval re-reads every catalogue periodically; 0 never.
 	RefreshInterval time.Duration
 	Logger          *slog.Logger
 	ClientVersion   string
+	// OnSessionOpened, when set, is told of every discovery session opened
+	// to an upstream (mcpgate_upstream_sessions_opened_total).
+	OnSessionOpened func(upstreamID string)
 	// OnChange is called after every new index is published, on local and
 	// remote changes alike, with what changed (the front door tells its
 	// clients that the lists changed; open relay sessions follow their
 	// upstream); it must not block.
 	OnChange func(IndexChange)
 	// Publish, when set, tells the other instances of a change this one
-	// made (issue 5), after it is stored: they apply it with ApplyGlobal,
+	// made, after it is stored: they apply it with ApplyGlobal,
 	// ApplyUpstream or ApplyCatalogue. id is the upstream's, for
-	// ChangeUpstream and ChangeCatalogue.
-	Publish func(ctx context.Context, change Change, id string)
+	// ChangeUpstream and ChangeCatalogue, and version its record's store
+	// version (0 for a deleted upstream and for ChangeGlobal), so that an
+	// instance that already has that version or a newer one skips it.
+	Publish func(ctx context.Context, change Change, id string, version int64)
 }
 
 // Change names what changed, for Config.Publish.
@@ -78,7 +90,19 @@ type IndexChange struct {
 	// RemovedDisabled; "" when it is in it (changed in place, reconnected,
 	// or with a new catalogue).
 	Removed string
+	// Lists says which federated lists changed content: clients are told
+	// notifications/{tools,resources,prompts}/list_changed for those only.
+	Lists Lists
 }
+
+// Lists names federated lists; Resources covers resource templates too
+// (notifications/resources/list_changed is about both).
+type Lists struct {
+	Tools, Resources, Prompts bool
+}
+
+// Any reports whether any list is named.
+func (l Lists) Any() bool { return l.Tools || l.Resources || l.Prompts }
 
 // Why an upstream left the index (IndexChange.Removed), in words a client
 // is told.
@@ -93,20 +117,39 @@ type Registry struct {
 	cfg   Config
 	index atomic.Pointer[dispatch.Index]
 
-	mu   sync.Mutex // guards live and serialises changes to the index
+	pool *pool.Pool
+
+	mu   sync.Mutex // guards live and gone, and serialises changes to the index
 	live map[string]*liveUpstream
+	// gone holds the ids of deleted upstreams: a delete wins over anything
+	// still in flight for them (ids are never reused, so this only grows
+	// by one small string per deletion).
+	gone map[string]bool
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// liveUpstream is a registered upstream and its connection.
+// liveUpstream is a registered upstream's record and what this instance
+// serves for it. It is replaced, never changed, under Registry.mu.
 type liveUpstream struct {
 	record store.Upstream
 	route  *dispatch.Route
-	client *upstream.Client
 	creds  *auth.UpstreamAuth
+	// pooled says the pool has a worker for it (enabled, credentials
+	// readable).
+	pooled bool
+	// connVersion is the record version the connection's endpoint (URL and
+	// transport) dates from: a pool result for an older one is stale.
+	connVersion int64
+	// status and reason are this instance's view of the upstream's health.
+	status, reason string
+	// stale says the catalogue served is the stored one loaded at start, or
+	// one kept from before a failed attempt; refreshedAt is when it was
+	// last listed successfully (zero when never).
+	stale       bool
+	refreshedAt time.Time
 }
 
 // View is an upstream as the admin API shows it: never its credentials.
@@ -124,9 +167,15 @@ type View struct {
 	Tools              int                  `json:"tool_count"`
 	Resources          int                  `json:"resource_count"`
 	Prompts            int                  `json:"prompt_count"`
-	CreatedAt          time.Time            `json:"created_at"`
-	UpdatedAt          time.Time            `json:"updated_at"`
-	Version            int64                `json:"version"`
+	// CatalogueStale is true while the catalogue served is the one loaded
+	// from the store at start or kept from before a failed refresh.
+	CatalogueStale bool `json:"catalogue_stale"`
+	// CatalogueRefreshedAt is when the catalogue was last listed
+	// successfully; nil when never.
+	CatalogueRefreshedAt *time.Time `json:"catalogue_refreshed_at,omitempty"`
+	CreatedAt            time.Time  `json:"created_at"`
+	UpdatedAt            time.Time  `json:"updated_at"`
+	Version              int64      `json:"version"`
 	// Conflicts are federated names this upstream shares with another
 	// (only one of the two is served); none normally.
 	Conflicts []Conflict `json:"conflicts,omitempty"`
@@ -151,7 +200,12 @@ func New(cfg Config) *Registry {
 		cfg.ToolNameSeparator = "-"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Registry{cfg: cfg, live: map[string]*liveUpstream{}, ctx: ctx, cancel: cancel}
+	r := &Registry{cfg: cfg, live: map[string]*liveUpstream{}, gone: map[string]bool{}, ctx: ctx, cancel: cancel}
+	r.pool = pool.New(pool.Config{
+		HTTPClient: cfg.HTTPClient, ClientVersion: cfg.ClientVersion, Logger: cfg.Logger,
+		ConnectTimeout: cfg.ConnectTimeout, DrainTimeout: cfg.DrainTimeout,
+		OnResult: r.onResult, OnSessionOpened: cfg.OnSessionOpened,
+	})
 	r.index.Store(dispatch.NewIndex(nil, cfg.ToolNameSeparator))
 	return r
 }
@@ -168,15 +222,19 @@ func (r *Registry) Start(ctx context.Context) error {
 		return fmt.Errorf("load upstreams: %w", err)
 	}
 	records = r.resealStored(ctx, records)
-	var wg sync.WaitGroup
+	var connected []<-chan struct{}
 	for _, rec := range records {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.connect(ctx, rec, true)
-		}()
+		// The stored catalogue is served, marked stale, until the upstream
+		// answers (and kept if it does not).
+		cat, err := r.cfg.Store.LoadCatalogue(ctx, rec.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			r.cfg.Logger.Warn("load the stored catalogue", "upstream", rec.Name, "err", err)
+		}
+		connected = append(connected, r.provision(rec, &cat))
 	}
-	wg.Wait()
+	for _, c := range connected {
+		wait(ctx, c)
+	}
 	if r.cfg.RefreshInterval > 0 {
 		r.goOwned(r.refreshLoop)
 	}
@@ -189,15 +247,19 @@ func (r *Registry) Close() error {
 	r.cancel() // under mu: goOwned starts nothing after this
 	r.mu.Unlock()
 	r.wg.Wait()
+	_ = r.pool.Close()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for id, l := range r.live {
-		if l.client != nil {
-			_ = l.client.Close()
-		}
-		delete(r.live, id)
-	}
+	clear(r.live)
 	return nil
+}
+
+// wait waits for c, or for ctx to end.
+func wait(ctx context.Context, c <-chan struct{}) {
+	select {
+	case <-c:
+	case <-ctx.Done():
+	}
 }
 
 func (r *Registry) refreshLoop() {
@@ -214,10 +276,10 @@ func (r *Registry) refreshLoop() {
 				ids = append(ids, id)
 			}
 			r.mu.Unlock()
+			// Each upstream's worker re-lists on its existing session;
+			// one that fails is retried with backoff and logged there.
 			for _, id := range ids {
-				if _, err := r.refresh(r.ctx, id); err != nil && r.ctx.Err() == nil {
-					r.cfg.Logger.Warn("periodic catalogue refresh failed", "upstream_id", id, "err", err)
-				}
+				r.pool.Refresh(id)
 			}
 		}
 	}
@@ -245,8 +307,8 @@ func (r *Registry) Create(ctx context.Context, s Spec) (View, error) {
 	if err != nil {
 		return View{}, storeError(err)
 	}
-	r.connect(ctx, rec, false)
-	r.publish(ctx, ChangeUpstream, rec.ID)
+	wait(ctx, r.provision(rec, nil))
+	r.publish(ctx, ChangeUpstream, rec.ID, rec.Version)
 	return r.Get(ctx, rec.ID)
 }
 
@@ -312,60 +374,68 @@ func (r *Registry) Update(ctx context.Context, id string, p Patch) (View, error)
 	if rec, err = r.cfg.Store.UpdateUpstream(ctx, rec); err != nil {
 		return View{}, storeError(err)
 	}
-	r.connect(ctx, rec, false)
-	r.publish(ctx, ChangeUpstream, id)
+	wait(ctx, r.provision(rec, nil))
+	r.publish(ctx, ChangeUpstream, id, rec.Version)
 	return r.Get(ctx, id)
 }
 
-// Delete removes an upstream and closes its connection.
+// Delete removes an upstream and closes its connection. Once it has
+// returned, nothing in flight for the upstream — a connection, a listing, an
+// older record applied late — brings it back.
 func (r *Registry) Delete(ctx context.Context, id string) error {
 	if err := r.cfg.Store.DeleteUpstream(ctx, id); err != nil {
 		return storeError(err)
 	}
 	r.forget(id)
-	r.publish(ctx, ChangeUpstream, id)
+	r.publish(ctx, ChangeUpstream, id, 0)
 	return nil
 }
 
-// forget drops upstream id from the index and closes its connection.
+// forget drops deleted upstream id from the index for good and closes its
+// connection.
 func (r *Registry) forget(id string) {
 	r.mu.Lock()
+	r.gone[id] = true
 	l := r.live[id]
 	delete(r.live, id)
-	r.publishLocked(IndexChange{Upstream: id, Removed: RemovedDeleted})
-	r.mu.Unlock()
-	if l != nil && l.client != nil {
-		_ = l.client.Close()
+	change := IndexChange{Upstream: id, Removed: RemovedDeleted}
+	if l != nil {
+		change.Lists = listsChanged(l.indexed(), nil)
 	}
+	r.publishLocked(change)
+	r.mu.Unlock()
+	r.pool.Remove(id, math.MaxInt64) // outside the lock: it waits for the worker
 }
 
-// Refresh reconnects an upstream and reads its catalogue again, and tells
-// the other instances (POST /gateways/{id}/tools/refresh). Discovery
-// carries no client headers and never changes stored credentials (spec §5,
-// D7).
+// Refresh reads an upstream's catalogue again on its existing connection
+// (connecting if it has none) and tells the other instances
+// (POST /gateways/{id}/tools/refresh). Discovery carries no client headers
+// and never changes stored credentials (spec §5, D7).
 func (r *Registry) Refresh(ctx context.Context, id string) (View, error) {
 	v, err := r.refresh(ctx, id)
 	if err == nil {
-		r.publish(ctx, ChangeCatalogue, id)
+		r.publish(ctx, ChangeCatalogue, id, v.Version)
 	}
 	return v, err
 }
 
 // refresh is Refresh for this instance alone: every instance refreshes on
-// its own schedule and on its own connection's list_changed.
+// its own schedule and on its own connection's list_changed. It follows
+// the stored record first, in case a change was missed.
 func (r *Registry) refresh(ctx context.Context, id string) (View, error) {
 	rec, err := r.cfg.Store.GetUpstream(ctx, id)
 	if err != nil {
 		return View{}, storeError(err)
 	}
-	r.connect(ctx, rec, false)
+	wait(ctx, r.provision(rec, nil))
+	wait(ctx, r.pool.Refresh(id))
 	return r.Get(ctx, id)
 }
 
 // publish tells the other instances of a change, when there are any.
-func (r *Registry) publish(ctx context.Context, change Change, id string) {
+func (r *Registry) publish(ctx context.Context, change Change, id string, version int64) {
 	if r.cfg.Publish != nil {
-		r.cfg.Publish(ctx, change, id)
+		r.cfg.Publish(ctx, change, id, version)
 	}
 }
 
@@ -374,11 +444,23 @@ func (r *Registry) publish(ctx context.Context, change Change, id string) {
 func (r *Registry) ApplyGlobal() { r.cfg.Resolver.Invalidate() }
 
 // ApplyUpstream applies another instance's change of upstream id, read back
-// from the store. A change that leaves the upstream's URL, transport and
-// enablement alone — its passthrough list, its credentials, its name —
-// applies at once on the connection this instance has; anything else
-// reconnects. A deleted upstream is dropped.
-func (r *Registry) ApplyUpstream(ctx context.Context, id string) error {
+// from the store; version is the record version the change made (0 when
+// unknown or deleted), and one this instance already has, or an older one,
+// is skipped. A change that leaves the upstream's URL and transport alone —
+// its passthrough list, its credentials, its name — applies at once on the
+// connection this instance has; a new URL or transport gets a new
+// connection, built before the old one is let go. A deleted upstream is
+// dropped for good.
+func (r *Registry) ApplyUpstream(ctx context.Context, id string, version int64) error {
+	if version > 0 {
+		r.mu.Lock()
+		l := r.live[id]
+		known := r.gone[id] || (l != nil && l.record.Version >= version)
+		r.mu.Unlock()
+		if known {
+			return nil
+		}
+	}
 	rec, err := r.cfg.Store.GetUpstream(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		r.forget(id)
@@ -391,34 +473,124 @@ func (r *Registry) ApplyUpstream(ctx context.Context, id string) error {
 	return nil
 }
 
-// apply makes this instance's connection to rec's upstream match rec, as
-// ApplyUpstream says.
-func (r *Registry) apply(ctx context.Context, rec store.Upstream) {
-	id := rec.ID
-	r.mu.Lock()
-	l := r.live[id]
-	r.mu.Unlock()
-	if l == nil || l.client == nil || !rec.Enabled || rec.URL != l.record.URL || rec.Transport != l.record.Transport {
-		r.connect(ctx, rec, false)
-		return
-	}
+// apply makes this instance follow rec, as ApplyUpstream says, without
+// waiting for a new connection.
+func (r *Registry) apply(_ context.Context, rec store.Upstream) {
+	r.provision(rec, nil)
+}
+
+// provision makes this instance serve rec: the record version it has, an
+// older one, or a deleted upstream's changes nothing. The route is
+// published at once (a tightened allowlist is in force for the next call);
+// the connection is the pool's: kept when the URL and transport are the
+// same, built anew (the old one serving until then) when not, closed when
+// the upstream is disabled. stored, at start, is the catalogue to serve
+// until the upstream answers. The channel is closed once the pool has
+// reported on the connection (at once when none was needed).
+func (r *Registry) provision(rec store.Upstream, stored *store.Catalogue) <-chan struct{} {
 	route, creds, err := r.newRoute(rec)
-	if err != nil {
-		r.connect(ctx, rec, false) // marks it unavailable with the reason
-		return
-	}
-	route.Caller, route.Catalogue = l.client, l.route.Catalogue
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.live[id] != l { // replaced meanwhile: that one is newer
+	old := r.live[rec.ID]
+	if r.gone[rec.ID] || (old != nil && rec.Version <= old.record.Version) {
+		r.mu.Unlock() // deleted, older, or the record this instance serves
+		return closed
+	}
+	l := &liveUpstream{record: rec, route: route, creds: creds, connVersion: rec.Version,
+		status: StatusUnavailable, reason: "not connected yet"}
+	switch {
+	case old != nil:
+		route.Catalogue, l.stale, l.refreshedAt = old.route.Catalogue, old.stale, old.refreshedAt
+	case stored != nil:
+		route.Catalogue, l.refreshedAt = catalogueOf(*stored), stored.RefreshedAt
+		l.stale = !stored.RefreshedAt.IsZero()
+	}
+	switch {
+	case !rec.Enabled:
+		l.status, l.reason = StatusDisabled, "disabled"
+	case err != nil:
+		l.status, l.reason = StatusUnavailable, statusReason(err)
+	default:
+		l.pooled = true
+		if old != nil && old.pooled {
+			// The connection there is serves until the pool reports on
+			// the new endpoint, if it changed.
+			route.Caller = old.route.Caller
+			l.status, l.reason = old.status, old.reason
+			if old.record.URL == rec.URL && old.record.Transport == rec.Transport {
+				l.connVersion = old.connVersion
+			}
+		}
+	}
+	if route.Caller == nil {
+		route.Unavailable = l.reason
+	}
+	r.live[rec.ID] = l
+	change := IndexChange{Upstream: rec.ID, Lists: listsChanged(old.indexed(), l.indexed())}
+	if !rec.Enabled {
+		change.Removed = RemovedDisabled
+	}
+	r.publishLocked(change)
+	r.mu.Unlock()
+	if !l.pooled {
+		r.pool.Remove(rec.ID, rec.Version)
+		return closed
+	}
+	return r.pool.Set(r.target(rec, creds))
+}
+
+// closed is a channel with nothing to wait for.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// onResult is the pool's report on an upstream's connection or listing: a
+// success serves the new catalogue on the connection; a failure keeps the
+// last good catalogue and marks the upstream unavailable, with the reason
+// (the pool retries with backoff). A report for a deleted or disabled
+// upstream, or for an endpoint the record has moved from, is dropped. An
+// index is published only when something a client sees changed.
+func (r *Registry) onResult(res pool.Result) {
+	r.mu.Lock()
+	l := r.live[res.ID]
+	if l == nil || !l.pooled || res.Version < l.connVersion {
+		r.mu.Unlock()
 		return
 	}
-	r.live[id] = &liveUpstream{record: rec, route: route, client: l.client, creds: creds}
-	r.publishLocked(IndexChange{Upstream: id})
+	n := *l
+	route := *l.route
+	n.route = &route
+	if res.Err == nil {
+		route.Caller, route.Unavailable, route.Catalogue = res.Caller, "", res.Catalogue
+		n.status, n.reason, n.stale, n.refreshedAt = StatusAvailable, "", false, res.At
+	} else {
+		route.Caller, route.Unavailable = nil, statusReason(res.Err)
+		n.status, n.reason, n.stale = StatusUnavailable, route.Unavailable, true
+	}
+	r.live[res.ID] = &n
+	lists := listsChanged(l.indexed(), n.indexed())
+	if lists.Any() || route.Caller != l.route.Caller || route.Unavailable != l.route.Unavailable {
+		r.publishLocked(IndexChange{Upstream: res.ID, Lists: lists})
+	}
+	r.mu.Unlock()
+
+	// Store writes after the index is in force, outside the lock; for a
+	// deleted upstream they find nothing to write.
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.ConnectTimeout)
+	defer cancel()
+	if n.status != l.status || n.reason != l.reason {
+		if err := r.cfg.Store.SetUpstreamStatus(ctx, res.ID, n.status, n.reason); err != nil && !errors.Is(err, store.ErrNotFound) {
+			r.cfg.Logger.Warn("store upstream status", "upstream", n.record.Name, "err", err)
+		}
+	}
+	if res.Err == nil && (lists.Any() || l.stale || !sameCatalogue(l.route.Catalogue, route.Catalogue)) {
+		saved := store.Catalogue{Tools: route.Catalogue.Tools, Resources: route.Catalogue.Resources,
+			ResourceTemplates: route.Catalogue.ResourceTemplates, Prompts: route.Catalogue.Prompts, RefreshedAt: res.At}
+		if err := r.cfg.Store.SaveCatalogue(ctx, res.ID, saved); err != nil && !errors.Is(err, store.ErrNotFound) {
+			r.cfg.Logger.Warn("store catalogue", "upstream", n.record.Name, "err", err)
+		}
+	}
 }
 
 // ApplyCatalogue applies another instance's reading of upstream id's
-// catalogue, from the store.
+// catalogue, from the store, unless this instance has listed it since.
 func (r *Registry) ApplyCatalogue(ctx context.Context, id string) error {
 	cat, err := r.cfg.Store.LoadCatalogue(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -430,13 +602,17 @@ func (r *Registry) ApplyCatalogue(ctx context.Context, id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l := r.live[id]
-	if l == nil {
+	if l == nil || !cat.RefreshedAt.After(l.refreshedAt) {
 		return nil
 	}
+	n := *l
 	route := *l.route
-	route.Catalogue = catalogueOf(cat)
-	r.live[id] = &liveUpstream{record: l.record, route: &route, client: l.client, creds: l.creds}
-	r.publishLocked(IndexChange{Upstream: id})
+	n.route = &route
+	route.Catalogue, n.refreshedAt = catalogueOf(cat), cat.RefreshedAt
+	r.live[id] = &n
+	if lists := listsChanged(l.indexed(), n.indexed()); lists.Any() {
+		r.publishLocked(IndexChange{Upstream: id, Lists: lists})
+	}
 	return nil
 }
 
@@ -489,6 +665,9 @@ func (r *Registry) List(ctx context.Context) ([]View, error) {
 	return views, nil
 }
 
+// view is rec as the admin API shows it, with this instance's own view of
+// its health and catalogue when it has one (the stored status is the last
+// one any instance wrote).
 func (r *Registry) view(rec store.Upstream) View {
 	v := View{ID: rec.ID, Name: rec.Name, Slug: rec.Slug, URL: redactURL(rec.URL), Transport: upstream.Transport(rec.Transport),
 		AuthType: passthrough.AuthType(rec.AuthType), PassthroughHeaders: rec.PassthroughHeaders, Enabled: rec.Enabled,
@@ -496,7 +675,16 @@ func (r *Registry) view(rec store.Upstream) View {
 	v.Conflicts = conflictsOf(r.index.Load(), rec.ID)
 	r.mu.Lock()
 	if l, ok := r.live[rec.ID]; ok {
-		v.Tools, v.Resources, v.Prompts = len(l.route.Catalogue.Tools), len(l.route.Catalogue.Resources), len(l.route.Catalogue.Prompts)
+		cat := l.route.Catalogue
+		v.Tools, v.Resources, v.Prompts = len(cat.Tools), len(cat.Resources), len(cat.Prompts)
+		v.CatalogueStale = l.stale
+		if !l.refreshedAt.IsZero() {
+			at := l.refreshedAt.UTC()
+			v.CatalogueRefreshedAt = &at
+		}
+		if l.record.Version == rec.Version {
+			v.Status, v.StatusReason = l.status, l.reason
+		}
 	}
 	r.mu.Unlock()
 	return v
@@ -517,7 +705,7 @@ func (r *Registry) SetGlobalList(ctx context.Context, names *[]string) error {
 		return fmt.Errorf("store the global passthrough list: %w", err)
 	}
 	r.cfg.Resolver.Invalidate()
-	r.publish(ctx, ChangeGlobal, "")
+	r.publish(ctx, ChangeGlobal, "", 0)
 	return nil
 }
 
@@ -575,59 +763,6 @@ func (r *Registry) open(rec store.Upstream) (auth.Credentials, error) {
 	return c, nil
 }
 
-// connect (re)connects an upstream, reads its catalogue, records the
-// outcome as its status and publishes a new index. At start-up the stored
-// catalogue is used until the upstream answers.
-func (r *Registry) connect(ctx context.Context, rec store.Upstream, startup bool) {
-	route, creds, err := r.newRoute(rec)
-	l := &liveUpstream{record: rec, route: route, creds: creds}
-	if startup {
-		if cat, cerr := r.cfg.Store.LoadCatalogue(ctx, rec.ID); cerr == nil {
-			route.Catalogue = dispatch.Catalogue(catalogueOf(cat))
-		}
-	}
-	status, reason := StatusAvailable, ""
-	switch {
-	case !rec.Enabled:
-		status, reason = StatusDisabled, "disabled"
-	case err != nil:
-		status, reason = StatusUnavailable, statusReason(err)
-	default:
-		cctx, cancel := context.WithTimeout(ctx, r.cfg.ConnectTimeout)
-		l.client, route.Catalogue, err = r.discover(cctx, rec, l.creds)
-		cancel()
-		if err != nil {
-			status, reason = StatusUnavailable, statusReason(err)
-			r.cfg.Logger.Warn("upstream unavailable", "upstream", rec.Name, "err", err)
-		} else {
-			route.Caller = l.client
-			saved := store.Catalogue{Tools: route.Catalogue.Tools, Resources: route.Catalogue.Resources,
-				ResourceTemplates: route.Catalogue.ResourceTemplates, Prompts: route.Catalogue.Prompts, RefreshedAt: time.Now()}
-			if err := r.cfg.Store.SaveCatalogue(ctx, rec.ID, saved); err != nil {
-				r.cfg.Logger.Warn("store catalogue", "upstream", rec.Name, "err", err)
-			}
-		}
-	}
-	if route.Caller == nil {
-		route.Unavailable = reason
-	}
-	if err := r.cfg.Store.SetUpstreamStatus(ctx, rec.ID, status, reason); err != nil && !errors.Is(err, store.ErrNotFound) {
-		r.cfg.Logger.Warn("store upstream status", "upstream", rec.Name, "err", err)
-	}
-	r.mu.Lock()
-	old := r.live[rec.ID]
-	r.live[rec.ID] = l
-	change := IndexChange{Upstream: rec.ID}
-	if !rec.Enabled {
-		change.Removed = RemovedDisabled
-	}
-	r.publishLocked(change)
-	r.mu.Unlock()
-	if old != nil && old.client != nil {
-		_ = old.client.Close() // outside the lock: it may wait on the network
-	}
-}
-
 // unreachableReason is the status reason of an upstream that could not be
 // reached at all.
 const unreachableReason = "not reachable (mcpgate's log has the cause)"
@@ -666,153 +801,89 @@ func (r *Registry) newRoute(rec store.Upstream) (*dispatch.Route, *auth.Upstream
 	route.Credentials = creds
 	route.Upstream.TokenExchange = creds.TokenExchange()
 	if rec.Enabled {
-		route.Dial = r.relayDialer(rec)
+		route.Dial = r.pool.RelayDialer(r.target(rec, creds))
 	}
 	return route, creds, nil
 }
 
-// relayDialer opens, for one client of the 1:1 relay, an upstream session
-// of its own in relay mode (see dispatch.Dialer).
-func (r *Registry) relayDialer(rec store.Upstream) dispatch.Dialer {
-	return func(ctx context.Context, initialize json.RawMessage, headers http.Header, onMessage func(jsonrpc.Message)) (dispatch.RelayConn, error) {
-		c, err := upstream.Connect(ctx, upstream.Options{
-			URL: rec.URL, Transport: upstream.Transport(rec.Transport), HTTPClient: r.cfg.HTTPClient,
-			ClientName: "mcpgate", ClientVersion: r.cfg.ClientVersion, Logger: r.cfg.Logger,
-			Relay: true, Initialize: initialize, OnNotification: onMessage,
-		}, headers)
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
+// target is rec as the pool connects to it: discovery carries the
+// upstream's own base headers only (spec §5).
+func (r *Registry) target(rec store.Upstream, creds *auth.UpstreamAuth) pool.Target {
+	t := pool.Target{ID: rec.ID, Name: rec.Name, Version: rec.Version, URL: rec.URL, Transport: upstream.Transport(rec.Transport),
+		Headers: func(ctx context.Context) (http.Header, error) {
+			hs, err := creds.BaseHeaders(ctx)
+			if err != nil {
+				return nil, err
+			}
+			base := http.Header{}
+			for _, h := range hs {
+				base[h.Name] = []string{h.Value}
+			}
+			return base, nil
+		}}
+	if passthrough.AuthType(rec.AuthType) == passthrough.AuthOAuth {
+		t.Invalidate = creds.Invalidate
 	}
+	return t
 }
 
 func catalogueOf(c store.Catalogue) dispatch.Catalogue {
 	return dispatch.Catalogue{Tools: c.Tools, Resources: c.Resources, ResourceTemplates: c.ResourceTemplates, Prompts: c.Prompts}
 }
 
-// discover connects and lists everything the upstream offers, with the
-// upstream's own base headers only. An OAuth token refused with 401 is
-// fetched again once.
-func (r *Registry) discover(ctx context.Context, rec store.Upstream, creds *auth.UpstreamAuth) (*upstream.Client, dispatch.Catalogue, error) {
-	var cat dispatch.Catalogue
-	var client *upstream.Client
-	var base http.Header
-	for attempt := 0; ; attempt++ {
-		hs, err := creds.BaseHeaders(ctx)
-		if err != nil {
-			return nil, cat, fmt.Errorf("credentials: %w", err)
-		}
-		base = http.Header{}
-		for _, h := range hs {
-			base[h.Name] = []string{h.Value}
-		}
-		client, err = upstream.Connect(ctx, upstream.Options{
-			URL: rec.URL, Transport: upstream.Transport(rec.Transport), HTTPClient: r.cfg.HTTPClient,
-			ClientName: "mcpgate", ClientVersion: r.cfg.ClientVersion, Logger: r.cfg.Logger,
-			OnNotification: func(m jsonrpc.Message) { r.onNotification(rec.ID, m) },
-		}, base)
-		var se *upstream.StatusError
-		if err != nil && errors.As(err, &se) && se.StatusCode == http.StatusUnauthorized && attempt == 0 &&
-			passthrough.AuthType(rec.AuthType) == passthrough.AuthOAuth {
-			creds.Invalidate()
-			continue
-		}
-		if err != nil {
-			return nil, cat, err
-		}
-		break
+// indexed is l's route as the index has it: nil when l is absent or
+// disabled.
+func (l *liveUpstream) indexed() *dispatch.Route {
+	if l == nil || !l.record.Enabled {
+		return nil
 	}
-	caps := capabilities(client.InitializeResult())
-	lists := []struct {
-		enabled bool
-		method  string
-		key     string
-		into    *[]json.RawMessage
-	}{
-		{caps["tools"], "tools/list", "tools", &cat.Tools},
-		{caps["resources"], "resources/list", "resources", &cat.Resources},
-		{caps["resources"], "resources/templates/list", "resourceTemplates", &cat.ResourceTemplates},
-		{caps["prompts"], "prompts/list", "prompts", &cat.Prompts},
+	return l.route
+}
+
+// listsChanged says which federated lists differ between an upstream's
+// route before and after (nil: not in the index): their items, or the
+// prefix their names get.
+func listsChanged(before, after *dispatch.Route) Lists {
+	differ := func(pick func(dispatch.Catalogue) [][]json.RawMessage) bool {
+		var a, b [][]json.RawMessage
+		var slugA, slugB string
+		if before != nil {
+			a, slugA = pick(before.Catalogue), before.Slug
+		}
+		if after != nil {
+			b, slugB = pick(after.Catalogue), after.Slug
+		}
+		if empty(a) && empty(b) {
+			return false
+		}
+		return slugA != slugB || !slices.EqualFunc(a, b, sameItems)
 	}
+	return Lists{
+		Tools: differ(func(c dispatch.Catalogue) [][]json.RawMessage { return [][]json.RawMessage{c.Tools} }),
+		Resources: differ(func(c dispatch.Catalogue) [][]json.RawMessage {
+			return [][]json.RawMessage{c.Resources, c.ResourceTemplates}
+		}),
+		Prompts: differ(func(c dispatch.Catalogue) [][]json.RawMessage { return [][]json.RawMessage{c.Prompts} }),
+	}
+}
+
+// sameCatalogue reports whether a and b list the same items, byte for byte.
+func sameCatalogue(a, b dispatch.Catalogue) bool {
+	return sameItems(a.Tools, b.Tools) && sameItems(a.Resources, b.Resources) &&
+		sameItems(a.ResourceTemplates, b.ResourceTemplates) && sameItems(a.Prompts, b.Prompts)
+}
+
+func sameItems(a, b []json.RawMessage) bool {
+	return slices.EqualFunc(a, b, func(x, y json.RawMessage) bool { return bytes.Equal(x, y) })
+}
+
+func empty(lists [][]json.RawMessage) bool {
 	for _, l := range lists {
-		if !l.enabled {
-			continue
+		if len(l) > 0 {
+			return false
 		}
-		items, err := listAll(ctx, client, l.method, l.key, base)
-		if err != nil {
-			_ = client.Close()
-			return nil, cat, fmt.Errorf("%s: %w", l.method, err)
-		}
-		*l.into = items
 	}
-	return client, cat, nil
-}
-
-func capabilities(initResult json.RawMessage) map[string]bool {
-	var r struct {
-		Capabilities map[string]json.RawMessage `json:"capabilities"`
-	}
-	_ = json.Unmarshal(initResult, &r)
-	caps := map[string]bool{}
-	for k := range r.Capabilities {
-		caps[k] = true
-	}
-	return caps
-}
-
-// listAll reads every page of a list method (at most 1000 pages).
-func listAll(ctx context.Context, c *upstream.Client, method, key string, headers http.Header) ([]json.RawMessage, error) {
-	var all []json.RawMessage
-	cursor := ""
-	for page := 0; page < 1000; page++ {
-		var params any = map[string]any{}
-		if cursor != "" {
-			params = map[string]string{"cursor": cursor}
-		}
-		req, err := jsonrpc.NewRequest(json.RawMessage(fmt.Sprint(page+1)), method, params)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := c.Call(ctx, req, headers.Clone(), nil)
-		if err != nil {
-			return nil, err
-		}
-		if resp.Error != nil {
-			return nil, resp.Error
-		}
-		var body map[string]json.RawMessage
-		if err := json.Unmarshal(resp.Result, &body); err != nil {
-			return nil, fmt.Errorf("read result: %w", err)
-		}
-		var items []json.RawMessage
-		if raw, ok := body[key]; ok {
-			if err := json.Unmarshal(raw, &items); err != nil {
-				return nil, fmt.Errorf("read %s: %w", key, err)
-			}
-		}
-		all = append(all, items...)
-		var next string
-		_ = json.Unmarshal(body["nextCursor"], &next)
-		if next == "" {
-			return all, nil
-		}
-		cursor = next
-	}
-	return nil, fmt.Errorf("more than 1000 pages")
-}
-
-// onNotification reacts to an upstream's own notifications: a list change
-// triggers a catalogue refresh.
-func (r *Registry) onNotification(id string, m jsonrpc.Message) {
-	switch m.Method {
-	case "notifications/tools/list_changed", "notifications/resources/list_changed", "notifications/prompts/list_changed":
-		r.goOwned(func() {
-			if _, err := r.refresh(r.ctx, id); err != nil && r.ctx.Err() == nil {
-				r.cfg.Logger.Warn("catalogue refresh after list_changed failed", "upstream_id", id, "err", err)
-			}
-		})
-	}
+	return true
 }
 
 // goOwned runs f on a goroutine that Close waits for; after Close it does

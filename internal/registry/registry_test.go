@@ -42,7 +42,8 @@ func TestOnChangeSaysWhichUpstreamChangedAndWhyItLeft(t *testing.T) {
 		if len(changes) == 0 {
 			t.Fatal("no change was published")
 		}
-		return changes[len(changes)-1]
+		c := changes[len(changes)-1]
+		return IndexChange{Upstream: c.Upstream, Removed: c.Removed} // which lists changed is tested apart
 	}
 
 	up := mcptest.NewStreamableHTTP(t)
@@ -85,7 +86,7 @@ func TestOnChangeSaysWhichUpstreamChangedAndWhyItLeft(t *testing.T) {
 	if err := st.DeleteUpstream(ctx, v.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.ApplyUpstream(ctx, v.ID); err != nil {
+	if err := r.ApplyUpstream(ctx, v.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 	if c := last(); c != (IndexChange{Upstream: v.ID, Removed: RemovedDeleted}) {

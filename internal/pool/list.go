@@ -1,0 +1,113 @@
+package pool
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/mcpgate/mcpgate/internal/dispatch"
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/upstream"
+)
+
+// listCatalogue lists everything c's upstream offers, with its base headers
+// only. Only the lists whose capability the upstream announced are called;
+// one answered with -32601 (method not found) lists nothing, since
+// resources/templates/list, say, is optional under the resources capability.
+func listCatalogue(ctx context.Context, c *upstream.Client, base http.Header) (dispatch.Catalogue, error) {
+	var cat dispatch.Catalogue
+	caps := capabilities(c.InitializeResult())
+	lists := []struct {
+		enabled bool
+		method  string
+		key     string
+		into    *[]json.RawMessage
+	}{
+		{caps["tools"], "tools/list", "tools", &cat.Tools},
+		{caps["resources"], "resources/list", "resources", &cat.Resources},
+		{caps["resources"], "resources/templates/list", "resourceTemplates", &cat.ResourceTemplates},
+		{caps["prompts"], "prompts/list", "prompts", &cat.Prompts},
+	}
+	for _, l := range lists {
+		if !l.enabled {
+			continue
+		}
+		items, err := listAll(ctx, c, l.method, l.key, base)
+		if err != nil {
+			return dispatch.Catalogue{}, fmt.Errorf("%s: %w", l.method, err)
+		}
+		*l.into = items
+	}
+	return cat, nil
+}
+
+// capabilities are the names of the capabilities an initialize result
+// announces.
+func capabilities(initResult json.RawMessage) map[string]bool {
+	var r struct {
+		Capabilities map[string]json.RawMessage `json:"capabilities"`
+	}
+	_ = json.Unmarshal(initResult, &r)
+	caps := map[string]bool{}
+	for k := range r.Capabilities {
+		caps[k] = true
+	}
+	return caps
+}
+
+// errTooLarge says a listing went beyond MaxListBytes or MaxListItems.
+var errTooLarge = errors.New("the listing is too large")
+
+// listAll reads every page of a list method: at most maxPages pages,
+// MaxListBytes of results and MaxListItems items in all.
+func listAll(ctx context.Context, c *upstream.Client, method, key string, headers http.Header) ([]json.RawMessage, error) {
+	var all []json.RawMessage
+	size := 0
+	cursor := ""
+	for page := 0; page < maxPages; page++ {
+		var params any = map[string]any{}
+		if cursor != "" {
+			params = map[string]string{"cursor": cursor}
+		}
+		req, err := jsonrpc.NewRequest(json.RawMessage(fmt.Sprint(page+1)), method, params)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.Call(ctx, req, headers.Clone(), nil)
+		if err != nil {
+			return nil, err
+		}
+		if resp.Error != nil {
+			if resp.Error.Code == jsonrpc.CodeMethodNotFound && page == 0 {
+				return nil, nil // not offered after all: none
+			}
+			return nil, resp.Error
+		}
+		if size += len(resp.Result); size > MaxListBytes {
+			return nil, fmt.Errorf("%w: more than %d MiB", errTooLarge, MaxListBytes>>20)
+		}
+		var body map[string]json.RawMessage
+		if err := json.Unmarshal(resp.Result, &body); err != nil {
+			return nil, fmt.Errorf("read result: %w", err)
+		}
+		var items []json.RawMessage
+		if raw, ok := body[key]; ok {
+			if err := json.Unmarshal(raw, &items); err != nil {
+				return nil, fmt.Errorf("read %s: %w", key, err)
+			}
+		}
+		if len(all)+len(items) > MaxListItems {
+			return nil, fmt.Errorf("%w: more than %d items", errTooLarge, MaxListItems)
+		}
+		all = append(all, items...)
+		var next string
+		_ = json.Unmarshal(body["nextCursor"], &next)
+		if next == "" {
+			return all, nil
+		}
+		cursor = next
+	}
+	return nil, fmt.Errorf("%w: more than %d pages", errTooLarge, maxPages)
+}
