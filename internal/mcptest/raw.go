@@ -22,18 +22,23 @@ import (
 // returned; a response without an id gets the request's, and a nil handler
 // answers {}. Requests of an unknown session get 404, GET gets 405. It
 // records requests like the other servers and honours WithName,
-// WithRequireAuthorization, WithStatus, WithDelay, WithOnRequest and
-// WithProtocolVersion.
+// WithRequireAuthorization, WithStatus, WithDelay, WithOnRequest,
+// WithProtocolVersion and WithCapabilities.
 func NewRaw(tb testing.TB, handler func(req jsonrpc.Message, h http.Header) jsonrpc.Message, opts ...Option) *Server {
 	tb.Helper()
 	s := newServer(tb, opts)
-	s.raw = &rawHandler{name: s.cfg.name, version: s.cfg.version, handle: handler, sessions: make(map[string]bool)}
+	caps := s.cfg.capabilities
+	if caps == nil {
+		caps = map[string]any{"tools": map[string]any{}}
+	}
+	s.raw = &rawHandler{name: s.cfg.name, version: s.cfg.version, capabilities: caps, handle: handler, sessions: make(map[string]bool)}
 	s.start(s.raw)
 	return s
 }
 
 type rawHandler struct {
 	name, version string
+	capabilities  map[string]any
 	handle        func(jsonrpc.Message, http.Header) jsonrpc.Message
 
 	mu       sync.Mutex
@@ -126,7 +131,7 @@ func (h *rawHandler) initialize(w http.ResponseWriter, msg jsonrpc.Message) {
 	}
 	result, err := json.Marshal(map[string]any{
 		"protocolVersion": version,
-		"capabilities":    map[string]any{"tools": map[string]any{}},
+		"capabilities":    h.capabilities,
 		"serverInfo":      map[string]string{"name": h.name, "version": "test"},
 	})
 	if err != nil {
