@@ -154,6 +154,21 @@ func (p *Proxy) Up() {
 	p.serve(ln)
 }
 
+// CloseIdleConnections closes the keep-alive connections that carry no
+// request now, as a server's idle timeout would: mcpgate's pool then holds
+// no goroutines for them, and a test can count mcpgate's goroutines
+// against a baseline without waiting out its pool's idle timeout.
+func (p *Proxy) CloseIdleConnections() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.srv != nil {
+		// Turning keep-alives off closes the idle connections; on again for
+		// later requests.
+		p.srv.SetKeepAlivesEnabled(false)
+		p.srv.SetKeepAlivesEnabled(true)
+	}
+}
+
 // String describes the counts, for a test's log.
 func (p *Proxy) String() string {
 	return fmt.Sprintf("%d sessions, %d event streams, %d tools/list", p.Sessions(), p.Streams(), p.Lists("tools/list"))

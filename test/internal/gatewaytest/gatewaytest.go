@@ -355,22 +355,38 @@ func (g *Gateway) Get(t *testing.T, id string) (int, Upstream, []byte) {
 // example go_goroutines, process_resident_memory_bytes).
 func (g *Gateway) Metric(t *testing.T, name string) float64 {
 	t.Helper()
-	status, out := g.Do(t, "GET", "/metrics", nil)
+	v, err := g.MetricValue(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// MetricValue is Metric for any goroutine.
+func (g *Gateway) MetricValue(ctx context.Context, name string) (float64, error) {
+	status, out, err := g.Send(ctx, "GET", "/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
 	if status != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %s", status, out)
+		return 0, fmt.Errorf("GET /metrics: %d %s", status, out)
 	}
 	for line := range strings.SplitSeq(string(out), "\n") {
 		if rest, ok := strings.CutPrefix(line, name+" "); ok {
 			var v float64
 			if _, err := fmt.Sscan(rest, &v); err != nil {
-				t.Fatalf("GET /metrics: %q: %v", line, err)
+				return 0, fmt.Errorf("GET /metrics: %q: %w", line, err)
 			}
-			return v
+			return v, nil
 		}
 	}
-	t.Fatalf("GET /metrics has no %s", name)
-	return 0
+	return 0, fmt.Errorf("GET /metrics has no %s", name)
 }
+
+// CloseIdleConnections closes the harness's idle keep-alive connections to
+// mcpgate, each of which holds a goroutine there: before its goroutines are
+// counted against a baseline.
+func (g *Gateway) CloseIdleConnections() { g.client.CloseIdleConnections() }
 
 // HTTPClient returns an HTTP client for mcpgate that adds the client token
 // to every request, for the official SDK's client.
