@@ -47,6 +47,12 @@ type config struct {
 	capabilities map[string]any
 }
 
+// WithCapabilities makes a NewRaw server announce caps in its initialize
+// result instead of {"tools": {}}.
+func WithCapabilities(caps map[string]any) Option {
+	return func(c *config) { c.capabilities = caps }
+}
+
 // WithName sets the server's name in its initialize result (default
 // "mcptest").
 func WithName(name string) Option { return func(c *config) { c.name = name } }
@@ -80,13 +86,6 @@ func WithJSONResponse() Option { return func(c *config) { c.jsonResponse = true 
 // 2025-11-25, 2025-06-18 and 2025-03-26, and answers 2025-06-18 to anything
 // else). The SDK servers ignore it.
 func WithProtocolVersion(v string) Option { return func(c *config) { c.version = v } }
-
-// WithCapabilities makes a NewRaw server announce these capabilities in its
-// initialize result instead of tools alone (for example resources, to see
-// what a client then lists). The SDK servers ignore it.
-func WithCapabilities(caps map[string]any) Option {
-	return func(c *config) { c.capabilities = caps }
-}
 
 // Server is a running MCP server. Its methods are safe for concurrent use.
 type Server struct {

@@ -27,18 +27,14 @@ import (
 func NewRaw(tb testing.TB, handler func(req jsonrpc.Message, h http.Header) jsonrpc.Message, opts ...Option) *Server {
 	tb.Helper()
 	s := newServer(tb, opts)
-	caps := s.cfg.capabilities
-	if caps == nil {
-		caps = map[string]any{"tools": map[string]any{}}
-	}
-	s.raw = &rawHandler{name: s.cfg.name, version: s.cfg.version, capabilities: caps, handle: handler, sessions: make(map[string]bool)}
+	s.raw = &rawHandler{name: s.cfg.name, version: s.cfg.version, capabilities: s.cfg.capabilities, handle: handler, sessions: make(map[string]bool)}
 	s.start(s.raw)
 	return s
 }
 
 type rawHandler struct {
 	name, version string
-	capabilities  map[string]any
+	capabilities  map[string]any // nil: tools only
 	handle        func(jsonrpc.Message, http.Header) jsonrpc.Message
 
 	mu       sync.Mutex
@@ -129,9 +125,13 @@ func (h *rawHandler) initialize(w http.ResponseWriter, msg jsonrpc.Message) {
 			version = "2025-06-18"
 		}
 	}
+	caps := h.capabilities
+	if caps == nil {
+		caps = map[string]any{"tools": map[string]any{}}
+	}
 	result, err := json.Marshal(map[string]any{
 		"protocolVersion": version,
-		"capabilities":    h.capabilities,
+		"capabilities":    caps,
 		"serverInfo":      map[string]string{"name": h.name, "version": "test"},
 	})
 	if err != nil {
