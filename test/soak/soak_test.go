@@ -58,9 +58,12 @@ const (
 	// goroutineSlack is how many goroutines above the baseline mcpgate may
 	// keep once the load is over and its clients are gone.
 	goroutineSlack = 20
-	// rssSlack: its RSS may stay at twice the baseline and this much more
-	// (Go returns freed memory to the system slowly, and the race detector's
-	// shadow memory follows the peak); a leak grows well past that.
+	// rssSlack: its RSS may stay at twice the baseline and this much more,
+	// as Go returns freed memory to the system slowly; a leak grows well
+	// past that. Under -race, four times and twice as much: the detector's
+	// shadow memory, several times the heap, follows the peak and is not
+	// returned (one run here: 62 MiB before, 192 MiB after, with goroutines
+	// back at their baseline).
 	rssSlack = 32 << 20
 	// settle bounds the wait for goroutines and RSS to come back.
 	settle = 30 * time.Second
@@ -266,7 +269,7 @@ func TestSoak(t *testing.T) {
 		t.Errorf("mcpgate has %.0f goroutines %s after the load ended and its clients left, %.0f before it: want at most %d more", goroutinesAfter, settle, goroutinesBefore, goroutineSlack)
 	}
 	if rssAfter > rssLimit(rssBefore) {
-		t.Errorf("mcpgate's RSS is %.1f MiB %s after the load ended, %.1f MiB before it: want at most %.1f MiB (twice, and %d MiB)", rssAfter/(1<<20), settle, rssBefore/(1<<20), rssLimit(rssBefore)/(1<<20), rssSlack>>20)
+		t.Errorf("mcpgate's RSS is %.1f MiB %s after the load ended, %.1f MiB before it: want at most %.1f MiB", rssAfter/(1<<20), settle, rssBefore/(1<<20), rssLimit(rssBefore)/(1<<20))
 	}
 }
 
@@ -356,7 +359,12 @@ func settleBack(t *testing.T, gw *gatewaytest.Gateway, goroutinesBefore, rssBefo
 }
 
 // rssLimit is the most RSS mcpgate may keep after the load: see rssSlack.
-func rssLimit(before float64) float64 { return 2*before + rssSlack }
+func rssLimit(before float64) float64 {
+	if raceEnabled {
+		return 4*before + 2*rssSlack
+	}
+	return 2*before + rssSlack
+}
 
 // idIn reads the id of a POST /gateways answer.
 func idIn(body []byte) string {
