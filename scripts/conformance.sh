@@ -10,8 +10,15 @@
 #         DIR/bin/everything-server   the Go SDK's conformance server (go install)
 #         DIR/node22/                 Node 22 from the npm package node-linux-<arch>@22
 #         DIR/suite/                  @modelcontextprotocol/conformance, installed with npm
+#         DIR/everything-ts/          @modelcontextprotocol/server-everything (the TypeScript
+#                                     reference server the black-box tests run), with npm
 #       and prints the versions installed (also written to DIR/versions.txt).
 #       Needs go and npm on PATH; the system's node may be older than 22.
+#
+#   scripts/conformance.sh everything-command DIR
+#       Prints the command that runs the installed TypeScript server-everything
+#       ("NODE ENTRY"; append sse, streamableHttp or stdio; it listens on PORT),
+#       for MCPGATE_TEST_EVERYTHING. Fails if it is not installed.
 #
 #   scripts/conformance.sh server DIR PORT
 #       Starts DIR/bin/everything-server -http 127.0.0.1:PORT -stateless=false
@@ -56,6 +63,8 @@ GO_SDK_VERSION=v1.8.0
 SUITE_PKG=@modelcontextprotocol/conformance
 SUITE_VERSION=0.1.16
 NODE_MAJOR=22
+EVERYTHING_TS_PKG=@modelcontextprotocol/server-everything
+EVERYTHING_TS_VERSION=2026.8.31
 EXPECTED_CHECKS=${EXPECTED_CHECKS:-40}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-600}
 SERVER_WAIT=${SERVER_WAIT:-30}
@@ -90,6 +99,11 @@ node_arch() {
 node_bin() { echo "$1/node22/node_modules/node-linux-$(node_arch)/bin/node"; }
 
 suite_pkg_dir() { echo "$1/suite/node_modules/$SUITE_PKG"; }
+
+everything_ts_dir() { echo "$1/everything-ts/node_modules/$EVERYTHING_TS_PKG"; }
+
+# everything_ts_entry DIR: the JavaScript file of server-everything's bin.
+everything_ts_entry() { echo "$(everything_ts_dir "$1")/dist/index.js"; }
 
 # suite_entry DIR: the JavaScript file of the package's `conformance` bin.
 suite_entry() {
@@ -126,6 +140,14 @@ have_suite() {
   [ -f "$pj" ] || return 1
   v=$("$(node_bin "$1")" -p 'require(process.argv[1]).version' "$pj" 2>/dev/null) || return 1
   [ "$v" = "$SUITE_VERSION" ] && [ -f "$(suite_entry "$1")" ]
+}
+
+have_everything_ts() {
+  local pj v
+  pj=$(everything_ts_dir "$1")/package.json
+  [ -f "$pj" ] || return 1
+  v=$("$(node_bin "$1")" -p 'require(process.argv[1]).version' "$pj" 2>/dev/null) || return 1
+  [ "$v" = "$EVERYTHING_TS_VERSION" ] && [ -f "$(everything_ts_entry "$1")" ]
 }
 
 cmd_install() {
@@ -177,6 +199,16 @@ cmd_install() {
     have_suite "$dir" || die "$SUITE_PKG $SUITE_VERSION is missing from $dir/suite after npm install"
   fi
 
+  if have_everything_ts "$dir"; then
+    note "$EVERYTHING_TS_PKG $EVERYTHING_TS_VERSION: already installed"
+  else
+    note "installing $EVERYTHING_TS_PKG@$EVERYTHING_TS_VERSION (npm, under Node $NODE_MAJOR)"
+    PATH="$(dirname "$(node_bin "$dir")"):$PATH" \
+      npm install --prefix "$dir/everything-ts" --no-audit --no-fund --loglevel=error "$EVERYTHING_TS_PKG@$EVERYTHING_TS_VERSION" >&2 ||
+      die "npm install $EVERYTHING_TS_PKG@$EVERYTHING_TS_VERSION failed"
+    have_everything_ts "$dir" || die "$EVERYTHING_TS_PKG $EVERYTHING_TS_VERSION is missing from $dir/everything-ts after npm install"
+  fi
+
   local node sdk_version
   node=$(node_bin "$dir")
   sdk_version=$("$node" -p 'require(process.argv[1]).version' \
@@ -185,8 +217,18 @@ cmd_install() {
     echo "installed everything-server: $(server_bin "$dir") (github.com/modelcontextprotocol/go-sdk $GO_SDK_VERSION, built with $(go version -m "$(server_bin "$dir")" | head -1 | awk '{print $2}'))"
     echo "installed node: $node ($("$node" --version))"
     echo "installed suite: $(suite_entry "$dir") ($SUITE_PKG $("$node" "$(suite_entry "$dir")" --version), with @modelcontextprotocol/sdk $sdk_version)"
+    echo "installed server-everything: $(everything_ts_entry "$dir") ($EVERYTHING_TS_PKG $EVERYTHING_TS_VERSION)"
   } | tee "$dir/versions.txt"
   note "install done in $((SECONDS - start))s"
+}
+
+# cmd_everything_command DIR: prints "NODE ENTRY" for MCPGATE_TEST_EVERYTHING.
+cmd_everything_command() {
+  local dir
+  dir=$(abs "$1")
+  have_node "$dir" && have_everything_ts "$dir" ||
+    die "$EVERYTHING_TS_PKG $EVERYTHING_TS_VERSION is not installed in $dir; run: $prog install $dir"
+  echo "$(node_bin "$dir") $(everything_ts_entry "$dir")"
 }
 
 # --- server ------------------------------------------------------------------
@@ -486,6 +528,7 @@ cmd=$1
 shift
 case "$cmd" in
   install) [ $# -eq 1 ] || usage; cmd_install "$1" ;;
+  everything-command) [ $# -eq 1 ] || usage; cmd_everything_command "$1" ;;
   server) [ $# -eq 2 ] || usage; cmd_server "$1" "$2" ;;
   run) [ $# -eq 2 ] || usage; cmd_run "$1" "$2" ;;
   self-test) [ $# -eq 1 ] || usage; cmd_self_test "$1" ;;

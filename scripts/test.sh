@@ -16,7 +16,9 @@
 # fuzz target's run (a duration or a count like 500000x; by default a count
 # worth about 15 s on a 2-core machine); BENCHTIME (default 1s) each benchmark's;
 # MCPGATE_CONFORMANCE_CACHE (default ~/.cache/mcpgate/conformance) is where
-# the conformance suite and its server are installed.
+# the conformance suite and its server are installed, with Node 22 and the
+# TypeScript server-everything that the black-box tests (test/lifecycle) run
+# through MCPGATE_TEST_EVERYTHING.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,6 +74,16 @@ throwaway() {
 throwaway PostgreSQL scripts/postgres.sh MCPGATE_TEST_POSTGRES_URL pgdir
 throwaway Redis scripts/redis.sh MCPGATE_TEST_REDIS_URL redisdir
 
+# Node 22 and the TypeScript server-everything, for test/lifecycle (which
+# fails under CI=true without them): installed with the conformance suite.
+conformance_cache="${MCPGATE_CONFORMANCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcpgate/conformance}"
+if [ -z "${MCPGATE_TEST_EVERYTHING:-}" ]; then
+  log "Node 22 and server-everything for the tests"
+  scripts/conformance.sh install "$conformance_cache" | tail -n 1
+  MCPGATE_TEST_EVERYTHING=$(scripts/conformance.sh everything-command "$conformance_cache")
+  export MCPGATE_TEST_EVERYTHING
+fi
+
 log "tests (race detector on)"
 set +e
 go test -race -count=1 -v ./... >"$out" 2>&1
@@ -114,7 +126,6 @@ log "MCP conformance suite, directly and through mcpgate's 1:1 relay"
 # reference server, then against the same server behind a real `mcpgate
 # serve` at /gateways/{id}/mcp. Installs Node 22 and the suite from npm and
 # the server from the Go module proxy into a cache folder on first use.
-conformance_cache="${MCPGATE_CONFORMANCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcpgate/conformance}"
 mcpgate_bin=$(mktemp -d)/mcpgate
 go build -o "$mcpgate_bin" ./cmd/mcpgate
 scripts/conformance.sh self-test "$conformance_cache" | tail -n 3
