@@ -655,12 +655,12 @@ func (r *Registry) newRoute(rec store.Upstream) (*dispatch.Route, *auth.Upstream
 // relayDialer opens, for one client of the 1:1 relay, an upstream session
 // of its own in relay mode (see dispatch.Dialer).
 func (r *Registry) relayDialer(rec store.Upstream) dispatch.Dialer {
-	return func(ctx context.Context, initialize json.RawMessage, headers http.Header, onMessage func(jsonrpc.Message)) (dispatch.RelayConn, error) {
+	return func(ctx context.Context, initialize json.RawMessage, headers func(context.Context) (http.Header, error), onMessage func(jsonrpc.Message)) (dispatch.RelayConn, error) {
 		c, err := upstream.Connect(ctx, upstream.Options{
 			URL: rec.URL, Transport: upstream.Transport(rec.Transport), HTTPClient: r.cfg.HTTPClient,
 			ClientName: "mcpgate", ClientVersion: r.cfg.ClientVersion, Logger: r.cfg.Logger,
-			Relay: true, Initialize: initialize, OnNotification: onMessage,
-		}, headers)
+			Relay: true, Initialize: initialize, OnNotification: onMessage, Headers: headers,
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -679,20 +679,30 @@ func (r *Registry) discover(ctx context.Context, rec store.Upstream, creds *auth
 	var cat dispatch.Catalogue
 	var client *upstream.Client
 	var base http.Header
-	for attempt := 0; ; attempt++ {
+	// The session's own requests take the credentials in force when each
+	// is sent: an OAuth token refreshed since Connect, not the first one.
+	baseHeaders := func(ctx context.Context) (http.Header, error) {
 		hs, err := creds.BaseHeaders(ctx)
 		if err != nil {
-			return nil, cat, fmt.Errorf("credentials: %w", err)
+			return nil, fmt.Errorf("credentials: %w", err)
 		}
-		base = http.Header{}
-		for _, h := range hs {
-			base[h.Name] = []string{h.Value}
+		h := http.Header{}
+		for _, x := range hs {
+			h[x.Name] = []string{x.Value}
+		}
+		return h, nil
+	}
+	for attempt := 0; ; attempt++ {
+		var err error
+		if base, err = baseHeaders(ctx); err != nil {
+			return nil, cat, err
 		}
 		client, err = upstream.Connect(ctx, upstream.Options{
 			URL: rec.URL, Transport: upstream.Transport(rec.Transport), HTTPClient: r.cfg.HTTPClient,
 			ClientName: "mcpgate", ClientVersion: r.cfg.ClientVersion, Logger: r.cfg.Logger,
 			OnNotification: func(m jsonrpc.Message) { r.onNotification(rec.ID, m) },
-		}, base)
+			Headers:        baseHeaders,
+		})
 		var se *upstream.StatusError
 		if err != nil && errors.As(err, &se) && se.StatusCode == http.StatusUnauthorized && attempt == 0 &&
 			passthrough.AuthType(rec.AuthType) == passthrough.AuthOAuth {
