@@ -116,8 +116,8 @@ func FixedHeaders(h http.Header) func(context.Context) (http.Header, error) {
 // messages. It is safe for concurrent use.
 type Client struct {
 	opts  Options
-	where string // the URL without credentials or query, for messages
-	hop   *httpHop
+	where string     // the URL without credentials or query, for messages
+	own   ownHeaders // Options.Headers
 	dial  dialer
 	hc    *http.Client
 	owns  bool // hc is the Client's own
@@ -214,12 +214,13 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	c.log = logger.With("upstream", c.where, "transport", string(transport))
 	c.life, c.stop = context.WithCancel(context.Background())
 	c.calling, c.stopCalls = context.WithCancel(c.life)
-	c.hop = &httpHop{hc: c.hc, url: u, where: c.where, userAgent: opts.ClientName + "/" + opts.ClientVersion, own: opts.Headers, log: c.log}
+	c.own = opts.Headers
+	hop := &httpHop{hc: c.hc, url: u, where: c.where, userAgent: opts.ClientName + "/" + opts.ClientVersion, own: c.own, log: c.log}
 	switch transport {
 	case SSE:
-		c.dial = sseDialer(c.hop, c.life)
+		c.dial = sseDialer(hop, c.life)
 	default:
-		c.dial = streamableDialer(c.hop, c.life, opts.OnNotification != nil)
+		c.dial = streamableDialer(hop, c.life, opts.OnNotification != nil)
 	}
 
 	s, err := c.establish(ctx)
@@ -518,7 +519,7 @@ func (c *Client) handshake(ctx context.Context, s *session) error {
 	if err != nil {
 		return fmt.Errorf("encode initialize: %w", err)
 	}
-	own, err := c.hop.ownHeaders(ctx)
+	own, err := c.own.get(ctx)
 	if err != nil {
 		return fmt.Errorf("initialize: %w", err)
 	}
@@ -538,7 +539,7 @@ func (c *Client) handshake(ctx context.Context, s *session) error {
 	if err != nil {
 		return fmt.Errorf("encode notifications/initialized: %w", err)
 	}
-	if own, err = c.hop.ownHeaders(ctx); err == nil {
+	if own, err = c.own.get(ctx); err == nil {
 		err = s.conn.send(ctx, body, own)
 	}
 	if err != nil {
@@ -761,7 +762,7 @@ func (l *link) shared(m jsonrpc.Message, only bool) {
 		c.goTracked(func() {
 			ctx, cancel := context.WithTimeout(c.life, sideTimeout)
 			defer cancel()
-			own, err := c.hop.ownHeaders(ctx)
+			own, err := c.own.get(ctx)
 			if err != nil {
 				c.log.Debug("could not answer a request from the upstream", "method", m.Method, "error", err)
 				return

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
@@ -65,4 +66,21 @@ type inbox interface {
 	// goTracked runs f on a goroutine the Client's Close waits for; false
 	// (and f not run) once the Client is closed.
 	goTracked(f func()) bool
+}
+
+// ownHeaders gives the headers of a request mcpgate makes for itself
+// (Options.Headers), asked for anew for every such request so that a
+// refreshed credential is always the one sent.
+type ownHeaders func(context.Context) (http.Header, error)
+
+// get returns them; none when there is no source.
+func (f ownHeaders) get(ctx context.Context) (http.Header, error) {
+	if f == nil {
+		return nil, nil
+	}
+	hs, err := f(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("the upstream's own headers: %w", err)
+	}
+	return hs, nil
 }

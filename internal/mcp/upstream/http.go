@@ -23,22 +23,8 @@ type httpHop struct {
 	url       *url.URL // Options.URL
 	where     string   // url without credentials or query, for messages
 	userAgent string   // of a request that brings none
-	own       func(context.Context) (http.Header, error)
+	own       ownHeaders
 	log       *slog.Logger
-}
-
-// ownHeaders returns the headers of a request mcpgate makes for itself
-// (Options.Headers), asked for anew for every such request so that a
-// refreshed credential is always the one sent.
-func (h *httpHop) ownHeaders(ctx context.Context) (http.Header, error) {
-	if h.own == nil {
-		return nil, nil
-	}
-	hs, err := h.own(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("the upstream's own headers: %w", err)
-	}
-	return hs, nil
 }
 
 // perHop is the session state a request carries in the transport's own

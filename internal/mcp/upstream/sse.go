@@ -52,7 +52,7 @@ func openSSE(ctx context.Context, h *httpHop, life context.Context, in inbox) (*
 		}
 		return nil, err
 	}
-	headers, err := h.ownHeaders(ctx)
+	headers, err := h.own.get(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("open event stream: %w", err))
 	}

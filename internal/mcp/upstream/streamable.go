@@ -189,7 +189,7 @@ func (c *streamableConn) close(ctx context.Context) error {
 	if skip {
 		return nil
 	}
-	headers, err := c.hop.ownHeaders(ctx)
+	headers, err := c.hop.own.get(ctx)
 	if err != nil {
 		return fmt.Errorf("end upstream session on %s: %w", c.hop.where, err)
 	}
@@ -242,7 +242,7 @@ func (c *streamableConn) listenLoop() {
 // says whether it got a stream; again whether trying later makes sense.
 func (c *streamableConn) listenOnce() (opened, again bool) {
 	log := c.hop.log
-	headers, err := c.hop.ownHeaders(c.life)
+	headers, err := c.hop.own.get(c.life)
 	if err != nil {
 		log.Debug("listening stream: no headers", "error", err)
 		return false, true
