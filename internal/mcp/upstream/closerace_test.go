@@ -2,9 +2,11 @@ package upstream_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -146,4 +148,117 @@ func TestCloseDuringARenewalEndsTheNewSession(t *testing.T) {
 			t.Errorf("session %s was initialized and never ended: Close leaked it", sid)
 		}
 	}
+}
+
+// forgetfulServer is a Streamable HTTP upstream that forgets a session
+// every third call made on it (answering 404), and records which sessions
+// were initialized, forgotten and ended.
+type forgetfulServer struct {
+	*httptest.Server
+
+	mu                            sync.Mutex
+	next                          int
+	calls                         map[string]int
+	initialized, forgotten, ended map[string]bool
+}
+
+func newForgetfulServer(t *testing.T) *forgetfulServer {
+	s := &forgetfulServer{calls: map[string]int{}, initialized: map[string]bool{}, forgotten: map[string]bool{}, ended: map[string]bool{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sid := r.Header.Get("Mcp-Session-Id")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if sid != "" && s.forgotten[sid] {
+			http.Error(w, "no such session", http.StatusNotFound)
+			return
+		}
+		switch r.Method {
+		case http.MethodDelete:
+			s.ended[sid] = true
+			return
+		case http.MethodGet:
+			http.Error(w, "no listening stream", http.StatusMethodNotAllowed)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		msgs, _, err := jsonrpc.Decode(body)
+		if err != nil || len(msgs) != 1 {
+			http.Error(w, "bad message", http.StatusBadRequest)
+			return
+		}
+		m := msgs[0]
+		var res jsonrpc.Message
+		switch m.Method {
+		case "initialize":
+			s.next++
+			sid = "s" + strconv.Itoa(s.next)
+			w.Header().Set("Mcp-Session-Id", sid)
+			res, _ = jsonrpc.NewResult(m.ID, map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{},
+				"serverInfo": map[string]any{"name": "forgetful", "version": "1"}})
+		case "notifications/initialized":
+			s.initialized[sid] = true
+			w.WriteHeader(http.StatusAccepted)
+			return
+		case "tools/call":
+			if s.calls[sid]++; s.calls[sid]%3 == 0 {
+				s.forgotten[sid] = true
+				http.Error(w, "no such session", http.StatusNotFound)
+				return
+			}
+			res, _ = jsonrpc.NewResult(m.ID, map[string]any{"content": []any{}})
+		default:
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		out, _ := json.Marshal(res)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(out)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TestCloseWhileCallsRenewSessionsLeaksNone: Close, racing calls that keep
+// re-establishing the session the upstream forgets, leaves no session the
+// upstream still keeps un-ended, and returns with every call over. Run it
+// with -race.
+func TestCloseWhileCallsRenewSessionsLeaksNone(t *testing.T) {
+	srv := newForgetfulServer(t)
+	for round := range 20 {
+		c, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.URL})
+		if err != nil {
+			t.Fatalf("round %d: Connect: %v", round, err)
+		}
+		var calls sync.WaitGroup
+		answered := make(chan struct{}, 64)
+		for range 8 {
+			calls.Go(func() {
+				for i := 0; ; i++ {
+					req, _ := jsonrpc.NewRequest(json.RawMessage(strconv.Itoa(i)), "tools/call", map[string]any{"name": "x"})
+					if _, err := c.Call(testContext(t), req, nil, nil); errors.Is(err, upstream.ErrClosed) {
+						return
+					}
+					select {
+					case answered <- struct{}{}:
+					default:
+					}
+				}
+			})
+		}
+		for range 2 + round%5 { // a few answers in, at a different point each round
+			<-answered
+		}
+		if err := c.Close(); err != nil {
+			t.Logf("round %d: Close: %v", round, err)
+		}
+		calls.Wait()
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for sid := range srv.initialized {
+		if !srv.forgotten[sid] && !srv.ended[sid] {
+			t.Errorf("session %s was initialized, is still kept by the upstream and was never ended", sid)
+		}
+	}
+	t.Logf("%d sessions initialized over 20 clients", len(srv.initialized))
 }
