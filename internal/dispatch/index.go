@@ -58,12 +58,14 @@ type Route struct {
 }
 
 // Dialer opens a dedicated upstream session for the 1:1 relay: initialize
-// is the relayed client's initialize params, headers go on every request
-// the session makes for itself (initialize, its listening stream, its end),
-// and onMessage receives what the upstream sends outside any call —
-// notifications, and requests for the client. *upstream.Client, opened in
-// relay mode, is the RelayConn.
-type Dialer func(ctx context.Context, initialize json.RawMessage, headers http.Header, onMessage func(jsonrpc.Message)) (RelayConn, error)
+// is the relayed client's initialize params, headers gives the headers of
+// every request the session makes for itself (initialize, its listening
+// stream, re-initialization, its end), called for each so that they carry
+// the credentials in force then (upstream.Options.Headers), and onMessage
+// receives what the upstream sends outside any call — notifications, and
+// requests for the client. *upstream.Client, opened in relay mode, is the
+// RelayConn.
+type Dialer func(ctx context.Context, initialize json.RawMessage, headers func(context.Context) (http.Header, error), onMessage func(jsonrpc.Message)) (RelayConn, error)
 
 // RelayConn is one upstream session of the 1:1 relay.
 type RelayConn interface {

@@ -75,15 +75,11 @@ func (d *Dispatcher) OpenRelay(ctx context.Context, upstreamID string, initializ
 		}
 		return nil, jsonrpc.Message{}, d.failed(ctx, r.Name, "initialize", fmt.Errorf("%w: %w: %s", ErrNotRelayable, errUnavailable, reason), in)
 	}
-	allow := d.allowlist(ctx, r, in)
 	var conn RelayConn
 	for attempt := 0; ; attempt++ {
-		headers, err := d.headers(ctx, r, allow, in)
-		if err != nil {
-			return nil, jsonrpc.Message{}, d.failed(ctx, r.Name, "initialize", fmt.Errorf("%w: %w", errCredentials, err), in)
-		}
 		dctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
-		conn, err = r.Dial(dctx, initialize.Params, headers, onMessage)
+		var err error
+		conn, err = r.Dial(dctx, initialize.Params, d.ownHeaders(r, in), onMessage)
 		cancel()
 		if status, ok := httpStatus(err); ok && status == http.StatusUnauthorized && r.Upstream.AuthType == passthrough.AuthOAuth && attempt == 0 {
 			r.Credentials.Invalidate()
@@ -114,6 +110,27 @@ func (d *Dispatcher) OpenRelay(ctx context.Context, upstreamID string, initializ
 	}
 	answer := jsonrpc.Message{JSONRPC: jsonrpc.Version, ID: initialize.ID, Result: conn.InitializeResult()}
 	return rs, answer, nil
+}
+
+// ownHeaders gives the headers of the requests a relay session's upstream
+// session makes for itself — initialize, its listening stream,
+// re-initialization, its end — from the session's opening headers (spec §4)
+// with the upstream's allowlist and credentials in force when each is sent,
+// so that an OAuth token refreshed since the session opened is the one
+// used. opened is the route as the session opened, used while the index
+// has none for it (the session is then about to end anyway).
+func (d *Dispatcher) ownHeaders(opened *Route, in Inbound) func(context.Context) (http.Header, error) {
+	return func(ctx context.Context) (http.Header, error) {
+		r, ok := d.cfg.Directory.Index().Route(opened.ID)
+		if !ok || r.Credentials == nil || r.Endpoint != opened.Endpoint {
+			r = opened
+		}
+		headers, err := d.headers(ctx, r, d.allowlist(ctx, r, in), in)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errCredentials, err)
+		}
+		return headers, nil
+	}
 }
 
 // UpstreamChanged ends the relay sessions of upstream id that cannot go on

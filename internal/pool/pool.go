@@ -223,8 +223,8 @@ func (p *Pool) current(w *worker) bool {
 // RelayDialer opens, for one client of the 1:1 relay, an upstream session of
 // its own in relay mode (see dispatch.Dialer).
 func (p *Pool) RelayDialer(t Target) dispatch.Dialer {
-	return func(ctx context.Context, initialize json.RawMessage, headers http.Header, onMessage func(jsonrpc.Message)) (dispatch.RelayConn, error) {
-		c, err := p.connect(ctx, t, upstream.Options{Relay: true, Initialize: initialize, OnNotification: onMessage}, headers)
+	return func(ctx context.Context, initialize json.RawMessage, headers func(context.Context) (http.Header, error), onMessage func(jsonrpc.Message)) (dispatch.RelayConn, error) {
+		c, err := p.connect(ctx, t, upstream.Options{Relay: true, Initialize: initialize, OnNotification: onMessage, Headers: headers})
 		if err != nil {
 			return nil, err
 		}
@@ -233,23 +233,28 @@ func (p *Pool) RelayDialer(t Target) dispatch.Dialer {
 }
 
 // connect is the one place mcpgate opens an upstream session: opts gets the
-// target's URL and transport and mcpgate's own HTTP client and identity.
-func (p *Pool) connect(ctx context.Context, t Target, opts upstream.Options, headers http.Header) (*upstream.Client, error) {
+// target's URL and transport and mcpgate's own HTTP client and identity;
+// opts.Headers gives the session's own headers, asked for on each of its
+// own requests (a refreshed OAuth token, not the one in force at connect).
+func (p *Pool) connect(ctx context.Context, t Target, opts upstream.Options) (*upstream.Client, error) {
 	opts.URL, opts.Transport, opts.HTTPClient = t.URL, t.Transport, p.cfg.HTTPClient
 	opts.ClientName, opts.ClientVersion, opts.Logger = "mcpgate", p.cfg.ClientVersion, p.cfg.Logger
-	return upstream.Connect(ctx, opts, headers)
+	return upstream.Connect(ctx, opts)
 }
 
 // discover opens a discovery session to t with the base headers headers
 // gives (the worker's: always its latest record's credentials). An OAuth
 // token refused with 401 is fetched again once.
 func (p *Pool) discover(ctx context.Context, t Target, headers func(context.Context) (http.Header, error), onNote func(jsonrpc.Message)) (*upstream.Client, error) {
-	for attempt := 0; ; attempt++ {
-		base, err := headers(ctx)
+	own := func(ctx context.Context) (http.Header, error) {
+		h, err := headers(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("credentials: %w", err)
 		}
-		c, err := p.connect(ctx, t, upstream.Options{OnNotification: onNote}, base)
+		return h, nil
+	}
+	for attempt := 0; ; attempt++ {
+		c, err := p.connect(ctx, t, upstream.Options{OnNotification: onNote, Headers: own})
 		var se *upstream.StatusError
 		if err != nil && errors.As(err, &se) && se.StatusCode == http.StatusUnauthorized && attempt == 0 && t.Invalidate != nil {
 			t.Invalidate()

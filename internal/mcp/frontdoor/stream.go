@@ -149,11 +149,12 @@ type streamSession struct {
 	lease     *lease         // its place in its client's ClientLimit
 	watching  sync.WaitGroup // the watch of its backend, while it runs
 
-	mu       sync.Mutex
-	ended    bool
-	draining bool    // shutting down: no new messages, the calls in flight finish
-	backend  Backend // StreamConfig.Open's, once initialize has opened it
-	calls    sync.WaitGroup
+	mu           sync.Mutex
+	ended        bool
+	draining     bool    // shutting down: no new messages, the calls in flight finish
+	backend      Backend // StreamConfig.Open's, once initialize has opened it
+	initializing bool    // an initialize is opening the backend
+	calls        sync.WaitGroup
 }
 
 // heard notes that the client sent something, for the idle timeout.
@@ -264,7 +265,13 @@ func (s *streamSession) handleAsync(ctx context.Context, r *http.Request, cfg St
 // the session's initialize; it returns the answer to a request.
 func (s *streamSession) relay(r *http.Request, cfg StreamConfig, m jsonrpc.Message, in dispatch.Inbound) (jsonrpc.Message, bool) {
 	s.mu.Lock()
-	backend := s.backend
+	backend, initializing := s.backend, s.initializing
+	// MCP basic/lifecycle: a session is initialized once. Claimed here,
+	// under the lock, so that a second initialize racing the first is
+	// refused rather than open a second upstream session, one of which
+	// nobody would ever close.
+	first := m.Method == "initialize" && backend == nil && !initializing
+	s.initializing = s.initializing || first
 	s.mu.Unlock()
 	fail := func(code int, format string, args ...any) (jsonrpc.Message, bool) {
 		if !m.IsRequest() {
@@ -274,14 +281,18 @@ func (s *streamSession) relay(r *http.Request, cfg StreamConfig, m jsonrpc.Messa
 		return jsonrpc.NewError(m.ID, jsonrpc.Errorf(code, format, args...)), true
 	}
 	switch {
-	case m.Method == "initialize" && backend != nil:
-		return fail(jsonrpc.CodeInvalidRequest, "the session is already initialized")
+	case m.Method == "initialize" && !first:
+		return fail(jsonrpc.CodeInvalidRequest, "the session is already initialized (or being initialized): initialize is sent once per session; open a new session to initialize again")
 	case m.Method == "initialize":
 		opened, resp, err := cfg.Open(s.ctx, r, m, in, s.notify)
 		if err != nil {
+			s.mu.Lock()
+			s.initializing = false // the client may try again
+			s.mu.Unlock()
 			return fail(jsonrpc.CodeUpstreamError, "%v", err)
 		}
 		s.mu.Lock()
+		s.initializing = false
 		if s.ended {
 			s.mu.Unlock()
 			_ = opened.Close()

@@ -33,13 +33,6 @@ const (
 	SSE Transport = "SSE"
 )
 
-// ProtocolVersion is the MCP version mcpgate asks every upstream for. It is
-// pinned rather than "the newest the SDK knows", so an SDK upgrade cannot
-// silently change what upstreams are spoken to with. An upstream may answer
-// with another version; Connect accepts 2025-11-25, 2025-06-18, 2025-03-26
-// and 2024-11-05 and fails on anything else.
-const ProtocolVersion = "2025-06-18"
-
 // MaxMessageSize bounds one message from an upstream (a JSON body or one
 // event); a larger one is an error, not an allocation.
 const MaxMessageSize = 16 << 20
@@ -48,22 +41,14 @@ const (
 	// maxQueuedNotifications bounds the notifications waiting for a slow
 	// caller of one call; beyond it they are dropped (and logged).
 	maxQueuedNotifications = 1024
-	// closeTimeout bounds what Close asks of the upstream: cancellations and
-	// the DELETE that ends the session.
+	// closeTimeout bounds what ending a session asks of the upstream:
+	// cancellations and the DELETE.
 	closeTimeout = 5 * time.Second
 	// sideTimeout bounds requests mcpgate makes on the side of a call:
 	// answers to server requests, cancellation notices, re-initialization
 	// from the listening stream.
 	sideTimeout = 10 * time.Second
 )
-
-func supportedVersion(v string) bool {
-	switch v {
-	case "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05":
-		return true
-	}
-	return false
-}
 
 // Options configure a Client.
 type Options struct {
@@ -72,6 +57,14 @@ type Options struct {
 	URL string
 	// Transport is how the upstream is reached; empty means StreamableHTTP.
 	Transport Transport
+	// Headers returns the headers of the requests mcpgate makes for itself
+	// (initialize, notifications/initialized, the event streams, session
+	// re-initialization, answers to the upstream's pings and the final
+	// DELETE): the upstream's own credentials, typically, never a client's.
+	// It is called for every such request, so a refreshed credential (an
+	// OAuth access token) is always the one sent; an error fails that
+	// request. Nil sends none. FixedHeaders makes one of a fixed set.
+	Headers func(ctx context.Context) (http.Header, error)
 	// HTTPClient sends every request; it may be shared between Clients. It
 	// should have no Timeout, since event streams are long-lived (every
 	// request is bounded by its context). Nil means one of the Client's own
@@ -109,26 +102,38 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// FixedHeaders returns an Options.Headers that always gives a copy of h: for
+// credentials that never change.
+func FixedHeaders(h http.Header) func(context.Context) (http.Header, error) {
+	return func(context.Context) (http.Header, error) { return h.Clone(), nil }
+}
+
 // Client is a connection to one upstream MCP server: one upstream session,
-// shared by every caller. It is safe for concurrent use.
+// shared by every caller, replaced by a new one when the upstream loses it.
+// It is the session layer: it rewrites ids per hop, tracks the calls in
+// flight, routes the upstream's requests and attributes its notifications,
+// whatever the transport; a connection (see connection.go) carries the
+// messages. It is safe for concurrent use.
 type Client struct {
-	opts      Options
-	transport Transport
-	url       *url.URL
-	where     string // url without credentials or query, for messages
-	hc        *http.Client
-	ownsHC    bool
-	connectH  http.Header // the upstream's own headers, for mcpgate's own requests
-	log       *slog.Logger
+	opts  Options
+	where string     // the URL without credentials or query, for messages
+	own   ownHeaders // Options.Headers
+	dial  dialer
+	hc    *http.Client
+	owns  bool // hc is the Client's own
+	log   *slog.Logger
 
 	life      context.Context // ends at Close, last: streams and side requests
 	stop      context.CancelFunc
-	calling   context.Context // ends at Close, first: the calls in flight
+	calling   context.Context // ends at Close, first: the calls in flight and renewals
 	stopCalls context.CancelFunc
 	wg        sync.WaitGroup // every goroutine the Client starts
 	nextID    atomic.Int64
 
-	renewing chan struct{} // a one-slot lock, held while a session is (re-)established
+	// renewing is a one-slot lock, held while a session is re-established;
+	// Close takes it for good, so a renewal in flight has ended the session
+	// it made (it sees closed) before Close returns.
+	renewing chan struct{}
 
 	mu     sync.Mutex
 	sess   *session
@@ -140,15 +145,11 @@ type Client struct {
 // session is one upstream session. Its fields are fixed once established,
 // except ended.
 type session struct {
-	id         string // Mcp-Session-Id; "" when the upstream keeps none, and on SSE
+	conn       connection
 	version    string // negotiated protocol version; "" until initialized
 	initResult json.RawMessage
-	endpoint   *url.URL // where messages are POSTed
-
-	// cancel ends the legacy event stream the session lives on; nil on
-	// Streamable HTTP.
-	cancel context.CancelFunc
-	// ended is set, under Client.mu, when that stream has ended.
+	// ended is set, under Client.mu, when the connection has said the
+	// session is lost.
 	ended bool
 }
 
@@ -172,11 +173,9 @@ type call struct {
 
 // Connect opens a session with the upstream: it sends initialize (asking for
 // ProtocolVersion, with clientInfo and empty capabilities) and then
-// notifications/initialized. headers are the upstream's own headers — its
-// credentials, typically — and go on every request mcpgate makes for itself
-// (see the package documentation); never pass a client's headers here.
-// ctx bounds the connection, not the Client's life.
-func Connect(ctx context.Context, opts Options, headers http.Header) (*Client, error) {
+// notifications/initialized, each with Options.Headers. ctx bounds the
+// connection, not the Client's life.
+func Connect(ctx context.Context, opts Options) (*Client, error) {
 	u, err := url.Parse(opts.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("connect to upstream: URL %q is not an http(s) URL", redact(u, opts.URL))
@@ -196,20 +195,17 @@ func Connect(ctx context.Context, opts Options, headers http.Header) (*Client, e
 		opts.ClientVersion = "dev"
 	}
 	c := &Client{
-		opts:      opts,
-		transport: transport,
-		url:       u,
-		where:     redact(u, ""),
-		hc:        opts.HTTPClient,
-		connectH:  headers.Clone(),
-		renewing:  make(chan struct{}, 1),
-		calls:     make(map[string]*call),
-		tokens:    make(map[string]*call),
+		opts:     opts,
+		where:    redact(u, ""),
+		hc:       opts.HTTPClient,
+		renewing: make(chan struct{}, 1),
+		calls:    make(map[string]*call),
+		tokens:   make(map[string]*call),
 	}
 	if c.hc == nil {
 		// Private addresses allowed: a Client without the gateway's own
 		// HTTP client is a test's or a local tool's.
-		c.hc, c.ownsHC = NewHTTPClient(egress.LocalPolicy(), opts.Logger), true
+		c.hc, c.owns = NewHTTPClient(egress.LocalPolicy(), opts.Logger), true
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -218,6 +214,14 @@ func Connect(ctx context.Context, opts Options, headers http.Header) (*Client, e
 	c.log = logger.With("upstream", c.where, "transport", string(transport))
 	c.life, c.stop = context.WithCancel(context.Background())
 	c.calling, c.stopCalls = context.WithCancel(c.life)
+	c.own = opts.Headers
+	hop := &httpHop{hc: c.hc, url: u, where: c.where, userAgent: opts.ClientName + "/" + opts.ClientVersion, own: c.own, log: c.log}
+	switch transport {
+	case SSE:
+		c.dial = sseDialer(hop, c.life)
+	default:
+		c.dial = streamableDialer(hop, c.life, opts.OnNotification != nil)
+	}
 
 	s, err := c.establish(ctx)
 	if err != nil {
@@ -227,9 +231,7 @@ func Connect(ctx context.Context, opts Options, headers http.Header) (*Client, e
 	c.mu.Lock()
 	c.sess = s
 	c.mu.Unlock()
-	if transport == StreamableHTTP && opts.OnNotification != nil {
-		c.goTracked(c.listen)
-	}
+	s.conn.start()
 	c.log.Info("upstream session established", "protocol_version", s.version)
 	return c, nil
 }
@@ -314,10 +316,10 @@ func (c *Client) post(ctx context.Context, what string, msg jsonrpc.Message, hea
 	}
 	s, err := c.current(ctx)
 	if err == nil {
-		err = c.postMessage(ctx, s, body, headers)
+		err = s.conn.send(ctx, body, headers)
 		if renew && errors.Is(err, errSessionLost) {
 			if s, err = c.renew(ctx, s); err == nil {
-				err = c.postMessage(ctx, s, body, headers)
+				err = s.conn.send(ctx, body, headers)
 			}
 		}
 	}
@@ -351,8 +353,9 @@ func (c *Client) ProtocolVersion() string {
 // Close ends the Client: calls in flight fail at once with ErrClosed, the
 // upstream is sent notifications/cancelled for each, the session is ended (on
 // Streamable HTTP with DELETE; a 405 answer is fine), and Close returns once
-// every goroutine of the Client has stopped. It is idempotent; the error, if
-// any, is the DELETE's. The upstream is given at most 5s.
+// every goroutine of the Client has stopped. A session a renewal in flight
+// opens meanwhile is ended too, before Close returns. It is idempotent; the
+// error, if any, is the DELETE's. The upstream is given at most 5s.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -360,7 +363,6 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
-	s := c.sess
 	var abandoned []*call
 	for _, cl := range c.calls {
 		if cl.method != "initialize" && cl.sent.Load() {
@@ -369,19 +371,29 @@ func (c *Client) Close() error {
 	}
 	c.mu.Unlock()
 
-	c.stopCalls()
+	c.stopCalls() // the calls, and any renewal in flight with them
 	ctx, cancel := context.WithTimeout(c.life, closeTimeout)
 	defer cancel()
+	// Wait for a renewal in flight: seeing closed, it ends the session it
+	// made rather than install it. Taken for good, the slot also keeps any
+	// later renewal from starting.
+	select {
+	case c.renewing <- struct{}{}:
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
 	for _, cl := range abandoned {
 		c.postCancelled(ctx, cl, ErrClosed)
 	}
 	var err error
-	if s != nil && s.cancel == nil {
-		err = c.deleteSession(ctx, s)
+	if s != nil {
+		err = s.conn.close(ctx)
 	}
 	c.stop() // event streams, side requests
 	c.wg.Wait()
-	if c.ownsHC {
+	if c.owns {
 		c.hc.CloseIdleConnections()
 	}
 	return err
@@ -441,15 +453,6 @@ func (c *Client) newCall(req jsonrpc.Message, headers http.Header) (*call, []byt
 	return cl, body, nil
 }
 
-// initializeCall prepares the initialize request.
-func (c *Client) initializeCall() (*call, []byte, error) {
-	params, err := c.initializeParams()
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode initialize: %w", err)
-	}
-	return c.newCall(jsonrpc.Message{Method: "initialize", ID: json.RawMessage("0"), Params: params}, c.connectH)
-}
-
 // initializeParams are mcpgate's own initialize params, or the relayed
 // client's (Options.Initialize) with a protocol version mcpgate speaks.
 func (c *Client) initializeParams() (json.RawMessage, error) {
@@ -491,28 +494,72 @@ func (c *Client) accept(s *session, resp jsonrpc.Message) error {
 	return nil
 }
 
-// initialized sends notifications/initialized on s.
-func (c *Client) initialized(ctx context.Context, s *session) error {
-	body, err := jsonrpc.Encode(jsonrpc.Message{JSONRPC: jsonrpc.Version, Method: "notifications/initialized"})
+// establish opens a new session: a connection, then initialize and
+// notifications/initialized on it. A connection that fails half-way is
+// closed (bounded by closeTimeout even when ctx has ended: a session the
+// upstream opened is ended, not leaked). The session is not started: its
+// owner starts it once it is in place.
+func (c *Client) establish(ctx context.Context) (*session, error) {
+	s := &session{}
+	conn, err := c.dial(ctx, &link{c: c, s: s})
+	if err != nil {
+		return nil, err
+	}
+	s.conn = conn
+	if err := c.handshake(ctx, s); err != nil {
+		c.end(ctx, s)
+		return nil, err
+	}
+	return s, nil
+}
+
+// handshake initializes the session s (MCP basic/lifecycle).
+func (c *Client) handshake(ctx context.Context, s *session) error {
+	params, err := c.initializeParams()
+	if err != nil {
+		return fmt.Errorf("encode initialize: %w", err)
+	}
+	own, err := c.own.get(ctx)
+	if err != nil {
+		return fmt.Errorf("initialize: %w", err)
+	}
+	cl, body, err := c.newCall(jsonrpc.Message{Method: "initialize", ID: json.RawMessage("0"), Params: params}, own)
+	if err != nil {
+		return fmt.Errorf("initialize: %w", err)
+	}
+	resp, err := c.attempt(ctx, s, cl, body, nil)
+	if err != nil {
+		return fmt.Errorf("initialize: %w", err)
+	}
+	if err := c.accept(s, resp); err != nil {
+		return err
+	}
+	s.conn.negotiated(s.version)
+	body, err = jsonrpc.Encode(jsonrpc.Message{JSONRPC: jsonrpc.Version, Method: "notifications/initialized"})
 	if err != nil {
 		return fmt.Errorf("encode notifications/initialized: %w", err)
 	}
-	if err := c.postMessage(ctx, s, body, c.connectH); err != nil {
+	if own, err = c.own.get(ctx); err == nil {
+		err = s.conn.send(ctx, body, own)
+	}
+	if err != nil {
 		return fmt.Errorf("notifications/initialized: %w", err)
 	}
 	return nil
 }
 
-// establish opens a new session.
-func (c *Client) establish(ctx context.Context) (*session, error) {
-	if c.transport == SSE {
-		return c.openStream(ctx)
+// end ends a session that is not, or no longer, current. It is bounded by
+// closeTimeout and not by ctx, which may have ended already: the upstream is
+// told even then.
+func (c *Client) end(ctx context.Context, s *session) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
+	if err := s.conn.close(ctx); err != nil {
+		c.log.Debug("could not end an upstream session", "error", err)
 	}
-	return c.initializeStreamable(ctx)
 }
 
-// current returns the session to send on, replacing one whose event stream
-// has ended.
+// current returns the session to send on, replacing one that is lost.
 func (c *Client) current(ctx context.Context) (*session, error) {
 	c.mu.Lock()
 	s, closed := c.sess, c.closed
@@ -529,7 +576,7 @@ func (c *Client) current(ctx context.Context) (*session, error) {
 
 // renew replaces the session stale with a new one, unless another caller
 // already has. Callers queue for it; each attempt is bounded by its caller's
-// ctx.
+// ctx. A session made as the Client closes is ended here, never installed.
 func (c *Client) renew(ctx context.Context, stale *session) (*session, error) {
 	select {
 	case c.renewing <- struct{}{}:
@@ -556,27 +603,15 @@ func (c *Client) renew(ctx context.Context, stale *session) (*session, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		c.release(s)
+		c.end(ctx, s) // Close waits for this (it takes the renewing slot)
 		return nil, ErrClosed
 	}
 	c.sess = s
 	c.mu.Unlock()
-	c.release(stale)
+	s.conn.start()
+	c.end(ctx, stale)
 	c.log.Info("upstream session re-established", "protocol_version", s.version)
 	return s, nil
-}
-
-// release lets go of a session that is no longer current.
-func (c *Client) release(s *session) {
-	if s.cancel != nil {
-		s.cancel()
-		return
-	}
-	if c.life.Err() != nil { // closed: a session made too late is ended
-		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-		defer cancel()
-		c.deleteSession(ctx, s)
-	}
 }
 
 // exchange sends a prepared request and waits for its response, retrying
@@ -603,15 +638,7 @@ func (c *Client) attempt(ctx context.Context, s *session, cl *call, body []byte,
 	}
 	defer c.untrack(cl)
 	cl.sent.Store(true)
-	if s.cancel == nil {
-		resp, _, err := c.postCall(ctx, s, cl, body, onNote)
-		return resp, err
-	}
-	// Legacy SSE: the POST is only accepted; the answer comes on the stream.
-	if err := c.postMessage(ctx, s, body, cl.headers); err != nil {
-		return jsonrpc.Message{}, err
-	}
-	return cl.wait(ctx, func(m jsonrpc.Message) { c.deliver(cl, m, onNote) })
+	return s.conn.roundTrip(ctx, cl, body, func(m jsonrpc.Message) { c.deliver(cl, m, onNote) })
 }
 
 // track registers cl as in flight on s.
@@ -622,7 +649,7 @@ func (c *Client) track(s *session, cl *call) error {
 		return ErrClosed
 	}
 	if s.ended {
-		return fmt.Errorf("%w: its event stream has ended", errSessionLost)
+		return fmt.Errorf("%w: its connection has ended", errSessionLost)
 	}
 	cl.sess = s
 	cl.mu.Lock()
@@ -662,7 +689,8 @@ func (c *Client) sendCancelled(cl *call, reason error) {
 
 // postCancelled sends notifications/cancelled for cl (MCP
 // basic/utilities/cancellation), by the id the upstream knows, on the session
-// cl was sent on and with the caller's headers.
+// cl was sent on and with the caller's headers: it is sent on the caller's
+// behalf, as the request was (spec §5).
 func (c *Client) postCancelled(ctx context.Context, cl *call, reason error) {
 	c.mu.Lock()
 	s := cl.sess
@@ -681,7 +709,7 @@ func (c *Client) postCancelled(ctx context.Context, cl *call, reason error) {
 	if err != nil {
 		return
 	}
-	if err := c.postMessage(ctx, s, body, cl.headers); err != nil {
+	if err := s.conn.send(ctx, body, cl.headers); err != nil {
 		c.log.Debug("could not send notifications/cancelled", "method", cl.method, "error", err)
 	}
 }
@@ -714,9 +742,19 @@ func sessionScoped(method string) bool {
 	return strings.HasSuffix(method, "/list_changed") || method == "notifications/resources/updated"
 }
 
-// route handles a message from a stream shared by every call: the legacy
+// link is the session layer's side of one connection: the inbox of
+// session s.
+type link struct {
+	c *Client
+	s *session
+}
+
+func (l *link) goTracked(f func()) bool { return l.c.goTracked(f) }
+
+// shared handles a message from a stream shared by every call: the legacy
 // event stream, or the Streamable HTTP listening stream.
-func (c *Client) route(s *session, m jsonrpc.Message) {
+func (l *link) shared(m jsonrpc.Message, only bool) {
+	c := l.c
 	switch {
 	case m.IsRequest() && c.opts.Relay:
 		c.notifyGlobal(m)
@@ -724,10 +762,15 @@ func (c *Client) route(s *session, m jsonrpc.Message) {
 		c.goTracked(func() {
 			ctx, cancel := context.WithTimeout(c.life, sideTimeout)
 			defer cancel()
-			c.answer(ctx, s, m, c.connectH)
+			own, err := c.own.get(ctx)
+			if err != nil {
+				c.log.Debug("could not answer a request from the upstream", "method", m.Method, "error", err)
+				return
+			}
+			c.answer(ctx, l.s, m, own)
 		})
 	case m.IsNotification():
-		if cl := c.attribute(s, m); cl != nil && cl.push(m) {
+		if cl := c.attribute(l.s, m, only); cl != nil && cl.push(m) {
 			return
 		}
 		c.notifyGlobal(m)
@@ -743,8 +786,65 @@ func (c *Client) route(s *session, m jsonrpc.Message) {
 	}
 }
 
+// inCall handles a message that came in the answer to cl's request; it
+// returns cl's response when m is it.
+func (l *link) inCall(ctx context.Context, cl *call, m jsonrpc.Message, deliver func(jsonrpc.Message)) *jsonrpc.Message {
+	c := l.c
+	switch {
+	case m.IsRequest() && c.opts.Relay:
+		// The relayed client answers it, through Respond.
+		cl.drain(deliver)
+		deliver(m)
+	case m.IsRequest():
+		// On behalf of the caller, so with the caller's headers (the
+		// upstream may well require its credentials).
+		c.answer(ctx, l.s, m, cl.headers)
+	case m.IsNotification():
+		if sessionScoped(m.Method) && !c.opts.Relay {
+			c.notifyGlobal(m)
+			return nil
+		}
+		cl.drain(deliver)
+		deliver(m)
+	default: // a response
+		if idKey(m.ID) == idKey(cl.wireID) || (idKey(m.ID) == "null" && m.Error != nil) {
+			return &m
+		}
+		l.shared(m, false) // another call's, strangely: give it to its owner
+	}
+	return nil
+}
+
+// lost marks the session lost: no new call goes on it, and the next one
+// opens a new session.
+func (l *link) lost(err error) {
+	c := l.c
+	c.mu.Lock()
+	l.s.ended = true
+	current := c.sess == l.s && !c.closed
+	c.mu.Unlock()
+	if current { // not when Close or a newer session ended it
+		c.log.Warn("upstream session lost; the next call opens a new one", "error", err)
+	}
+}
+
+// replace re-establishes the lost session for a connection that listens,
+// bounded by sideTimeout and ended by Close.
+func (l *link) replace() bool {
+	c := l.c
+	ctx, cancel := context.WithTimeout(c.calling, sideTimeout)
+	defer cancel()
+	s, err := c.renew(ctx, l.s)
+	if err != nil {
+		c.log.Debug("listening stream: could not re-initialize", "error", err)
+		return false
+	}
+	return s != l.s
+}
+
 // attribute finds the call a notification on a shared stream is about.
-func (c *Client) attribute(s *session, m jsonrpc.Message) *call {
+// only says the stream is the session's only one.
+func (c *Client) attribute(s *session, m jsonrpc.Message, only bool) *call {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch m.Method {
@@ -755,20 +855,22 @@ func (c *Client) attribute(s *session, m jsonrpc.Message) *call {
 	case "notifications/message":
 		// The legacy transport does not say which request a log message is
 		// about. When one call is in flight it can only be about that one
-		// (or about none, which is no harm to tell its caller).
-		if s.cancel == nil {
+		// (or about none, which is no harm to tell its caller). Where calls
+		// have answer streams of their own, a log message outside them is
+		// about none.
+		if !only {
 			return nil
 		}
-		var only *call
+		var sole *call
 		for _, cl := range c.calls {
 			if cl.sess == s {
-				if only != nil {
+				if sole != nil {
 					return nil
 				}
-				only = cl
+				sole = cl
 			}
 		}
-		return only
+		return sole
 	}
 	return nil
 }
@@ -784,7 +886,7 @@ func (c *Client) answer(ctx context.Context, s *session, req jsonrpc.Message, he
 	}
 	body, err := jsonrpc.Encode(resp)
 	if err == nil {
-		err = c.postMessage(ctx, s, body, headers)
+		err = s.conn.send(ctx, body, headers)
 	}
 	if err != nil {
 		c.log.Debug("could not answer a request from the upstream", "method", req.Method, "error", err)
@@ -848,9 +950,11 @@ func (cl *call) drain(deliver func(jsonrpc.Message)) {
 	}
 }
 
-// wait delivers cl's notifications until it has an outcome or ctx ends.
-func (cl *call) wait(ctx context.Context, deliver func(jsonrpc.Message)) (jsonrpc.Message, error) {
-	for {
+// wait delivers cl's notifications until it has an outcome, ctx ends, or
+// the stream its answer would come on ends (closed): then errStreamEnded,
+// unless the answer came first.
+func (cl *call) wait(ctx context.Context, closed <-chan struct{}, deliver func(jsonrpc.Message)) (jsonrpc.Message, error) {
+	for ended := false; ; {
 		q, resp, err := cl.take()
 		for _, m := range q {
 			deliver(m)
@@ -860,9 +964,13 @@ func (cl *call) wait(ctx context.Context, deliver func(jsonrpc.Message)) (jsonrp
 			return jsonrpc.Message{}, err
 		case resp != nil:
 			return *resp, nil
+		case ended:
+			return jsonrpc.Message{}, errStreamEnded
 		}
 		select {
 		case <-cl.wake:
+		case <-closed:
+			ended = true // once more round: what came before the end counts
 		case <-ctx.Done():
 			return jsonrpc.Message{}, ctx.Err()
 		}

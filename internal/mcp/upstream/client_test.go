@@ -47,11 +47,11 @@ func testContext(t *testing.T) context.Context {
 
 func connect(t *testing.T, srv *mcptest.Server, tr upstream.Transport, headers http.Header, opts ...func(*upstream.Options)) *upstream.Client {
 	t.Helper()
-	o := upstream.Options{URL: srv.URL, Transport: tr}
+	o := upstream.Options{URL: srv.URL, Transport: tr, Headers: upstream.FixedHeaders(headers)}
 	for _, f := range opts {
 		f(&o)
 	}
-	c, err := upstream.Connect(testContext(t), o, headers)
+	c, err := upstream.Connect(testContext(t), o)
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -170,7 +170,7 @@ func TestConnectChecksTheAnsweredVersion(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.version, func(t *testing.T) {
 			srv := mcptest.NewRaw(t, nil, mcptest.WithProtocolVersion(tt.version))
-			c, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.URL}, nil)
+			c, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.URL})
 			if tt.ok {
 				if err != nil {
 					t.Fatalf("Connect: %v", err)
@@ -525,7 +525,7 @@ func TestHTTPErrorStatus(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Run("at connect", func(t *testing.T) {
 				srv := tc.start(t, mcptest.WithStatus(http.StatusInternalServerError))
-				_, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.URL, Transport: tc.transport}, nil)
+				_, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.URL, Transport: tc.transport})
 				var se *upstream.StatusError
 				if !errors.As(err, &se) || se.StatusCode != 500 {
 					t.Fatalf("Connect error = %v, want a *StatusError with 500", err)
@@ -557,7 +557,7 @@ func TestUnauthorized(t *testing.T) {
 	for _, tc := range transports() {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := tc.start(t, mcptest.WithRequireAuthorization(key))
-			_, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.URL, Transport: tc.transport}, nil)
+			_, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.URL, Transport: tc.transport})
 			var se *upstream.StatusError
 			if !errors.As(err, &se) || se.StatusCode != http.StatusUnauthorized {
 				t.Fatalf("Connect without credentials: %v, want a *StatusError with 401", err)
@@ -623,7 +623,7 @@ func TestRepeatedSessionLossIsAnError(t *testing.T) {
 			srv.ExpireSessions()
 		}
 	}))
-	c, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.URL}, nil)
+	c, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.URL})
 	if err == nil {
 		defer c.Close()
 		_, err = c.Call(testContext(t), toolCall(t, "1", "echo", nil, nil), nil, nil)
@@ -729,7 +729,7 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 				c, err := upstream.Connect(testContext(t), upstream.Options{
 					URL: srv.URL, Transport: tc.transport,
 					OnNotification: func(jsonrpc.Message) {}, // opens the listening stream too
-				}, nil)
+				})
 				if err != nil {
 					t.Fatalf("Connect: %v", err)
 				}
@@ -783,7 +783,7 @@ func TestMalformedAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := upstream.Connect(testContext(t), upstream.Options{URL: badServer(t, tt.contentType, tt.body)}, nil)
+			c, err := upstream.Connect(testContext(t), upstream.Options{URL: badServer(t, tt.contentType, tt.body)})
 			if err != nil {
 				t.Fatalf("Connect: %v", err)
 			}
@@ -849,7 +849,7 @@ func TestConnectRejectsBadOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := upstream.Connect(testContext(t), tt.opts, nil)
+			_, err := upstream.Connect(testContext(t), tt.opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Connect = %v, want an error saying %q", err, tt.want)
 			}
@@ -864,7 +864,7 @@ func TestConnectRefusesRedirects(t *testing.T) {
 	target := mcptest.NewStreamableHTTP(t)
 	redirect := httptest.NewServer(http.RedirectHandler(target.URL, http.StatusTemporaryRedirect))
 	t.Cleanup(redirect.Close)
-	_, err := upstream.Connect(testContext(t), upstream.Options{URL: redirect.URL}, http.Header{"Authorization": {"Bearer k"}})
+	_, err := upstream.Connect(testContext(t), upstream.Options{URL: redirect.URL, Headers: upstream.FixedHeaders(http.Header{"Authorization": {"Bearer k"}})})
 	if err == nil || !strings.Contains(err.Error(), "redirect") {
 		t.Fatalf("Connect = %v, want a refused redirect", err)
 	}
@@ -887,7 +887,7 @@ func TestLegacyEndpointMustBeSameOrigin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := legacyServer(t, tt.endpoint)
-			c, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.url + "/sse/", Transport: upstream.SSE}, nil)
+			c, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.url + "/sse/", Transport: upstream.SSE})
 			if tt.wantPath == "" {
 				if err == nil || !strings.Contains(err.Error(), "another origin") {
 					t.Errorf("Connect = %v, want the endpoint refused", err)

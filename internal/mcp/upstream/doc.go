@@ -16,10 +16,21 @@
 // connection headers Go writes itself). Every name goes out once, with one
 // value, whatever its spelling (spec §2.4). A given User-Agent replaces Go's;
 // a request without one carries mcpgate's own, ClientName/ClientVersion
-// ("mcpgate/<version>"). The headers given to Connect (the upstream's own
-// credentials) go only on the requests mcpgate makes for itself: initialize,
-// the event streams, session re-initialization and the final DELETE; never on
-// a Call that does not carry them itself (spec §5).
+// ("mcpgate/<version>"). Options.Headers (the upstream's own credentials)
+// go only on the requests mcpgate makes for itself: initialize, the event
+// streams, session re-initialization, answers to the upstream's pings and
+// the final DELETE; never on a Call that does not carry them itself (spec
+// §5). They are asked for anew for each such request, so an OAuth token
+// refreshed since Connect is the one sent. A cancellation is sent on its
+// call's behalf, with the call's headers.
+//
+// # Sessions and connections
+//
+// The Client is the session layer: it rewrites ids per hop, tracks calls,
+// routes the upstream's requests and attributes its notifications. It sits
+// on a connection (connection.go), one implementation per transport
+// (streamable.go, sse.go), which only carries messages; a new transport is
+// a new connection, with nothing in the session layer to change.
 //
 // # One session, many clients
 //

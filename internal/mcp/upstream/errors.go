@@ -53,3 +53,7 @@ func (e *RedirectError) Error() string {
 
 // maxErrorBody bounds StatusError.Body.
 const maxErrorBody = 1 << 10
+
+// errStreamEnded is what waiting for an answer on an event stream returns
+// when the stream ended first.
+var errStreamEnded = errors.New("upstream event stream ended")

@@ -6,40 +6,36 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
 
-// ownedHeader reports whether the transport owns the header, given by its
-// canonical key: a caller's value under that name, in any case, is dropped,
-// and the Client or Go's HTTP client sets its own. The passthrough engine
-// never forwards most of these (spec §2.3, the MCP per-hop and protocol
-// headers); they are enforced here as well because a wrong Mcp-Session-Id
-// or Content-Type would break the session every caller shares, a caller's
-// Accept-Encoding would stop Go's transport from decoding the answer, and Go
-// writes Host, Content-Length and Transfer-Encoding from the request itself,
-// so a caller's would go out as a second, conflicting copy.
-func ownedHeader(key string) bool {
-	switch key {
-	case "Content-Type", "Accept", "Accept-Encoding", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id",
-		"Host", "Content-Length", "Transfer-Encoding", "Trailer", "Te", "Connection", "Keep-Alive",
-		"Proxy-Connection", "Upgrade":
-		return true
-	}
-	return false
+// httpHop is what the two HTTP transports share: the HTTP client, the
+// upstream's own headers and how every request is built and its answer
+// checked.
+type httpHop struct {
+	hc        *http.Client
+	url       *url.URL // Options.URL
+	where     string   // url without credentials or query, for messages
+	userAgent string   // of a request that brings none
+	own       ownHeaders
+	log       *slog.Logger
 }
 
-// userAgent is the User-Agent of a request that brings none: mcpgate's name
-// and version, as in initialize's clientInfo.
-func (c *Client) userAgent() string {
-	return c.opts.ClientName + "/" + c.opts.ClientVersion
+// perHop is the session state a request carries in the transport's own
+// headers; the zero value is "before initialize".
+type perHop struct {
+	sessionID string // Mcp-Session-Id; "" when the upstream keeps none
+	version   string // the negotiated protocol version
 }
 
 // newRequest builds an HTTP request to the upstream: the given headers minus
-// the owned ones, then the transport's headers for s (which may be nil
-// before a session exists).
+// the owned ones, then the transport's headers for the session state st.
 //
 // Every name goes out once, with one value (spec §2.4): names are
 // canonicalised, because Go's HTTP client looks up only the canonical key of
@@ -48,7 +44,7 @@ func (c *Client) userAgent() string {
 // engine reads a request. given should hold each name in one spelling only,
 // as the engine's result does; of case variants, the canonical spelling
 // wins. A given User-Agent replaces Go's; without one mcpgate sends its own.
-func (c *Client) newRequest(ctx context.Context, method string, u *url.URL, body []byte, given http.Header, s *session) (*http.Request, error) {
+func (h *httpHop) newRequest(ctx context.Context, method string, u *url.URL, body []byte, given http.Header, st perHop) (*http.Request, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -57,45 +53,44 @@ func (c *Client) newRequest(ctx context.Context, method string, u *url.URL, body
 	if err != nil {
 		return nil, fmt.Errorf("build %s request: %w", method, err)
 	}
-	h := make(http.Header, len(given)+5)
+	hs := make(http.Header, len(given)+5)
 	for name, values := range given {
 		key := http.CanonicalHeaderKey(name)
 		if len(values) == 0 || ownedHeader(key) {
 			continue
 		}
-		if _, dup := h[key]; dup && name != key {
+		if _, dup := hs[key]; dup && name != key {
 			continue
 		}
-		h[key] = []string{values[len(values)-1]}
+		hs[key] = []string{values[len(values)-1]}
 	}
-	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = []string{c.userAgent()}
+	if _, ok := hs["User-Agent"]; !ok {
+		hs["User-Agent"] = []string{h.userAgent}
 	}
 	switch method {
 	case http.MethodPost:
-		h.Set("Content-Type", "application/json")
-		h.Set("Accept", "application/json, text/event-stream")
+		hs.Set("Content-Type", "application/json")
+		hs.Set("Accept", "application/json, text/event-stream")
 	case http.MethodGet:
-		h.Set("Accept", "text/event-stream")
+		hs.Set("Accept", "text/event-stream")
 	}
-	if s != nil {
-		if s.id != "" {
-			h.Set("Mcp-Session-Id", s.id)
-		}
-		if s.version != "" {
-			// MCP 2025-06-18, basic/transports: on every request after
-			// initialize.
-			h.Set("Mcp-Protocol-Version", s.version)
-		}
+	if st.sessionID != "" {
+		hs.Set("Mcp-Session-Id", st.sessionID)
 	}
-	req.Header = h
+	if st.version != "" {
+		// MCP 2025-06-18, basic/transports: on every request after
+		// initialize.
+		hs.Set("Mcp-Protocol-Version", st.version)
+	}
+	req.Header = hs
 	return req, nil
 }
 
 // do sends req. Statuses of 300 and more are errors: a *StatusError (marked
-// errSessionLost for a 404 to a request of session s), or a *RedirectError.
-func (c *Client) do(req *http.Request, s *session) (*http.Response, error) {
-	resp, err := c.hc.Do(req)
+// errSessionLost for a 404 to a request that belongs to a session the
+// upstream keeps), or a *RedirectError.
+func (h *httpHop) do(req *http.Request, inSession bool) (*http.Response, error) {
+	resp, err := h.hc.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -103,11 +98,11 @@ func (c *Client) do(req *http.Request, s *session) (*http.Response, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", req.Method, err)
 	}
-	c.log.Debug("upstream answered", "method", req.Method, "status", resp.StatusCode)
+	h.log.Debug("upstream answered", "method", req.Method, "status", resp.StatusCode)
 	switch code := resp.StatusCode; {
 	case code >= 400:
 		se := statusError(resp)
-		if code == http.StatusNotFound && s != nil && (s.id != "" || s.cancel != nil) {
+		if code == http.StatusNotFound && inSession {
 			return nil, fmt.Errorf("%s: %w: %w", req.Method, errSessionLost, se)
 		}
 		return nil, fmt.Errorf("%s: %w", req.Method, se)
@@ -117,6 +112,22 @@ func (c *Client) do(req *http.Request, s *session) (*http.Response, error) {
 		return nil, fmt.Errorf("%s: %w", req.Method, &RedirectError{StatusCode: code, Location: redact(loc, "")})
 	}
 	return resp, nil
+}
+
+// post POSTs a message that expects no answer in the HTTP response (a
+// notification, a response to the upstream, or, on the legacy transport,
+// anything) to u.
+func (h *httpHop) post(ctx context.Context, u *url.URL, body []byte, headers http.Header, st perHop, inSession bool) error {
+	req, err := h.newRequest(ctx, http.MethodPost, u, body, headers, st)
+	if err != nil {
+		return err
+	}
+	resp, err := h.do(req, inSession)
+	if err != nil {
+		return err
+	}
+	discard(resp)
+	return nil
 }
 
 // statusError reads the start of an error response and closes it.
@@ -154,18 +165,25 @@ func readBody(r io.Reader) ([]byte, error) {
 	return b, nil
 }
 
-// postMessage POSTs a message that expects no answer in the HTTP response (a
-// notification, a response to the upstream, or, on the legacy transport,
-// anything) to s.
-func (c *Client) postMessage(ctx context.Context, s *session, body []byte, headers http.Header) error {
-	req, err := c.newRequest(ctx, http.MethodPost, s.endpoint, body, headers, s)
-	if err != nil {
-		return err
+// decodeEvents decodes every "message" event of a session-wide event stream
+// (the legacy SSE stream, Streamable HTTP's listening GET) and hands its
+// messages to handle, until the stream ends; it returns why it ended.
+func decodeEvents(events *eventReader, log *slog.Logger, handle func(jsonrpc.Message)) error {
+	for {
+		ev, err := events.next()
+		if err != nil {
+			return err
+		}
+		if ev.name != "message" || len(bytes.TrimSpace(ev.data)) == 0 {
+			continue
+		}
+		msgs, _, err := jsonrpc.Decode(ev.data)
+		if err != nil {
+			log.Warn("the upstream sent an event that is not JSON-RPC; ignored", "error", err)
+			continue
+		}
+		for _, m := range msgs {
+			handle(m)
+		}
 	}
-	resp, err := c.do(req, s)
-	if err != nil {
-		return err
-	}
-	discard(resp)
-	return nil
 }

@@ -54,7 +54,7 @@ func TestUnreachableHidesTheCause(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var log bytes.Buffer
 			hc := upstream.NewHTTPClient(tc.policy, slog.New(slog.NewTextHandler(&log, nil)))
-			_, err := upstream.Connect(testContext(t), upstream.Options{URL: "http://user:pw-SECRET@" + tc.addr + "/mcp?api_key=KEY-SECRET", HTTPClient: hc}, nil)
+			_, err := upstream.Connect(testContext(t), upstream.Options{URL: "http://user:pw-SECRET@" + tc.addr + "/mcp?api_key=KEY-SECRET", HTTPClient: hc})
 			if !errors.Is(err, upstream.ErrUnreachable) {
 				t.Fatalf("Connect: %v, want ErrUnreachable", err)
 			}
@@ -87,7 +87,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 			http.Redirect(w, r, location, http.StatusTemporaryRedirect)
 		}))
 		hc := upstream.NewHTTPClient(egress.LocalPolicy(), nil)
-		_, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.URL + "/mcp", HTTPClient: hc}, nil)
+		_, err := upstream.Connect(testContext(t), upstream.Options{URL: srv.URL + "/mcp", HTTPClient: hc})
 		srv.Close()
 		if err == nil || !strings.Contains(err.Error(), "does not follow redirects") {
 			t.Errorf("redirect to %s: %v, want a refusal", location, err)

@@ -42,7 +42,7 @@ func TestCallsReuseConnections(t *testing.T) {
 	t.Cleanup(func() { _ = hs.Close() })
 
 	ctx := context.Background()
-	c, err := Connect(ctx, Options{URL: "http://" + ln.Addr().String() + "/", Transport: StreamableHTTP}, http.Header{})
+	c, err := Connect(ctx, Options{URL: "http://" + ln.Addr().String() + "/", Transport: StreamableHTTP})
 	if err != nil {
 		t.Fatal(err)
 	}

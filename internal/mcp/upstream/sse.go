@@ -1,13 +1,14 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
@@ -18,26 +19,48 @@ import (
 // "message" event on the stream. One stream is one session: when it ends,
 // the next call opens a new one.
 
-// openStream opens the event stream and initializes a session on it. ctx
-// bounds the handshake; the stream then lives until Close or until the
-// session is replaced.
-func (c *Client) openStream(ctx context.Context) (*session, error) {
-	streamCtx, cancel := context.WithCancel(c.life)
+// sseDialer opens legacy SSE connections; each stream lives until the
+// connection is closed or life ends.
+func sseDialer(h *httpHop, life context.Context) dialer {
+	return func(ctx context.Context, in inbox) (connection, error) {
+		return openSSE(ctx, h, life, in)
+	}
+}
+
+// sseConn is one legacy SSE session: its event stream and where to POST.
+type sseConn struct {
+	hop      *httpHop
+	endpoint *url.URL // where messages are POSTed
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when the stream has ended
+	err      error         // why it ended, set before done is closed
+
+	mu      sync.Mutex
+	version string
+}
+
+// openSSE opens the event stream and reads its endpoint event. ctx bounds
+// the opening; the stream then lives until close or until life ends.
+func openSSE(ctx context.Context, h *httpHop, life context.Context, in inbox) (*sseConn, error) {
+	streamCtx, cancel := context.WithCancel(life)
 	stop := context.AfterFunc(ctx, cancel)
-	fail := func(err error) (*session, error) {
-		stop()
+	defer stop() // ctx bounds the opening only
+	fail := func(err error) (*sseConn, error) {
 		cancel()
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
 		return nil, err
 	}
-
-	req, err := c.newRequest(streamCtx, http.MethodGet, c.url, nil, c.connectH, nil)
+	headers, err := h.own.get(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("open event stream: %w", err))
+	}
+	req, err := h.newRequest(streamCtx, http.MethodGet, h.url, nil, headers, perHop{})
 	if err != nil {
 		return fail(err)
 	}
-	resp, err := c.do(req, nil)
+	resp, err := h.do(req, false)
 	if err != nil {
 		return fail(fmt.Errorf("open event stream: %w", err))
 	}
@@ -46,8 +69,8 @@ func (c *Client) openStream(ctx context.Context) (*session, error) {
 		return fail(fmt.Errorf("open event stream: the upstream answered HTTP %d with Content-Type %q; want 200 and text/event-stream", resp.StatusCode, mt))
 	}
 	events := newEventReader(resp.Body, MaxMessageSize)
-	s := &session{cancel: cancel}
-	for s.endpoint == nil {
+	c := &sseConn{hop: h, cancel: cancel, done: make(chan struct{})}
+	for c.endpoint == nil {
 		ev, err := events.next()
 		if err != nil {
 			resp.Body.Close()
@@ -56,90 +79,78 @@ func (c *Client) openStream(ctx context.Context) (*session, error) {
 		if ev.name != "endpoint" {
 			continue
 		}
-		u, err := c.url.Parse(strings.TrimSpace(string(ev.data)))
+		u, err := h.url.Parse(strings.TrimSpace(string(ev.data)))
 		if err != nil {
 			resp.Body.Close()
 			return fail(fmt.Errorf("open event stream: the endpoint event holds no URL: %w", err))
 		}
 		// The POSTs carry credentials and passthrough headers meant for this
 		// upstream: an endpoint elsewhere is refused.
-		if u.Scheme != c.url.Scheme || u.Host != c.url.Host {
+		if u.Scheme != h.url.Scheme || u.Host != h.url.Host {
 			resp.Body.Close()
 			return fail(fmt.Errorf("open event stream: the endpoint event points to another origin (%s)", redact(u, "")))
 		}
-		s.endpoint = u
+		c.endpoint = u
 	}
-	if !c.goTracked(func() { c.readStream(s, resp.Body, events) }) {
+	if !stop() {
+		resp.Body.Close()
+		return fail(ctx.Err()) // ctx ended just now, and the stream with it
+	}
+	if !in.goTracked(func() { c.read(resp.Body, events, in) }) {
 		resp.Body.Close()
 		return fail(ErrClosed)
 	}
-
-	cl, body, err := c.initializeCall()
-	if err != nil {
-		return fail(err)
-	}
-	rs, err := c.attempt(ctx, s, cl, body, nil)
-	if err != nil {
-		return fail(fmt.Errorf("initialize: %w", err))
-	}
-	if err := c.accept(s, rs); err != nil {
-		return fail(err)
-	}
-	if err := c.initialized(ctx, s); err != nil {
-		return fail(err)
-	}
-	if !stop() {
-		return fail(ctx.Err()) // ctx ended just now, and the stream with it
-	}
-	return s, nil
+	return c, nil
 }
 
-// routeEvents routes every message of a session-wide event stream (the
-// legacy SSE stream, or Streamable HTTP's listening GET) until the stream
-// ends, and returns why it ended.
-func (c *Client) routeEvents(s *session, events *eventReader) error {
-	for {
-		ev, err := events.next()
-		if err != nil {
-			return err
-		}
-		if ev.name != "message" || len(bytes.TrimSpace(ev.data)) == 0 {
-			continue
-		}
-		msgs, _, err := jsonrpc.Decode(ev.data)
-		if err != nil {
-			c.log.Warn("the upstream sent an event that is not JSON-RPC; ignored", "error", err)
-			continue
-		}
-		for _, m := range msgs {
-			c.route(s, m)
-		}
-	}
-}
-
-// readStream reads the session's event stream until it ends, then fails the
-// calls still waiting on it.
-func (c *Client) readStream(s *session, body io.ReadCloser, events *eventReader) {
+// read hands every message of the stream to in until the stream ends, then
+// says the session is lost; the calls waiting on it fail then.
+func (c *sseConn) read(body io.ReadCloser, events *eventReader, in inbox) {
 	defer body.Close()
-	err := c.routeEvents(s, events)
-
-	c.mu.Lock()
-	s.ended = true
-	current := c.sess == s && !c.closed
-	var orphans []*call
-	for _, cl := range c.calls {
-		if cl.sess == s {
-			orphans = append(orphans, cl)
-		}
-	}
-	c.mu.Unlock()
+	err := decodeEvents(events, c.hop.log, func(m jsonrpc.Message) { in.shared(m, true) })
 	if errors.Is(err, io.EOF) {
 		err = errors.New("the upstream closed it")
 	}
-	for _, cl := range orphans {
-		cl.finish(nil, fmt.Errorf("upstream event stream ended before the response: %w", err))
+	c.err = err
+	close(c.done)
+	in.lost(fmt.Errorf("upstream event stream ended: %w", err))
+}
+
+func (c *sseConn) state() perHop {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return perHop{version: c.version}
+}
+
+func (c *sseConn) negotiated(version string) {
+	c.mu.Lock()
+	c.version = version
+	c.mu.Unlock()
+}
+
+// start does nothing: the stream the session lives on is its listening
+// stream, open since the connection is.
+func (c *sseConn) start() {}
+
+func (c *sseConn) send(ctx context.Context, body []byte, headers http.Header) error {
+	return c.hop.post(ctx, c.endpoint, body, headers, c.state(), true)
+}
+
+// roundTrip POSTs the request, which the upstream only accepts: its answer,
+// and what comes about it before, arrive on the stream.
+func (c *sseConn) roundTrip(ctx context.Context, cl *call, body []byte, deliver func(jsonrpc.Message)) (jsonrpc.Message, error) {
+	if err := c.send(ctx, body, cl.headers); err != nil {
+		return jsonrpc.Message{}, err
 	}
-	if current { // not when Close or a newer session ended it
-		c.log.Warn("upstream event stream ended; the next call opens a new session", "error", err)
+	resp, err := cl.wait(ctx, c.done, deliver)
+	if errors.Is(err, errStreamEnded) {
+		return jsonrpc.Message{}, fmt.Errorf("upstream event stream ended before the response: %w", c.err)
 	}
+	return resp, err
+}
+
+// close ends the stream, and with it the session.
+func (c *sseConn) close(context.Context) error {
+	c.cancel()
+	return nil
 }

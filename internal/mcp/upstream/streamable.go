@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
@@ -15,31 +16,153 @@ import (
 // Streamable HTTP (MCP 2025-03-26 and later, basic/transports): every
 // message is a POST to the one endpoint; a request is answered with a JSON
 // body or with an event stream carrying the response and, before it, the
-// notifications and requests the server sends about it.
+// notifications and requests the server sends about it. The session is named
+// by the Mcp-Session-Id the answer to initialize gives, if any; an optional
+// GET stream carries what the server says outside any call.
 
-// initializeStreamable opens a Streamable HTTP session.
-func (c *Client) initializeStreamable(ctx context.Context) (*session, error) {
-	cl, body, err := c.initializeCall()
+// streamableDialer opens Streamable HTTP connections. listen says whether
+// each opens a listening GET stream once initialized.
+func streamableDialer(h *httpHop, life context.Context, listen bool) dialer {
+	return func(_ context.Context, in inbox) (connection, error) {
+		ctx, stop := context.WithCancel(life)
+		return &streamableConn{hop: h, in: in, listen: listen, life: ctx, stop: stop}, nil
+	}
+}
+
+// streamableConn is one Streamable HTTP session.
+type streamableConn struct {
+	hop    *httpHop
+	in     inbox
+	listen bool
+	life   context.Context // ends at close: the listening stream
+	stop   context.CancelFunc
+
+	mu     sync.Mutex
+	st     perHop
+	gone   bool // the upstream answered 404: nothing to DELETE
+	closed bool
+}
+
+func (c *streamableConn) state() perHop {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st
+}
+
+func (c *streamableConn) negotiated(version string) {
+	c.mu.Lock()
+	c.st.version = version
+	c.mu.Unlock()
+}
+
+func (c *streamableConn) start() {
+	if c.listen {
+		c.in.goTracked(c.listenLoop)
+	}
+}
+
+// do sends a request of the session and notes a session the upstream forgot.
+func (c *streamableConn) do(req *http.Request, st perHop) (*http.Response, error) {
+	resp, err := c.hop.do(req, st.sessionID != "")
+	if errors.Is(err, errSessionLost) {
+		c.mu.Lock()
+		c.gone = true
+		c.mu.Unlock()
+	}
+	return resp, err
+}
+
+func (c *streamableConn) send(ctx context.Context, body []byte, headers http.Header) error {
+	st := c.state()
+	req, err := c.hop.newRequest(ctx, http.MethodPost, c.hop.url, body, headers, st)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	resp, header, err := c.postCall(ctx, &session{endpoint: c.url}, cl, body, nil)
+	resp, err := c.do(req, st)
 	if err != nil {
-		return nil, fmt.Errorf("initialize: %w", err)
+		return err
 	}
-	s := &session{endpoint: c.url, id: header.Get("Mcp-Session-Id")}
-	if !validSessionID(s.id) {
-		return nil, errors.New("initialize: the upstream's Mcp-Session-Id holds characters other than visible ASCII")
+	discard(resp)
+	return nil
+}
+
+// roundTrip POSTs the request cl and reads the answer until cl's response.
+// The answer to initialize names the session (Mcp-Session-Id).
+func (c *streamableConn) roundTrip(ctx context.Context, cl *call, body []byte, deliver func(jsonrpc.Message)) (jsonrpc.Message, error) {
+	st := c.state()
+	req, err := c.hop.newRequest(ctx, http.MethodPost, c.hop.url, body, cl.headers, st)
+	if err != nil {
+		return jsonrpc.Message{}, err
 	}
-	if err := c.accept(s, resp); err != nil {
-		c.deleteSession(ctx, s)
-		return nil, err
+	resp, err := c.do(req, st)
+	if err != nil {
+		return jsonrpc.Message{}, err
 	}
-	if err := c.initialized(ctx, s); err != nil {
-		c.deleteSession(ctx, s)
-		return nil, err
+	// Once the answer is read, the rest of the body (normally just the end
+	// of the stream, which the server sends right after the response) is
+	// read too, so that net/http can reuse the connection for the next call
+	// instead of dialling a new one.
+	defer drainAndClose(resp.Body)
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		return jsonrpc.Message{}, fmt.Errorf("POST: the upstream answered HTTP %d to a request, with no response in it", resp.StatusCode)
 	}
-	return s, nil
+	if cl.method == "initialize" {
+		id := resp.Header.Get("Mcp-Session-Id")
+		if !validSessionID(id) {
+			return jsonrpc.Message{}, errors.New("the upstream's Mcp-Session-Id holds characters other than visible ASCII")
+		}
+		c.mu.Lock()
+		c.st.sessionID = id
+		c.mu.Unlock()
+	}
+	var found *jsonrpc.Message
+	take := func(m jsonrpc.Message) {
+		if r := c.in.inCall(ctx, cl, m, deliver); r != nil && found == nil {
+			found = r
+		}
+	}
+	switch mt := mediaType(resp.Header.Get("Content-Type")); mt {
+	case "application/json":
+		data, err := readBody(resp.Body)
+		if err != nil {
+			return jsonrpc.Message{}, err
+		}
+		msgs, _, err := jsonrpc.Decode(data)
+		if err != nil {
+			return jsonrpc.Message{}, fmt.Errorf("the upstream's answer is not JSON-RPC: %w", err)
+		}
+		for _, m := range msgs {
+			take(m)
+		}
+		if found == nil {
+			return jsonrpc.Message{}, errors.New("the upstream's JSON answer holds no response to the request")
+		}
+	case "text/event-stream":
+		events := newEventReader(resp.Body, MaxMessageSize)
+		for found == nil {
+			ev, err := events.next()
+			if errors.Is(err, io.EOF) {
+				return jsonrpc.Message{}, errors.New("the upstream ended its event stream without a response to the request")
+			}
+			if err != nil {
+				return jsonrpc.Message{}, err
+			}
+			if ev.name != "message" || len(bytes.TrimSpace(ev.data)) == 0 {
+				continue // e.g. the priming event of MCP 2025-11-25
+			}
+			msgs, _, err := jsonrpc.Decode(ev.data)
+			if err != nil {
+				return jsonrpc.Message{}, fmt.Errorf("the upstream sent an event that is not JSON-RPC: %w", err)
+			}
+			for _, m := range msgs {
+				take(m)
+			}
+		}
+	default:
+		return jsonrpc.Message{}, fmt.Errorf("the upstream answered with Content-Type %q; want application/json or text/event-stream", mt)
+	}
+	cl.drain(deliver) // anything the listening stream brought meanwhile
+	return *found, nil
 }
 
 // validSessionID: visible ASCII only (MCP 2025-06-18, basic/transports,
@@ -53,120 +176,34 @@ func validSessionID(id string) bool {
 	return true
 }
 
-// postCall POSTs the request cl and reads the answer until cl's response. It
-// also returns the response's HTTP header (initialize needs the session id).
-func (c *Client) postCall(ctx context.Context, s *session, cl *call, body []byte, onNote func(jsonrpc.Message)) (jsonrpc.Message, http.Header, error) {
-	req, err := c.newRequest(ctx, http.MethodPost, s.endpoint, body, cl.headers, s)
-	if err != nil {
-		return jsonrpc.Message{}, nil, err
-	}
-	resp, err := c.do(req, s)
-	if err != nil {
-		return jsonrpc.Message{}, nil, err
-	}
-	// Once the answer is read, the rest of the body (normally just the end
-	// of the stream, which the server sends right after the response) is
-	// read too, so that net/http can reuse the connection for the next call
-	// instead of dialling a new one.
-	defer drainAndClose(resp.Body)
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
-		return jsonrpc.Message{}, nil, fmt.Errorf("POST: the upstream answered HTTP %d to a request, with no response in it", resp.StatusCode)
-	}
-	deliver := func(m jsonrpc.Message) { c.deliver(cl, m, onNote) }
-	var found *jsonrpc.Message
-	switch mt := mediaType(resp.Header.Get("Content-Type")); mt {
-	case "application/json":
-		data, err := readBody(resp.Body)
-		if err != nil {
-			return jsonrpc.Message{}, nil, err
-		}
-		msgs, _, err := jsonrpc.Decode(data)
-		if err != nil {
-			return jsonrpc.Message{}, nil, fmt.Errorf("the upstream's answer is not JSON-RPC: %w", err)
-		}
-		for _, m := range msgs {
-			if r := c.onCallStream(ctx, s, cl, m, deliver); r != nil && found == nil {
-				found = r
-			}
-		}
-		if found == nil {
-			return jsonrpc.Message{}, nil, errors.New("the upstream's JSON answer holds no response to the request")
-		}
-	case "text/event-stream":
-		events := newEventReader(resp.Body, MaxMessageSize)
-		for found == nil {
-			ev, err := events.next()
-			if errors.Is(err, io.EOF) {
-				return jsonrpc.Message{}, nil, errors.New("the upstream ended its event stream without a response to the request")
-			}
-			if err != nil {
-				return jsonrpc.Message{}, nil, err
-			}
-			if ev.name != "message" || len(bytes.TrimSpace(ev.data)) == 0 {
-				continue // e.g. the priming event of MCP 2025-11-25
-			}
-			msgs, _, err := jsonrpc.Decode(ev.data)
-			if err != nil {
-				return jsonrpc.Message{}, nil, fmt.Errorf("the upstream sent an event that is not JSON-RPC: %w", err)
-			}
-			for _, m := range msgs {
-				if r := c.onCallStream(ctx, s, cl, m, deliver); r != nil && found == nil {
-					found = r
-				}
-			}
-		}
-	default:
-		return jsonrpc.Message{}, nil, fmt.Errorf("the upstream answered with Content-Type %q; want application/json or text/event-stream", mt)
-	}
-	cl.drain(deliver) // anything the listening stream brought meanwhile
-	return *found, resp.Header, nil
-}
-
-// onCallStream handles a message that came in the answer to cl's POST; it
-// returns cl's response when m is it.
-func (c *Client) onCallStream(ctx context.Context, s *session, cl *call, m jsonrpc.Message, deliver func(jsonrpc.Message)) *jsonrpc.Message {
-	switch {
-	case m.IsRequest() && c.opts.Relay:
-		// The relayed client answers it, through Respond.
-		cl.drain(deliver)
-		deliver(m)
-	case m.IsRequest():
-		// On behalf of the caller, so with the caller's headers (the
-		// upstream may well require its credentials).
-		c.answer(ctx, s, m, cl.headers)
-	case m.IsNotification():
-		if sessionScoped(m.Method) && !c.opts.Relay {
-			c.notifyGlobal(m)
-			return nil
-		}
-		cl.drain(deliver)
-		deliver(m)
-	default: // a response
-		if idKey(m.ID) == idKey(cl.wireID) || (idKey(m.ID) == "null" && m.Error != nil) {
-			return &m
-		}
-		c.route(s, m) // another call's, strangely: give it to its owner
-	}
-	return nil
-}
-
-// deleteSession ends a Streamable HTTP session (MCP basic/transports: the
-// client SHOULD send DELETE; a 405 means the server does not allow it).
-func (c *Client) deleteSession(ctx context.Context, s *session) error {
-	if s.id == "" {
+// close stops the listening stream and ends the session (MCP
+// basic/transports: the client SHOULD send DELETE; a 405 means the server
+// does not allow it). A session the upstream has forgotten, or never named,
+// is not DELETEd.
+func (c *streamableConn) close(ctx context.Context) error {
+	c.mu.Lock()
+	st, skip := c.st, c.gone || c.closed || c.st.sessionID == ""
+	c.closed = true
+	c.mu.Unlock()
+	c.stop()
+	if skip {
 		return nil
 	}
-	req, err := c.newRequest(ctx, http.MethodDelete, c.url, nil, c.connectH, s)
+	headers, err := c.hop.own.get(ctx)
+	if err != nil {
+		return fmt.Errorf("end upstream session on %s: %w", c.hop.where, err)
+	}
+	req, err := c.hop.newRequest(ctx, http.MethodDelete, c.hop.url, nil, headers, st)
 	if err != nil {
 		return err
 	}
-	resp, err := c.do(req, nil)
+	resp, err := c.hop.do(req, false)
 	var se *StatusError
 	switch {
 	case errors.As(err, &se) && (se.StatusCode == http.StatusMethodNotAllowed || se.StatusCode == http.StatusNotFound):
 		return nil
 	case err != nil:
-		return fmt.Errorf("end upstream session on %s: %w", c.where, err)
+		return fmt.Errorf("end upstream session on %s: %w", c.hop.where, err)
 	}
 	discard(resp)
 	return nil
@@ -177,16 +214,13 @@ const (
 	listenMaxDelay = 30 * time.Second
 )
 
-// listen keeps a GET event stream open for what the upstream says outside
-// any call (list_changed, mostly), until Close. Started only when someone
-// listens (Options.OnNotification).
-func (c *Client) listen() {
+// listenLoop keeps a GET event stream open for what the upstream says
+// outside any call (list_changed, mostly) until the connection is closed or
+// replaced. Started only when someone listens (Options.OnNotification).
+func (c *streamableConn) listenLoop() {
 	delay := listenMinDelay
 	for {
-		c.mu.Lock()
-		s := c.sess
-		c.mu.Unlock()
-		opened, again := c.listenOnce(s)
+		opened, again := c.listenOnce()
 		if !again || c.life.Err() != nil {
 			return
 		}
@@ -206,39 +240,43 @@ func (c *Client) listen() {
 
 // listenOnce opens the listening stream once and reads it to its end. opened
 // says whether it got a stream; again whether trying later makes sense.
-func (c *Client) listenOnce(s *session) (opened, again bool) {
-	req, err := c.newRequest(c.life, http.MethodGet, c.url, nil, c.connectH, s)
+func (c *streamableConn) listenOnce() (opened, again bool) {
+	log := c.hop.log
+	headers, err := c.hop.own.get(c.life)
+	if err != nil {
+		log.Debug("listening stream: no headers", "error", err)
+		return false, true
+	}
+	st := c.state()
+	req, err := c.hop.newRequest(c.life, http.MethodGet, c.hop.url, nil, headers, st)
 	if err != nil {
 		return false, false
 	}
-	resp, err := c.do(req, s)
+	resp, err := c.do(req, st)
 	var se *StatusError
 	switch {
 	case errors.Is(err, errSessionLost):
-		ctx, cancel := context.WithTimeout(c.life, sideTimeout)
-		defer cancel()
-		if _, err := c.renew(ctx, s); err != nil {
-			c.log.Debug("listening stream: could not re-initialize", "error", err)
-		}
-		return false, true
+		c.in.lost(err)
+		// A new session listens on its own connection; this one is done.
+		return false, !c.in.replace()
 	case errors.As(err, &se) && se.StatusCode < 500 && se.StatusCode != http.StatusRequestTimeout && se.StatusCode != http.StatusTooManyRequests:
 		// 405 is the usual "no such stream here"; other 4xx will not heal.
-		c.log.Debug("the upstream offers no listening stream", "status", se.StatusCode)
+		log.Debug("the upstream offers no listening stream", "status", se.StatusCode)
 		return false, false
 	case err != nil:
 		if c.life.Err() == nil {
-			c.log.Debug("listening stream failed", "error", err)
+			log.Debug("listening stream failed", "error", err)
 		}
 		return false, true
 	}
 	defer resp.Body.Close()
 	if mediaType(resp.Header.Get("Content-Type")) != "text/event-stream" {
-		c.log.Warn("the upstream answered the listening GET with something other than an event stream")
+		log.Warn("the upstream answered the listening GET with something other than an event stream")
 		return false, false
 	}
-	err = c.routeEvents(s, newEventReader(resp.Body, MaxMessageSize))
+	err = decodeEvents(newEventReader(resp.Body, MaxMessageSize), log, func(m jsonrpc.Message) { c.in.shared(m, false) })
 	if c.life.Err() == nil && !errors.Is(err, io.EOF) {
-		c.log.Debug("listening stream ended", "error", err)
+		log.Debug("listening stream ended", "error", err)
 	}
 	return true, true
 }

@@ -201,8 +201,8 @@ func TestOneValuePerHeaderNameOnTheWire(t *testing.T) {
 				u := startRawUpstream(t, sse)
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				c, err := upstream.Connect(ctx, upstream.Options{URL: u.url(), Transport: transport, ClientVersion: "1.2.3"},
-					http.Header{"authorization": {"Bearer upstream-key"}, "x-static": {"s"}})
+				c, err := upstream.Connect(ctx, upstream.Options{URL: u.url(), Transport: transport, ClientVersion: "1.2.3",
+					Headers: upstream.FixedHeaders(http.Header{"authorization": {"Bearer upstream-key"}, "x-static": {"s"}})})
 				if err != nil {
 					t.Fatalf("connect: %v", err)
 				}
