@@ -149,7 +149,7 @@ func (d *Dispatcher) byName(ctx context.Context, ix *Index, msg jsonrpc.Message,
 	if msg.Method == "prompts/get" {
 		kind, table = "prompt", ix.prompts
 	}
-	name, ok := stringField(msg.Params, "name")
+	name, ok := jsonrpc.StringMember(msg.Params, "name")
 	if !ok {
 		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params.name is missing", msg.Method)), ""
 	}
@@ -157,7 +157,7 @@ func (d *Dispatcher) byName(ctx context.Context, ix *Index, msg jsonrpc.Message,
 	if !ok {
 		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown %s %q", kind, name)), ""
 	}
-	params, err := withStringField(msg.Params, "name", e.name)
+	params, err := jsonrpc.WithStringMember(msg.Params, "name", e.name)
 	if err != nil {
 		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: %v", msg.Method, err)), e.route.Slug
 	}
@@ -167,7 +167,7 @@ func (d *Dispatcher) byName(ctx context.Context, ix *Index, msg jsonrpc.Message,
 
 // byURI routes resources/read and (un)subscribe by the resource's URI.
 func (d *Dispatcher) byURI(ctx context.Context, ix *Index, msg jsonrpc.Message, in Inbound) (jsonrpc.Message, string) {
-	uri, ok := stringField(msg.Params, "uri")
+	uri, ok := jsonrpc.StringMember(msg.Params, "uri")
 	if !ok {
 		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params.uri is missing", msg.Method)), ""
 	}
@@ -182,28 +182,28 @@ func (d *Dispatcher) byURI(ctx context.Context, ix *Index, msg jsonrpc.Message, 
 // completion routes completion/complete by its reference: a prompt's
 // prefixed name or a resource's URI.
 func (d *Dispatcher) completion(ctx context.Context, ix *Index, msg jsonrpc.Message, in Inbound) (jsonrpc.Message, string) {
-	ref, ok := objectField(msg.Params, "ref")
+	ref, ok := jsonrpc.Member(msg.Params, "ref")
 	if !ok {
 		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: params.ref is missing")), ""
 	}
-	typ, _ := stringField(ref, "type")
+	typ, _ := jsonrpc.StringMember(ref, "type")
 	switch typ {
 	case "ref/prompt":
-		name, _ := stringField(ref, "name")
+		name, _ := jsonrpc.StringMember(ref, "name")
 		e, ok := ix.prompts[name]
 		if !ok {
 			return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown prompt %q", name)), ""
 		}
-		newRef, err := withStringField(ref, "name", e.name)
+		newRef, err := jsonrpc.WithStringMember(ref, "name", e.name)
 		if err == nil {
-			msg.Params, err = withRawField(msg.Params, "ref", newRef)
+			msg.Params, err = jsonrpc.WithMember(msg.Params, "ref", newRef)
 		}
 		if err != nil {
 			return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: %v", err)), ""
 		}
 		return d.Forward(ctx, e.route, msg, in), e.route.Slug
 	case "ref/resource":
-		uri, _ := stringField(ref, "uri")
+		uri, _ := jsonrpc.StringMember(ref, "uri")
 		r, ok := ix.resourceOwner(uri)
 		if !ok {
 			return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown resource %q", uri)), ""
@@ -211,18 +211,6 @@ func (d *Dispatcher) completion(ctx context.Context, ix *Index, msg jsonrpc.Mess
 		return d.Forward(ctx, r, msg, in), r.Slug
 	}
 	return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: unknown ref type %q", typ)), ""
-}
-
-func withRawField(obj json.RawMessage, key string, value json.RawMessage) (json.RawMessage, error) {
-	start, end, err := fieldSpan(obj, key)
-	if err != nil {
-		return nil, err
-	}
-	if start < 0 {
-		return nil, fmt.Errorf("no field %q", key)
-	}
-	out := append(append(append([]byte{}, obj[:start]...), value...), obj[end:]...)
-	return out, nil
 }
 
 func mustJSON(v any) json.RawMessage {

@@ -126,7 +126,7 @@ func NewIndex(routes []*Route, sep string) *Index {
 		tools = append(tools, prefixed(r, sep, r.Catalogue.Tools, ix.tools)...)
 		prompts = append(prompts, prefixed(r, sep, r.Catalogue.Prompts, ix.prompts)...)
 		for _, res := range r.Catalogue.Resources {
-			uri, ok := stringField(res, "uri")
+			uri, ok := jsonrpc.StringMember(res, "uri")
 			if !ok {
 				continue
 			}
@@ -138,7 +138,7 @@ func NewIndex(routes []*Route, sep string) *Index {
 			}
 		}
 		for _, t := range r.Catalogue.ResourceTemplates {
-			uriTemplate, ok := stringField(t, "uriTemplate")
+			uriTemplate, ok := jsonrpc.StringMember(t, "uriTemplate")
 			if !ok {
 				continue
 			}
@@ -158,7 +158,7 @@ func NewIndex(routes []*Route, sep string) *Index {
 func prefixed(r *Route, sep string, items []json.RawMessage, into map[string]entry) []json.RawMessage {
 	var out []json.RawMessage
 	for _, item := range items {
-		name, ok := stringField(item, "name")
+		name, ok := jsonrpc.StringMember(item, "name")
 		if !ok || name == "" {
 			continue
 		}
@@ -166,7 +166,7 @@ func prefixed(r *Route, sep string, items []json.RawMessage, into map[string]ent
 		if _, taken := into[full]; taken {
 			continue
 		}
-		p, err := withStringField(item, "name", full)
+		p, err := jsonrpc.WithStringMember(item, "name", full)
 		if err != nil {
 			continue
 		}
@@ -177,11 +177,11 @@ func prefixed(r *Route, sep string, items []json.RawMessage, into map[string]ent
 }
 
 func prefixName(item json.RawMessage, slug, sep string) (json.RawMessage, error) {
-	name, ok := stringField(item, "name")
+	name, ok := jsonrpc.StringMember(item, "name")
 	if !ok {
 		return item, nil
 	}
-	return withStringField(item, "name", slug+sep+name)
+	return jsonrpc.WithStringMember(item, "name", slug+sep+name)
 }
 
 func listResult(key string, items []json.RawMessage) json.RawMessage {

@@ -146,3 +146,25 @@ func TestCheckKeysAfterEmptyContainers(t *testing.T) {
 		}
 	}
 }
+
+// TestWithStringMemberKeepsEveryOtherByte: renaming a tool touches its name
+// and nothing else, so unknown fields and key order reach the client as the
+// upstream sent them.
+func TestWithStringMemberKeepsEveryOtherByte(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`{"name":"echo","x-new":{"b":1,"a":2},"inputSchema":{}}`, `{"name":"crm-echo","x-new":{"b":1,"a":2},"inputSchema":{}}`},
+		{`{ "z": [1, 2] ,  "name" :  "echo" , "a":null }`, `{ "z": [1, 2] ,  "name" :  "crm-echo" , "a":null }`},
+		{`{"title":"name","nested":{"name":"inner"},"name":"echo"}`, `{"title":"name","nested":{"name":"inner"},"name":"crm-echo"}`},
+		{`{"description":"no name"}`, `{"description":"no name","name":"crm-echo"}`},
+		{`{}`, `{"name":"crm-echo"}`},
+	}
+	for _, tt := range tests {
+		got, err := WithStringMember(json.RawMessage(tt.in), "name", "crm-echo")
+		if err != nil || string(got) != tt.want {
+			t.Errorf("WithStringMember(%s) = %s, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+	if _, err := WithStringMember(json.RawMessage(`[1]`), "name", "x"); err == nil {
+		t.Error("an array was accepted as an object")
+	}
+}

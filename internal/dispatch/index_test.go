@@ -5,28 +5,6 @@ import (
 	"testing"
 )
 
-// TestWithStringFieldKeepsEveryOtherByte: renaming a tool touches its name
-// and nothing else, so unknown fields and key order reach the client as the
-// upstream sent them.
-func TestWithStringFieldKeepsEveryOtherByte(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{`{"name":"echo","x-new":{"b":1,"a":2},"inputSchema":{}}`, `{"name":"crm-echo","x-new":{"b":1,"a":2},"inputSchema":{}}`},
-		{`{ "z": [1, 2] ,  "name" :  "echo" , "a":null }`, `{ "z": [1, 2] ,  "name" :  "crm-echo" , "a":null }`},
-		{`{"title":"name","nested":{"name":"inner"},"name":"echo"}`, `{"title":"name","nested":{"name":"inner"},"name":"crm-echo"}`},
-		{`{"description":"no name"}`, `{"description":"no name","name":"crm-echo"}`},
-		{`{}`, `{"name":"crm-echo"}`},
-	}
-	for _, tt := range tests {
-		got, err := withStringField(json.RawMessage(tt.in), "name", "crm-echo")
-		if err != nil || string(got) != tt.want {
-			t.Errorf("withStringField(%s) = %s, %v; want %s", tt.in, got, err, tt.want)
-		}
-	}
-	if _, err := withStringField(json.RawMessage(`[1]`), "name", "x"); err == nil {
-		t.Error("an array was accepted as an object")
-	}
-}
-
 func TestTemplatePattern(t *testing.T) {
 	tests := []struct {
 		template, uri string
