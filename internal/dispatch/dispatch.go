@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/passthrough"
 )
@@ -69,24 +70,6 @@ type Inbound struct {
 	RequestID string
 }
 
-// SupportedProtocolVersions returns the MCP versions mcpgate speaks to
-// clients, newest first.
-func SupportedProtocolVersions() []string {
-	return []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
-}
-
-// NegotiateVersion returns the version to answer a client asking for
-// requested: the same when supported, else the newest.
-func NegotiateVersion(requested string) string {
-	versions := SupportedProtocolVersions()
-	for _, v := range versions {
-		if v == requested {
-			return v
-		}
-	}
-	return versions[0]
-}
-
 // Handle answers one message. A notification gets no answer (ok false).
 func (d *Dispatcher) Handle(ctx context.Context, msg jsonrpc.Message, in Inbound) (resp jsonrpc.Message, ok bool) {
 	if msg.IsNotification() {
@@ -129,7 +112,7 @@ func (d *Dispatcher) initialize(msg jsonrpc.Message) jsonrpc.Message {
 	}
 	_ = json.Unmarshal(msg.Params, &p)
 	r, _ := json.Marshal(map[string]any{
-		"protocolVersion": NegotiateVersion(p.ProtocolVersion),
+		"protocolVersion": protocol.Negotiate(p.ProtocolVersion),
 		"capabilities": map[string]any{
 			"tools":       map[string]any{"listChanged": true},
 			"resources":   map[string]any{"subscribe": true, "listChanged": true},

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/dispatch"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 )
 
 // Streamable serves the MCP Streamable HTTP transport at /mcp: POST carries
@@ -366,9 +367,9 @@ func (s *Streamable) post(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer s.callDone(sess)
-		if v := r.Header.Get(headerProtocolVersion); v != "" && !slices.Contains(dispatch.SupportedProtocolVersions(), v) {
+		if v := r.Header.Get(headerProtocolVersion); v != "" && !protocol.Supported(v) {
 			writeJSONRPCError(w, http.StatusBadRequest, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
-				"unsupported MCP-Protocol-Version %q (supported: %s)", v, strings.Join(dispatch.SupportedProtocolVersions(), ", ")))
+				"unsupported MCP-Protocol-Version %q (supported: %s)", v, protocol.SupportedList()))
 			return
 		}
 	}
@@ -596,7 +597,7 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 	if err != nil {
 		return nil, nil, err
 	}
-	sess := &session{id: id, scope: fromRequest(s.scope, r), principal: fromRequest(s.principal, r), protocolVersion: dispatch.NegotiateVersion(p.ProtocolVersion), lastSeen: time.Now(),
+	sess := &session{id: id, scope: fromRequest(s.scope, r), principal: fromRequest(s.principal, r), protocolVersion: protocol.Negotiate(p.ProtocolVersion), lastSeen: time.Now(),
 		streams: map[chan jsonrpc.Message]struct{}{}, closed: make(chan struct{})}
 	s.mu.Lock()
 	full := len(s.sessions) >= s.max

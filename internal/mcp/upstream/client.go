@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/egress"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 )
 
 // Transport names the way an upstream is reached, spelled as ContextForge
@@ -33,12 +34,10 @@ const (
 	SSE Transport = "SSE"
 )
 
-// ProtocolVersion is the MCP version mcpgate asks every upstream for. It is
-// pinned rather than "the newest the SDK knows", so an SDK upgrade cannot
-// silently change what upstreams are spoken to with. An upstream may answer
-// with another version; Connect accepts 2025-11-25, 2025-06-18, 2025-03-26
-// and 2024-11-05 and fails on anything else.
-const ProtocolVersion = "2025-06-18"
+// ProtocolVersion is the MCP version mcpgate asks every upstream for
+// (protocol.UpstreamVersion). An upstream may answer with another version;
+// Connect accepts any of protocol.Versions and fails on anything else.
+const ProtocolVersion = protocol.UpstreamVersion
 
 // MaxMessageSize bounds one message from an upstream (a JSON body or one
 // event); a larger one is an error, not an allocation.
@@ -57,13 +56,7 @@ const (
 	sideTimeout = 10 * time.Second
 )
 
-func supportedVersion(v string) bool {
-	switch v {
-	case "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05":
-		return true
-	}
-	return false
-}
+func supportedVersion(v string) bool { return protocol.Supported(v) }
 
 // Options configure a Client.
 type Options struct {
@@ -485,7 +478,7 @@ func (c *Client) accept(s *session, resp jsonrpc.Message) error {
 		return fmt.Errorf("initialize: the result is not an initialize result: %w", err)
 	}
 	if !supportedVersion(r.ProtocolVersion) {
-		return fmt.Errorf("initialize: the upstream speaks MCP protocol version %q; mcpgate asked for %s and also accepts 2025-11-25, 2025-03-26 and 2024-11-05", r.ProtocolVersion, ProtocolVersion)
+		return fmt.Errorf("initialize: the upstream speaks MCP protocol version %q; mcpgate asked for %s and accepts %s", r.ProtocolVersion, ProtocolVersion, protocol.SupportedList())
 	}
 	s.version, s.initResult = r.ProtocolVersion, resp.Result
 	return nil

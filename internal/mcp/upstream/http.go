@@ -10,20 +10,26 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 )
 
 // ownedHeader reports whether the transport owns the header, given by its
 // canonical key: a caller's value under that name, in any case, is dropped,
-// and the Client or Go's HTTP client sets its own. The passthrough engine
-// never forwards most of these (spec §2.3, the MCP per-hop and protocol
-// headers); they are enforced here as well because a wrong Mcp-Session-Id
+// and the Client or Go's HTTP client sets its own. The MCP per-hop headers
+// are protocol.IsHopHeader's, the passthrough engine's own list. The
+// engine never forwards most of these (spec §2.3, the MCP per-hop and
+// protocol headers); they are enforced here as well because a wrong Mcp-Session-Id
 // or Content-Type would break the session every caller shares, a caller's
 // Accept-Encoding would stop Go's transport from decoding the answer, and Go
 // writes Host, Content-Length and Transfer-Encoding from the request itself,
 // so a caller's would go out as a second, conflicting copy.
 func ownedHeader(key string) bool {
+	if protocol.IsHopHeader(key) {
+		return true
+	}
 	switch key {
-	case "Content-Type", "Accept", "Accept-Encoding", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id",
+	case "Content-Type", "Accept", "Accept-Encoding", "Last-Event-Id",
 		"Host", "Content-Length", "Transfer-Encoding", "Trailer", "Te", "Connection", "Keep-Alive",
 		"Proxy-Connection", "Upgrade":
 		return true
