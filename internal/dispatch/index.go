@@ -1,13 +1,14 @@
 package dispatch
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"regexp"
 	"sort"
 	"strings"
-
-	"context"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/passthrough"
@@ -51,10 +52,18 @@ type Route struct {
 	// relay; nil when the upstream cannot be relayed to (disabled, or its
 	// credentials unreadable).
 	Dial Dialer
-	// Endpoint names where Dial connects (transport and URL): a relay
-	// session opened to another endpoint cannot go on, since its upstream
-	// session lives there.
+	// Endpoint identifies where Dial connects, opaquely (EndpointOf): a
+	// relay session opened to another endpoint cannot go on, since its
+	// upstream session lives there. It holds no URL, so that nothing that
+	// prints a Route can tell a client where an upstream lives.
 	Endpoint string
+}
+
+// EndpointOf returns the Route.Endpoint of an upstream at rawURL over
+// transport: equal for equal inputs, and naming neither.
+func EndpointOf(transport, rawURL string) string {
+	sum := sha256.Sum256([]byte(transport + "\x00" + rawURL))
+	return hex.EncodeToString(sum[:16])
 }
 
 // Dialer opens a dedicated upstream session for the 1:1 relay: initialize
