@@ -132,9 +132,9 @@ func (d *Dispatcher) byName(ctx context.Context, ix *Index, msg jsonrpc.Message,
 	if msg.Method == "prompts/get" {
 		kind, table = "prompt", ix.prompts
 	}
-	name, ok := jsonrpc.StringMember(msg.Params, "name")
-	if !ok {
-		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params.name is missing", msg.Method)), ""
+	name, perr := stringParam(msg, "name")
+	if perr != nil {
+		return failure(perr), ""
 	}
 	e, ok := table[name]
 	if !ok {
@@ -150,9 +150,9 @@ func (d *Dispatcher) byName(ctx context.Context, ix *Index, msg jsonrpc.Message,
 
 // byURI routes resources/read and (un)subscribe by the resource's URI.
 func (d *Dispatcher) byURI(ctx context.Context, ix *Index, msg jsonrpc.Message, in Inbound) (jsonrpc.Message, string) {
-	uri, ok := jsonrpc.StringMember(msg.Params, "uri")
-	if !ok {
-		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params.uri is missing", msg.Method)), ""
+	uri, perr := stringParam(msg, "uri")
+	if perr != nil {
+		return failure(perr), ""
 	}
 	r, ok := ix.resourceOwner(uri)
 	if !ok {
@@ -194,6 +194,27 @@ func (d *Dispatcher) completion(ctx context.Context, ix *Index, msg jsonrpc.Mess
 		return d.Forward(ctx, r, msg, in), r.Slug
 	}
 	return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: unknown ref type %q", typ)), ""
+}
+
+// stringParam returns the string member key of msg's params, which a
+// request is routed on, or the error that answers it: missing, not a
+// string, or given twice (a decoded message never has a key twice, see
+// jsonrpc.CheckKeys; this holds for one built any other way).
+func stringParam(msg jsonrpc.Message, key string) (string, *jsonrpc.Error) {
+	start, end, err := jsonrpc.MemberSpan(msg.Params, key)
+	switch {
+	case errors.Is(err, jsonrpc.ErrDuplicateKey):
+		return "", jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "invalid request: %v in params", err)
+	case err != nil && len(msg.Params) > 0:
+		return "", jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params must be an object", msg.Method)
+	case err != nil || start < 0:
+		return "", jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params.%s is missing", msg.Method, key)
+	}
+	var s string
+	if json.Unmarshal(msg.Params[start:end], &s) != nil {
+		return "", jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params.%s must be a string", msg.Method, key)
+	}
+	return s, nil
 }
 
 func mustJSON(v any) json.RawMessage {
