@@ -229,15 +229,19 @@ func skipSpace(data []byte, i int) int {
 }
 
 // stringEnd returns the index just past the string starting at data[i]
-// (a '"'), and whether it holds a backslash escape.
+// (a '"'), and whether it must be decoded to be compared: it holds a
+// backslash escape, or a byte beyond ASCII (a reader replaces invalid
+// UTF-8 by U+FFFD, so two different invalid sequences read the same).
 func stringEnd(data []byte, i int) (end int, escaped bool) {
 	for j := i + 1; j < len(data); j++ {
-		switch data[j] {
-		case '\\':
+		switch c := data[j]; {
+		case c == '\\':
 			escaped = true
 			j++
-		case '"':
+		case c == '"':
 			return j + 1, escaped
+		case c >= 0x80:
+			escaped = true
 		}
 	}
 	return len(data) + 1, escaped

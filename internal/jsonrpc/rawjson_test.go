@@ -168,3 +168,96 @@ func TestWithStringMemberKeepsEveryOtherByte(t *testing.T) {
 		t.Error("an array was accepted as an object")
 	}
 }
+
+// hasDuplicateKey is CheckKeys the slow way, with encoding/json's tokens,
+// for comparison.
+func hasDuplicateKey(data []byte) bool {
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	type frame struct {
+		object    bool
+		keys      map[string]bool
+		expectKey bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.expectKey {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			k := tok.(string)
+			if top.keys[k] {
+				return true
+			}
+			top.keys[k] = true
+			top.expectKey = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			if top != nil && top.object {
+				top.expectKey = true
+			}
+			stack = append(stack, &frame{object: true, keys: map[string]bool{}, expectKey: true})
+			continue
+		case json.Delim('['):
+			if top != nil && top.object {
+				top.expectKey = true
+			}
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 && stack[len(stack)-1].object {
+				stack[len(stack)-1].expectKey = true
+			}
+			continue
+		}
+		if top != nil && top.object {
+			top.expectKey = true
+		}
+		if len(stack) == 0 {
+			return false
+		}
+	}
+}
+
+// FuzzCheckKeys: on valid JSON, CheckKeys finds a duplicate key exactly
+// when encoding/json's tokens show one.
+func FuzzCheckKeys(f *testing.F) {
+	for _, seed := range []string{
+		`{"a":1,"b":{"a":2,"c":[{"a":1},{"a":1,"a":2}]}}`,
+		`{"a":{},"a":[]}`, `[{"x":1},{"x":2}]`, `{"\u0061":1,"a":2}`, `{"a\\":1,"a":2}`,
+		`{"k":"\"k\":1","k2":{"":1,"":2}}`, `[]`, `{}`, `"s"`, `1`,
+		many(40, `"k3":0`), many(40, `"z":0`),
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			_ = CheckKeys(data) // must return
+			return
+		}
+		got, want := CheckKeys(data) != nil, hasDuplicateKey(data)
+		if got != want {
+			t.Errorf("CheckKeys(%s) found a duplicate: %v; encoding/json: %v", data, got, want)
+		}
+	})
+}
+
+func many(n int, last string) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+	}
+	return b.String() + last + "}"
+}
