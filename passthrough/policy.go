@@ -63,12 +63,8 @@ func fixedNeverForwarded(lower string) Reason {
 	case "content-type", "content-length", "host", "transfer-encoding",
 		"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade":
 		return ReasonProtocolHeader
-	// MCP per-hop headers: each hop negotiates its own session and protocol
-	// version (deviation D11).
-	case "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name", "x-mcp-session-id":
-		return ReasonMCPHeader
 	}
-	if strings.HasPrefix(lower, "mcp-param-") {
+	if IsMCPHopHeader(lower) {
 		return ReasonMCPHeader
 	}
 	// The WebSocket handshake (Sec-WebSocket-Key, -Version, -Extensions,
@@ -92,6 +88,32 @@ func fixedNeverForwarded(lower string) Reason {
 		return ReasonInternalHeader
 	}
 	return 0
+}
+
+// MCPParamHeaderPrefix starts every Mcp-Param-<name> header, which an MCP
+// client sets from a tool's parameters on its own request (MCP 2026-07-28):
+// all of them are per-hop.
+const MCPParamHeaderPrefix = "Mcp-Param-"
+
+// MCPHopHeaders returns the MCP per-hop headers other than the
+// Mcp-Param-* family (see MCPParamHeaderPrefix), canonically spelled. Each
+// hop negotiates its own session and protocol version and describes its
+// own request, so a client's are never forwarded (spec §2.3, deviation
+// D11), and an upstream transport sets its own. It is the one list: the
+// MCP protocol layer and the upstream transport build on it.
+func MCPHopHeaders() []string {
+	return []string{"Mcp-Session-Id", "Mcp-Protocol-Version", "Mcp-Method", "Mcp-Name", "X-Mcp-Session-Id"}
+}
+
+// IsMCPHopHeader reports whether name, in any case, is an MCP per-hop
+// header: one of MCPHopHeaders, or an Mcp-Param-* header (spec §2.3).
+func IsMCPHopHeader(name string) bool {
+	for _, h := range MCPHopHeaders() {
+		if strings.EqualFold(name, h) {
+			return true
+		}
+	}
+	return len(name) >= len(MCPParamHeaderPrefix) && strings.EqualFold(name[:len(MCPParamHeaderPrefix)], MCPParamHeaderPrefix)
 }
 
 // clientCredential returns the sanitised value of the header mcpgate

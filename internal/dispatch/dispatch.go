@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/passthrough"
 )
@@ -69,24 +70,6 @@ type Inbound struct {
 	RequestID string
 }
 
-// SupportedProtocolVersions returns the MCP versions mcpgate speaks to
-// clients, newest first.
-func SupportedProtocolVersions() []string {
-	return []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
-}
-
-// NegotiateVersion returns the version to answer a client asking for
-// requested: the same when supported, else the newest.
-func NegotiateVersion(requested string) string {
-	versions := SupportedProtocolVersions()
-	for _, v := range versions {
-		if v == requested {
-			return v
-		}
-	}
-	return versions[0]
-}
-
 // Handle answers one message. A notification gets no answer (ok false).
 func (d *Dispatcher) Handle(ctx context.Context, msg jsonrpc.Message, in Inbound) (resp jsonrpc.Message, ok bool) {
 	if msg.IsNotification() {
@@ -129,7 +112,7 @@ func (d *Dispatcher) initialize(msg jsonrpc.Message) jsonrpc.Message {
 	}
 	_ = json.Unmarshal(msg.Params, &p)
 	r, _ := json.Marshal(map[string]any{
-		"protocolVersion": NegotiateVersion(p.ProtocolVersion),
+		"protocolVersion": protocol.Negotiate(p.ProtocolVersion),
 		"capabilities": map[string]any{
 			"tools":       map[string]any{"listChanged": true},
 			"resources":   map[string]any{"subscribe": true, "listChanged": true},
@@ -149,15 +132,15 @@ func (d *Dispatcher) byName(ctx context.Context, ix *Index, msg jsonrpc.Message,
 	if msg.Method == "prompts/get" {
 		kind, table = "prompt", ix.prompts
 	}
-	name, ok := stringField(msg.Params, "name")
-	if !ok {
-		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params.name is missing", msg.Method)), ""
+	name, perr := stringParam(msg, "name")
+	if perr != nil {
+		return failure(perr), ""
 	}
 	e, ok := table[name]
 	if !ok {
 		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown %s %q", kind, name)), ""
 	}
-	params, err := withStringField(msg.Params, "name", e.name)
+	params, err := jsonrpc.WithStringMember(msg.Params, "name", e.name)
 	if err != nil {
 		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: %v", msg.Method, err)), e.route.Slug
 	}
@@ -167,9 +150,9 @@ func (d *Dispatcher) byName(ctx context.Context, ix *Index, msg jsonrpc.Message,
 
 // byURI routes resources/read and (un)subscribe by the resource's URI.
 func (d *Dispatcher) byURI(ctx context.Context, ix *Index, msg jsonrpc.Message, in Inbound) (jsonrpc.Message, string) {
-	uri, ok := stringField(msg.Params, "uri")
-	if !ok {
-		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params.uri is missing", msg.Method)), ""
+	uri, perr := stringParam(msg, "uri")
+	if perr != nil {
+		return failure(perr), ""
 	}
 	r, ok := ix.resourceOwner(uri)
 	if !ok {
@@ -182,28 +165,28 @@ func (d *Dispatcher) byURI(ctx context.Context, ix *Index, msg jsonrpc.Message, 
 // completion routes completion/complete by its reference: a prompt's
 // prefixed name or a resource's URI.
 func (d *Dispatcher) completion(ctx context.Context, ix *Index, msg jsonrpc.Message, in Inbound) (jsonrpc.Message, string) {
-	ref, ok := objectField(msg.Params, "ref")
+	ref, ok := jsonrpc.Member(msg.Params, "ref")
 	if !ok {
 		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: params.ref is missing")), ""
 	}
-	typ, _ := stringField(ref, "type")
+	typ, _ := jsonrpc.StringMember(ref, "type")
 	switch typ {
 	case "ref/prompt":
-		name, _ := stringField(ref, "name")
+		name, _ := jsonrpc.StringMember(ref, "name")
 		e, ok := ix.prompts[name]
 		if !ok {
 			return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown prompt %q", name)), ""
 		}
-		newRef, err := withStringField(ref, "name", e.name)
+		newRef, err := jsonrpc.WithStringMember(ref, "name", e.name)
 		if err == nil {
-			msg.Params, err = withRawField(msg.Params, "ref", newRef)
+			msg.Params, err = jsonrpc.WithMember(msg.Params, "ref", newRef)
 		}
 		if err != nil {
 			return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: %v", err)), ""
 		}
 		return d.Forward(ctx, e.route, msg, in), e.route.Slug
 	case "ref/resource":
-		uri, _ := stringField(ref, "uri")
+		uri, _ := jsonrpc.StringMember(ref, "uri")
 		r, ok := ix.resourceOwner(uri)
 		if !ok {
 			return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown resource %q", uri)), ""
@@ -213,16 +196,25 @@ func (d *Dispatcher) completion(ctx context.Context, ix *Index, msg jsonrpc.Mess
 	return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: unknown ref type %q", typ)), ""
 }
 
-func withRawField(obj json.RawMessage, key string, value json.RawMessage) (json.RawMessage, error) {
-	start, end, err := fieldSpan(obj, key)
-	if err != nil {
-		return nil, err
+// stringParam returns the string member key of msg's params, which a
+// request is routed on, or the error that answers it: missing, not a
+// string, or given twice (a decoded message never has a key twice, see
+// jsonrpc.CheckKeys; this holds for one built any other way).
+func stringParam(msg jsonrpc.Message, key string) (string, *jsonrpc.Error) {
+	start, end, err := jsonrpc.MemberSpan(msg.Params, key)
+	switch {
+	case errors.Is(err, jsonrpc.ErrDuplicateKey):
+		return "", jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "invalid request: %v in params", err)
+	case err != nil && len(msg.Params) > 0:
+		return "", jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params must be an object", msg.Method)
+	case err != nil || start < 0:
+		return "", jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params.%s is missing", msg.Method, key)
 	}
-	if start < 0 {
-		return nil, fmt.Errorf("no field %q", key)
+	var s string
+	if json.Unmarshal(msg.Params[start:end], &s) != nil {
+		return "", jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: params.%s must be a string", msg.Method, key)
 	}
-	out := append(append(append([]byte{}, obj[:start]...), value...), obj[end:]...)
-	return out, nil
+	return s, nil
 }
 
 func mustJSON(v any) json.RawMessage {

@@ -1,13 +1,14 @@
 package dispatch
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"regexp"
 	"sort"
 	"strings"
-
-	"context"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/passthrough"
@@ -51,10 +52,18 @@ type Route struct {
 	// relay; nil when the upstream cannot be relayed to (disabled, or its
 	// credentials unreadable).
 	Dial Dialer
-	// Endpoint names where Dial connects (transport and URL): a relay
-	// session opened to another endpoint cannot go on, since its upstream
-	// session lives there.
+	// Endpoint identifies where Dial connects, opaquely (EndpointOf): a
+	// relay session opened to another endpoint cannot go on, since its
+	// upstream session lives there. It holds no URL, so that nothing that
+	// prints a Route can tell a client where an upstream lives.
 	Endpoint string
+}
+
+// EndpointOf returns the Route.Endpoint of an upstream at rawURL over
+// transport: equal for equal inputs, and naming neither.
+func EndpointOf(transport, rawURL string) string {
+	sum := sha256.Sum256([]byte(transport + "\x00" + rawURL))
+	return hex.EncodeToString(sum[:16])
 }
 
 // Dialer opens a dedicated upstream session for the 1:1 relay: initialize
@@ -147,7 +156,7 @@ func NewIndex(routes []*Route, sep string) *Index {
 		tools = append(tools, ix.prefixed(r, sep, "tool", r.Catalogue.Tools, ix.tools)...)
 		prompts = append(prompts, ix.prefixed(r, sep, "prompt", r.Catalogue.Prompts, ix.prompts)...)
 		for _, res := range r.Catalogue.Resources {
-			uri, ok := stringField(res, "uri")
+			uri, ok := jsonrpc.StringMember(res, "uri")
 			if !ok {
 				continue
 			}
@@ -159,7 +168,7 @@ func NewIndex(routes []*Route, sep string) *Index {
 			}
 		}
 		for _, t := range r.Catalogue.ResourceTemplates {
-			uriTemplate, ok := stringField(t, "uriTemplate")
+			uriTemplate, ok := jsonrpc.StringMember(t, "uriTemplate")
 			if !ok {
 				continue
 			}
@@ -179,7 +188,7 @@ func NewIndex(routes []*Route, sep string) *Index {
 func (ix *Index) prefixed(r *Route, sep, kind string, items []json.RawMessage, into map[string]entry) []json.RawMessage {
 	var out []json.RawMessage
 	for _, item := range items {
-		name, ok := stringField(item, "name")
+		name, ok := jsonrpc.StringMember(item, "name")
 		if !ok || name == "" {
 			continue
 		}
@@ -190,7 +199,7 @@ func (ix *Index) prefixed(r *Route, sep, kind string, items []json.RawMessage, i
 			}
 			continue
 		}
-		p, err := withStringField(item, "name", full)
+		p, err := jsonrpc.WithStringMember(item, "name", full)
 		if err != nil {
 			continue
 		}
@@ -201,11 +210,11 @@ func (ix *Index) prefixed(r *Route, sep, kind string, items []json.RawMessage, i
 }
 
 func prefixName(item json.RawMessage, slug, sep string) (json.RawMessage, error) {
-	name, ok := stringField(item, "name")
+	name, ok := jsonrpc.StringMember(item, "name")
 	if !ok {
 		return item, nil
 	}
-	return withStringField(item, "name", slug+sep+name)
+	return jsonrpc.WithStringMember(item, "name", slug+sep+name)
 }
 
 func listResult(key string, items []json.RawMessage) json.RawMessage {

@@ -125,8 +125,12 @@ func NewError(id json.RawMessage, e *Error) Message {
 
 // Decode reads one message or a batch. batch reports whether the input was
 // an array. A malformed input is a *Error with CodeParseError; a well-formed
-// one that is not a JSON-RPC message is CodeInvalidRequest. An empty batch is
-// invalid, as the specification says.
+// one that is not a JSON-RPC message is CodeInvalidRequest, and so is one
+// with a duplicate object key anywhere in it, named in the message (see
+// CheckKeys). An empty batch is invalid, as the specification says.
+//
+// Decode and DecodeMessage are the one parse path of every message mcpgate
+// receives, from clients on every front door and from upstreams.
 func Decode(data []byte) (msgs []Message, batch bool, err error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
@@ -164,7 +168,20 @@ func DecodeMessage(data []byte) (Message, error) {
 	return decodeOne(data)
 }
 
+// decodeOne reads one message: its envelope, then its keys.
 func decodeOne(data []byte) (Message, error) {
+	m, err := decodeEnvelope(data)
+	if err != nil {
+		return Message{}, err
+	}
+	if err := CheckKeys(data); err != nil {
+		return Message{}, Errorf(CodeInvalidRequest, "invalid request: %v", err)
+	}
+	return m, nil
+}
+
+// decodeEnvelope reads one message and checks its envelope.
+func decodeEnvelope(data []byte) (Message, error) {
 	var m Message
 	if err := json.Unmarshal(data, &m); err != nil {
 		var typeErr *json.UnmarshalTypeError

@@ -82,9 +82,9 @@ func WithOnRequest(f func(*http.Request)) Option { return func(c *config) { c.on
 func WithJSONResponse() Option { return func(c *config) { c.jsonResponse = true } }
 
 // WithProtocolVersion makes a NewRaw server answer initialize with this
-// protocol version whatever the client asked for (by default it echoes
-// 2025-11-25, 2025-06-18 and 2025-03-26, and answers 2025-06-18 to anything
-// else). The SDK servers ignore it.
+// protocol version whatever the client asked for (by default it negotiates
+// as mcpgate does, protocol.Negotiate: the client's version when mcpgate
+// speaks it, else the newest). The SDK servers ignore it.
 func WithProtocolVersion(v string) Option { return func(c *config) { c.version = v } }
 
 // Server is a running MCP server. Its methods are safe for concurrent use.

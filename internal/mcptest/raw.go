@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 )
 
 // NewRaw starts a small hand-rolled Streamable HTTP MCP server on 127.0.0.1,
@@ -118,12 +119,7 @@ func (h *rawHandler) initialize(w http.ResponseWriter, msg jsonrpc.Message) {
 	json.Unmarshal(msg.Params, &p)
 	version := h.version
 	if version == "" {
-		switch p.ProtocolVersion {
-		case "2025-11-25", "2025-06-18", "2025-03-26":
-			version = p.ProtocolVersion
-		default:
-			version = "2025-06-18"
-		}
+		version = protocol.Negotiate(p.ProtocolVersion)
 	}
 	caps := h.capabilities
 	if caps == nil {

@@ -788,7 +788,7 @@ func (r *Registry) newRoute(rec store.Upstream) (*dispatch.Route, *auth.Upstream
 	route := &dispatch.Route{
 		ID: rec.ID, Name: rec.Name, Slug: rec.Slug,
 		Upstream: passthrough.Upstream{Name: rec.Name, AuthType: passthrough.AuthType(rec.AuthType)},
-		Endpoint: rec.Transport + " " + rec.URL,
+		Endpoint: dispatch.EndpointOf(rec.Transport, rec.URL),
 	}
 	if rec.PassthroughHeaders != nil {
 		route.Allowlist = r.cfg.Policy.Compile(*rec.PassthroughHeaders)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/dispatch"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 )
 
 // Streamable serves the MCP Streamable HTTP transport at /mcp: POST carries
@@ -397,9 +398,9 @@ func (s *Streamable) post(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer s.callDone(sess)
-		if v := r.Header.Get(headerProtocolVersion); v != "" && !slices.Contains(dispatch.SupportedProtocolVersions(), v) {
+		if v := r.Header.Get(headerProtocolVersion); v != "" && !protocol.Supported(v) {
 			writeJSONRPCError(w, http.StatusBadRequest, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
-				"unsupported MCP-Protocol-Version %q (supported: %s)", v, strings.Join(dispatch.SupportedProtocolVersions(), ", ")))
+				"unsupported MCP-Protocol-Version %q (supported: %s)", v, protocol.SupportedList()))
 			return
 		}
 	}
@@ -633,7 +634,7 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 	if err != nil {
 		return nil, nil, err
 	}
-	sess := &session{id: id, scope: fromRequest(s.scope, r), principal: fromRequest(s.principal, r), protocolVersion: dispatch.NegotiateVersion(p.ProtocolVersion), lastSeen: time.Now(),
+	sess := &session{id: id, scope: fromRequest(s.scope, r), principal: fromRequest(s.principal, r), protocolVersion: protocol.Negotiate(p.ProtocolVersion), lastSeen: time.Now(),
 		closed: make(chan struct{})}
 	// The session's place under MaxSessions is taken now, as it is
 	// checked, and held while it opens: initializes arriving together

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/egress"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 )
 
 // Transport names the way an upstream is reached, spelled as ContextForge
@@ -488,7 +489,7 @@ func (c *Client) accept(s *session, resp jsonrpc.Message) error {
 		return fmt.Errorf("initialize: the result is not an initialize result: %w", err)
 	}
 	if !supportedVersion(r.ProtocolVersion) {
-		return fmt.Errorf("initialize: the upstream speaks MCP protocol version %q; mcpgate asked for %s and also accepts 2025-11-25, 2025-03-26 and 2024-11-05", r.ProtocolVersion, ProtocolVersion)
+		return fmt.Errorf("initialize: the upstream speaks MCP protocol version %q; mcpgate asked for %s and accepts %s", r.ProtocolVersion, ProtocolVersion, protocol.SupportedList())
 	}
 	s.version, s.initResult = r.ProtocolVersion, resp.Result
 	return nil

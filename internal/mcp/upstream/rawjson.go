@@ -3,32 +3,17 @@ package upstream
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 )
 
 // memberSpan finds key in the JSON object obj and returns the byte span of
-// its value. When the key repeats, the last one wins, as encoding/json (and
-// most servers) read it. ok is false when obj is not an object or lacks key.
+// its value (jsonrpc.MemberSpan: a repeated key is never read). ok is false
+// when obj is not an object, lacks key, or has it twice.
 func memberSpan(obj []byte, key string) (start, end int, ok bool) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return 0, 0, false
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return 0, 0, false
-		}
-		name, _ := tok.(string)
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return 0, 0, false
-		}
-		if name == key {
-			end = int(dec.InputOffset())
-			start, ok = end-len(value), true
-		}
-	}
-	return start, end, ok
+	start, end, err := jsonrpc.MemberSpan(obj, key)
+	return start, end, err == nil && start >= 0
 }
 
 // member returns the raw value of key in the JSON object obj.
@@ -48,36 +33,9 @@ func splice(b []byte, start, end int, v []byte) []byte {
 	return append(out, b[end:]...)
 }
 
-// isToken reports whether raw is a usable progress token or request id: a
-// JSON string or number.
-func isToken(raw []byte) bool {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return false
-	}
-	switch raw[0] {
-	case '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return true
-	}
-	return false
-}
-
-// swapProgressToken replaces params._meta.progressToken of a request by
-// token, keeping every other byte. It returns the new params and the token
-// it replaced; ok is false (params untouched) when there is no token.
+// swapProgressToken is protocol.SwapProgressToken.
 func swapProgressToken(params json.RawMessage, token []byte) (out, old json.RawMessage, ok bool) {
-	ms, me, ok := memberSpan(params, "_meta")
-	if !ok {
-		return params, nil, false
-	}
-	meta := params[ms:me]
-	ts, te, ok := memberSpan(meta, "progressToken")
-	if !ok || !isToken(meta[ts:te]) {
-		return params, nil, false
-	}
-	old = bytes.Clone(meta[ts:te])
-	meta = splice(meta, ts, te, token)
-	return splice(params, ms, me, meta), old, true
+	return protocol.SwapProgressToken(params, token)
 }
 
 // setTopLevel replaces the value of key in the object obj (a notification's

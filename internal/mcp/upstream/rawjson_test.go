@@ -15,7 +15,7 @@ func TestSwapProgressToken(t *testing.T) {
 		{"no token", `{"_meta":{"other":1}}`, `{"_meta":{"other":1}}`, ``, false},
 		{"null token is none", `{"_meta":{"progressToken":null}}`, `{"_meta":{"progressToken":null}}`, ``, false},
 		{"a token elsewhere is not one", `{"arguments":{"_meta":{"progressToken":1}}}`, `{"arguments":{"_meta":{"progressToken":1}}}`, ``, false},
-		{"the last of duplicate keys counts", `{"_meta":{"progressToken":1,"progressToken":2}}`, `{"_meta":{"progressToken":1,"progressToken":42}}`, `2`, true},
+		{"a repeated key is never read", `{"_meta":{"progressToken":1,"progressToken":2}}`, `{"_meta":{"progressToken":1,"progressToken":2}}`, ``, false},
 		{"escaped key", `{"\u005fmeta":{"progressToken":"a"}}`, `{"\u005fmeta":{"progressToken":42}}`, `"a"`, true},
 		{"params an array", `[1,2]`, `[1,2]`, ``, false},
 		{"no params", ``, ``, ``, false},

@@ -14,11 +14,12 @@ import (
 	"testing"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
 )
 
 // protocolVersion is the MCP revision the harness's sessions speak.
-const protocolVersion = "2025-06-18"
+const protocolVersion = protocol.Version20250618
 
 // Session is a client's Streamable HTTP session on mcpgate's /mcp, spoken
 // by hand so that a test sees exactly what arrives and in what order. Its

@@ -1,0 +1,79 @@
+// Package protocol is mcpgate's one MCP protocol layer: the revisions
+// mcpgate speaks and their negotiation, the headers that belong to one hop,
+// and the codec of a request's params._meta. Nothing else in mcpgate knows
+// a protocol version string; bridging a client's revision to an upstream's
+// is dispatch's, on top of this.
+package protocol
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/mcpgate/mcpgate/passthrough"
+)
+
+// The MCP revisions mcpgate speaks, by their dates.
+const (
+	Version20251125 = "2025-11-25"
+	Version20250618 = "2025-06-18"
+	Version20250326 = "2025-03-26"
+	Version20241105 = "2024-11-05"
+)
+
+// Versions returns the MCP revisions mcpgate speaks, to clients and to
+// upstreams alike, newest first. A new slice on every call.
+func Versions() []string {
+	return []string{Version20251125, Version20250618, Version20250326, Version20241105}
+}
+
+// Latest is the newest revision mcpgate speaks.
+func Latest() string { return Versions()[0] }
+
+// Supported reports whether mcpgate speaks revision v.
+func Supported(v string) bool { return slices.Contains(Versions(), v) }
+
+// Negotiate returns the revision a server answers to a client whose
+// initialize asks for requested: the same when mcpgate speaks it, else the
+// newest it speaks (MCP basic/lifecycle, version negotiation).
+func Negotiate(requested string) string {
+	if Supported(requested) {
+		return requested
+	}
+	return Latest()
+}
+
+// UpstreamVersion is the revision mcpgate asks every upstream for in its
+// own initialize. It is pinned rather than "the newest mcpgate knows", so
+// that adding a revision to Versions cannot silently change what upstreams
+// are spoken to with; an upstream may answer with any of Versions.
+const UpstreamVersion = Version20250618
+
+// SupportedList is Versions as one human-readable string, for messages
+// that tell someone which revisions mcpgate accepts.
+func SupportedList() string { return strings.Join(Versions(), ", ") }
+
+// The MCP per-hop headers mcpgate reads or writes itself.
+const (
+	// HeaderSessionID carries a Streamable HTTP session's id (MCP
+	// basic/transports, session management).
+	HeaderSessionID = "Mcp-Session-Id"
+	// HeaderProtocolVersion carries the negotiated revision on every
+	// request after initialize (MCP 2025-06-18 and later).
+	HeaderProtocolVersion = "Mcp-Protocol-Version"
+	// HeaderMethod and HeaderName describe a request for routing without
+	// its body (MCP 2026-07-28).
+	HeaderMethod = "Mcp-Method"
+	HeaderName   = "Mcp-Name"
+	// HeaderParamPrefix starts the Mcp-Param-<name> headers (MCP 2026-07-28).
+	HeaderParamPrefix = passthrough.MCPParamHeaderPrefix
+)
+
+// HopHeaders returns the MCP per-hop headers, canonically spelled, other
+// than the Mcp-Param-* family (HeaderParamPrefix). It is the passthrough
+// engine's list (spec §2.3): the engine never forwards a client's, and an
+// upstream transport drops any given it and sets its own.
+func HopHeaders() []string { return passthrough.MCPHopHeaders() }
+
+// IsHopHeader reports whether name, in any case, is an MCP per-hop header:
+// one of HopHeaders, or an Mcp-Param-* header.
+func IsHopHeader(name string) bool { return passthrough.IsMCPHopHeader(name) }
