@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// realisticCall is the benchmark case of issue 2: 25 request headers as a
+// realisticCall is the realistic benchmark case: 25 request headers as a
 // browser-based MCP client behind a load balancer sends them, an 8-name
 // allowlist (two names absent from the request, one never forwarded), three
 // base headers and a bearer upstream.

@@ -57,7 +57,7 @@ type Options struct {
 	GatewayProcess bool
 }
 
-// DefaultOptions are the figures of issue 3.
+// DefaultOptions are the load harness's standard figures.
 func DefaultOptions() Options {
 	return Options{Sequential: 2000, Concurrent: 20000, Callers: 32, Warmup: 200, Limit: 60 * time.Second,
 		Rounds: 20, RPC: true, Reference: true, CallTimeout: 10 * time.Second}

@@ -71,7 +71,7 @@ func testHarnessSmall(t *testing.T, upstreamProcess, gatewayProcess bool) {
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range []string{"sequential: p50 mcpgate/direct = ", "concurrent: p50 rpc/direct = ", "sequential: p50 tcp/direct = ", "sequential: p50 added over direct: mcpgate ", "target (issue 3): "} {
+	for _, line := range []string{"sequential: p50 mcpgate/direct = ", "concurrent: p50 rpc/direct = ", "sequential: p50 tcp/direct = ", "sequential: p50 added over direct: mcpgate ", "target: "} {
 		if !strings.Contains(text.String(), line) {
 			t.Errorf("the report lacks %q:\n%s", line, text.String())
 		}

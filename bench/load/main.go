@@ -1,5 +1,5 @@
 // Command load measures tools/call latency and throughput through mcpgate
-// and directly to the same upstream, in one run (issue 3).
+// and directly to the same upstream, in one run.
 //
 // It starts, in this one process and on 127.0.0.1, an upstream MCP server
 // (the go-sdk's, with an echo tool) and a real mcpgate in front of it

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// targetP50Ratio is issue 3's target: sequential p50 through mcpgate at most
+// targetP50Ratio is the load harness's target: sequential p50 through mcpgate at most
 // this many times the direct p50.
 const targetP50Ratio = 1.3
 
@@ -82,7 +82,7 @@ type Ratio struct {
 	Throughput float64 `json:"throughput"`
 }
 
-// Target is issue 3's target and whether this run met it.
+// Target is the load harness's target and whether this run met it.
 type Target struct {
 	Description string  `json:"description"`
 	Limit       float64 `json:"limit"`
@@ -203,7 +203,7 @@ func (r *Report) WriteText(out io.Writer) error {
 		if !t.Met {
 			verdict = "MISSED"
 		}
-		fmt.Fprintf(w, "target (issue 3): sequential p50 mcpgate/direct <= %.2fx: %s (%.2fx)\n", t.Limit, verdict, t.Measured)
+		fmt.Fprintf(w, "target: sequential p50 mcpgate/direct <= %.2fx: %s (%.2fx)\n", t.Limit, verdict, t.Measured)
 	}
 	if n := r.Errors(); n > 0 {
 		fmt.Fprintf(w, "\n%d calls failed:\n", n)

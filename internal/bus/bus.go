@@ -1,6 +1,6 @@
 // Package bus carries change notifications between mcpgate instances.
 //
-// Several instances share one database (issue 5). Each caches what it read
+// Several instances share one database. Each caches what it read
 // from it (the allowlists of spec §3, the upstreams, their catalogues), so a
 // change written through one instance must reach every other one before its
 // next call (deviation D10); the caches' TTL is only the safety net. An

@@ -66,7 +66,7 @@ func TestPublishRejectsMalformedEvents(t *testing.T) {
 // Two instances on one backend: what either publishes reaches both, in the
 // order it was published, naming who published it, with the record version
 // it carries; and it reaches the
-// other quickly (the p50 and p99 are logged; issue 5 targets a p99 of
+// other quickly (the p50 and p99 are logged; the goal is a p99 of
 // 100 ms end to end).
 func TestEveryInstanceReceivesEveryEventInOrder(t *testing.T) {
 	for _, be := range backends(t) {

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// The reconnection schedule of a networked bus (issue 5): the wait between
+// The reconnection schedule of a networked bus: the wait between
 // two attempts doubles from minBackoff to maxBackoff, and goes back to
 // minBackoff once a connection has lasted stableAfter, so that a flapping
 // connection does not reconnect (and log) ten times a second.

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Sessions on any instance (issue 5), through Redis:
+// Sessions on any instance, through Redis:
 //
 //   - RedisSessions keeps Streamable HTTP sessions where every instance
 //     finds them (frontdoor.SharedSessions);

@@ -13,7 +13,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/registry"
 )
 
-// cluster is what an instance shares with the others (issue 5): the bus
+// cluster is what an instance shares with the others: the bus
 // that carries changes, and with Redis, the sessions any instance can take
 // over and the routing of legacy SSE messages to the instance holding the
 // stream. A single instance (SQLite) has a local bus and nothing else.

@@ -51,7 +51,7 @@ type Gateway struct {
 	httpClient *http.Client
 	// unlockSQLite releases the one-instance lock of a SQLite database.
 	unlockSQLite func()
-	// cluster is what this instance shares with the others (issue 5).
+	// cluster is what this instance shares with the others.
 	cluster *cluster
 	handler http.Handler
 	ready   atomic.Bool
@@ -479,9 +479,8 @@ func (g *Gateway) authenticateWith(next http.Handler, tokenOf func(*http.Request
 			g.tokens.remember(token, claims.ExpiresAt, claims.Subject)
 			subject = claims.Subject
 		}
-		// Sessions are bound to the client that opened them (issue 5
-		// note; MCP security best practices: session ids are not
-		// credentials).
+		// Sessions are bound to the client that opened them (MCP security
+		// best practices: session ids are not credentials).
 		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), subject)))
 	})
 }

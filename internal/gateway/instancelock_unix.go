@@ -15,7 +15,7 @@ import (
 // exclusive flock on path + ".instance", held until release. SQLite keeps
 // a single instance's state (its sessions, its caches) consistent only
 // within one process, so a second `mcpgate serve` on the same file is
-// refused with a message saying what to use instead (issue 5).
+// refused with a message saying what to use instead.
 func lockSQLite(path string) (release func(), err error) {
 	name := path + ".instance"
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)

@@ -20,7 +20,7 @@ import (
 )
 
 // These tests run several real mcpgate processes on one PostgreSQL (and
-// one Redis), the way operators run them behind a load balancer (issue 5),
+// one Redis), the way operators run them behind a load balancer,
 // and check from the outside that a change made through one instance is
 // applied by every other before its next call, that sessions go on
 // whichever instance a request lands on, and that losing Redis or an
@@ -32,7 +32,7 @@ import (
 // not asserted (performance is not a pass/fail test here).
 const propagationBound = 5 * time.Second
 
-// propagationTarget is issue 5's goal for a change to reach every instance.
+// propagationTarget is the goal for a change to reach every instance.
 const propagationTarget = 100 * time.Millisecond
 
 // TestChangesReachEveryInstance: with Redis, and without it (PostgreSQL

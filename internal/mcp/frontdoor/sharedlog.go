@@ -9,7 +9,7 @@ import (
 // sharingLog logs the failures of what is shared with other instances
 // (SharedSessions, SessionRouter) at most once a minute: while Redis is
 // away every session would otherwise log its own, and the bus already says
-// once that it is down (issue 5).
+// once that it is down.
 type sharingLog struct {
 	logger *slog.Logger
 	last   atomic.Int64 // unix nanoseconds of the last line

@@ -170,7 +170,7 @@ func (h *SSE) ServeMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 // route hands a POST for a session this instance does not hold to the
-// instance that does (issue 5): 202 once it is on its way, 404 when no
+// instance that does: 202 once it is on its way, 404 when no
 // live instance holds the session.
 func (h *SSE) route(w http.ResponseWriter, r *http.Request, id string) {
 	cfg := h.sessions.cfg

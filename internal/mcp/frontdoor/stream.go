@@ -54,12 +54,12 @@ type StreamConfig struct {
 	// session's stream (see StreamableConfig.Principal).
 	Principal func(*http.Request) string
 	// Router, when set, carries a legacy SSE POST that lands on an instance
-	// other than the one holding the session's stream to that one (issue 5).
+	// other than the one holding the session's stream to that one.
 	Router SessionRouter
 }
 
 // SessionRouter carries the messages of a legacy SSE session to the
-// instance whose stream holds it (issue 5): the holder claims the session
+// instance whose stream holds it: the holder claims the session
 // while it lives, and a POST landing elsewhere is routed to it.
 type SessionRouter interface {
 	// Claim says this instance holds session id, for ttl; the holder

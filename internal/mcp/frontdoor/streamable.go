@@ -121,7 +121,7 @@ func (e *OpenError) Error() string { return e.Err.Error() }
 func (e *OpenError) Unwrap() error { return e.Err }
 
 // SharedSessions keeps Streamable HTTP sessions where every instance can
-// find them (issue 5): what a session needs to go on elsewhere is its id
+// find them: what a session needs to go on elsewhere is its id
 // and a record (its protocol version and client), which the Streamable
 // encodes; the store keeps the record as it is given.
 type SharedSessions interface {
@@ -171,7 +171,7 @@ type StreamableConfig struct {
 	Open Opener
 	// Shared, when set, keeps the sessions answered by Handler where every
 	// mcpgate instance finds them, so that a session opened on one instance
-	// goes on on another (issue 5). Sessions with a Backend of their own
+	// goes on on another. Sessions with a Backend of their own
 	// (Open) stay on the instance that holds the backend.
 	Shared SharedSessions
 	// EventStreamAnswers answers every POST that carries requests as an
