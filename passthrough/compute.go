@@ -141,7 +141,7 @@ func (p *Policy) ComputeInto(res *Result, c Call) {
 		if v := last(c.Request, authorization); v != "" {
 			switch sv := SanitizeValue(v); {
 			case p.consumesAuthorization():
-				res.decide(authorization, Skipped, ReasonClientCredential) // D4
+				res.decide(authorization, Skipped, ReasonOwnAuthorization) // D4
 			case indexFold(c.Base, authorization) >= 0:
 				res.decide(authorization, Skipped, ReasonBaseAuthorizationIsSet)
 			case sv == "":

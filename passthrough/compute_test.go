@@ -1,6 +1,7 @@
 package passthrough
 
 import (
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -136,7 +137,7 @@ func TestComputeRules(t *testing.T) {
 			request:   hdr("Authorization", "Bearer client"),
 			upstream:  Upstream{AuthType: AuthNone},
 			want:      []Header{},
-			decisions: map[string]Reason{"Authorization": ReasonClientCredential},
+			decisions: map[string]Reason{"Authorization": ReasonOwnAuthorization},
 		},
 		{
 			name:      "the none rule forwards Authorization when clients authenticate with another header",
@@ -288,6 +289,39 @@ func TestReasonCodesAreStableAndDistinct(t *testing.T) {
 	}
 	if len(seen) != int(lastReason) {
 		t.Errorf("%d codes for %d reasons", len(seen), lastReason)
+	}
+}
+
+// TestOwnAuthorizationWithheldWithoutWarning: the client's Authorization,
+// withheld from an auth_type none upstream because mcpgate authenticated the
+// client with it (spec §2.2, D4), is how every authenticated client calls:
+// a debug decision, not a warning on every call. The same header put on the
+// allowlist is a configuration problem (spec §2.3): a warning.
+func TestOwnAuthorizationWithheldWithoutWarning(t *testing.T) {
+	p := NewPolicy(settingsOn())
+	req := http.Header{"Authorization": {"Bearer client-token-of-mcpgate"}}
+	res := p.Compute(Call{Request: req, Upstream: Upstream{Name: "crm", AuthType: AuthNone}})
+	if len(res.Headers) != 0 {
+		t.Fatalf("forwarded %v, want nothing", res.Headers)
+	}
+	var d Decision
+	for _, x := range res.Decisions {
+		if x.Header == "Authorization" {
+			d = x
+		}
+	}
+	if d.Reason != ReasonOwnAuthorization || d.Reason.Level() != slog.LevelDebug {
+		t.Errorf("decision %v at level %v, want %v at debug", d.Reason, d.Reason.Level(), ReasonOwnAuthorization)
+	}
+	res = p.Compute(Call{Request: req, Allowlist: p.Compile([]string{"Authorization"}), Upstream: Upstream{Name: "crm", AuthType: AuthNone}})
+	warned := false
+	for _, x := range res.Decisions {
+		if x.Header == "Authorization" && x.Reason == ReasonClientCredential && x.Reason.Level() == slog.LevelWarn {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("an allowlisted AUTH_HEADER_NAME header: decisions %v, want a %v warning", res.Decisions, ReasonClientCredential)
 	}
 }
 

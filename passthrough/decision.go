@@ -55,6 +55,7 @@ const (
 	ReasonReplacedByLaterEntry   // spec §2.4: a later allowlist entry with the same name, in any case, replaced it
 	ReasonBaseAuthorizationIsSet // spec §2.2: client Authorization not forwarded, a base Authorization exists
 	ReasonClientCredentialValue  // spec §2.2-2.3: its value is mcpgate's own client credential, under another name, D4
+	ReasonOwnAuthorization       // spec §2.2: the client's Authorization is what mcpgate authenticated it with, D4
 )
 
 // String returns the stable reason code.
@@ -98,12 +99,14 @@ func (r Reason) String() string {
 		return "base_authorization_set"
 	case ReasonClientCredentialValue:
 		return "client_credential_value"
+	case ReasonOwnAuthorization:
+		return "client_authorization_is_mcpgate_credential"
 	}
 	return "unknown"
 }
 
 // lastReason is the highest Reason value.
-const lastReason = ReasonClientCredentialValue
+const lastReason = ReasonOwnAuthorization
 
 // Reasons returns every reason, for documentation and metric pre-registration.
 func Reasons() []Reason {
@@ -116,7 +119,9 @@ func Reasons() []Reason {
 
 // Level is the log level a decision deserves (spec §2.3): skips that point at
 // a configuration problem or a suspicious request are warnings; a header that
-// is simply absent, and everything forwarded, is debug.
+// is simply absent, everything forwarded, and the client's Authorization
+// withheld because mcpgate authenticated the client with it (step 2 has no
+// warning: every authenticated client's every call would log one), is debug.
 func (r Reason) Level() slog.Level {
 	switch r {
 	case ReasonInvalidName, ReasonProtocolHeader, ReasonMCPHeader, ReasonInternalHeader,
@@ -185,6 +190,8 @@ func (d Decision) Message(up Upstream) string {
 		return fmt.Sprintf("Client %s not forwarded: the upstream already has a base Authorization header", h)
 	case ReasonClientCredentialValue:
 		return fmt.Sprintf("Refusing inbound passthrough of '%s': its value is the client's credential for mcpgate (the AUTH_HEADER_NAME header), not the upstream's", h)
+	case ReasonOwnAuthorization:
+		return fmt.Sprintf("Client %s not forwarded: mcpgate authenticated the client with it; an upstream credential goes in X-Upstream-Authorization", h)
 	}
 	return fmt.Sprintf("%s %s (%s)", h, d.Action, d.Reason)
 }
