@@ -201,20 +201,44 @@ func countRPC(srv *mcptest.Server, method string) int {
 }
 
 // TestCallInFlightSurvivesRefresh: a tool call in flight when the catalogue
-// is refreshed — by the admin API, or by the upstream's own list_changed —
+// is refreshed — periodically, by the admin API, by the upstream's own
+// list_changed, or by another instance's change of the record —
 // completes with its result (before, the refresh closed the connection:
 // "upstream client closed").
 func TestCallInFlightSurvivesRefresh(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		refresh func(t *testing.T, tr *testRegistry, srv *mcptest.Server, id string)
+		name     string
+		periodic bool // the registry is started with a short CATALOGUE_REFRESH_INTERVAL
+		refresh  func(t *testing.T, tr *testRegistry, srv *mcptest.Server, id string)
 	}{
-		{"admin refresh", func(t *testing.T, tr *testRegistry, _ *mcptest.Server, id string) {
+		{"periodic refresh", true, func(t *testing.T, _ *testRegistry, srv *mcptest.Server, _ string) {
+			listed := countRPC(srv, "tools/list")
+			eventually(t, 10*time.Second, "two periodic re-lists", func() bool { return countRPC(srv, "tools/list") >= listed+2 })
+		}},
+		{"another instance's change", false, func(t *testing.T, tr *testRegistry, _ *mcptest.Server, id string) {
+			ctx := context.Background()
+			rec, err := tr.st.GetUpstream(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			none := []string{}
+			rec.PassthroughHeaders, rec.Name = &none, "crm renamed"
+			if rec, err = tr.st.UpdateUpstream(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			if err := tr.ApplyUpstream(ctx, id, rec.Version); err != nil {
+				t.Fatal(err)
+			}
+			if err := tr.ApplyCatalogue(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"admin refresh", false, func(t *testing.T, tr *testRegistry, _ *mcptest.Server, id string) {
 			if _, err := tr.Refresh(context.Background(), id); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"list_changed", func(t *testing.T, tr *testRegistry, srv *mcptest.Server, id string) {
+		{"list_changed", false, func(t *testing.T, tr *testRegistry, srv *mcptest.Server, id string) {
 			srv.AddTool("added")
 			eventually(t, 10*time.Second, "the added tool is listed", func() bool {
 				return strings.Contains(strings.Join(tr.toolNames(t, id), ","), "added")
@@ -224,7 +248,16 @@ func TestCallInFlightSurvivesRefresh(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := mcptest.NewStreamableHTTP(t)
 			g := addBlockingTool(srv)
-			tr := newTestRegistry(t, nil)
+			var tweak func(*Config)
+			if tc.periodic {
+				tweak = func(c *Config) { c.RefreshInterval = 20 * time.Millisecond }
+			}
+			tr := newTestRegistry(t, tweak)
+			if tc.periodic {
+				if err := tr.Start(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
 			v := tr.create(t, "crm", srv.URL, upstream.StreamableHTTP)
 
 			type outcome struct {
