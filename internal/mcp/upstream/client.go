@@ -444,7 +444,7 @@ func (c *Client) newCall(req jsonrpc.Message, headers http.Header) (*call, []byt
 		wake:    make(chan struct{}, 1),
 	}
 	params := req.Params
-	if p, old, ok := swapProgressToken(params, wireID); ok {
+	if p, old, ok := protocol.SwapProgressToken(params, wireID); ok {
 		params, cl.origToken, cl.wireToken = p, old, wireID
 	}
 	body, err := jsonrpc.Encode(jsonrpc.Message{JSONRPC: jsonrpc.Version, ID: wireID, Method: req.Method, Params: params})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
-	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 )
 
 // memberSpan finds key in the JSON object obj and returns the byte span of
@@ -31,11 +30,6 @@ func splice(b []byte, start, end int, v []byte) []byte {
 	out = append(out, b[:start]...)
 	out = append(out, v...)
 	return append(out, b[end:]...)
-}
-
-// swapProgressToken is protocol.SwapProgressToken.
-func swapProgressToken(params json.RawMessage, token []byte) (out, old json.RawMessage, ok bool) {
-	return protocol.SwapProgressToken(params, token)
 }
 
 // setTopLevel replaces the value of key in the object obj (a notification's
