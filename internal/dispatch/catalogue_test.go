@@ -216,6 +216,10 @@ func TestInitializeFederatesCapabilities(t *testing.T) {
 		}
 		return r.Capabilities, r.Instructions
 	}
+	show := func(caps map[string]json.RawMessage) string {
+		b, _ := json.Marshal(caps)
+		return string(b)
+	}
 
 	unavailable := fullRoute(t, "gone", plain)
 	unavailable.Caller, unavailable.Unavailable = nil, "down"
@@ -230,7 +234,7 @@ func TestInitializeFederatesCapabilities(t *testing.T) {
 		"tasks":       `{"list":{},"requests":{"tools":{"call":{}}}}`,
 	}
 	if len(caps) != len(want) {
-		t.Errorf("capabilities %v, want exactly %v", caps, want)
+		t.Errorf("capabilities %s, want exactly %v", show(caps), want)
 	}
 	for name, w := range want {
 		if got := string(caps[name]); got != w {
@@ -259,6 +263,6 @@ func TestInitializeFederatesCapabilities(t *testing.T) {
 	// Only what is offered: no subscribe, completions, logging or tasks.
 	caps, _ = initialize(newDispatcher(t, nil, fullRoute(t, "plain", plain)), "2025-11-25")
 	if got := string(caps["resources"]); got != `{"listChanged":true}` || caps["completions"] != nil || caps["logging"] != nil || caps["tasks"] != nil {
-		t.Errorf("with one upstream offering tools only: capabilities %v", caps)
+		t.Errorf("with one upstream offering tools only: capabilities %s", show(caps))
 	}
 }

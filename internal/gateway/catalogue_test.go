@@ -48,13 +48,15 @@ func TestInitializeAnswersFromTheUpstreams(t *testing.T) {
 		caps := init.Capabilities
 		if caps.Resources == nil || caps.Resources.Subscribe || !caps.Resources.ListChanged || caps.Tools == nil || !caps.Tools.ListChanged ||
 			caps.Completions == nil || caps.Logging == nil {
-			t.Errorf("with a go-sdk upstream without subscriptions: capabilities %+v", caps)
+			b, _ := json.Marshal(caps)
+			t.Errorf("with a go-sdk upstream without subscriptions: capabilities %s", b)
 		}
 
 		gw.register(map[string]any{"name": "Subscribing", "url": subscribing.URL})
 		init = federatedSession(t, gw).InitializeResult()
 		if caps := init.Capabilities; caps.Resources == nil || !caps.Resources.Subscribe {
-			t.Errorf("with an upstream supporting subscriptions: capabilities %+v", caps)
+			b, _ := json.Marshal(caps)
+			t.Errorf("with an upstream supporting subscriptions: capabilities %s", b)
 		}
 		if !strings.Contains(init.Instructions, `- Subscribing: prefix "subscribing-"`) {
 			t.Errorf("instructions do not name the second upstream:\n%s", init.Instructions)
