@@ -151,10 +151,10 @@ func federatedInstructions(routes []*Route, sep string) string {
 	if len(routes) == 0 {
 		return "mcpgate federates MCP servers behind one endpoint; none is registered at the moment."
 	}
-	fmt.Fprintf(&b, "mcpgate federates these MCP servers behind one endpoint. A tool or prompt is named with its server's prefix "+
-		"(the tool %q of the server with prefix %q is %q); a resource keeps its server's URI, and any server's resource "+
-		"can also be read as mcpgate://<slug>/<its URI>, which is how a URI that several servers share is listed for "+
-		"all but the first:\n", "search", "docs"+sep, "docs"+sep+"search")
+	b.WriteString("mcpgate federates these MCP servers behind one endpoint. Each server's tools and prompts are named " +
+		"with its prefix: its tool \"x\" is \"<prefix>x\" here. Resources keep their server's URIs; a URI several servers " +
+		"share is listed as it is for the first below and as mcpgate://<slug>/<URI> for the others, and any server's " +
+		"resource can be read that way.\nServers:\n")
 	for _, r := range routes {
 		fmt.Fprintf(&b, "- %s: prefix %q, slug %q", r.Name, r.Slug+sep, r.Slug)
 		if r.Caller == nil {
