@@ -178,7 +178,20 @@ func TestDuplicateResourceURIs(t *testing.T) {
 		}
 	}
 
-	resp := handle(t, d, `{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"mcpgate://c/test://hello"}}`)
+	// A completion of the scoped template's argument reaches b, naming
+	// the template as b knows it.
+	resp := handle(t, d, `{"jsonrpc":"2.0","id":4,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"mcpgate://b/test://items/{id}"},"argument":{"name":"id","value":"1"}}}`)
+	if resp.Error != nil {
+		t.Errorf("completion of the scoped template: %+v", resp.Error)
+	}
+	if got := requestsOf(b, "completion/complete"); len(got) != 1 || !strings.Contains(got[0], `"ref":{"type":"ref/resource","uri":"test://items/{id}"}`) {
+		t.Errorf("completion of the scoped template: b got %v, want the ref under b's own template", got)
+	}
+	if got := requestsOf(a, "completion/complete"); len(got) != 0 {
+		t.Errorf("completion of b's scoped template reached a: %v", got)
+	}
+
+	resp = handle(t, d, `{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"mcpgate://c/test://hello"}}`)
 	if resp.Error == nil || resp.Error.Code != jsonrpc.CodeResourceNotFound {
 		t.Errorf("a scope no upstream has: %+v, want -32002", resp.Error)
 	}

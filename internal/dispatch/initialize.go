@@ -18,6 +18,9 @@ import (
 const (
 	maxUpstreamInstructions = 2 << 10
 	maxInstructions         = 16 << 10
+	// minQuote is the least room worth quoting in: below it, a server's
+	// instructions are counted as left out rather than cut to a stub.
+	minQuote = 256
 )
 
 // initialize answers a client's initialize from the federated catalogue in
@@ -168,7 +171,7 @@ func federatedInstructions(routes []*Route, sep string) string {
 		if text == "" {
 			continue
 		}
-		if quoted >= maxInstructions {
+		if maxInstructions-quoted < minQuote {
 			left++
 			continue
 		}
