@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
-	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/passthrough"
 )
@@ -106,26 +105,6 @@ func result(r json.RawMessage) jsonrpc.Message { return jsonrpc.Message{Result: 
 
 func failure(e *jsonrpc.Error) jsonrpc.Message { return jsonrpc.Message{Error: e} }
 
-func (d *Dispatcher) initialize(msg jsonrpc.Message) jsonrpc.Message {
-	var p struct {
-		ProtocolVersion string `json:"protocolVersion"`
-	}
-	_ = json.Unmarshal(msg.Params, &p)
-	r, _ := json.Marshal(map[string]any{
-		"protocolVersion": protocol.Negotiate(p.ProtocolVersion),
-		"capabilities": map[string]any{
-			"tools":       map[string]any{"listChanged": true},
-			"resources":   map[string]any{"subscribe": true, "listChanged": true},
-			"prompts":     map[string]any{"listChanged": true},
-			"completions": map[string]any{},
-			"logging":     map[string]any{},
-		},
-		"serverInfo":   map[string]any{"name": d.cfg.ServerName, "version": d.cfg.ServerVersion},
-		"instructions": "mcpgate federates several MCP servers; tool and prompt names are prefixed with the server's name.",
-	})
-	return result(r)
-}
-
 // byName routes tools/call and prompts/get by their prefixed name.
 func (d *Dispatcher) byName(ctx context.Context, ix *Index, msg jsonrpc.Message, in Inbound) (jsonrpc.Message, string) {
 	kind, table := "tool", ix.tools
@@ -136,8 +115,8 @@ func (d *Dispatcher) byName(ctx context.Context, ix *Index, msg jsonrpc.Message,
 	if perr != nil {
 		return failure(perr), ""
 	}
-	e, ok := table[name]
-	if !ok {
+	e, ok := ix.named(table, name)
+	if !ok { // no upstream's prefix: the go-sdk server's code and words (MCP server/tools, error handling)
 		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown %s %q", kind, name)), ""
 	}
 	params, err := jsonrpc.WithStringMember(msg.Params, "name", e.name)
@@ -154,10 +133,13 @@ func (d *Dispatcher) byURI(ctx context.Context, ix *Index, msg jsonrpc.Message, 
 	if perr != nil {
 		return failure(perr), ""
 	}
-	r, ok := ix.resourceOwner(uri)
+	r, own, ok := ix.resourceRoute(uri)
 	if !ok {
 		return failure(&jsonrpc.Error{Code: jsonrpc.CodeResourceNotFound, Message: fmt.Sprintf("unknown resource %q", uri),
 			Data: mustJSON(map[string]string{"uri": uri})}), ""
+	}
+	if own != uri {
+		return d.forwardScoped(ctx, r, msg, in, uri, own), r.Slug
 	}
 	return d.Forward(ctx, r, msg, in), r.Slug
 }
@@ -173,7 +155,7 @@ func (d *Dispatcher) completion(ctx context.Context, ix *Index, msg jsonrpc.Mess
 	switch typ {
 	case "ref/prompt":
 		name, _ := jsonrpc.StringMember(ref, "name")
-		e, ok := ix.prompts[name]
+		e, ok := ix.named(ix.prompts, name)
 		if !ok {
 			return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown prompt %q", name)), ""
 		}
@@ -187,9 +169,18 @@ func (d *Dispatcher) completion(ctx context.Context, ix *Index, msg jsonrpc.Mess
 		return d.Forward(ctx, e.route, msg, in), e.route.Slug
 	case "ref/resource":
 		uri, _ := jsonrpc.StringMember(ref, "uri")
-		r, ok := ix.resourceOwner(uri)
+		r, own, ok := ix.resourceRoute(uri)
 		if !ok {
 			return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown resource %q", uri)), ""
+		}
+		if own != uri {
+			newRef, err := jsonrpc.WithStringMember(ref, "uri", own)
+			if err == nil {
+				msg.Params, err = jsonrpc.WithMember(msg.Params, "ref", newRef)
+			}
+			if err != nil {
+				return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: %v", err)), ""
+			}
 		}
 		return d.Forward(ctx, r, msg, in), r.Slug
 	}

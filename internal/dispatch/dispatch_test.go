@@ -150,12 +150,15 @@ func TestCallRoutesByPrefixedName(t *testing.T) {
 	}
 }
 
-// TestUnknownTool: a name no upstream offers is invalid params naming it,
-// and nothing is sent anywhere.
+// TestUnknownTool: a name that begins with no upstream's prefix (or with
+// nothing after it) is invalid params naming it, as an MCP server answers
+// an unknown tool, and nothing is sent anywhere. (A name with a known
+// prefix is that upstream's to answer: see
+// TestUnknownToolOfAKnownUpstreamGetsItsAnswer.)
 func TestUnknownTool(t *testing.T) {
 	a := mcptest.NewStreamableHTTP(t)
 	d := newDispatcher(t, nil, route(t, "a", a))
-	for _, name := range []string{"c-echo", "echo", "a-", "a-nothing"} {
+	for _, name := range []string{"c-echo", "echo", "a-", "aa-echo"} {
 		resp := handle(t, d, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"`+name+`"}}`)
 		if resp.Error == nil || resp.Error.Code != jsonrpc.CodeInvalidParams || resp.Error.Message != `unknown tool "`+name+`"` {
 			t.Errorf("%s: %+v, want -32602 unknown tool", name, resp.Error)

@@ -30,9 +30,17 @@ type Credentials interface {
 }
 
 // Catalogue is what one upstream offers: raw items as the upstream sent
-// them, names not yet prefixed.
+// them, names not yet prefixed, and what it announced of itself when
+// mcpgate's discovery session opened.
 type Catalogue struct {
 	Tools, Resources, ResourceTemplates, Prompts []json.RawMessage
+	// Capabilities is the capabilities object of the upstream's initialize
+	// result, raw; nil when not known (a catalogue read from the store,
+	// before this instance has connected), and then the lists that are not
+	// empty stand for it.
+	Capabilities json.RawMessage
+	// Instructions is the instructions of the upstream's initialize result.
+	Instructions string
 }
 
 // Route is one registered upstream as dispatch sees it.
@@ -93,12 +101,16 @@ type RelayConn interface {
 // is immutable; the registry builds a new one on every change.
 type Index struct {
 	routes    []*Route
+	sep       string
 	tools     map[string]entry // prefixed name -> owner
 	prompts   map[string]entry
-	resources map[string]*Route // URI -> owner
+	resources map[string]entry // listed URI -> owner and the upstream's URI
 	templates []template
 	lists     map[string]json.RawMessage // method -> merged list result
 	conflicts []NameConflict
+	// capabilities and instructions answer initialize.
+	capabilities map[string]any
+	instructions string
 }
 
 // NameConflict is a tool or prompt the index leaves out because another
@@ -107,7 +119,8 @@ type Index struct {
 // names collide; records stored before, or under another separator, can
 // still. (Resources keep their upstream's URIs, unprefixed: two upstreams
 // offering one URI, such as two replicas of a server, are not a conflict
-// of names.)
+// of names; the first keeps the URI and the others' are listed scoped, see
+// scopedURI.)
 type NameConflict struct {
 	Kind string // "tool" or "prompt"
 	Name string // the federated name
@@ -121,7 +134,7 @@ func (ix *Index) Conflicts() []NameConflict { return ix.conflicts }
 
 type entry struct {
 	route *Route
-	name  string // the upstream's own name
+	name  string // the upstream's own name, or URI
 }
 
 type template struct {
@@ -141,17 +154,26 @@ func (ix *Index) Route(id string) (*Route, bool) {
 
 // NewIndex builds the index of routes. A prefixed name is the upstream's
 // slug, sep and the upstream's own name (GATEWAY_TOOL_NAME_SEPARATOR).
-// Items without a usable name or URI are left out.
+// Items without a usable name or URI are left out, and so is an upstream's
+// repetition of a URI or URI template it listed already.
+//
+// A resource URI, or a template, that an earlier upstream in slug order
+// listed already is listed under its scopedURI, so that the federated lists
+// never show one uri twice and every upstream's resource stays readable:
+// reads of the plain URI go to the first upstream, reads of the scoped one
+// to its own.
 func NewIndex(routes []*Route, sep string) *Index {
 	ix := &Index{
 		routes:    append([]*Route(nil), routes...),
+		sep:       sep,
 		tools:     map[string]entry{},
 		prompts:   map[string]entry{},
-		resources: map[string]*Route{},
+		resources: map[string]entry{},
 		lists:     map[string]json.RawMessage{},
 	}
 	sort.Slice(ix.routes, func(i, j int) bool { return ix.routes[i].Slug < ix.routes[j].Slug })
 	var tools, prompts, resources, templates []json.RawMessage
+	listedTemplates := map[string]*Route{} // uriTemplate as listed -> its upstream
 	for _, r := range ix.routes {
 		tools = append(tools, ix.prefixed(r, sep, "tool", r.Catalogue.Tools, ix.tools)...)
 		prompts = append(prompts, ix.prefixed(r, sep, "prompt", r.Catalogue.Prompts, ix.prompts)...)
@@ -160,24 +182,45 @@ func NewIndex(routes []*Route, sep string) *Index {
 			if !ok {
 				continue
 			}
-			if _, taken := ix.resources[uri]; !taken {
-				ix.resources[uri] = r
+			listed, ok := listedAs(uri, r, func(u string) (*Route, bool) { e, ok := ix.resources[u]; return e.route, ok })
+			if !ok {
+				continue
 			}
-			if item, err := prefixName(res, r.Slug, sep); err == nil {
-				resources = append(resources, item)
+			item, err := prefixName(res, r.Slug, sep)
+			if err == nil && listed != uri {
+				item, err = jsonrpc.WithStringMember(item, "uri", listed)
 			}
+			if err != nil {
+				continue
+			}
+			ix.resources[listed] = entry{route: r, name: uri}
+			resources = append(resources, item)
 		}
 		for _, t := range r.Catalogue.ResourceTemplates {
 			uriTemplate, ok := jsonrpc.StringMember(t, "uriTemplate")
 			if !ok {
 				continue
 			}
-			ix.templates = append(ix.templates, template{route: r, pattern: templatePattern(uriTemplate)})
-			if item, err := prefixName(t, r.Slug, sep); err == nil {
-				templates = append(templates, item)
+			listed, ok := listedAs(uriTemplate, r, func(u string) (*Route, bool) { o, ok := listedTemplates[u]; return o, ok })
+			if !ok {
+				continue
 			}
+			item, err := prefixName(t, r.Slug, sep)
+			if err == nil && listed != uriTemplate {
+				item, err = jsonrpc.WithStringMember(item, "uriTemplate", listed)
+			}
+			if err != nil {
+				continue
+			}
+			// A URI both templates match reads from the first upstream;
+			// the scoped template's URIs reach r by their scope.
+			listedTemplates[listed] = r
+			ix.templates = append(ix.templates, template{route: r, pattern: templatePattern(uriTemplate)})
+			templates = append(templates, item)
 		}
 	}
+	ix.capabilities = federatedCapabilities(ix.routes)
+	ix.instructions = federatedInstructions(ix.routes, sep)
 	ix.lists["tools/list"] = listResult("tools", tools)
 	ix.lists["prompts/list"] = listResult("prompts", prompts)
 	ix.lists["resources/list"] = listResult("resources", resources)
@@ -255,16 +298,45 @@ func templatePattern(t string) *regexp.Regexp {
 	return regexp.MustCompile(b.String())
 }
 
-// resourceOwner returns the upstream serving uri: the one listing it, else
-// the first whose template matches it.
-func (ix *Index) resourceOwner(uri string) (*Route, bool) {
-	if r, ok := ix.resources[uri]; ok {
-		return r, true
+// resourceRoute returns the upstream serving uri and the URI that upstream
+// knows it by: the one listing it (under a scoped URI, the upstream it
+// scopes, with its own URI), else the upstream a scopedURI names, else the
+// first whose template matches uri.
+func (ix *Index) resourceRoute(uri string) (*Route, string, bool) {
+	if e, ok := ix.resources[uri]; ok {
+		return e.route, e.name, true
+	}
+	if slug, own, ok := parseScopedURI(uri); ok {
+		for _, r := range ix.routes {
+			if r.Slug == slug {
+				return r, own, true
+			}
+		}
 	}
 	for _, t := range ix.templates {
 		if t.pattern.MatchString(uri) {
-			return t.route, true
+			return t.route, uri, true
 		}
 	}
-	return nil, false
+	return nil, "", false
+}
+
+// named returns the owner of a tool or prompt by its prefixed name: the
+// catalogue's (table's) entry, else, for a name that begins with an
+// upstream's prefix (the longest, should two), that upstream with the rest
+// of the name. A tool the catalogue does not list (listed since the last
+// listing, or one the upstream does not list) is then the upstream's to
+// answer, as it would answer a client of its own.
+func (ix *Index) named(table map[string]entry, name string) (entry, bool) {
+	if e, ok := table[name]; ok {
+		return e, true
+	}
+	var best entry
+	for _, r := range ix.routes {
+		rest, ok := strings.CutPrefix(name, r.Slug+ix.sep)
+		if ok && rest != "" && (best.route == nil || len(r.Slug) > len(best.route.Slug)) {
+			best = entry{route: r, name: rest}
+		}
+	}
+	return best, best.route != nil
 }

@@ -91,13 +91,56 @@ func TestIndexPrefixesAndRoutes(t *testing.T) {
 	if e := ix.tools["b-t"]; e.route != b || e.name != "t" {
 		t.Errorf("b-t routes to %+v", e)
 	}
-	if r, ok := ix.resourceOwner("x://1"); !ok || r != a {
+	if r, own, ok := ix.resourceRoute("x://1"); !ok || r != a || own != "x://1" {
 		t.Error("x://1 not routed to a")
 	}
-	if r, ok := ix.resourceOwner("y://9"); !ok || r != b {
+	if r, own, ok := ix.resourceRoute("y://9"); !ok || r != b || own != "y://9" {
 		t.Error("y://9 not routed to b by its template")
 	}
-	if _, ok := ix.resourceOwner("z://0"); ok {
+	if _, _, ok := ix.resourceRoute("z://0"); ok {
 		t.Error("z://0 routed")
+	}
+}
+
+// TestIndexListsEachURIOnce: a URI three upstreams list is plain for the
+// first in slug order and scoped for the others; an upstream's repetition
+// of its own URI or template is left out; and each listed URI routes to
+// its upstream under that upstream's own URI.
+func TestIndexListsEachURIOnce(t *testing.T) {
+	res := func(uris ...string) []json.RawMessage {
+		var out []json.RawMessage
+		for _, u := range uris {
+			out = append(out, json.RawMessage(`{"uri":"`+u+`","name":"n"}`))
+		}
+		return out
+	}
+	tpl := json.RawMessage(`{"uriTemplate":"t://{id}","name":"t"}`)
+	a := &Route{ID: "1", Slug: "a", Catalogue: Catalogue{Resources: res("x://1", "x://1"), ResourceTemplates: []json.RawMessage{tpl, tpl}}}
+	b := &Route{ID: "2", Slug: "b", Catalogue: Catalogue{Resources: res("x://1", "x://2"), ResourceTemplates: []json.RawMessage{tpl}}}
+	c := &Route{ID: "3", Slug: "c", Catalogue: Catalogue{Resources: res("x://1")}}
+	ix := NewIndex([]*Route{c, b, a}, "-")
+	if got, want := string(ix.lists["resources/list"]),
+		`{"resources":[{"uri":"x://1","name":"a-n"},{"uri":"mcpgate://b/x://1","name":"b-n"},{"uri":"x://2","name":"b-n"},{"uri":"mcpgate://c/x://1","name":"c-n"}]}`; got != want {
+		t.Errorf("resources/list = %s\nwant %s", got, want)
+	}
+	if got, want := string(ix.lists["resources/templates/list"]),
+		`{"resourceTemplates":[{"uriTemplate":"t://{id}","name":"a-t"},{"uriTemplate":"mcpgate://b/t://{id}","name":"b-t"}]}`; got != want {
+		t.Errorf("resources/templates/list = %s\nwant %s", got, want)
+	}
+	for _, tt := range []struct {
+		uri, own string
+		to       *Route
+	}{
+		{"x://1", "x://1", a}, {"mcpgate://b/x://1", "x://1", b}, {"mcpgate://c/x://1", "x://1", c},
+		{"x://2", "x://2", b}, {"t://5", "t://5", a}, {"mcpgate://b/t://5", "t://5", b},
+	} {
+		if r, own, ok := ix.resourceRoute(tt.uri); !ok || r != tt.to || own != tt.own {
+			t.Errorf("%s routes to %v as %q, want %s as %q", tt.uri, r, own, tt.to.Slug, tt.own)
+		}
+	}
+	for _, uri := range []string{"mcpgate://d/x://1", "mcpgate://b/", "mcpgate:///x://1"} {
+		if r, _, ok := ix.resourceRoute(uri); ok {
+			t.Errorf("%s routes to %s, want nowhere", uri, r.Slug)
+		}
 	}
 }

@@ -425,9 +425,14 @@ func TestFederation(t *testing.T) {
 			t.Errorf("raw result not forwarded byte for byte: %d %s", status, out)
 		}
 
-		res = gw.call("tools/call", map[string]any{"name": "alpha-nope"})
-		if res.Error == nil || !strings.Contains(res.Error.Message, "alpha-nope") {
+		res = gw.call("tools/call", map[string]any{"name": "nobody-nope"})
+		if res.Error == nil || !strings.Contains(res.Error.Message, "nobody-nope") {
 			t.Errorf("unknown tool: %+v", res.Error)
+		}
+		// A known prefix: the upstream's own answer (docs/federation.md).
+		res = gw.call("tools/call", map[string]any{"name": "alpha-nope"})
+		if res.Error == nil || res.Error.Message != `unknown tool "nope"` {
+			t.Errorf("unknown tool of a known upstream: %+v, want the upstream's own answer", res.Error)
 		}
 		req, _ := http.NewRequest("POST", gw.url+"/rpc", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":`))
 		req.Header.Set("Authorization", "Bearer "+gw.token)

@@ -47,6 +47,7 @@ type addResult struct {
 func (s *Server) newSDKServer() *mcp.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: s.cfg.name, Version: "test"}, &mcp.ServerOptions{
 		CompletionHandler: complete,
+		Instructions:      s.cfg.instructions,
 	})
 	// Keep the SDK's own sending handler: ServerSession.Log stays silent
 	// until the client sends logging/setLevel, and slow logs regardless.

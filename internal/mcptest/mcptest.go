@@ -45,6 +45,7 @@ type config struct {
 	jsonResponse bool
 	version      string
 	capabilities map[string]any
+	instructions string
 }
 
 // WithCapabilities makes a NewRaw server announce caps in its initialize
@@ -52,6 +53,10 @@ type config struct {
 func WithCapabilities(caps map[string]any) Option {
 	return func(c *config) { c.capabilities = caps }
 }
+
+// WithInstructions makes the server answer initialize with these
+// instructions (by default none).
+func WithInstructions(text string) Option { return func(c *config) { c.instructions = text } }
 
 // WithName sets the server's name in its initialize result (default
 // "mcptest").

@@ -24,11 +24,12 @@ import (
 // answers {}. Requests of an unknown session get 404, GET gets 405. It
 // records requests like the other servers and honours WithName,
 // WithRequireAuthorization, WithStatus, WithDelay, WithOnRequest,
-// WithProtocolVersion and WithCapabilities.
+// WithProtocolVersion, WithCapabilities and WithInstructions.
 func NewRaw(tb testing.TB, handler func(req jsonrpc.Message, h http.Header) jsonrpc.Message, opts ...Option) *Server {
 	tb.Helper()
 	s := newServer(tb, opts)
-	s.raw = &rawHandler{name: s.cfg.name, version: s.cfg.version, capabilities: s.cfg.capabilities, handle: handler, sessions: make(map[string]bool)}
+	s.raw = &rawHandler{name: s.cfg.name, version: s.cfg.version, capabilities: s.cfg.capabilities, instructions: s.cfg.instructions,
+		handle: handler, sessions: make(map[string]bool)}
 	s.start(s.raw)
 	return s
 }
@@ -36,6 +37,7 @@ func NewRaw(tb testing.TB, handler func(req jsonrpc.Message, h http.Header) json
 type rawHandler struct {
 	name, version string
 	capabilities  map[string]any // nil: tools only
+	instructions  string         // "": none
 	handle        func(jsonrpc.Message, http.Header) jsonrpc.Message
 
 	mu       sync.Mutex
@@ -125,11 +127,15 @@ func (h *rawHandler) initialize(w http.ResponseWriter, msg jsonrpc.Message) {
 	if caps == nil {
 		caps = map[string]any{"tools": map[string]any{}}
 	}
-	result, err := json.Marshal(map[string]any{
+	answer := map[string]any{
 		"protocolVersion": version,
 		"capabilities":    caps,
 		"serverInfo":      map[string]string{"name": h.name, "version": "test"},
-	})
+	}
+	if h.instructions != "" {
+		answer["instructions"] = h.instructions
+	}
+	result, err := json.Marshal(answer)
 	if err != nil {
 		http.Error(w, "mcptest: encode initialize result", http.StatusInternalServerError)
 		return

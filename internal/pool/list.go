@@ -13,12 +13,20 @@ import (
 )
 
 // listCatalogue lists everything c's upstream offers, with its base headers
-// only. Only the lists whose capability the upstream announced are called;
-// one answered with -32601 (method not found) lists nothing, since
+// only, and keeps what it announced in its answer to initialize (its
+// capabilities and instructions, which mcpgate's own initialize answer
+// federates). Only the lists whose capability the upstream announced are
+// called; one answered with -32601 (method not found) lists nothing, since
 // resources/templates/list, say, is optional under the resources capability.
 func listCatalogue(ctx context.Context, c *upstream.Client, base http.Header) (dispatch.Catalogue, error) {
 	var cat dispatch.Catalogue
-	caps := capabilities(c.InitializeResult())
+	var announced struct {
+		Capabilities json.RawMessage `json:"capabilities"`
+		Instructions string          `json:"instructions"`
+	}
+	_ = json.Unmarshal(c.InitializeResult(), &announced) // a malformed one announces nothing
+	cat.Capabilities, cat.Instructions = announced.Capabilities, announced.Instructions
+	caps := capabilities(announced.Capabilities)
 	lists := []struct {
 		enabled bool
 		method  string
@@ -43,15 +51,13 @@ func listCatalogue(ctx context.Context, c *upstream.Client, base http.Header) (d
 	return cat, nil
 }
 
-// capabilities are the names of the capabilities an initialize result
-// announces.
-func capabilities(initResult json.RawMessage) map[string]bool {
-	var r struct {
-		Capabilities map[string]json.RawMessage `json:"capabilities"`
-	}
-	_ = json.Unmarshal(initResult, &r)
+// capabilities are the names of the capabilities an initialize result's
+// capabilities object announces.
+func capabilities(announced json.RawMessage) map[string]bool {
+	var r map[string]json.RawMessage
+	_ = json.Unmarshal(announced, &r)
 	caps := map[string]bool{}
-	for k := range r.Capabilities {
+	for k := range r {
 		caps[k] = true
 	}
 	return caps

@@ -197,3 +197,34 @@ func TestCallFindingTheUpstreamUnreachableChecksIt(t *testing.T) {
 		return err == nil
 	})
 }
+
+// TestAnnouncementKeptAcrossAnotherInstancesListing: what an upstream
+// announced at initialize (capabilities, instructions) is kept from this
+// instance's own discovery session when another instance's listing, read
+// from the store, replaces the lists: the store keeps only the lists.
+func TestAnnouncementKeptAcrossAnotherInstancesListing(t *testing.T) {
+	srv := mcptest.NewStreamableHTTP(t, mcptest.WithInstructions("Be brief."))
+	tr := newTestRegistry(t, nil)
+	v := tr.create(t, "crm", srv.URL, upstream.StreamableHTTP)
+	before := tr.route(t, v.ID).Catalogue
+	if before.Instructions != "Be brief." || !strings.Contains(string(before.Capabilities), `"tools"`) {
+		t.Fatalf("after Create: instructions %q, capabilities %s; want the upstream's", before.Instructions, before.Capabilities)
+	}
+	ctx := context.Background()
+	other := store.Catalogue{Tools: []json.RawMessage{json.RawMessage(`{"name":"elsewhere","inputSchema":{"type":"object"}}`)},
+		RefreshedAt: time.Now().Add(time.Minute)}
+	if err := tr.st.SaveCatalogue(ctx, v.ID, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.ApplyCatalogue(ctx, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	after := tr.route(t, v.ID).Catalogue
+	if names := tr.toolNames(t, v.ID); len(names) != 1 || names[0] != "elsewhere" {
+		t.Errorf("after another instance's listing: tools %v, want [elsewhere]", names)
+	}
+	if after.Instructions != before.Instructions || string(after.Capabilities) != string(before.Capabilities) {
+		t.Errorf("after another instance's listing: instructions %q, capabilities %s; want %q, %s",
+			after.Instructions, after.Capabilities, before.Instructions, before.Capabilities)
+	}
+}

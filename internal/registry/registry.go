@@ -608,7 +608,11 @@ func (r *Registry) ApplyCatalogue(ctx context.Context, id string) error {
 	n := *l
 	route := *l.route
 	n.route = &route
+	// What the upstream announced at initialize is this instance's own
+	// discovery session's; the store keeps only the lists.
+	own := l.route.Catalogue
 	route.Catalogue, n.refreshedAt = catalogueOf(cat), cat.RefreshedAt
+	route.Catalogue.Capabilities, route.Catalogue.Instructions = own.Capabilities, own.Instructions
 	r.live[id] = &n
 	if lists := listsChanged(l.indexed(), n.indexed()); lists.Any() {
 		r.publishLocked(IndexChange{Upstream: id, Lists: lists})
