@@ -149,6 +149,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	d := dispatch.New(dispatch.Config{
 		Directory: g.registry, Policy: policy, Resolver: g.resolver, Metrics: m, Logger: logger,
 		Timeout: gc.UpstreamTimeout, ServerName: "mcpgate", ServerVersion: version,
+		MaxUpstreamSessions: gc.MaxUpstreamSessionsPerUpstream,
 	})
 	// Every session is bound to the client that opened it: a session id is
 	// never a credential (MCP security best practices, "Session Hijacking").
@@ -158,15 +159,17 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	perClient := frontdoor.NewClientLimit(gc.MaxSessionsPerClient)
 	// Relay sessions are scoped to the upstream their path names.
 	upstreamOfPath := func(r *http.Request) string { return r.PathValue("id") }
+	// Each federation session gets upstream sessions of its own, lazily;
+	// opening one contacts nothing, so another instance can open it again.
 	streamable := frontdoor.StreamableConfig{Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
-		Principal: principal, Limit: perClient}
+		Principal: principal, Limit: perClient, Open: federatedOpener(d), Resumable: true}
 	if g.cluster.sessions != nil {
 		streamable.Shared = g.cluster.sessions
 	}
 	g.streamable = frontdoor.NewStreamable(streamable)
 	// Sessions on one connection keep their opening headers (spec §4).
 	streams := frontdoor.StreamConfig{Handler: d, Logger: logger, RequestID: requestIDOf, Policy: policy, IdleTimeout: gc.SessionIdleTimeout,
-		Principal: principal, Limit: perClient}
+		Principal: principal, Limit: perClient, Open: federatedOpener(d)}
 	if g.cluster.router != nil {
 		streams.Router = g.cluster.router
 	}
@@ -596,6 +599,15 @@ func relayOpener(d *dispatch.Dispatcher) frontdoor.Opener {
 			return nil, jsonrpc.Message{}, &frontdoor.OpenError{Status: status, Err: err}
 		}
 		return rs, answer, nil
+	}
+}
+
+// federatedOpener opens a federation session (/mcp, /sse, /ws), whose
+// upstream sessions open as the client first needs each.
+func federatedOpener(d *dispatch.Dispatcher) frontdoor.Opener {
+	return func(ctx context.Context, _ *http.Request, initialize jsonrpc.Message, in dispatch.Inbound, push func(jsonrpc.Message)) (frontdoor.Backend, jsonrpc.Message, error) {
+		fs, answer := d.OpenFederated(ctx, initialize, in, push)
+		return fs, answer, nil
 	}
 }
 
