@@ -541,12 +541,16 @@ func (c *federationCounts) release(id string) {
 	}
 }
 
-// UpstreamSessions returns the federated upstream sessions open now with
-// upstream id.
-func (d *Dispatcher) UpstreamSessions(id string) int {
+// UpstreamSessions returns the federated upstream sessions open now, over
+// every upstream.
+func (d *Dispatcher) UpstreamSessions() int {
 	d.fed.mu.Lock()
 	defer d.fed.mu.Unlock()
-	return d.fed.byID[id]
+	n := 0
+	for _, c := range d.fed.byID {
+		n += c
+	}
+	return n
 }
 
 func (d *Dispatcher) maxUpstreamSessions() int {

@@ -46,6 +46,7 @@ type Gateway struct {
 	relaySSE   *frontdoor.SSE        // the 1:1 relay, /gateways/{id}/sse
 	legacySSE  *frontdoor.SSE
 	websocket  *frontdoor.WebSocket
+	dispatcher *dispatch.Dispatcher
 	jwt        *auth.JWT
 	tokens     verifiedTokens
 	httpClient *http.Client
@@ -151,6 +152,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Timeout: gc.UpstreamTimeout, ServerName: "mcpgate", ServerVersion: version,
 		MaxUpstreamSessions: gc.MaxUpstreamSessionsPerUpstream,
 	})
+	g.dispatcher = d
 	// Every session is bound to the client that opened it: a session id is
 	// never a credential (MCP security best practices, "Session Hijacking").
 	principal := func(r *http.Request) string { return auth.Principal(r.Context()) }
@@ -256,6 +258,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g.ready.Store(true)
 	return g, nil
 }
+
+// UpstreamSessions returns the upstream sessions federation clients hold
+// now, over every upstream.
+func (g *Gateway) UpstreamSessions() int { return g.dispatcher.UpstreamSessions() }
 
 // Handler is the gateway's HTTP handler.
 func (g *Gateway) Handler() http.Handler { return g.handler }

@@ -1,0 +1,266 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/internal/mcptest"
+	"github.com/mcpgate/mcpgate/internal/testenv"
+)
+
+// Federation (/mcp, /sse, /ws) gives each client session upstream sessions
+// of its own: the upstream may ask that client — and only that client — for
+// sampling, elicitation and roots, and the client's cancellations reach it.
+
+// federationFrontDoors are the federation endpoints with a session.
+var federationFrontDoors = []string{"mcp", "sse", "ws"}
+
+// federatedClient connects the official Go SDK client, with roots and the
+// handlers in opts, to the federation endpoint over ("mcp", "sse" or "ws").
+func federatedClient(t *testing.T, gw *running, over string, opts *mcp.ClientOptions, roots ...string) *mcp.ClientSession {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "federation-e2e", Version: "1"}, opts)
+	for _, r := range roots {
+		client.AddRoots(&mcp.Root{URI: r})
+	}
+	hc := &http.Client{Transport: bearerTransport{gw.token}}
+	var transport mcp.Transport
+	switch over {
+	case "mcp":
+		transport = &mcp.StreamableClientTransport{Endpoint: gw.url + "/mcp", HTTPClient: hc}
+	case "sse":
+		transport = &mcp.SSEClientTransport{Endpoint: gw.url + "/sse", HTTPClient: hc}
+	case "ws":
+		transport = &wsTransport{url: wsURL(gw), opts: &websocket.DialOptions{
+			HTTPHeader: http.Header{"Authorization": {"Bearer " + gw.token}}, Subprotocols: []string{"mcp"}}}
+	}
+	// The SDK's legacy SSE client ties its stream to Connect's context.
+	session, err := client.Connect(t.Context(), transport, nil)
+	if err != nil {
+		t.Fatalf("connect to /%s: %v", over, err)
+	}
+	t.Cleanup(func() { _ = session.Close() })
+	return session
+}
+
+// sampler answers sampling and elicitation as who, so that answers can be
+// told apart.
+func sampler(who string) *mcp.ClientOptions {
+	return &mcp.ClientOptions{
+		CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			q := ""
+			if tc, ok := req.Params.Messages[0].Content.(*mcp.TextContent); ok {
+				q = tc.Text
+			}
+			return &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: who + " answers " + q}}, nil
+		},
+		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": who}}, nil
+		},
+	}
+}
+
+// consult calls the upstream's consult tool, which asks the client for a
+// sampling completion and for elicited input mid-call, and returns both.
+func consult(t *testing.T, s *mcp.ClientSession, question string) (sampling, elicited string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "crm-consult", Arguments: map[string]any{"question": question}})
+	if err != nil || res.IsError {
+		t.Fatalf("crm-consult: %v %+v", err, res)
+	}
+	var answers struct {
+		Sampling    string `json:"sampling"`
+		Elicitation struct {
+			Content map[string]any `json:"content"`
+		} `json:"elicitation"`
+	}
+	if err := json.Unmarshal([]byte(res.Content[0].(*mcp.TextContent).Text), &answers); err != nil {
+		t.Fatalf("crm-consult answered %v", res.Content[0])
+	}
+	name, _ := answers.Elicitation.Content["name"].(string)
+	return answers.Sampling, name
+}
+
+// askRoots calls the upstream's ask tool, which pings the client and lists
+// its roots, and returns the roots/list answer as JSON text.
+func askRoots(t *testing.T, s *mcp.ClientSession) map[string]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "crm-ask"})
+	if err != nil || res.IsError {
+		t.Fatalf("crm-ask: %v %+v", err, res)
+	}
+	var asked map[string]string
+	_ = json.Unmarshal([]byte(res.Content[0].(*mcp.TextContent).Text), &asked)
+	return asked
+}
+
+// TestFederationRoutesUpstreamRequestsToTheirClient: through every
+// federation front door, an upstream's sampling, elicitation, ping and
+// roots/list reach the client that made the call and its answers come back;
+// the upstream saw the client's passthrough headers on the session's
+// initialize too (spec §5).
+func TestFederationRoutesUpstreamRequestsToTheirClient(t *testing.T) {
+	for _, over := range federationFrontDoors {
+		t.Run(over, func(t *testing.T) {
+			forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+				up := mcptest.NewStreamableHTTP(t)
+				gw := startGateway(t, dbURL(t), map[string]string{"DEFAULT_PASSTHROUGH_HEADERS": "X-Tenant-Id", "PASSTHROUGH_HEADERS_SOURCE": "env"})
+				gw.register(map[string]any{"name": "crm", "url": up.URL})
+				session := federatedClient(t, gw, over, sampler("Ada"), "file:///work/ada")
+
+				sampling, elicited := consult(t, session, "what is 6x7?")
+				if sampling != "Ada answers what is 6x7?" || elicited != "Ada" {
+					t.Errorf("the upstream's sampling and elicitation got %q and %q, want the client's answers", sampling, elicited)
+				}
+				asked := askRoots(t, session)
+				if asked["ping"] != "ok" || !strings.Contains(asked["roots/list"], "file:///work/ada") {
+					t.Errorf("the upstream's ping and roots/list got %v, want ok and the client's root", asked)
+				}
+				// The client's own upstream session opened with its initialize
+				// (capabilities, clientInfo) and its headers.
+				var opened bool
+				for _, r := range up.Requests() {
+					if r.JSONRPCMethod == "initialize" && strings.Contains(string(r.Body), "federation-e2e") {
+						opened = true
+						if over == "mcp" && r.Header.Get("X-Tenant-Id") != "from-sdk-client" {
+							t.Errorf("the client's upstream initialize carried X-Tenant-Id %q", r.Header.Get("X-Tenant-Id"))
+						}
+					}
+				}
+				if !opened {
+					t.Error("the upstream never saw an initialize with the client's clientInfo")
+				}
+			})
+		})
+	}
+}
+
+// TestFederationKeepsTwoClientsApart: two clients on one upstream at once
+// each get the upstream's requests of their own calls only: their sampling
+// answers and roots never cross.
+func TestFederationKeepsTwoClientsApart(t *testing.T) {
+	for _, over := range federationFrontDoors {
+		t.Run(over, func(t *testing.T) {
+			up := mcptest.NewStreamableHTTP(t)
+			gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), nil)
+			gw.register(map[string]any{"name": "crm", "url": up.URL})
+			clients := map[string]*mcp.ClientSession{
+				"Ada":   federatedClient(t, gw, over, sampler("Ada"), "file:///home/ada"),
+				"Grace": federatedClient(t, gw, over, sampler("Grace"), "file:///home/grace"),
+			}
+			var wg sync.WaitGroup
+			for who, s := range clients {
+				wg.Go(func() {
+					for i := 0; i < 5; i++ {
+						if sampling, elicited := consult(t, s, "hi"); sampling != who+" answers hi" || elicited != who {
+							t.Errorf("%s's call got sampling %q and elicitation %q", who, sampling, elicited)
+						}
+						roots := askRoots(t, s)["roots/list"]
+						other := "grace"
+						if who == "Grace" {
+							other = "ada"
+						}
+						if !strings.Contains(roots, "file:///home/"+strings.ToLower(who)) || strings.Contains(roots, other) {
+							t.Errorf("%s's call saw roots %s", who, roots)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if n := gw.gateway.UpstreamSessions(); n != 2 {
+				t.Errorf("%d federated upstream sessions open, want one per client (2)", n)
+			}
+		})
+	}
+}
+
+// TestFederationCancellationReachesTheUpstream: a client's
+// notifications/cancelled reaches the upstream, with the id the upstream
+// knows the call by, on every federation front door.
+func TestFederationCancellationReachesTheUpstream(t *testing.T) {
+	for _, over := range federationFrontDoors {
+		t.Run(over, func(t *testing.T) {
+			up := mcptest.NewStreamableHTTP(t)
+			gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), nil)
+			gw.register(map[string]any{"name": "crm", "url": up.URL})
+			session := federatedClient(t, gw, over, nil)
+
+			ctx, stop := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				_, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "crm-slow", Arguments: map[string]any{"ms": 100, "steps": 100}})
+				done <- err
+			}()
+			var wireID json.RawMessage
+			testenv.WaitFor(t, 5*time.Second, "the slow call to reach the upstream", func() bool {
+				for _, r := range up.Requests() {
+					if r.JSONRPCMethod == "tools/call" && strings.Contains(string(r.Body), `"slow"`) {
+						var m struct {
+							ID json.RawMessage `json:"id"`
+						}
+						_ = json.Unmarshal(r.Body, &m)
+						wireID = m.ID
+					}
+				}
+				return wireID != nil
+			})
+			stop()
+			if err := <-done; err == nil {
+				t.Error("the abandoned call succeeded")
+			}
+			testenv.WaitFor(t, 5*time.Second, "notifications/cancelled for the upstream's request "+string(wireID), func() bool {
+				for _, r := range up.Requests() {
+					var m struct {
+						Params struct {
+							RequestID json.RawMessage `json:"requestId"`
+						} `json:"params"`
+					}
+					if r.JSONRPCMethod == "notifications/cancelled" && json.Unmarshal(r.Body, &m) == nil && string(m.Params.RequestID) == string(wireID) {
+						return true
+					}
+				}
+				return false
+			})
+			// The slot is free at once: the session takes the next call.
+			callEcho(t, session, "crm-echo")
+		})
+	}
+}
+
+// TestFederationUpstreamSessionsEndWithTheClient: a client's upstream
+// session ends with its client session, and the cap on upstream sessions
+// per upstream answers a JSON-RPC error naming its setting.
+func TestFederationUpstreamSessionsEndWithTheClient(t *testing.T) {
+	up := mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), map[string]string{"MAX_UPSTREAM_SESSIONS_PER_UPSTREAM": "1"})
+	gw.register(map[string]any{"name": "crm", "url": up.URL})
+	first := federatedClient(t, gw, "mcp", nil)
+	callEcho(t, first, "crm-echo")
+	second := federatedClient(t, gw, "ws", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := second.CallTool(ctx, &mcp.CallToolParams{Name: "crm-echo", Arguments: map[string]any{"text": "hi"}})
+	if err == nil || !strings.Contains(err.Error(), "MAX_UPSTREAM_SESSIONS_PER_UPSTREAM") {
+		t.Fatalf("a second client's call beyond the cap: %v, want an error naming MAX_UPSTREAM_SESSIONS_PER_UPSTREAM", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the first client's upstream session to end", func() bool {
+		return gw.gateway.UpstreamSessions() == 0
+	})
+	callEcho(t, second, "crm-echo")
+}
