@@ -73,7 +73,7 @@ type session struct {
 	protocolVersion string
 	initialize      json.RawMessage // its initialize params, shared when Resumable
 	backend         Backend         // nil: the Streamable's Handler answers
-	lease           *lease  // its place in its client's ClientLimit
+	lease           *lease          // its place in its client's ClientLimit
 	lastSeen        time.Time
 	calls           int                    // POSTs in flight: the sweep leaves it alone
 	streams         []chan jsonrpc.Message // open GET streams, oldest first
