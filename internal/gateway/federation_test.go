@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
 	"github.com/mcpgate/mcpgate/internal/testenv"
 )
@@ -188,13 +189,14 @@ func TestFederationKeepsTwoClientsApart(t *testing.T) {
 }
 
 // TestFederationCancellationReachesTheUpstream: a client's
-// notifications/cancelled reaches the upstream, with the id the upstream
-// knows the call by, on every federation front door.
+// notifications/cancelled reaches the upstream at once, with the id the
+// upstream knows the call by, on every federation front door — not when
+// UPSTREAM_TIMEOUT ends the call.
 func TestFederationCancellationReachesTheUpstream(t *testing.T) {
 	for _, over := range federationFrontDoors {
 		t.Run(over, func(t *testing.T) {
 			up := mcptest.NewStreamableHTTP(t)
-			gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), nil)
+			gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), map[string]string{"UPSTREAM_TIMEOUT": "30s"})
 			gw.register(map[string]any{"name": "crm", "url": up.URL})
 			session := federatedClient(t, gw, over, nil)
 
@@ -221,7 +223,7 @@ func TestFederationCancellationReachesTheUpstream(t *testing.T) {
 			if err := <-done; err == nil {
 				t.Error("the abandoned call succeeded")
 			}
-			testenv.WaitFor(t, 5*time.Second, "notifications/cancelled for the upstream's request "+string(wireID), func() bool {
+			testenv.WaitFor(t, 3*time.Second, "notifications/cancelled for the upstream's request "+string(wireID), func() bool {
 				for _, r := range up.Requests() {
 					var m struct {
 						Params struct {
@@ -263,4 +265,38 @@ func TestFederationUpstreamSessionsEndWithTheClient(t *testing.T) {
 		return gw.gateway.UpstreamSessions() == 0
 	})
 	callEcho(t, second, "crm-echo")
+}
+
+// TestRPCCallsGetAnUpstreamSessionPerClient: stateless /rpc calls go on an
+// upstream session of their client's (token subject's) own, so that the
+// log level one client sets reaches the upstream on its session, and
+// another client's calls open a session of their own.
+func TestRPCCallsGetAnUpstreamSessionPerClient(t *testing.T) {
+	up := mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), nil)
+	gw.register(map[string]any{"name": "crm", "url": up.URL})
+	j, _ := auth.NewJWT([]byte(jwtSecret))
+	other := *gw
+	other.token, _ = j.Mint("other-client", time.Hour, time.Now())
+
+	if res := gw.call("logging/setLevel", map[string]any{"level": "debug"}); res.Error != nil {
+		t.Fatalf("logging/setLevel: %+v", res.Error)
+	}
+	for _, c := range []*running{gw, &other} {
+		if res := c.call("tools/call", map[string]any{"name": "crm-echo", "arguments": map[string]any{"text": "hi"}}); res.Error != nil {
+			t.Fatalf("tools/call: %+v", res.Error)
+		}
+	}
+	if !received(up, "logging/setLevel") {
+		t.Error("the client's logging/setLevel never reached the upstream")
+	}
+	opened := 0
+	for _, r := range up.Requests() {
+		if r.JSONRPCMethod == "initialize" && strings.Contains(string(r.Body), "mcpgate-rpc") {
+			opened++
+		}
+	}
+	if opened != 2 || gw.gateway.UpstreamSessions() != 2 {
+		t.Errorf("the upstream saw %d initializes of /rpc sessions, %d are open; want one per client (2)", opened, gw.gateway.UpstreamSessions())
+	}
 }

@@ -47,6 +47,7 @@ type Gateway struct {
 	legacySSE  *frontdoor.SSE
 	websocket  *frontdoor.WebSocket
 	dispatcher *dispatch.Dispatcher
+	rpc        *dispatch.PrincipalSessions // /rpc's sessions, one per client
 	jwt        *auth.JWT
 	tokens     verifiedTokens
 	httpClient *http.Client
@@ -209,7 +210,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	mux.HandleFunc("GET /ready", g.readyHandler)
 	mux.Handle("GET /metrics", m.Handler())
 	authed := http.NewServeMux()
-	authed.Handle("/rpc", &frontdoor.RPC{Handler: d, Logger: logger, RequestID: requestIDOf})
+	// Stateless calls too get upstream sessions of their client's own.
+	g.rpc = d.NewPrincipalSessions(auth.Principal, gc.SessionIdleTimeout, gc.MaxUpstreamSessionsPerUpstream)
+	authed.Handle("/rpc", &frontdoor.RPC{Handler: g.rpc, Logger: logger, RequestID: requestIDOf})
 	authed.Handle("/mcp", g.streamable)
 	authed.Handle("/mcp/", g.streamable)
 	g.relay = frontdoor.NewStreamable(frontdoor.StreamableConfig{
@@ -420,6 +423,9 @@ func (g *Gateway) Close() {
 	}
 	if g.websocket != nil {
 		g.websocket.Close()
+	}
+	if g.rpc != nil {
+		g.rpc.Close()
 	}
 	if g.registry != nil {
 		_ = g.registry.Close()
