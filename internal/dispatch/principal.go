@@ -3,7 +3,9 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
@@ -30,6 +32,7 @@ type PrincipalSessions struct {
 	sessions map[string]*principalSession
 	closed   bool
 	closing  sync.WaitGroup // sessions being closed
+	ids      atomic.Uint64  // the last request id given a call
 
 	stop chan struct{}
 	done chan struct{}
@@ -85,7 +88,13 @@ func (p *PrincipalSessions) Handle(ctx context.Context, msg jsonrpc.Message, in 
 		return p.d.Handle(ctx, msg, in)
 	}
 	defer p.callDone(ps)
-	return ps.fs.Request(ctx, msg, in), true
+	// Ids are unique within a session, but each /rpc request numbers its
+	// own: the call takes one of the session's while in flight.
+	id := msg.ID
+	msg.ID = strconv.AppendQuote(nil, "rpc-"+strconv.FormatUint(p.ids.Add(1), 10))
+	resp := ps.fs.Request(ctx, msg, in)
+	resp.ID = id
+	return resp, true
 }
 
 // take returns the principal's session, opened if need be, with a call

@@ -300,3 +300,51 @@ func TestRPCCallsGetAnUpstreamSessionPerClient(t *testing.T) {
 		t.Errorf("the upstream saw %d initializes of /rpc sessions, %d are open; want one per client (2)", opened, gw.gateway.UpstreamSessions())
 	}
 }
+
+// TestFederationSubscriptionsBelongToTheirClient: resources/subscribe goes
+// on the client's own upstream session, so notifications/resources/updated
+// reaches the subscribed client, and not another client on the same
+// upstream that did not subscribe.
+func TestFederationSubscriptionsBelongToTheirClient(t *testing.T) {
+	for _, over := range federationFrontDoors {
+		t.Run(over, func(t *testing.T) {
+			up := mcptest.NewStreamableHTTP(t)
+			gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), nil)
+			gw.register(map[string]any{"name": "crm", "url": up.URL})
+			updated := map[string]chan string{"Ada": make(chan string, 8), "Grace": make(chan string, 8)}
+			clients := map[string]*mcp.ClientSession{}
+			for who, ch := range updated {
+				clients[who] = federatedClient(t, gw, over, &mcp.ClientOptions{
+					ResourceUpdatedHandler: func(_ context.Context, r *mcp.ResourceUpdatedNotificationRequest) { ch <- r.Params.URI },
+				})
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := clients["Ada"].Subscribe(ctx, &mcp.SubscribeParams{URI: "test://hello"}); err != nil {
+				t.Fatalf("subscribe: %v", err)
+			}
+			// Grace's call touches the resource: only Ada subscribed.
+			if res, err := clients["Grace"].CallTool(ctx, &mcp.CallToolParams{Name: "crm-touch", Arguments: map[string]any{"uri": "test://hello"}}); err != nil || res.IsError {
+				t.Fatalf("crm-touch: %v %+v", err, res)
+			}
+			select {
+			case uri := <-updated["Ada"]:
+				if uri != "test://hello" {
+					t.Errorf("Ada was told %q was updated", uri)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the subscribed client was never told the resource was updated")
+			}
+			// Ada's notification went out on her session; Grace's, had the
+			// upstream sent one, would have gone at the same time.
+			if res, err := clients["Grace"].CallTool(ctx, &mcp.CallToolParams{Name: "crm-echo", Arguments: map[string]any{"text": "hi"}}); err != nil || res.IsError {
+				t.Fatalf("crm-echo: %v %+v", err, res)
+			}
+			select {
+			case uri := <-updated["Grace"]:
+				t.Errorf("Grace, who did not subscribe, was told %q was updated", uri)
+			default:
+			}
+		})
+	}
+}
