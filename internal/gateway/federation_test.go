@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/internal/auth"
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
 	"github.com/mcpgate/mcpgate/internal/testenv"
 )
@@ -346,5 +348,119 @@ func TestFederationSubscriptionsBelongToTheirClient(t *testing.T) {
 			default:
 			}
 		})
+	}
+}
+
+// mcpSession is a hand-driven /mcp session, for messages the SDK client
+// cannot send (tasks).
+type mcpSession struct {
+	t       *testing.T
+	gw      *running
+	token   string
+	id      string
+	counter int
+}
+
+// openMCP initializes a /mcp session with token.
+func openMCP(t *testing.T, gw *running, token string) *mcpSession {
+	t.Helper()
+	s := &mcpSession{t: t, gw: gw, token: token}
+	s.send("initialize", map[string]any{"protocolVersion": "2025-11-25", "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "tasks-e2e", "version": "1"}})
+	return s
+}
+
+// send sends one request on the session and returns its answer.
+func (s *mcpSession) send(method string, params any) rpcResult {
+	s.t.Helper()
+	s.counter++
+	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": s.counter, "method": method, "params": params})
+	req, _ := http.NewRequest("POST", s.gw.url+"/mcp", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	if s.id != "" {
+		req.Header.Set("Mcp-Session-Id", s.id)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s: %v", method, err)
+	}
+	defer resp.Body.Close()
+	if s.id == "" {
+		s.id = resp.Header.Get("Mcp-Session-Id")
+	}
+	var res rpcResult
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		s.t.Fatalf("%s: HTTP %d: %v", method, resp.StatusCode, err)
+	}
+	return res
+}
+
+// TestFederationTasksBelongToTheirClient: a task-augmented tools/call
+// gives the client a task whose tasks/get and tasks/list go to the upstream
+// that owns it, on the client's own upstream session; another client asking
+// for that task id is told it is unknown, and the upstream never hears of it.
+func TestFederationTasksBelongToTheirClient(t *testing.T) {
+	var mu sync.Mutex
+	owner := map[string]string{} // task id -> upstream session that created it
+	up := mcptest.NewRaw(t, func(req jsonrpc.Message, h http.Header) jsonrpc.Message {
+		sid := h.Get("Mcp-Session-Id")
+		mu.Lock()
+		defer mu.Unlock()
+		switch req.Method {
+		case "tools/list":
+			return jsonrpc.Message{Result: json.RawMessage(`{"tools":[{"name":"run","inputSchema":{"type":"object"}}]}`)}
+		case "tools/call":
+			id := fmt.Sprintf("task-%d", len(owner)+1)
+			owner[id] = sid
+			return jsonrpc.Message{Result: json.RawMessage(`{"task":{"taskId":"` + id + `","status":"working","ttl":60000,"createdAt":"2025-11-25T00:00:00Z","lastUpdatedAt":"2025-11-25T00:00:00Z"}}`)}
+		case "tasks/get":
+			var p struct {
+				TaskID string `json:"taskId"`
+			}
+			_ = json.Unmarshal(req.Params, &p)
+			if owner[p.TaskID] != sid {
+				return jsonrpc.Message{Error: jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "task %s is not this session's", p.TaskID)}
+			}
+			return jsonrpc.Message{Result: json.RawMessage(`{"taskId":"` + p.TaskID + `","status":"completed","ttl":60000,"createdAt":"2025-11-25T00:00:00Z","lastUpdatedAt":"2025-11-25T00:00:00Z"}`)}
+		case "tasks/list":
+			var tasks []string
+			for id, s := range owner {
+				if s == sid {
+					tasks = append(tasks, `{"taskId":"`+id+`","status":"working"}`)
+				}
+			}
+			return jsonrpc.Message{Result: json.RawMessage(`{"tasks":[` + strings.Join(tasks, ",") + `]}`)}
+		}
+		return jsonrpc.Message{Error: jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "%s", req.Method)}
+	}, mcptest.WithName("jobs"), mcptest.WithCapabilities(map[string]any{"tools": map[string]any{}, "tasks": map[string]any{"requests": map[string]any{"tools": map[string]any{"call": map[string]any{}}}}}))
+	gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), nil)
+	gw.register(map[string]any{"name": "jobs", "url": up.URL})
+	j, _ := auth.NewJWT([]byte(jwtSecret))
+	otherToken, _ := j.Mint("other-client", time.Hour, time.Now())
+	ada, grace := openMCP(t, gw, gw.token), openMCP(t, gw, otherToken)
+
+	res := ada.send("tools/call", map[string]any{"name": "jobs-run", "arguments": map[string]any{}, "task": map[string]any{"ttl": 60000}})
+	var created struct {
+		Task struct {
+			TaskID string `json:"taskId"`
+		} `json:"task"`
+	}
+	if res.Error != nil || json.Unmarshal(res.Result, &created) != nil || created.Task.TaskID == "" {
+		t.Fatalf("task-augmented tools/call: %+v %s", res.Error, res.Result)
+	}
+	if res := ada.send("tasks/get", map[string]any{"taskId": created.Task.TaskID}); res.Error != nil || !strings.Contains(string(res.Result), `"completed"`) {
+		t.Errorf("the task's owner asked tasks/get: %+v %s", res.Error, res.Result)
+	}
+	if res := ada.send("tasks/list", map[string]any{}); res.Error != nil || !strings.Contains(string(res.Result), created.Task.TaskID) {
+		t.Errorf("the task's owner asked tasks/list: %+v %s", res.Error, res.Result)
+	}
+	before := countRequests(up, "tasks/get")
+	if res := grace.send("tasks/get", map[string]any{"taskId": created.Task.TaskID}); res.Error == nil || !strings.Contains(res.Error.Message, "unknown task") {
+		t.Errorf("another client asked for the task: %+v %s, want unknown task", res.Error, res.Result)
+	}
+	if after := countRequests(up, "tasks/get"); after != before {
+		t.Error("another client's tasks/get of a task not its own reached the upstream")
 	}
 }
