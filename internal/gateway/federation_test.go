@@ -464,3 +464,96 @@ func TestFederationTasksBelongToTheirClient(t *testing.T) {
 		t.Error("another client's tasks/get of a task not its own reached the upstream")
 	}
 }
+
+// TestFederationReadsResourcesAToolLinkedTo: a resource a tool result links
+// to, which the catalogue does not list (a resource of the session), is
+// read from the upstream that linked to it, for the client it was given to
+// only.
+func TestFederationReadsResourcesAToolLinkedTo(t *testing.T) {
+	up := mcptest.NewRaw(t, func(req jsonrpc.Message, _ http.Header) jsonrpc.Message {
+		switch req.Method {
+		case "tools/list":
+			return jsonrpc.Message{Result: json.RawMessage(`{"tools":[{"name":"report","inputSchema":{"type":"object"}}]}`)}
+		case "tools/call":
+			return jsonrpc.Message{Result: json.RawMessage(`{"content":[{"type":"resource_link","uri":"mem://reports/1","name":"report 1"}]}`)}
+		case "resources/read":
+			return jsonrpc.Message{Result: json.RawMessage(`{"contents":[{"uri":"mem://reports/1","text":"the report"}]}`)}
+		}
+		return jsonrpc.Message{Error: jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "%s", req.Method)}
+	}, mcptest.WithName("reports"))
+	gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), nil)
+	gw.register(map[string]any{"name": "reports", "url": up.URL})
+	j, _ := auth.NewJWT([]byte(jwtSecret))
+	otherToken, _ := j.Mint("other-client", time.Hour, time.Now())
+	ada, grace := openMCP(t, gw, gw.token), openMCP(t, gw, otherToken)
+
+	if res := ada.send("tools/call", map[string]any{"name": "reports-report", "arguments": map[string]any{}}); res.Error != nil {
+		t.Fatalf("tools/call: %+v", res.Error)
+	}
+	if res := ada.send("resources/read", map[string]any{"uri": "mem://reports/1"}); res.Error != nil || !strings.Contains(string(res.Result), "the report") {
+		t.Errorf("reading the linked resource: %+v %s", res.Error, res.Result)
+	}
+	if res := grace.send("resources/read", map[string]any{"uri": "mem://reports/1"}); res.Error == nil || res.Error.Code != -32002 {
+		t.Errorf("another client reading it: %+v %s, want -32002 (never linked to it)", res.Error, res.Result)
+	}
+}
+
+// TestFederationTellsUpstreamsOfChangedRoots: the client's
+// notifications/roots/list_changed reaches its upstream sessions, on every
+// federation front door.
+func TestFederationTellsUpstreamsOfChangedRoots(t *testing.T) {
+	for _, over := range federationFrontDoors {
+		t.Run(over, func(t *testing.T) {
+			up := mcptest.NewStreamableHTTP(t)
+			gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), nil)
+			gw.register(map[string]any{"name": "crm", "url": up.URL})
+			client := mcp.NewClient(&mcp.Implementation{Name: "roots-e2e", Version: "1"}, nil)
+			client.AddRoots(&mcp.Root{URI: "file:///before"})
+			hc := &http.Client{Transport: bearerTransport{gw.token}}
+			var transport mcp.Transport = &mcp.StreamableClientTransport{Endpoint: gw.url + "/mcp", HTTPClient: hc}
+			switch over {
+			case "sse":
+				transport = &mcp.SSEClientTransport{Endpoint: gw.url + "/sse", HTTPClient: hc}
+			case "ws":
+				transport = &wsTransport{url: wsURL(gw), opts: &websocket.DialOptions{
+					HTTPHeader: http.Header{"Authorization": {"Bearer " + gw.token}}, Subprotocols: []string{"mcp"}}}
+			}
+			session, err := client.Connect(t.Context(), transport, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = session.Close() })
+			if roots := askRoots(t, session)["roots/list"]; !strings.Contains(roots, "file:///before") {
+				t.Fatalf("roots before the change: %s", roots)
+			}
+			client.AddRoots(&mcp.Root{URI: "file:///after"}) // the SDK sends notifications/roots/list_changed
+			testenv.WaitFor(t, 5*time.Second, "the upstream to hear notifications/roots/list_changed", func() bool {
+				return received(up, "notifications/roots/list_changed")
+			})
+			if roots := askRoots(t, session)["roots/list"]; !strings.Contains(roots, "file:///after") {
+				t.Errorf("roots after the change: %s", roots)
+			}
+		})
+	}
+}
+
+// TestFederationUpstreamSessionsEndWithTheirUpstream: deleting an upstream
+// ends the client's session with it (the upstream is told), and the client
+// session goes on.
+func TestFederationUpstreamSessionsEndWithTheirUpstream(t *testing.T) {
+	up, other := mcptest.NewStreamableHTTP(t), mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), nil)
+	id := gw.register(map[string]any{"name": "crm", "url": up.URL})
+	gw.register(map[string]any{"name": "erp", "url": other.URL})
+	session := federatedClient(t, gw, "mcp", nil)
+	callEcho(t, session, "crm-echo")
+	callEcho(t, session, "erp-echo")
+	deletes := countRequests(up, "DELETE")
+	if status, out := gw.do("DELETE", "/gateways/"+id, nil); status != http.StatusOK && status != http.StatusNoContent {
+		t.Fatalf("delete the upstream: %d %s", status, out)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the client's session with the deleted upstream to end", func() bool {
+		return gw.gateway.UpstreamSessions() == 1 && countRequests(up, "DELETE") > deletes
+	})
+	callEcho(t, session, "erp-echo")
+}
