@@ -222,7 +222,7 @@ func (fs *FederatedSession) Respond(ctx context.Context, msg jsonrpc.Message, in
 	p, ok := fs.asked[string(msg.ID)]
 	fs.forgetAskedLocked(string(msg.ID))
 	fs.mu.Unlock()
-	if !ok {
+	if !ok || p.rs == nil { // nil: asked while its session was still opening
 		return fmt.Errorf("answer with id %s: no request of an upstream's is waiting for it in this session", msg.ID)
 	}
 	msg.ID = p.id
@@ -414,6 +414,9 @@ func (fs *FederatedSession) upstream(ctx context.Context, r *Route, in Inbound) 
 	closed := fs.closed
 	if err != nil || closed {
 		delete(fs.upstreams, r.ID)
+	} else {
+		// Under fs.mu, so before Close's Wait.
+		fs.watchers.Go(func() { fs.watch(r.ID, u) })
 	}
 	close(u.ready)
 	fs.mu.Unlock()
@@ -424,7 +427,6 @@ func (fs *FederatedSession) upstream(ctx context.Context, r *Route, in Inbound) 
 		fs.release(rs)
 		return nil, errors.New("the session has ended")
 	}
-	fs.watchers.Go(func() { fs.watch(r.ID, u) })
 	return rs, nil
 }
 
