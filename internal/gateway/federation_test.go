@@ -44,7 +44,7 @@ func federatedClient(t *testing.T, gw *running, over string, opts *mcp.ClientOpt
 		transport = &mcp.SSEClientTransport{Endpoint: gw.url + "/sse", HTTPClient: hc}
 	case "ws":
 		transport = &wsTransport{url: wsURL(gw), opts: &websocket.DialOptions{
-			HTTPHeader: http.Header{"Authorization": {"Bearer " + gw.token}}, Subprotocols: []string{"mcp"}}}
+			HTTPHeader: http.Header{"Authorization": {"Bearer " + gw.token}, "X-Tenant-Id": {"from-sdk-client"}}, Subprotocols: []string{"mcp"}}}
 	}
 	// The SDK's legacy SSE client ties its stream to Connect's context.
 	session, err := client.Connect(t.Context(), transport, nil)
@@ -114,7 +114,7 @@ func askRoots(t *testing.T, s *mcp.ClientSession) map[string]string {
 // federation front door, an upstream's sampling, elicitation, ping and
 // roots/list reach the client that made the call and its answers come back;
 // the upstream saw the client's passthrough headers on the session's
-// initialize too (spec §5).
+// initialize and on the client's answers too (spec §5).
 func TestFederationRoutesUpstreamRequestsToTheirClient(t *testing.T) {
 	for _, over := range federationFrontDoors {
 		t.Run(over, func(t *testing.T) {
@@ -134,17 +134,23 @@ func TestFederationRoutesUpstreamRequestsToTheirClient(t *testing.T) {
 				}
 				// The client's own upstream session opened with its initialize
 				// (capabilities, clientInfo) and its headers.
-				var opened bool
+				var opened, answered bool
 				for _, r := range up.Requests() {
-					if r.JSONRPCMethod == "initialize" && strings.Contains(string(r.Body), "federation-e2e") {
+					switch {
+					case r.JSONRPCMethod == "initialize" && strings.Contains(string(r.Body), "federation-e2e"):
 						opened = true
-						if over == "mcp" && r.Header.Get("X-Tenant-Id") != "from-sdk-client" {
+						if r.Header.Get("X-Tenant-Id") != "from-sdk-client" {
 							t.Errorf("the client's upstream initialize carried X-Tenant-Id %q", r.Header.Get("X-Tenant-Id"))
+						}
+					case r.JSONRPCMethod == "" && strings.Contains(string(r.Body), "Ada answers"):
+						answered = true
+						if r.Header.Get("X-Tenant-Id") != "from-sdk-client" {
+							t.Errorf("the client's sampling answer carried X-Tenant-Id %q upstream", r.Header.Get("X-Tenant-Id"))
 						}
 					}
 				}
-				if !opened {
-					t.Error("the upstream never saw an initialize with the client's clientInfo")
+				if !opened || !answered {
+					t.Errorf("the upstream saw an initialize with the client's clientInfo: %v; the client's sampling answer: %v", opened, answered)
 				}
 			})
 		})
