@@ -131,6 +131,11 @@ func (fs *FederatedSession) Request(ctx context.Context, msg jsonrpc.Message, in
 // it first if need be, and notes what the answer makes reachable: a task
 // it created, resources it links to.
 func (fs *FederatedSession) forward(ctx context.Context, r *Route, msg jsonrpc.Message, in Inbound) jsonrpc.Message {
+	if r.Caller == nil {
+		// The registry found the upstream unreachable and retries it: the
+		// call is answered as on the shared session, naming why.
+		return fs.d.Forward(ctx, r, msg, in)
+	}
 	rs, err := fs.upstream(ctx, r, in)
 	if err != nil {
 		return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
