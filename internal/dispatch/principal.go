@@ -111,14 +111,44 @@ func (p *PrincipalSessions) take(ctx context.Context, in Inbound) *principalSess
 		if len(p.sessions) >= p.max && !p.evictLocked() {
 			return nil
 		}
-		// OpenFederated contacts nothing: it is safe under p.mu.
-		fs, _ := p.d.OpenFederated(ctx, statelessInitialize(), in, func(jsonrpc.Message) {})
+		// OpenFederated contacts nothing: it is safe under p.mu. fs is
+		// set before any upstream session opens, so before push is called.
+		var fs *FederatedSession
+		push := func(m jsonrpc.Message) {
+			if m.IsRequest() {
+				p.answer(fs, m)
+			}
+		}
+		fs, _ = p.d.OpenFederated(ctx, statelessInitialize(), in, push)
 		ps = &principalSession{fs: fs}
 		p.sessions[who] = ps
 	}
 	ps.calls++
 	ps.lastUsed = time.Now()
 	return ps
+}
+
+// answer answers, for a stateless client, a request its upstream session
+// sent it: ping, and a method-not-found error for anything else (the
+// session declared no capabilities, so an upstream should ask nothing
+// else). Not on the caller's goroutine, which reads the upstream's stream.
+func (p *PrincipalSessions) answer(fs *FederatedSession, req jsonrpc.Message) {
+	resp := jsonrpc.Message{JSONRPC: jsonrpc.Version, ID: req.ID, Result: json.RawMessage("{}")}
+	if req.Method != "ping" {
+		resp = jsonrpc.NewError(req.ID, jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "%s: a stateless /rpc client cannot be asked anything", req.Method))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closing.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), p.d.cfg.Timeout)
+		defer cancel()
+		if err := fs.Respond(ctx, resp, Inbound{}); err != nil {
+			p.d.cfg.Logger.Debug("could not answer an upstream's request for a stateless client", "method", req.Method, "err", err)
+		}
+	})
 }
 
 func (p *PrincipalSessions) callDone(ps *principalSession) {

@@ -277,8 +277,9 @@ func TestFederationUpstreamSessionsEndWithTheClient(t *testing.T) {
 
 // TestRPCCallsGetAnUpstreamSessionPerClient: stateless /rpc calls go on an
 // upstream session of their client's (token subject's) own, so that the
-// log level one client sets reaches the upstream on its session, and
-// another client's calls open a session of their own.
+// log level one client sets reaches the upstream on its session, the
+// upstream's ping is answered, and another client's calls open a session of
+// their own.
 func TestRPCCallsGetAnUpstreamSessionPerClient(t *testing.T) {
 	up := mcptest.NewStreamableHTTP(t)
 	gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), nil)
@@ -297,6 +298,11 @@ func TestRPCCallsGetAnUpstreamSessionPerClient(t *testing.T) {
 	}
 	if !received(up, "logging/setLevel") {
 		t.Error("the client's logging/setLevel never reached the upstream")
+	}
+	// The upstream's ping of a stateless client is answered for it.
+	res := gw.call("tools/call", map[string]any{"name": "crm-ask", "arguments": map[string]any{}})
+	if res.Error != nil || !strings.Contains(string(res.Result), `\"ping\":\"ok\"`) {
+		t.Errorf("crm-ask over /rpc: %+v %s, want its ping answered", res.Error, res.Result)
 	}
 	opened := 0
 	for _, r := range up.Requests() {
