@@ -569,3 +569,36 @@ func TestFederationUpstreamSessionsEndWithTheirUpstream(t *testing.T) {
 	})
 	callEcho(t, session, "erp-echo")
 }
+
+// TestFederationNumbersUpstreamRequestsPerClientSession: two upstreams of
+// one client number their requests to it independently (both start at 1);
+// asked at once, each gets the client's answer to its own question.
+func TestFederationNumbersUpstreamRequestsPerClientSession(t *testing.T) {
+	for _, over := range federationFrontDoors {
+		t.Run(over, func(t *testing.T) {
+			gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), nil)
+			for _, name := range []string{"crm", "erp"} {
+				gw.register(map[string]any{"name": name, "url": mcptest.NewStreamableHTTP(t).URL})
+			}
+			session := federatedClient(t, gw, over, sampler("Ada"))
+			var wg sync.WaitGroup
+			for _, name := range []string{"crm", "erp"} {
+				wg.Go(func() {
+					for i := 0; i < 5; i++ {
+						ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+						res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: name + "-consult", Arguments: map[string]any{"question": name + fmt.Sprint(i)}})
+						cancel()
+						if err != nil || res.IsError {
+							t.Errorf("%s-consult: %v %+v", name, err, res)
+							return
+						}
+						if text := res.Content[0].(*mcp.TextContent).Text; !strings.Contains(text, `"Ada answers `+name+fmt.Sprint(i)+`"`) {
+							t.Errorf("%s-consult %d got %s", name, i, text)
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}
