@@ -602,3 +602,50 @@ func TestFederationNumbersUpstreamRequestsPerClientSession(t *testing.T) {
 		})
 	}
 }
+
+// TestFederationLogLevelsBelongToTheirClient: each client's
+// logging/setLevel reaches the upstream on that client's own upstream
+// session, the one its calls go on, and never on another client's — set
+// before the session opened or after.
+func TestFederationLogLevelsBelongToTheirClient(t *testing.T) {
+	for _, over := range federationFrontDoors {
+		t.Run(over, func(t *testing.T) {
+			up := mcptest.NewStreamableHTTP(t)
+			gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), nil)
+			gw.register(map[string]any{"name": "crm", "url": up.URL})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			levels := map[string]string{"ada": "debug", "grace": "error"}
+			for who, level := range levels {
+				s := federatedClient(t, gw, over, nil)
+				if who == "ada" { // before her upstream session opens
+					if err := s.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: mcp.LoggingLevel(level)}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "crm-echo", Arguments: map[string]any{"text": "from-" + who}}); err != nil || res.IsError {
+					t.Fatalf("crm-echo: %v %+v", err, res)
+				}
+				if who == "grace" { // after hers opened
+					if err := s.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: mcp.LoggingLevel(level)}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			sessionOf := map[string]string{} // "from-ada" or "debug" -> upstream Mcp-Session-Id
+			for _, r := range up.Requests() {
+				for _, key := range []string{"from-ada", "from-grace", `"debug"`, `"error"`} {
+					if (r.JSONRPCMethod == "tools/call" || r.JSONRPCMethod == "logging/setLevel") && strings.Contains(string(r.Body), key) {
+						sessionOf[key] = r.Header.Get("Mcp-Session-Id")
+					}
+				}
+			}
+			if sessionOf["from-ada"] == "" || sessionOf["from-ada"] == sessionOf["from-grace"] {
+				t.Fatalf("the clients' calls went on upstream sessions %v, want one each", sessionOf)
+			}
+			if sessionOf[`"debug"`] != sessionOf["from-ada"] || sessionOf[`"error"`] != sessionOf["from-grace"] {
+				t.Errorf("upstream sessions of the calls and log levels: %v; want each client's level on its own session", sessionOf)
+			}
+		})
+	}
+}
