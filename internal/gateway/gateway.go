@@ -164,7 +164,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	upstreamOfPath := func(r *http.Request) string { return r.PathValue("id") }
 	// Each federation session gets upstream sessions of its own, lazily;
 	// opening one contacts nothing, so another instance can open it again.
-	streamable := frontdoor.StreamableConfig{Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
+	streamable := frontdoor.StreamableConfig{Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
 		Principal: principal, Limit: perClient, Open: federatedOpener(d), Resumable: true}
 	if g.cluster.sessions != nil {
 		streamable.Shared = g.cluster.sessions
