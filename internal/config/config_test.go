@@ -236,6 +236,10 @@ func TestUnusableValueNamesSettingWhatItAcceptsAndWhere(t *testing.T) {
 			EnvMaxSessionsPerClient, []string{"MAX_SESSIONS_PER_CLIENT", `"-1"`, "0 or more"}},
 		{"sessions per client not a number", nil, map[string]string{EnvMaxSessionsPerClient: "lots"}, "",
 			EnvMaxSessionsPerClient, []string{"MAX_SESSIONS_PER_CLIENT", "whole number"}},
+		{"no upstream sessions per upstream", nil, map[string]string{EnvMaxUpstreamSessions: "0"}, "",
+			EnvMaxUpstreamSessions, []string{"MAX_UPSTREAM_SESSIONS_PER_UPSTREAM", `"0"`, "1 or more"}},
+		{"upstream sessions per upstream not a number", nil, map[string]string{EnvMaxUpstreamSessions: "many"}, "",
+			EnvMaxUpstreamSessions, []string{"MAX_UPSTREAM_SESSIONS_PER_UPSTREAM", "whole number"}},
 		{"old encryption secret without a current one", nil, map[string]string{EnvOldAuthEncryptionSecret: "the-0ld-secret"}, "",
 			EnvOldAuthEncryptionSecret, []string{"OLD_AUTH_ENCRYPTION_SECRET", "AUTH_ENCRYPTION_SECRET is not", "re-sealed"}},
 	}

@@ -46,6 +46,10 @@ type Gateway struct {
 	// makes room. Anonymous clients (principal "") are not bound by it.
 	// 0 turns the bound off.
 	MaxSessionsPerClient int
+	// MaxUpstreamSessionsPerUpstream (MAX_UPSTREAM_SESSIONS_PER_UPSTREAM)
+	// bounds the upstream sessions federation clients hold with one
+	// upstream on an instance, each client session its own.
+	MaxUpstreamSessionsPerUpstream int
 	// CatalogueRefreshInterval (CATALOGUE_REFRESH_INTERVAL) re-reads every
 	// upstream's catalogue; 0 only on list_changed and on request.
 	CatalogueRefreshInterval time.Duration
@@ -95,6 +99,7 @@ const (
 	EnvLogLevel                 = "LOG_LEVEL"
 	EnvSessionIdleTimeout       = "SESSION_IDLE_TIMEOUT"
 	EnvMaxSessionsPerClient     = "MAX_SESSIONS_PER_CLIENT"
+	EnvMaxUpstreamSessions      = "MAX_UPSTREAM_SESSIONS_PER_UPSTREAM"
 	EnvCatalogueRefreshInterval = "CATALOGUE_REFRESH_INTERVAL"
 	EnvShutdownTimeout          = "SHUTDOWN_TIMEOUT"
 	EnvAllowedHosts             = "ALLOWED_HOSTS"
@@ -120,6 +125,7 @@ func gatewayDocs() []passthrough.SettingDoc {
 		{Name: EnvLogLevel, Default: "info", Usage: "debug, info, warn or error (JSON logs on stderr)"},
 		{Name: EnvSessionIdleTimeout, Default: "1h", Usage: "ends client sessions unused for that long"},
 		{Name: EnvMaxSessionsPerClient, Default: "100", Usage: "most client sessions (/mcp, /sse, /ws and the relay together) one client — one token subject — holds at once on an instance; at the limit its least recently used session without a call in flight (those without an open stream first) is ended to make room, and when all have calls in flight the new one is refused with 429; anonymous clients (AUTH_REQUIRED=false) are not limited per client, only by the per-instance cap of 10000 sessions per endpoint; 0 turns the limit off"},
+		{Name: EnvMaxUpstreamSessions, Default: "1000", Usage: "most upstream sessions federation clients (/mcp, /sse, /ws) hold with one upstream at once on an instance: each client session opens its own with an upstream on its first call there, and ends it when it ends; beyond the limit such a call is answered with a JSON-RPC error naming this setting (the client's other upstreams go on); it also bounds the clients whose /rpc calls hold a session at once (the least recently used idle one makes room)"},
 		{Name: EnvCatalogueRefreshInterval, Default: "5m", Usage: "re-lists every upstream's catalogue on its existing connection; 0 turns it off (an upstream's list_changed and POST /gateways/{id}/tools/refresh re-list it anyway)"},
 		{Name: EnvShutdownTimeout, Default: "30s", Usage: "longest wait for in-flight calls at shutdown"},
 		{Name: EnvRequestBodyTimeout, Default: "30s", Usage: "longest time a request body may take to arrive (408 after it); streams and WebSocket are not affected"},
@@ -134,7 +140,7 @@ func gatewayDocs() []passthrough.SettingDoc {
 
 func (s *sources) loadGateway() (Gateway, error) {
 	g := Gateway{Host: "127.0.0.1", Port: 4444, DatabaseURL: "sqlite:///./mcpgate.db", UpstreamTimeout: 60 * time.Second,
-		ToolNameSeparator: "-", LogLevel: slog.LevelInfo, SessionIdleTimeout: time.Hour, MaxSessionsPerClient: 100,
+		ToolNameSeparator: "-", LogLevel: slog.LevelInfo, SessionIdleTimeout: time.Hour, MaxSessionsPerClient: 100, MaxUpstreamSessionsPerUpstream: 1000,
 		CatalogueRefreshInterval: 5 * time.Minute, ShutdownTimeout: 30 * time.Second, RequestBodyTimeout: DefaultRequestBodyTimeout}
 	get := func(name string) (string, bool) {
 		v, _, ok := s.lookup(name)
@@ -186,6 +192,13 @@ func (s *sources) loadGateway() (Gateway, error) {
 			return g, &passthrough.SettingError{Name: EnvMaxSessionsPerClient, Value: v, Reason: "must be a whole number of sessions, 0 or more (0: no limit per client)"}
 		}
 		g.MaxSessionsPerClient = n
+	}
+	if v, ok := get(EnvMaxUpstreamSessions); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return g, &passthrough.SettingError{Name: EnvMaxUpstreamSessions, Value: v, Reason: "must be a whole number of sessions, 1 or more"}
+		}
+		g.MaxUpstreamSessionsPerUpstream = n
 	}
 	if v, ok := get(EnvRedisURL); ok && v != "" {
 		if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {

@@ -34,6 +34,10 @@ type Config struct {
 	Timeout time.Duration
 	// ServerName and ServerVersion answer initialize.
 	ServerName, ServerVersion string
+	// MaxUpstreamSessions bounds the federated client sessions open with
+	// each upstream (MAX_UPSTREAM_SESSIONS_PER_UPSTREAM); 0 means
+	// DefaultMaxUpstreamSessions.
+	MaxUpstreamSessions int
 }
 
 // Dispatcher answers client messages. It is safe for concurrent use.
@@ -42,6 +46,7 @@ type Dispatcher struct {
 	results  sync.Pool // *passthrough.Result, reused between calls
 	problems listProblems
 	relays   relaySessions
+	fed      federationCounts
 }
 
 // New returns a dispatcher.
@@ -67,6 +72,9 @@ type Inbound struct {
 	Notify func(jsonrpc.Message)
 	// RequestID identifies the HTTP request in logs.
 	RequestID string
+	// session is the client's federated session, whose upstream sessions
+	// carry what is routed to an upstream; nil: the shared ones.
+	session *FederatedSession
 }
 
 // Handle answers one message. A notification gets no answer (ok false).
@@ -124,7 +132,7 @@ func (d *Dispatcher) byName(ctx context.Context, ix *Index, msg jsonrpc.Message,
 		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: %v", msg.Method, err)), e.route.Slug
 	}
 	msg.Params = params
-	return d.Forward(ctx, e.route, msg, in), e.route.Slug
+	return d.send(ctx, e.route, msg, in), e.route.Slug
 }
 
 // byURI routes resources/read and (un)subscribe by the resource's URI.
@@ -135,13 +143,17 @@ func (d *Dispatcher) byURI(ctx context.Context, ix *Index, msg jsonrpc.Message, 
 	}
 	r, own, ok := ix.resourceRoute(uri)
 	if !ok {
+		r, ok = in.session.linkRoute(ix, uri) // a resource one of its tool results linked to
+		own = uri
+	}
+	if !ok {
 		return failure(&jsonrpc.Error{Code: jsonrpc.CodeResourceNotFound, Message: fmt.Sprintf("unknown resource %q", uri),
 			Data: mustJSON(map[string]string{"uri": uri})}), ""
 	}
 	if own != uri {
 		return d.forwardScoped(ctx, r, msg, in, uri, own), r.Slug
 	}
-	return d.Forward(ctx, r, msg, in), r.Slug
+	return d.send(ctx, r, msg, in), r.Slug
 }
 
 // completion routes completion/complete by its reference: a prompt's
@@ -166,7 +178,7 @@ func (d *Dispatcher) completion(ctx context.Context, ix *Index, msg jsonrpc.Mess
 		if err != nil {
 			return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: %v", err)), ""
 		}
-		return d.Forward(ctx, e.route, msg, in), e.route.Slug
+		return d.send(ctx, e.route, msg, in), e.route.Slug
 	case "ref/resource":
 		uri, _ := jsonrpc.StringMember(ref, "uri")
 		r, own, ok := ix.resourceRoute(uri)
@@ -182,7 +194,7 @@ func (d *Dispatcher) completion(ctx context.Context, ix *Index, msg jsonrpc.Mess
 				return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: %v", err)), ""
 			}
 		}
-		return d.Forward(ctx, r, msg, in), r.Slug
+		return d.send(ctx, r, msg, in), r.Slug
 	}
 	return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "completion/complete: unknown ref type %q", typ)), ""
 }

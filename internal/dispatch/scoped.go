@@ -60,7 +60,7 @@ func (d *Dispatcher) forwardScoped(ctx context.Context, r *Route, msg jsonrpc.Me
 		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s: %v", msg.Method, err))
 	}
 	msg.Params = params
-	resp := d.Forward(ctx, r, msg, in)
+	resp := d.send(ctx, r, msg, in)
 	if msg.Method != "resources/read" || resp.Result == nil {
 		return resp
 	}

@@ -31,35 +31,36 @@ func federatedSession(t *testing.T, gw *running) *mcp.ClientSession {
 // an upstream supports it.
 func TestInitializeAnswersFromTheUpstreams(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
-		sdk := mcptest.NewStreamableHTTP(t, mcptest.WithInstructions("Ask alpha-echo to repeat you."))
-		subscribing := mcptest.NewRaw(t, func(jsonrpc.Message, http.Header) jsonrpc.Message {
+		plain := mcptest.NewRaw(t, func(jsonrpc.Message, http.Header) jsonrpc.Message {
 			return jsonrpc.Message{Result: json.RawMessage(`{"resources":[]}`)}
-		}, mcptest.WithCapabilities(map[string]any{"resources": map[string]any{"subscribe": true}}))
+		}, mcptest.WithCapabilities(map[string]any{"resources": map[string]any{}}))
+		// mcptest's go-sdk server supports subscriptions (it has a
+		// subscribe handler) and gives instructions.
+		sdk := mcptest.NewStreamableHTTP(t, mcptest.WithInstructions("Ask alpha-echo to repeat you."))
 		gw := startGateway(t, dbURL(t), nil)
-		gw.register(map[string]any{"name": "Alpha", "url": sdk.URL})
+		gw.register(map[string]any{"name": "Plain", "url": plain.URL})
 
 		init := federatedSession(t, gw).InitializeResult()
-		for _, want := range []string{`- Alpha: prefix "alpha-", slug "alpha"`,
+		if caps := init.Capabilities; caps.Resources == nil || caps.Resources.Subscribe || !caps.Resources.ListChanged ||
+			caps.Tools == nil || !caps.Tools.ListChanged {
+			b, _ := json.Marshal(caps)
+			t.Errorf("with an upstream without subscriptions: capabilities %s", b)
+		}
+		if !strings.Contains(init.Instructions, `- Plain: prefix "plain-", slug "plain"`) {
+			t.Errorf("instructions do not name the upstream:\n%s", init.Instructions)
+		}
+
+		gw.register(map[string]any{"name": "Alpha", "url": sdk.URL})
+		init = federatedSession(t, gw).InitializeResult()
+		for _, want := range []string{`- Alpha: prefix "alpha-", slug "alpha"`, `- Plain: prefix "plain-"`,
 			"Instructions of the server Alpha (prefix \"alpha-\"), as it gave them:\nAsk alpha-echo to repeat you."} {
 			if !strings.Contains(init.Instructions, want) {
 				t.Errorf("instructions lack %q:\n%s", want, init.Instructions)
 			}
 		}
-		caps := init.Capabilities
-		if caps.Resources == nil || caps.Resources.Subscribe || !caps.Resources.ListChanged || caps.Tools == nil || !caps.Tools.ListChanged ||
-			caps.Completions == nil || caps.Logging == nil {
+		if caps := init.Capabilities; caps.Resources == nil || !caps.Resources.Subscribe || caps.Completions == nil || caps.Logging == nil {
 			b, _ := json.Marshal(caps)
-			t.Errorf("with a go-sdk upstream without subscriptions: capabilities %s", b)
-		}
-
-		gw.register(map[string]any{"name": "Subscribing", "url": subscribing.URL})
-		init = federatedSession(t, gw).InitializeResult()
-		if caps := init.Capabilities; caps.Resources == nil || !caps.Resources.Subscribe {
-			b, _ := json.Marshal(caps)
-			t.Errorf("with an upstream supporting subscriptions: capabilities %s", b)
-		}
-		if !strings.Contains(init.Instructions, `- Subscribing: prefix "subscribing-"`) {
-			t.Errorf("instructions do not name the second upstream:\n%s", init.Instructions)
+			t.Errorf("with a go-sdk upstream supporting subscriptions, completions and logging: capabilities %s", b)
 		}
 	})
 }

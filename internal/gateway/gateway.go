@@ -46,6 +46,8 @@ type Gateway struct {
 	relaySSE   *frontdoor.SSE        // the 1:1 relay, /gateways/{id}/sse
 	legacySSE  *frontdoor.SSE
 	websocket  *frontdoor.WebSocket
+	dispatcher *dispatch.Dispatcher
+	rpc        *dispatch.PrincipalSessions // /rpc's sessions, one per client
 	jwt        *auth.JWT
 	tokens     verifiedTokens
 	httpClient *http.Client
@@ -149,7 +151,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	d := dispatch.New(dispatch.Config{
 		Directory: g.registry, Policy: policy, Resolver: g.resolver, Metrics: m, Logger: logger,
 		Timeout: gc.UpstreamTimeout, ServerName: "mcpgate", ServerVersion: version,
+		MaxUpstreamSessions: gc.MaxUpstreamSessionsPerUpstream,
 	})
+	g.dispatcher = d
 	// Every session is bound to the client that opened it: a session id is
 	// never a credential (MCP security best practices, "Session Hijacking").
 	principal := func(r *http.Request) string { return auth.Principal(r.Context()) }
@@ -158,15 +162,17 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	perClient := frontdoor.NewClientLimit(gc.MaxSessionsPerClient)
 	// Relay sessions are scoped to the upstream their path names.
 	upstreamOfPath := func(r *http.Request) string { return r.PathValue("id") }
-	streamable := frontdoor.StreamableConfig{Handler: d, Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
-		Principal: principal, Limit: perClient}
+	// Each federation session gets upstream sessions of its own, lazily;
+	// opening one contacts nothing, so another instance can open it again.
+	streamable := frontdoor.StreamableConfig{Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
+		Principal: principal, Limit: perClient, Open: federatedOpener(d), Resumable: true}
 	if g.cluster.sessions != nil {
 		streamable.Shared = g.cluster.sessions
 	}
 	g.streamable = frontdoor.NewStreamable(streamable)
 	// Sessions on one connection keep their opening headers (spec §4).
 	streams := frontdoor.StreamConfig{Handler: d, Logger: logger, RequestID: requestIDOf, Policy: policy, IdleTimeout: gc.SessionIdleTimeout,
-		Principal: principal, Limit: perClient}
+		Principal: principal, Limit: perClient, Open: federatedOpener(d)}
 	if g.cluster.router != nil {
 		streams.Router = g.cluster.router
 	}
@@ -204,7 +210,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	mux.HandleFunc("GET /ready", g.readyHandler)
 	mux.Handle("GET /metrics", m.Handler())
 	authed := http.NewServeMux()
-	authed.Handle("/rpc", &frontdoor.RPC{Handler: d, Logger: logger, RequestID: requestIDOf})
+	// Stateless calls too get upstream sessions of their client's own.
+	g.rpc = d.NewPrincipalSessions(auth.Principal, gc.SessionIdleTimeout, gc.MaxUpstreamSessionsPerUpstream)
+	authed.Handle("/rpc", &frontdoor.RPC{Handler: g.rpc, Logger: logger, RequestID: requestIDOf})
 	authed.Handle("/mcp", g.streamable)
 	authed.Handle("/mcp/", g.streamable)
 	g.relay = frontdoor.NewStreamable(frontdoor.StreamableConfig{
@@ -253,6 +261,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g.ready.Store(true)
 	return g, nil
 }
+
+// UpstreamSessions returns the upstream sessions federation clients hold
+// now, over every upstream.
+func (g *Gateway) UpstreamSessions() int { return g.dispatcher.UpstreamSessions() }
 
 // Handler is the gateway's HTTP handler.
 func (g *Gateway) Handler() http.Handler { return g.handler }
@@ -411,6 +423,9 @@ func (g *Gateway) Close() {
 	}
 	if g.websocket != nil {
 		g.websocket.Close()
+	}
+	if g.rpc != nil {
+		g.rpc.Close()
 	}
 	if g.registry != nil {
 		_ = g.registry.Close()
@@ -596,6 +611,15 @@ func relayOpener(d *dispatch.Dispatcher) frontdoor.Opener {
 			return nil, jsonrpc.Message{}, &frontdoor.OpenError{Status: status, Err: err}
 		}
 		return rs, answer, nil
+	}
+}
+
+// federatedOpener opens a federation session (/mcp, /sse, /ws), whose
+// upstream sessions open as the client first needs each.
+func federatedOpener(d *dispatch.Dispatcher) frontdoor.Opener {
+	return func(ctx context.Context, _ *http.Request, initialize jsonrpc.Message, in dispatch.Inbound, push func(jsonrpc.Message)) (frontdoor.Backend, jsonrpc.Message, error) {
+		fs, answer := d.OpenFederated(ctx, initialize, in, push)
+		return fs, answer, nil
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -621,8 +622,13 @@ func TestMetrics(t *testing.T) {
 		gw.register(map[string]any{"name": "crm", "url": up.URL})
 		gw.call("tools/call", map[string]any{"name": "crm-echo", "arguments": map[string]any{"text": "x"}}, "X-Tenant-Id", "acme")
 		_, out := gw.do("GET", "/metrics", nil)
+		// The client's upstream session's own requests (its initialize,
+		// its listening stream) forward the header too (spec §5): one
+		// decision each, besides the call's.
+		if !regexp.MustCompile(`mcpgate_passthrough_decisions_total\{action="forwarded",header="X-Tenant-Id",reason="allowlisted",upstream="crm"\} [1-9]`).Match(out) {
+			t.Errorf("metrics lack forwarding decisions for X-Tenant-Id")
+		}
 		for _, want := range []string{
-			`mcpgate_passthrough_decisions_total{action="forwarded",header="X-Tenant-Id",reason="allowlisted",upstream="crm"} 1`,
 			`mcpgate_requests_total{method="tools/call",outcome="ok",upstream="crm"} 1`,
 			`mcpgate_upstream_request_duration_seconds_count{method="tools/call",upstream="crm"} 1`,
 		} {

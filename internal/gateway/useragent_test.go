@@ -37,8 +37,17 @@ func TestOneUserAgentReachesTheUpstream(t *testing.T) {
 				if got := upstreamSaw(t, up, "tools/call").Values("User-Agent"); !slices.Equal(got, want) {
 					t.Errorf("tools/call User-Agent = %q, want %q", got, want)
 				}
-				if got := upstreamSaw(t, up, "initialize").Values("User-Agent"); !slices.Equal(got, []string{"mcpgate/test"}) {
-					t.Errorf("initialize (mcpgate's own request) User-Agent = %q, want mcpgate/test", got)
+				// The first initialize is discovery's, mcpgate's own session;
+				// the client's own upstream session opens with its headers
+				// (spec §5), so with the allowlisted one.
+				var initializes [][]string
+				for _, r := range up.Requests() {
+					if r.JSONRPCMethod == "initialize" {
+						initializes = append(initializes, r.Header.Values("User-Agent"))
+					}
+				}
+				if len(initializes) != 2 || !slices.Equal(initializes[0], []string{"mcpgate/test"}) || !slices.Equal(initializes[1], want) {
+					t.Errorf("initialize User-Agents = %q, want mcpgate/test (discovery) then %q (the client's session)", initializes, want)
 				}
 			})
 		}

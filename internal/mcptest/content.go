@@ -38,6 +38,10 @@ type addArgs struct {
 	B float64 `json:"b" jsonschema:"the second number"`
 }
 
+type touchArgs struct {
+	URI string `json:"uri"`
+}
+
 type addResult struct {
 	Sum float64 `json:"sum"`
 }
@@ -48,6 +52,10 @@ func (s *Server) newSDKServer() *mcp.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: s.cfg.name, Version: "test"}, &mcp.ServerOptions{
 		CompletionHandler: complete,
 		Instructions:      s.cfg.instructions,
+		// The SDK keeps the subscriptions per session; ResourceUpdated
+		// (the touch tool) notifies the sessions subscribed.
+		SubscribeHandler:   func(context.Context, *mcp.SubscribeRequest) error { return nil },
+		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
 	})
 	// Keep the SDK's own sending handler: ServerSession.Log stays silent
 	// until the client sends logging/setLevel, and slow logs regardless.
@@ -104,6 +112,14 @@ func (s *Server) newSDKServer() *mcp.Server {
 	mcp.AddTool(srv, &mcp.Tool{Name: "add", Description: "Adds a and b."},
 		func(_ context.Context, _ *mcp.CallToolRequest, in addArgs) (*mcp.CallToolResult, addResult, error) {
 			return nil, addResult{Sum: in.A + in.B}, nil
+		})
+
+	mcp.AddTool(srv, &mcp.Tool{Name: "touch", Description: "Tells the sessions subscribed to the resource uri that it was updated."},
+		func(ctx context.Context, _ *mcp.CallToolRequest, in touchArgs) (*mcp.CallToolResult, any, error) {
+			if err := srv.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: in.URI}); err != nil {
+				return nil, nil, fmt.Errorf("notify resource updated: %w", err)
+			}
+			return text("touched " + in.URI), nil, nil
 		})
 
 	mcp.AddTool(srv, &mcp.Tool{Name: "ask", Description: "Sends ping and roots/list to the client; returns what came back, as JSON."},

@@ -95,7 +95,7 @@ func TestContentThroughTheSDKClient(t *testing.T) {
 					t.Errorf("tool %s has no input schema", tool.Name)
 				}
 			}
-			if got := strings.Join(names, ","); got != "add,ask,consult,echo,fail,headers,impatient,slow" {
+			if got := strings.Join(names, ","); got != "add,ask,consult,echo,fail,headers,impatient,slow,touch" {
 				t.Errorf("tools = %s", got)
 			}
 

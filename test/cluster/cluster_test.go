@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
 	"github.com/mcpgate/mcpgate/internal/testenv"
@@ -275,6 +277,34 @@ func TestSessionsWorkOnAnyInstance(t *testing.T) {
 		}
 		if h, err := headersOf(text); err != nil || h.Get("X-Tenant-Id") != "from-c" {
 			t.Errorf("tools/call on C in A's session: the upstream got %v %v, want X-Tenant-Id from-c", h, err)
+		}
+
+		// Still its client's alone on every instance: another token's
+		// subject is told it does not exist, on B, where the session's
+		// federated backend is opened again from its record.
+		j, err := auth.NewJWT([]byte(jwtSecret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		otherToken, err := j.Mint("someone-else", time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequestWithContext(t.Context(), "POST", b.url+"/mcp", bytes.NewReader(request(t, 5, "tools/call", map[string]any{"name": "probe-echo", "arguments": map[string]any{"text": "x"}})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+otherToken)
+		req.Header.Set("Mcp-Session-Id", session)
+		foreign, err := a.d.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		foreign.Body.Close()
+		if foreign.StatusCode != http.StatusNotFound {
+			t.Errorf("another client's POST on B in A's session: %d, want 404", foreign.StatusCode)
 		}
 
 		// The GET stream of the session, on B.

@@ -40,7 +40,9 @@ type StreamConfig struct {
 	// at once; the next waits for a free slot.
 	MaxInFlight int
 	// Open, when set, gives each session a Backend of its own, opened by
-	// the session's initialize (the 1:1 relay); Handler is then not used.
+	// the session's initialize (the 1:1 relay, a federated session);
+	// Handler then answers only the messages of a session that has not
+	// initialized, and without one they are refused.
 	Open Opener
 	// Scope, when set, names what a request's session belongs to (the
 	// upstream of /gateways/{id}/sse): a session is found only by requests
@@ -163,6 +165,13 @@ func (s *streamSession) heard() {
 	s.lease.touch()
 }
 
+// opened reports whether initialize has opened the session's backend.
+func (s *streamSession) opened() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.backend != nil
+}
+
 // backendErr says why the session's backend ended on its own, if it did.
 func (s *streamSession) backendErr() error {
 	s.mu.Lock()
@@ -241,7 +250,10 @@ func (s *streamSession) handleAsync(ctx context.Context, r *http.Request, cfg St
 		in := dispatch.Inbound{Header: s.header, Notify: s.notify, RequestID: requestID}
 		var answers []jsonrpc.Message
 		for _, m := range msgs {
-			if cfg.Open != nil {
+			// A federation client that never initialized is answered
+			// statelessly, on the upstreams' shared sessions, as before
+			// sessions were per client.
+			if cfg.Open != nil && (cfg.Handler == nil || m.Method == "initialize" || s.opened()) {
 				if resp, ok := s.relay(r, cfg, m, in); ok {
 					answers = append(answers, resp)
 				}

@@ -35,6 +35,7 @@ import (
 type Streamable struct {
 	handler   Handler
 	opener    Opener
+	resumable bool // StreamableConfig.Resumable
 	shared    SharedSessions
 	sharing   *sharingLog
 	eager     bool // StreamableConfig.EventStreamAnswers
@@ -70,8 +71,9 @@ type session struct {
 	scope           string // StreamableConfig.Scope of the request that opened it
 	principal       string // StreamableConfig.Principal of the request that opened it
 	protocolVersion string
-	backend         Backend // nil: the Streamable's Handler answers
-	lease           *lease  // its place in its client's ClientLimit
+	initialize      json.RawMessage // its initialize params, shared when Resumable
+	backend         Backend         // nil: the Streamable's Handler answers
+	lease           *lease          // its place in its client's ClientLimit
 	lastSeen        time.Time
 	calls           int                    // POSTs in flight: the sweep leaves it alone
 	streams         []chan jsonrpc.Message // open GET streams, oldest first
@@ -144,6 +146,9 @@ type sharedSession struct {
 	// Principal is who opened it (StreamableConfig.Principal): only the
 	// same client may use it.
 	Principal string `json:"principal,omitempty"`
+	// Initialize is the client's initialize params, from which another
+	// instance opens the session's Backend again (StreamableConfig.Resumable).
+	Initialize json.RawMessage `json:"initialize,omitempty"`
 }
 
 // sharedTimeout bounds each call to SharedSessions on a client's request.
@@ -172,8 +177,14 @@ type StreamableConfig struct {
 	// Shared, when set, keeps the sessions answered by Handler where every
 	// mcpgate instance finds them, so that a session opened on one instance
 	// goes on on another. Sessions with a Backend of their own
-	// (Open) stay on the instance that holds the backend.
+	// (Open) stay on the instance that holds the backend, unless Resumable.
 	Shared SharedSessions
+	// Resumable says Open makes no network call and can open a session's
+	// Backend again from its initialize alone (a federated session, whose
+	// upstream sessions open lazily): with Shared, another instance that
+	// gets a request of the session then opens a Backend of its own for it
+	// with the same initialize, instead of answering 404.
+	Resumable bool
 	// EventStreamAnswers answers every POST that carries requests as an
 	// event stream when the client accepts one, as most MCP servers do,
 	// instead of JSON unless a notification has to go out first. The relay
@@ -213,7 +224,7 @@ func NewStreamable(cfg StreamableConfig) *Streamable {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = writeTimeout
 	}
-	s := &Streamable{writeTimeout: cfg.WriteTimeout, sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, principal: cfg.Principal, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
+	s := &Streamable{writeTimeout: cfg.WriteTimeout, sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, resumable: cfg.Resumable, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, principal: cfg.Principal, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
 		max: cfg.MaxSessions, limit: cfg.Limit, ended: &endedSessions{max: cfg.MaxSessions, ttl: cfg.IdleTimeout},
 		sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{}),
 		draining: make(chan struct{})}
@@ -635,7 +646,7 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 		return nil, nil, err
 	}
 	sess := &session{id: id, scope: fromRequest(s.scope, r), principal: fromRequest(s.principal, r), protocolVersion: protocol.Negotiate(p.ProtocolVersion), lastSeen: time.Now(),
-		closed: make(chan struct{})}
+		initialize: initialize.Params, closed: make(chan struct{})}
 	// The session's place under MaxSessions is taken now, as it is
 	// checked, and held while it opens: initializes arriving together
 	// never open more than MaxSessions between them.
@@ -691,7 +702,7 @@ func (s *Streamable) open(r *http.Request, initialize jsonrpc.Message) (*session
 	// Shared before initialize is answered, so that no other instance
 	// hears of the session before it can find it; outside s.mu, as every
 	// call to the store is.
-	if s.shared != nil && sess.backend == nil {
+	if s.isShared(sess) {
 		s.save(r.Context(), sess)
 	}
 	return sess, answer, nil
@@ -746,7 +757,7 @@ func (s *Streamable) evict(id, reason string) {
 		return
 	}
 	sess.lease.release()
-	if s.shared != nil && sess.backend == nil {
+	if s.isShared(sess) {
 		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
 		defer cancel()
 		if err := s.shared.Delete(ctx, id); err != nil {
@@ -762,7 +773,11 @@ func (s *Streamable) save(ctx context.Context, sess *session) {
 	now := time.Now()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
 	defer cancel()
-	record, err := json.Marshal(sharedSession{ProtocolVersion: sess.protocolVersion, Principal: sess.principal})
+	shared := sharedSession{ProtocolVersion: sess.protocolVersion, Principal: sess.principal}
+	if sess.backend != nil {
+		shared.Initialize = sess.initialize
+	}
+	record, err := json.Marshal(shared)
 	if err != nil {
 		s.logger.Error("could not encode a session to share it; it goes on on this instance only", "err", err)
 		return
@@ -803,16 +818,23 @@ func (s *Streamable) session(r *http.Request, use func(*session) error) (*sessio
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess, ok := s.sessions[id]
-	if !ok && s.shared != nil && s.opener == nil {
+	if !ok && s.shared != nil && (s.opener == nil || s.resumable) && scope == "" {
 		s.mu.Unlock()
 		shared, found := s.loadShared(r.Context(), id, principal)
+		var adopted *session
+		if found {
+			adopted = s.resume(r, id, shared)
+		}
 		s.mu.Lock()
 		// Another request may have adopted it meanwhile: that copy it is.
-		if sess, ok = s.sessions[id]; !ok && found {
+		if sess, ok = s.sessions[id]; !ok && adopted != nil {
 			if err := s.admitLocked(); err != nil {
+				s.closeLater(adopted)
 				return nil, http.StatusServiceUnavailable, err
 			}
-			sess, ok = s.adoptLocked(id, shared), true
+			sess, ok = s.adoptLocked(adopted), true
+		} else if adopted != nil {
+			s.closeLater(adopted)
 		}
 	}
 	if !ok || sess.scope != scope || sess.principal != principal {
@@ -828,7 +850,7 @@ func (s *Streamable) session(r *http.Request, use func(*session) error) (*sessio
 	// and then, so that it does not expire there while it lives here; one
 	// that is gone from there was ended elsewhere. One request renews it at
 	// a time; the others go on meanwhile.
-	if s.shared != nil && sess.backend == nil && now.Sub(sess.savedAt) > s.idle/4 && !sess.renewing {
+	if s.isShared(sess) && now.Sub(sess.savedAt) > s.idle/4 && !sess.renewing {
 		sess.renewing = true
 		s.mu.Unlock()
 		alive, renewed := s.renew(r.Context(), id)
@@ -908,8 +930,25 @@ func (s *Streamable) renew(ctx context.Context, id string) (alive, renewed bool)
 func (s *Streamable) Forget(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sess, ok := s.sessions[id]; ok && sess.backend == nil {
+	if sess, ok := s.sessions[id]; ok && s.isShared(sess) {
 		s.forgetLocked(sess)
+		if sess.backend != nil {
+			s.closeLater(sess)
+		}
+	}
+}
+
+// isShared reports whether sess is kept in SharedSessions.
+func (s *Streamable) isShared(sess *session) bool {
+	return s.shared != nil && (sess.backend == nil || s.resumable)
+}
+
+// closeLater closes the backend of a session that is not (or no longer)
+// held, on a goroutine Close waits for: closing one may wait on the
+// network.
+func (s *Streamable) closeLater(sess *session) {
+	if sess.backend != nil {
+		s.closing.Go(func() { s.closeBackend(sess) })
 	}
 }
 
@@ -943,13 +982,36 @@ func (s *Streamable) loadShared(ctx context.Context, id, principal string) (shar
 	return shared, shared.Principal == principal
 }
 
-// adoptLocked takes over a session another instance opened, as loadShared
-// found it. The caller holds s.mu and has checked admitLocked.
-func (s *Streamable) adoptLocked(id string, shared sharedSession) *session {
+// resume builds this instance's copy of a session another instance
+// opened, as loadShared found it: with a Backend opened again from its
+// initialize when the Streamable is Resumable. It returns nil when that
+// fails. The caller must not hold s.mu: Open runs here.
+func (s *Streamable) resume(r *http.Request, id string, shared sharedSession) *session {
 	now := time.Now()
 	sess := &session{id: id, principal: shared.Principal, protocolVersion: shared.ProtocolVersion, lastSeen: now, savedAt: now,
-		closed: make(chan struct{})}
-	s.sessions[id] = sess
+		initialize: shared.Initialize, closed: make(chan struct{})}
+	if s.opener == nil {
+		return sess
+	}
+	initialize := jsonrpc.Message{JSONRPC: jsonrpc.Version, ID: json.RawMessage("0"), Method: "initialize", Params: shared.Initialize}
+	in := dispatch.Inbound{Header: r.Header, RequestID: s.requestID(r)}
+	backend, _, err := s.opener(r.Context(), r, initialize, in, func(m jsonrpc.Message) { s.push(sess, m) })
+	if err != nil {
+		s.logger.Warn("could not resume a session another instance opened", "err", err, "request_id", in.RequestID)
+		return nil
+	}
+	sess.backend = backend
+	return sess
+}
+
+// adoptLocked takes over a session another instance opened, as resume
+// built it. The caller holds s.mu and has checked admitLocked.
+func (s *Streamable) adoptLocked(sess *session) *session {
+	s.sessions[sess.id] = sess
+	if sess.backend != nil {
+		s.watchers.Add(1)
+		go s.watch(sess)
+	}
 	return sess
 }
 
@@ -1035,7 +1097,7 @@ func (s *Streamable) delete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.release([]*session{sess})
-	if s.shared != nil && sess.backend == nil {
+	if s.isShared(sess) {
 		ctx, cancel := context.WithTimeout(r.Context(), sharedTimeout)
 		defer cancel()
 		if err := s.shared.Delete(ctx, sess.id); err != nil {
