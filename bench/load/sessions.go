@@ -110,12 +110,69 @@ func RunSessions(ctx context.Context, o SessionOptions) (rep *SessionReport, err
 	defer hc.CloseIdleConnections()
 	rep = &SessionReport{Callers: o.Callers, Sessions: o.Sessions}
 
-	// Throughput: the same calls on one shared session, then on one
-	// session per caller.
-	// Upstream sessions are counted from before the client sessions open:
-	// mcpgate may open an upstream session at a client's initialize or at
-	// its first call.
+	// Memory first, on a mcpgate that has served nothing yet: after the
+	// throughput part its resident set holds that part's garbage, which
+	// new sessions would reuse unseen. Sessions client sessions are held
+	// open at once, each having made one call.
+	rss0, heap0, err := gatewayMemory(ctx, gw.baseURL())
+	if err != nil {
+		return nil, err
+	}
 	before := initialized.Load()
+	held := make([]*upstream.Client, o.Sessions)
+	firsts := make([]time.Duration, o.Sessions)
+	var (
+		next   atomic.Int64
+		failed errorLog
+		wg     sync.WaitGroup
+	)
+	for range o.Callers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < o.Sessions; i = int(next.Add(1)) - 1 {
+				c, err := dialSession(ctx, hc, endpoint, token)
+				if err != nil {
+					failed.add(err)
+					continue
+				}
+				held[i] = c
+				start := time.Now()
+				if err := callEcho(ctx, c, tool, token, uint64(i), o.CallTimeout); err != nil {
+					failed.add(err)
+					continue
+				}
+				firsts[i] = time.Since(start)
+			}
+		})
+	}
+	wg.Wait()
+	rss1, heap1, err := gatewayMemory(ctx, gw.baseURL())
+	closeAll(held)
+	if err != nil {
+		return nil, err
+	}
+	rep.UpstreamSessions = initialized.Load() - before
+	rep.RSSPer1000 = (rss1 - rss0) * 1000 / float64(o.Sessions)
+	rep.HeapPer1000 = (heap1 - heap0) * 1000 / float64(o.Sessions)
+	var ok []time.Duration
+	for _, d := range firsts {
+		if d > 0 {
+			ok = append(ok, d)
+		}
+	}
+	s := summarize(ok, 0)
+	rep.FirstCallP50, rep.FirstCallP99 = s.P50, s.P99
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "sessions: %d sessions held: RSS +%.1f MiB per 1000, %d upstream sessions opened\n", o.Sessions, rep.RSSPer1000/(1<<20), rep.UpstreamSessions)
+		for _, m := range failed.samples() {
+			fmt.Fprintf(o.Progress, "sessions: failed: %s\n", m)
+		}
+	}
+
+	// Throughput: the same calls on one shared session, then on one
+	// session per caller. Upstream sessions are counted from before the
+	// client sessions open: mcpgate may open an upstream session at a
+	// client's initialize or at its first call.
+	before = initialized.Load()
 	shared, err := dialSession(ctx, hc, endpoint, token)
 	if err != nil {
 		return nil, fmt.Errorf("sessions: the shared session: %w", err)
@@ -144,61 +201,7 @@ func RunSessions(ctx context.Context, o SessionOptions) (rep *SessionReport, err
 		fmt.Fprintf(o.Progress, "sessions: %d callers: shared session %.0f calls/s, own sessions %.0f calls/s\n", o.Callers, rep.Shared.Throughput, rep.Own.Throughput)
 	}
 
-	// Memory: Sessions client sessions held open at once, each with one call.
-	rss0, heap0, err := gatewayMemory(ctx, gw.baseURL())
-	if err != nil {
-		return nil, err
-	}
-	before = initialized.Load()
-	held := make([]*upstream.Client, o.Sessions)
-	firsts := make([]time.Duration, o.Sessions)
-	var (
-		next   atomic.Int64
-		failed errorLog
-		wg     sync.WaitGroup
-	)
-	for range o.Callers {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < o.Sessions; i = int(next.Add(1)) - 1 {
-				c, err := dialSession(ctx, hc, endpoint, token)
-				if err != nil {
-					failed.add(err)
-					continue
-				}
-				held[i] = c
-				start := time.Now()
-				if err := callEcho(ctx, c, tool, token, uint64(i), o.CallTimeout); err != nil {
-					failed.add(err)
-					continue
-				}
-				firsts[i] = time.Since(start)
-			}
-		})
-	}
-	wg.Wait()
-	defer closeAll(held)
-	rss1, heap1, err := gatewayMemory(ctx, gw.baseURL())
-	if err != nil {
-		return nil, err
-	}
-	rep.UpstreamSessions = initialized.Load() - before
-	rep.RSSPer1000 = (rss1 - rss0) * 1000 / float64(o.Sessions)
-	rep.HeapPer1000 = (heap1 - heap0) * 1000 / float64(o.Sessions)
-	var ok []time.Duration
-	for _, d := range firsts {
-		if d > 0 {
-			ok = append(ok, d)
-		}
-	}
-	s := summarize(ok, 0)
-	rep.FirstCallP50, rep.FirstCallP99 = s.P50, s.P99
 	rep.Errors = rep.Shared.Errors + rep.Own.Errors + failed.count
-	if o.Progress != nil {
-		fmt.Fprintf(o.Progress, "sessions: %d sessions held: RSS +%.1f MiB per 1000, %d upstream sessions opened\n", o.Sessions, rep.RSSPer1000/(1<<20), rep.UpstreamSessions)
-		for _, m := range failed.samples() {
-			fmt.Fprintf(o.Progress, "sessions: failed: %s\n", m)
-		}
-	}
 	return rep, nil
 }
 
