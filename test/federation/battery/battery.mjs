@@ -329,6 +329,20 @@ async function run(target, label, directLists) {
     put("tasks/get", N(await answer(async () => (await client.experimental.tasks.getTask(taskId)).status)));
     put("tasks/list has the task", N(await answer(async () => (await client.experimental.tasks.listTasks()).tasks.some((t) => t.taskId === taskId))));
     put("tasks/result", N(await answer(() => client.experimental.tasks.getTaskResult(taskId, types.CallToolResultSchema))));
+    // A task that needs input: the server elicits while the task is
+    // input_required, and completes with the answer.
+    const ambiguousKinds = [];
+    const ambiguous = await answer(async () => {
+      let final;
+      for await (const m of client.experimental.tasks.callToolStream({ name: P + "simulate-research-query", arguments: { topic: "battery", ambiguous: true } }, undefined, { task: { ttl: 60000 }, timeout: 30000 })) {
+        if (!ambiguousKinds.includes(m.type)) ambiguousKinds.push(m.type);
+        if (m.type === "result") final = m.result;
+        if (m.type === "error") throw m.error;
+      }
+      return final;
+    });
+    put("tasks: input_required (elicitation in a task): messages", ambiguousKinds);
+    put("tasks: input_required (elicitation in a task): result", N(ambiguous));
     const second = await answer(async () => {
       for await (const m of client.experimental.tasks.callToolStream({ name: P + "simulate-research-query", arguments: { topic: "cancel me" } }, undefined, { task: { ttl: 60000 } })) {
         if (m.type === "taskCreated") return m.task.taskId;
@@ -338,16 +352,23 @@ async function run(target, label, directLists) {
     put("tasks/get after cancel", N(await answer(async () => (await client.experimental.tasks.getTask(second.ok)).status)));
   }
 
-  // Cancellation: a call aborted after its first progress is rejected, and
-  // the session answers the next call at once.
+  // Cancellation: 16 long calls in flight at once (as many as mcpgate's
+  // /sse and /ws handle at once per session), each aborted after its first
+  // progress, are rejected, and the session answers the next call at once:
+  // a cancelled call must not keep its slot until the upstream is done.
   {
-    const ac = new AbortController();
-    let progressed = false;
-    const call = answer(() => client.callTool({ name: P + "trigger-long-running-operation", arguments: { duration: 20, steps: 20 } }, undefined,
-      { signal: ac.signal, onprogress: () => { progressed = true; ac.abort("battery cancels"); }, timeout: 30000 }));
-    await until(() => progressed);
-    const r = await call;
-    put("cancellation: the aborted call is rejected", { progressed, rejected: !!r.error });
+    const inFlight = 16;
+    const acs = Array.from({ length: inFlight }, () => new AbortController());
+    let progressed = 0;
+    const calls = acs.map((ac) => {
+      let first = true;
+      return answer(() => client.callTool({ name: P + "trigger-long-running-operation", arguments: { duration: 20, steps: 20 } }, undefined,
+        { signal: ac.signal, onprogress: () => { if (first) { first = false; progressed++; } }, timeout: 30000 }));
+    });
+    await until(() => progressed === inFlight);
+    for (const ac of acs) ac.abort("battery cancels");
+    const rs = await Promise.all(calls);
+    put("cancellation: calls in flight, aborted, are rejected", { progressed, rejected: rs.filter((r) => r.error).length });
     const t0 = Date.now();
     put("cancellation: the next call answers", N(await answer(() => client.callTool({ name: P + "echo", arguments: { message: "after cancel" } }))));
     put("cancellation: the next call is not held up", Date.now() - t0 < 5000);
