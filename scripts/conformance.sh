@@ -12,6 +12,8 @@
 #         DIR/suite/                  @modelcontextprotocol/conformance, installed with npm
 #         DIR/everything-ts/          @modelcontextprotocol/server-everything (the TypeScript
 #                                     reference server the black-box tests run), with npm
+#         DIR/sdk-ts/                 @modelcontextprotocol/sdk (the TypeScript SDK whose
+#                                     client the comparison battery, test/federation, runs)
 #       and prints the versions installed (also written to DIR/versions.txt).
 #       Needs go and npm on PATH; the system's node may be older than 22.
 #
@@ -19,6 +21,10 @@
 #       Prints the command that runs the installed TypeScript server-everything
 #       ("NODE ENTRY"; append sse, streamableHttp or stdio; it listens on PORT),
 #       for MCPGATE_TEST_EVERYTHING. Fails if it is not installed.
+#
+#   scripts/conformance.sh ts-sdk-dir DIR
+#       Prints the folder of the installed TypeScript SDK package, for
+#       MCPGATE_TEST_TS_SDK. Fails if it is not installed.
 #
 #   scripts/conformance.sh server DIR PORT
 #       Starts DIR/bin/everything-server -http 127.0.0.1:PORT -stateless=false
@@ -65,6 +71,8 @@ SUITE_VERSION=0.1.16
 NODE_MAJOR=22
 EVERYTHING_TS_PKG=@modelcontextprotocol/server-everything
 EVERYTHING_TS_VERSION=2026.8.31
+TS_SDK_PKG=@modelcontextprotocol/sdk
+TS_SDK_VERSION=1.32.2
 EXPECTED_CHECKS=${EXPECTED_CHECKS:-40}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-600}
 SERVER_WAIT=${SERVER_WAIT:-30}
@@ -101,6 +109,8 @@ node_bin() { echo "$1/node22/node_modules/node-linux-$(node_arch)/bin/node"; }
 suite_pkg_dir() { echo "$1/suite/node_modules/$SUITE_PKG"; }
 
 everything_ts_dir() { echo "$1/everything-ts/node_modules/$EVERYTHING_TS_PKG"; }
+
+ts_sdk_dir() { echo "$1/sdk-ts/node_modules/$TS_SDK_PKG"; }
 
 # everything_ts_entry DIR: the JavaScript file of server-everything's bin.
 everything_ts_entry() { echo "$(everything_ts_dir "$1")/dist/index.js"; }
@@ -148,6 +158,14 @@ have_everything_ts() {
   [ -f "$pj" ] || return 1
   v=$("$(node_bin "$1")" -p 'require(process.argv[1]).version' "$pj" 2>/dev/null) || return 1
   [ "$v" = "$EVERYTHING_TS_VERSION" ] && [ -f "$(everything_ts_entry "$1")" ]
+}
+
+have_ts_sdk() {
+  local pj v
+  pj=$(ts_sdk_dir "$1")/package.json
+  [ -f "$pj" ] || return 1
+  v=$("$(node_bin "$1")" -p 'require(process.argv[1]).version' "$pj" 2>/dev/null) || return 1
+  [ "$v" = "$TS_SDK_VERSION" ] && [ -f "$(ts_sdk_dir "$1")/dist/esm/client/index.js" ]
 }
 
 cmd_install() {
@@ -209,6 +227,16 @@ cmd_install() {
     have_everything_ts "$dir" || die "$EVERYTHING_TS_PKG $EVERYTHING_TS_VERSION is missing from $dir/everything-ts after npm install"
   fi
 
+  if have_ts_sdk "$dir"; then
+    note "$TS_SDK_PKG $TS_SDK_VERSION: already installed"
+  else
+    note "installing $TS_SDK_PKG@$TS_SDK_VERSION (npm, under Node $NODE_MAJOR)"
+    PATH="$(dirname "$(node_bin "$dir")"):$PATH" \
+      npm install --prefix "$dir/sdk-ts" --no-audit --no-fund --loglevel=error "$TS_SDK_PKG@$TS_SDK_VERSION" >&2 ||
+      die "npm install $TS_SDK_PKG@$TS_SDK_VERSION failed"
+    have_ts_sdk "$dir" || die "$TS_SDK_PKG $TS_SDK_VERSION is missing from $dir/sdk-ts after npm install"
+  fi
+
   local node sdk_version
   node=$(node_bin "$dir")
   sdk_version=$("$node" -p 'require(process.argv[1]).version' \
@@ -218,6 +246,7 @@ cmd_install() {
     echo "installed node: $node ($("$node" --version))"
     echo "installed suite: $(suite_entry "$dir") ($SUITE_PKG $("$node" "$(suite_entry "$dir")" --version), with @modelcontextprotocol/sdk $sdk_version)"
     echo "installed server-everything: $(everything_ts_entry "$dir") ($EVERYTHING_TS_PKG $EVERYTHING_TS_VERSION)"
+    echo "installed TypeScript SDK: $(ts_sdk_dir "$dir") ($TS_SDK_PKG $TS_SDK_VERSION)"
   } | tee "$dir/versions.txt"
   note "install done in $((SECONDS - start))s"
 }
@@ -229,6 +258,15 @@ cmd_everything_command() {
   have_node "$dir" && have_everything_ts "$dir" ||
     die "$EVERYTHING_TS_PKG $EVERYTHING_TS_VERSION is not installed in $dir; run: $prog install $dir"
   echo "$(node_bin "$dir") $(everything_ts_entry "$dir")"
+}
+
+# cmd_ts_sdk_dir DIR: prints the SDK's package folder for MCPGATE_TEST_TS_SDK.
+cmd_ts_sdk_dir() {
+  local dir
+  dir=$(abs "$1")
+  have_node "$dir" && have_ts_sdk "$dir" ||
+    die "$TS_SDK_PKG $TS_SDK_VERSION is not installed in $dir; run: $prog install $dir"
+  ts_sdk_dir "$dir"
 }
 
 # --- server ------------------------------------------------------------------
@@ -529,6 +567,7 @@ shift
 case "$cmd" in
   install) [ $# -eq 1 ] || usage; cmd_install "$1" ;;
   everything-command) [ $# -eq 1 ] || usage; cmd_everything_command "$1" ;;
+  ts-sdk-dir) [ $# -eq 1 ] || usage; cmd_ts_sdk_dir "$1" ;;
   server) [ $# -eq 2 ] || usage; cmd_server "$1" "$2" ;;
   run) [ $# -eq 2 ] || usage; cmd_run "$1" "$2" ;;
   self-test) [ $# -eq 1 ] || usage; cmd_self_test "$1" ;;

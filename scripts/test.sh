@@ -17,8 +17,9 @@
 # worth about 15 s on a 2-core machine); BENCHTIME (default 1s) each benchmark's;
 # MCPGATE_CONFORMANCE_CACHE (default ~/.cache/mcpgate/conformance) is where
 # the conformance suite and its server are installed, with Node 22 and the
-# TypeScript server-everything that the black-box tests (test/lifecycle) run
-# through MCPGATE_TEST_EVERYTHING.
+# TypeScript server-everything that the black-box tests (test/lifecycle,
+# test/federation) run through MCPGATE_TEST_EVERYTHING, and the TypeScript
+# SDK whose client test/federation's battery runs (MCPGATE_TEST_TS_SDK).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -74,14 +75,16 @@ throwaway() {
 throwaway PostgreSQL scripts/postgres.sh MCPGATE_TEST_POSTGRES_URL pgdir
 throwaway Redis scripts/redis.sh MCPGATE_TEST_REDIS_URL redisdir
 
-# Node 22 and the TypeScript server-everything, for test/lifecycle (which
-# fails under CI=true without them): installed with the conformance suite.
+# Node 22, the TypeScript server-everything and the TypeScript SDK, for
+# test/lifecycle and test/federation (which fail under CI=true without
+# them): installed with the conformance suite.
 conformance_cache="${MCPGATE_CONFORMANCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcpgate/conformance}"
-if [ -z "${MCPGATE_TEST_EVERYTHING:-}" ]; then
-  log "Node 22 and server-everything for the tests"
-  scripts/conformance.sh install "$conformance_cache" | tail -n 1
-  MCPGATE_TEST_EVERYTHING=$(scripts/conformance.sh everything-command "$conformance_cache")
-  export MCPGATE_TEST_EVERYTHING
+if [ -z "${MCPGATE_TEST_EVERYTHING:-}" ] || [ -z "${MCPGATE_TEST_TS_SDK:-}" ]; then
+  log "Node 22, server-everything and the TypeScript SDK for the tests"
+  scripts/conformance.sh install "$conformance_cache" | tail -n 2
+  MCPGATE_TEST_EVERYTHING=${MCPGATE_TEST_EVERYTHING:-$(scripts/conformance.sh everything-command "$conformance_cache")}
+  MCPGATE_TEST_TS_SDK=${MCPGATE_TEST_TS_SDK:-$(scripts/conformance.sh ts-sdk-dir "$conformance_cache")}
+  export MCPGATE_TEST_EVERYTHING MCPGATE_TEST_TS_SDK
 fi
 
 log "tests (race detector on)"

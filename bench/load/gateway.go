@@ -83,7 +83,9 @@ func startGateway(ctx context.Context) (*runningGateway, error) {
 		"DEFAULT_PASSTHROUGH_HEADERS": string(list),
 		"LOG_LEVEL":                   "warn",
 		"CATALOGUE_REFRESH_INTERVAL":  "0",
-		"MCPGATE_ENV_FILE":            envFile,
+		// The sessions scenario holds 1 000 sessions of one client token.
+		"MAX_SESSIONS_PER_CLIENT": "0",
+		"MCPGATE_ENV_FILE":        envFile,
 	}
 	cfg, err := config.Load(nil, func(name string) (string, bool) { v, ok := vars[name]; return v, ok })
 	if err != nil {

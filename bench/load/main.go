@@ -19,6 +19,15 @@
 // Usage:
 //
 //	go run ./bench/load [-n 2000] [-concurrent-n 20000] [-concurrency 32] [-warmup 200] [-duration 60s] [-json] [-cpuprofile FILE]
+//	go run ./bench/load -sessions [-concurrency 32] [-concurrent-n 20000] [-session-count 1000] [-json]
+//
+// With -sessions it runs the sessions scenario instead (sessions.go): the
+// -concurrency callers on one shared /mcp session, then each on a /mcp
+// session of its own, with the upstream sessions each way opened; then
+// -session-count client sessions held open at once, each making one call,
+// with mcpgate's memory growth per 1 000 sessions and the upstream sessions
+// they opened. mcpgate runs in a child process there, so that its memory
+// is its own.
 //
 // docs/benchmarks.md explains the figures and how to read them.
 package main
@@ -57,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.Reference, "reference", o.Reference, "also measure the reference hops: a bare net/http reverse proxy and a TCP relay in front of the upstream")
 	fs.BoolVar(&o.GatewayProcess, "gateway-process", false, "run mcpgate in a child process of its own, as in production (false: in this process, beside the callers)")
 	fs.BoolVar(&o.UpstreamProcess, "upstream-process", true, "run the upstream in a child process of its own, as in production (false: in this process, sharing its garbage collector)")
+	sessions := fs.Bool("sessions", false, "run the sessions scenario instead: shared vs own /mcp sessions, and memory per 1 000 client sessions")
+	sessionCount := fs.Int("session-count", DefaultSessionOptions().Sessions, "client sessions the sessions scenario holds open at once")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the scenarios to `file` (see go tool pprof -tagfocus role=mcpgate)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to `file`")
@@ -69,6 +80,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "load: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if *sessions {
+		return runSessions(SessionOptions{Callers: o.Callers, Calls: o.Concurrent, Sessions: *sessionCount, CallTimeout: o.CallTimeout}, *asJSON, stdout, stderr)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -106,6 +120,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	case rep.Errors() > 0:
 		fmt.Fprintf(stderr, "load: %d calls failed\n", rep.Errors())
+		return 1
+	}
+	return 0
+}
+
+// runSessions is the command with -sessions.
+func runSessions(o SessionOptions, asJSON bool, stdout, stderr io.Writer) int {
+	if !asJSON {
+		o.Progress = stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := RunSessions(ctx, o)
+	if rep != nil {
+		write := rep.WriteText
+		if asJSON {
+			write = rep.WriteJSON
+		}
+		if werr := write(stdout); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "load: %v\n", err)
+		return 2
+	case rep.Errors > 0:
+		fmt.Fprintf(stderr, "load: %d calls failed\n", rep.Errors)
 		return 1
 	}
 	return 0

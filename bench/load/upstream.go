@@ -35,17 +35,7 @@ type echoArgs struct {
 // counts as an error.
 func startEchoServer(credential string) (*echoServer, error) {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "bench-echo", Version: "1"}, nil)
-	mcp.AddTool(srv, &mcp.Tool{Name: "echo", Description: "Returns its text argument."},
-		func(_ context.Context, req *mcp.CallToolRequest, in echoArgs) (*mcp.CallToolResult, any, error) {
-			var h http.Header
-			if req.Extra != nil {
-				h = req.Extra.Header
-			}
-			if err := checkArrived(h, in.Text, credential); err != nil {
-				return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: err.Error()}}}, nil, nil
-			}
-			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
-		})
+	addEchoTool(srv, credential)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("upstream: listen: %w", err)
@@ -59,6 +49,21 @@ func startEchoServer(credential string) (*echoServer, error) {
 	}
 	go func() { _ = e.srv.Serve(countingListener{ln, &e.Accepted}) }() // ends at Close
 	return e, nil
+}
+
+// addEchoTool adds the echo tool (see startEchoServer) to srv.
+func addEchoTool(srv *mcp.Server, credential string) {
+	mcp.AddTool(srv, &mcp.Tool{Name: "echo", Description: "Returns its text argument."},
+		func(_ context.Context, req *mcp.CallToolRequest, in echoArgs) (*mcp.CallToolResult, any, error) {
+			var h http.Header
+			if req.Extra != nil {
+				h = req.Extra.Header
+			}
+			if err := checkArrived(h, in.Text, credential); err != nil {
+				return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: err.Error()}}}, nil, nil
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
+		})
 }
 
 // checkArrived says what is wrong with the headers the echo call with text
