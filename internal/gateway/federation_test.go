@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/frontdoor"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
 	"github.com/mcpgate/mcpgate/internal/testenv"
 )
@@ -645,6 +646,56 @@ func TestFederationLogLevelsBelongToTheirClient(t *testing.T) {
 			}
 			if sessionOf[`"debug"`] != sessionOf["from-ada"] || sessionOf[`"error"`] != sessionOf["from-grace"] {
 				t.Errorf("upstream sessions of the calls and log levels: %v; want each client's level on its own session", sessionOf)
+			}
+		})
+	}
+}
+
+// TestFederationCancellationWithEverySlotBusy: a client of /sse or /ws with
+// as many calls in flight as its session handles at once
+// (frontdoor.DefaultMaxInFlight) cancels them all; the cancellations are
+// handled at once — they do not wait for a call slot behind the very calls
+// they cancel — and the session answers its next call without waiting for
+// the upstream to finish the abandoned work.
+func TestFederationCancellationWithEverySlotBusy(t *testing.T) {
+	for _, over := range federationFrontDoors {
+		t.Run(over, func(t *testing.T) {
+			up := mcptest.NewStreamableHTTP(t)
+			gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), map[string]string{"UPSTREAM_TIMEOUT": "60s"})
+			gw.register(map[string]any{"name": "crm", "url": up.URL})
+			session := federatedClient(t, gw, over, nil)
+
+			n := frontdoor.DefaultMaxInFlight
+			ctx, stop := context.WithCancel(context.Background())
+			done := make(chan error, n)
+			for range n {
+				go func() {
+					// 30 s of work upstream, far beyond the bound below.
+					_, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "crm-slow", Arguments: map[string]any{"ms": 300, "steps": 100}})
+					done <- err
+				}()
+			}
+			testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("%d slow calls to reach the upstream", n), func() bool {
+				calls := 0
+				for _, r := range up.Requests() {
+					if r.JSONRPCMethod == "tools/call" && strings.Contains(string(r.Body), `"slow"`) {
+						calls++
+					}
+				}
+				return calls == n
+			})
+			stop()
+			for range n {
+				if err := <-done; err == nil {
+					t.Error("an abandoned call succeeded")
+				}
+			}
+			start := time.Now()
+			next, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res, err := session.CallTool(next, &mcp.CallToolParams{Name: "crm-echo", Arguments: map[string]any{"text": "hi"}})
+			if err != nil || res.IsError {
+				t.Fatalf("the call after cancelling every call in flight: %v %+v (after %s)", err, res, time.Since(start).Round(time.Millisecond))
 			}
 		})
 	}

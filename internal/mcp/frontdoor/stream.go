@@ -143,10 +143,14 @@ type streamSession struct {
 	header    http.Header   // Policy.CaptureSession of the opening request
 	// ctx ends with the session, cancelling the calls in flight; its cause
 	// says why it ended.
-	ctx       context.Context
-	end       context.CancelCauseFunc
-	outbox    chan []byte    // encoded messages waiting to be written
-	slots     chan struct{}  // one per call in flight
+	ctx    context.Context
+	end    context.CancelCauseFunc
+	outbox chan []byte   // encoded messages waiting to be written
+	slots  chan struct{} // one per call in flight
+	// notes bounds, apart from slots, the client notifications and answers
+	// being handled: a notifications/cancelled must never wait behind the
+	// very calls it cancels.
+	notes     chan struct{}
 	lastHeard atomic.Int64   // unix nanoseconds of the last client message
 	lease     *lease         // its place in its client's ClientLimit
 	watching  sync.WaitGroup // the watch of its backend, while it runs
@@ -219,8 +223,19 @@ func (s *streamSession) notify(n jsonrpc.Message) {
 // lasts), and queues the answers: a batch's as one batch, as JSON-RPC wants.
 // It returns false when the session ended or ctx did first.
 func (s *streamSession) handleAsync(ctx context.Context, r *http.Request, cfg StreamConfig, msgs []jsonrpc.Message, batch bool, requestID string) bool {
+	// Requests take a call slot; notifications and answers take one of
+	// their own kind, so that a client's notifications/cancelled (or its
+	// answer to an upstream's sampling request) is handled while every call
+	// slot is held by the calls waiting on it.
+	slots := s.notes
+	for _, m := range msgs {
+		if m.IsRequest() {
+			slots = s.slots
+			break
+		}
+	}
 	select {
-	case s.slots <- struct{}{}:
+	case slots <- struct{}{}:
 	case <-s.ctx.Done():
 		return false
 	case <-ctx.Done():
@@ -229,7 +244,7 @@ func (s *streamSession) handleAsync(ctx context.Context, r *http.Request, cfg St
 	s.mu.Lock()
 	if s.ended || s.draining {
 		s.mu.Unlock()
-		<-s.slots
+		<-slots
 		return false
 	}
 	// A session with a call in flight is not ended to make room; one
@@ -237,7 +252,7 @@ func (s *streamSession) handleAsync(ctx context.Context, r *http.Request, cfg St
 	// end that picked it gives the same reason).
 	if err := s.lease.begin(); err != nil {
 		s.mu.Unlock()
-		<-s.slots
+		<-slots
 		s.end(&sessionEnd{reason: err.Error()})
 		return false
 	}
@@ -245,7 +260,7 @@ func (s *streamSession) handleAsync(ctx context.Context, r *http.Request, cfg St
 	s.mu.Unlock()
 	go func() {
 		defer s.calls.Done()
-		defer func() { <-s.slots }()
+		defer func() { <-slots }()
 		defer s.lease.done()
 		in := dispatch.Inbound{Header: s.header, Notify: s.notify, RequestID: requestID}
 		var answers []jsonrpc.Message
@@ -406,7 +421,8 @@ func (t *streamSessions) open(parent context.Context, r *http.Request) (*streamS
 	}
 	ctx, end := context.WithCancelCause(parent)
 	s := &streamSession{id: id, opening: r.WithContext(context.WithoutCancel(r.Context())), scope: fromRequest(t.cfg.Scope, r), principal: fromRequest(t.cfg.Principal, r), header: t.cfg.Policy.CaptureSession(r.Header).Header(), ctx: ctx, end: end,
-		outbox: make(chan []byte, outboxSize), slots: make(chan struct{}, t.cfg.MaxInFlight)}
+		outbox: make(chan []byte, outboxSize), slots: make(chan struct{}, t.cfg.MaxInFlight),
+		notes: make(chan struct{}, t.cfg.MaxInFlight)}
 	if err := t.admissible(); err != nil {
 		end(err)
 		return nil, err
