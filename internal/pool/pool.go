@@ -22,6 +22,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/dispatch"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 	"github.com/mcpgate/mcpgate/internal/mcp/upstream"
 )
 
@@ -254,7 +255,8 @@ func (p *Pool) discover(ctx context.Context, t Target, headers func(context.Cont
 		return h, nil
 	}
 	for attempt := 0; ; attempt++ {
-		c, err := p.connect(ctx, t, upstream.Options{OnNotification: onNote, Headers: own})
+		c, err := p.connect(ctx, t, upstream.Options{OnNotification: onNote, Headers: own,
+			Capabilities: json.RawMessage(protocol.DiscoveryCapabilities)})
 		var se *upstream.StatusError
 		if err != nil && errors.As(err, &se) && se.StatusCode == http.StatusUnauthorized && attempt == 0 && t.Invalidate != nil {
 			t.Invalidate()

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcp/upstream"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
 	"github.com/mcpgate/mcpgate/internal/store"
@@ -226,5 +228,46 @@ func TestAnnouncementKeptAcrossAnotherInstancesListing(t *testing.T) {
 	if after.Instructions != before.Instructions || string(after.Capabilities) != string(before.Capabilities) {
 		t.Errorf("after another instance's listing: instructions %q, capabilities %s; want %q, %s",
 			after.Instructions, after.Capabilities, before.Instructions, before.Capabilities)
+	}
+}
+
+// TestDiscoveryListsToolsThatNeedClientCapabilities: a server may offer a
+// tool that needs sampling, elicitation or roots only to a client that
+// declared them (server-everything does). Discovery declares them all, so
+// the catalogue lists those tools; each client then reaches the upstream on
+// a session opened with its own capabilities. Discovery's session, which has
+// no client behind it, answers the upstream's roots/list with no roots.
+func TestDiscoveryListsToolsThatNeedClientCapabilities(t *testing.T) {
+	var srv *mcptest.Server
+	declared := func(capability string) bool {
+		for _, r := range srv.Requests() {
+			if r.JSONRPCMethod == "initialize" {
+				var m struct {
+					Params struct {
+						Capabilities map[string]json.RawMessage `json:"capabilities"`
+					} `json:"params"`
+				}
+				if json.Unmarshal(r.Body, &m) == nil {
+					_, ok := m.Params.Capabilities[capability]
+					return ok
+				}
+			}
+		}
+		return false
+	}
+	srv = mcptest.NewRaw(t, func(req jsonrpc.Message, _ http.Header) jsonrpc.Message {
+		tools := []string{`{"name":"plain","inputSchema":{"type":"object"}}`}
+		for _, c := range []string{"sampling", "elicitation", "roots"} {
+			if declared(c) {
+				tools = append(tools, `{"name":"needs-`+c+`","inputSchema":{"type":"object"}}`)
+			}
+		}
+		return jsonrpc.Message{Result: json.RawMessage(`{"tools":[` + strings.Join(tools, ",") + `]}`)}
+	})
+	tr := newTestRegistry(t, nil)
+	v := tr.create(t, "crm", srv.URL, upstream.StreamableHTTP)
+	got := strings.Join(tr.toolNames(t, v.ID), ",")
+	if want := "plain,needs-sampling,needs-elicitation,needs-roots"; got != want {
+		t.Errorf("catalogue tools %s, want %s", got, want)
 	}
 }

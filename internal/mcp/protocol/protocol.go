@@ -42,6 +42,15 @@ func Negotiate(requested string) string {
 	return Latest()
 }
 
+// DiscoveryCapabilities are the client capabilities mcpgate declares on the
+// upstream sessions of its own (discovery): every one a client of mcpgate
+// may have, so that an upstream lists the tools that need them (a server may
+// offer a sampling tool only to clients that can sample). Those sessions
+// have no client behind them: they answer roots/list with no roots and
+// refuse sampling and elicitation; each client reaches the upstream on a
+// session of its own, opened with its own capabilities.
+const DiscoveryCapabilities = `{"roots":{},"sampling":{},"elicitation":{"form":{},"url":{}}}`
+
 // UpstreamVersion is the revision mcpgate asks every upstream for in its
 // own initialize. It is pinned rather than "the newest mcpgate knows", so
 // that adding a revision to Versions cannot silently change what upstreams

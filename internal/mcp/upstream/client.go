@@ -94,6 +94,11 @@ type Options struct {
 	// when it is one mcpgate speaks and replaced by ProtocolVersion
 	// otherwise.
 	Initialize json.RawMessage
+	// Capabilities, without Initialize, are the client capabilities
+	// mcpgate's own initialize declares (a JSON object; nil declares none).
+	// A Client that is not a Relay answers roots/list with no roots and
+	// refuses sampling and elicitation: there is no client to ask.
+	Capabilities json.RawMessage
 	// ClientName and ClientVersion are the clientInfo sent in initialize,
 	// and the User-Agent ClientName/ClientVersion of every request that
 	// brings none; empty means "mcpgate" and "dev".
@@ -458,9 +463,13 @@ func (c *Client) newCall(req jsonrpc.Message, headers http.Header) (*call, []byt
 // client's (Options.Initialize) with a protocol version mcpgate speaks.
 func (c *Client) initializeParams() (json.RawMessage, error) {
 	if c.opts.Initialize == nil {
+		var caps any = struct{}{}
+		if c.opts.Capabilities != nil {
+			caps = c.opts.Capabilities
+		}
 		return json.Marshal(map[string]any{
 			"protocolVersion": ProtocolVersion,
-			"capabilities":    struct{}{},
+			"capabilities":    caps,
 			"clientInfo":      map[string]string{"name": c.opts.ClientName, "version": c.opts.ClientVersion},
 		})
 	}
@@ -880,10 +889,16 @@ func (c *Client) attribute(s *session, m jsonrpc.Message, only bool) *call {
 // refused (mcpgate does not relay sampling, elicitation or roots yet).
 func (c *Client) answer(ctx context.Context, s *session, req jsonrpc.Message, headers http.Header) {
 	var resp jsonrpc.Message
-	if req.Method == "ping" {
+	switch req.Method {
+	case "ping":
 		resp, _ = jsonrpc.NewResult(req.ID, nil)
-	} else {
-		resp = jsonrpc.NewError(req.ID, jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "%s: not supported by this gateway connection", req.Method))
+	case "roots/list":
+		// Declared (Options.Capabilities) so that the upstream lists what
+		// needs roots; a connection of mcpgate's own has none to give.
+		resp, _ = jsonrpc.NewResult(req.ID, map[string]any{"roots": []any{}})
+	default:
+		resp = jsonrpc.NewError(req.ID, jsonrpc.Errorf(jsonrpc.CodeMethodNotFound,
+			"%s: this connection is mcpgate's own, with no client to ask (clients reach the upstream on sessions of their own)", req.Method))
 	}
 	body, err := jsonrpc.Encode(resp)
 	if err == nil {
