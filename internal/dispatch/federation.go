@@ -209,6 +209,22 @@ func (fs *FederatedSession) toClient(rs *RelaySession, m jsonrpc.Message, delive
 		m.Params = params
 	case m.IsNotification() && strings.HasSuffix(m.Method, "/list_changed"):
 		return
+	case m.Method == "notifications/resources/updated":
+		// A resource two upstreams list is subscribed to under the URI the
+		// client knows it by (mcpgate://<slug>/… for all but the first):
+		// the update names that one, not the other upstream's.
+		uri, ok := jsonrpc.StringMember(m.Params, "uri")
+		if !ok || rs == nil {
+			break
+		}
+		ix := fs.d.cfg.Directory.Index()
+		if r, ok := ix.Route(rs.id); ok {
+			if listed := ix.clientURI(r, uri); listed != uri {
+				if params, err := jsonrpc.WithStringMember(m.Params, "uri", listed); err == nil {
+					m.Params = params
+				}
+			}
+		}
 	}
 	deliver(m)
 }

@@ -106,3 +106,15 @@ func renameContents(result json.RawMessage, from, to string) (json.RawMessage, b
 	out, err := jsonrpc.WithMember(result, "contents", contents.Bytes())
 	return out, err == nil
 }
+
+// clientURI is the URI under which a client knows upstream r's resource
+// uri: uri itself, unless the index gives uri to another upstream, in which
+// case r's is listed (and was subscribed to) as its scopedURI. A URI the
+// index does not know at all (a resource a tool linked to) stays as it is.
+func (ix *Index) clientURI(r *Route, uri string) string {
+	owner, own, ok := ix.resourceRoute(uri)
+	if !ok || owner == nil || (owner.ID == r.ID && own == uri) {
+		return uri
+	}
+	return scopedURI(r.Slug, uri)
+}

@@ -700,3 +700,35 @@ func TestFederationCancellationWithEverySlotBusy(t *testing.T) {
 		})
 	}
 }
+
+// TestFederationUpdateOfASharedURINamesTheOneSubscribed: two upstreams list
+// test://hello; the second's is listed as mcpgate://two/test://hello
+// (docs/federation.md). A client subscribed to that one is told of its
+// update under the same URI, not under the first upstream's.
+func TestFederationUpdateOfASharedURINamesTheOneSubscribed(t *testing.T) {
+	one, two := mcptest.NewStreamableHTTP(t), mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, "sqlite:///"+filepath.Join(t.TempDir(), "gw.db"), nil)
+	gw.register(map[string]any{"name": "one", "url": one.URL})
+	gw.register(map[string]any{"name": "two", "url": two.URL})
+	updated := make(chan string, 8)
+	client := federatedClient(t, gw, "mcp", &mcp.ClientOptions{
+		ResourceUpdatedHandler: func(_ context.Context, r *mcp.ResourceUpdatedNotificationRequest) { updated <- r.Params.URI },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const scoped = "mcpgate://two/test://hello"
+	if err := client.Subscribe(ctx, &mcp.SubscribeParams{URI: scoped}); err != nil {
+		t.Fatalf("subscribe %s: %v", scoped, err)
+	}
+	if res, err := client.CallTool(ctx, &mcp.CallToolParams{Name: "two-touch", Arguments: map[string]any{"uri": "test://hello"}}); err != nil || res.IsError {
+		t.Fatalf("two-touch: %v %+v", err, res)
+	}
+	select {
+	case uri := <-updated:
+		if uri != scoped {
+			t.Errorf("told %q was updated, want %q: the client subscribed to that one", uri, scoped)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the subscribed client was never told the resource was updated")
+	}
+}
