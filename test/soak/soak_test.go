@@ -60,10 +60,13 @@ const (
 	goroutineSlack = 20
 	// rssSlack: its RSS may stay at twice the baseline and this much more,
 	// as Go returns freed memory to the system slowly; a leak grows well
-	// past that. Under -race, four times and twice as much: the detector's
+	// past that (scripts/test.sh runs the soak once without -race for this
+	// bound). Under -race, eight times and twice as much: the detector's
 	// shadow memory, several times the heap, follows the peak and is not
-	// returned (one run here: 62 MiB before, 192 MiB after, with goroutines
-	// back at their baseline).
+	// returned — with a session of its own upstream per client the peak is
+	// higher (one run here: 62 MiB before, 321 MiB peak, 357 MiB after, with
+	// goroutines back at their baseline; the shared-session design leaking
+	// reached 4.2 GiB).
 	rssSlack = 32 << 20
 	// settle bounds the wait for goroutines and RSS to come back.
 	settle = 30 * time.Second
@@ -364,7 +367,7 @@ func settleBack(t *testing.T, gw *gatewaytest.Gateway, goroutinesBefore, rssBefo
 // rssLimit is the most RSS mcpgate may keep after the load: see rssSlack.
 func rssLimit(before float64) float64 {
 	if raceEnabled {
-		return 4*before + 2*rssSlack
+		return 8*before + 2*rssSlack
 	}
 	return 2*before + rssSlack
 }
