@@ -94,7 +94,7 @@ status=$?
 set -e
 grep -E '^(---|ok|FAIL|panic)|contextforge vectors:' "$out" | grep -v -- '--- PASS' || true
 if [ $status -ne 0 ]; then
-  echo; echo "tests failed; the failing output:"; grep -B2 -A20 -E -- '--- FAIL|^panic' "$out" | head -200 || true
+  echo; echo "tests failed; the failing output:"; grep -B30 -A20 -E -- '--- FAIL|^panic' "$out" | head -300 || true
   exit $status
 fi
 # The soak's memory bound means something only without the race detector,

@@ -105,6 +105,15 @@ func TestBatteryThroughEveryFrontDoor(t *testing.T) {
 		t.Errorf("the battery found differences between server-everything and itself: its normalisation misses a volatile field (the DIFF control lines above)")
 	}
 	if diff > 0 {
-		t.Errorf("through mcpgate, %d answers differ from server-everything's own (%d identical); the DIFF lines above list them", diff, same)
+		// The DIFF lines again, last, so that a summary of the failure
+		// (scripts/test.sh shows what precedes "--- FAIL") has them.
+		var diffs []string
+		lines := strings.Split(stdout.String(), "\n")
+		for i, line := range lines {
+			if strings.HasPrefix(line, "DIFF ") {
+				diffs = append(diffs, lines[i:min(i+3, len(lines))]...) // with its direct: and through: lines
+			}
+		}
+		t.Errorf("through mcpgate, %d answers differ from server-everything's own (%d identical):\n%s", diff, same, strings.Join(diffs, "\n"))
 	}
 }
