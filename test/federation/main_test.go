@@ -1,8 +1,6 @@
 package federation
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/mcpgate/mcpgate/test/internal/gatewaytest"
@@ -12,24 +10,10 @@ import (
 // package's one variable, as TestMain has no other way to hand it over.
 var mcpgateBinary string
 
-func TestMain(m *testing.M) {
-	bin, remove, err := gatewaytest.Build(raceEnabled)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "federation tests: build mcpgate: %v\n", err)
-		os.Exit(1)
-	}
-	mcpgateBinary = bin
-	code := m.Run()
-	remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { gatewaytest.Main(m, raceEnabled, &mcpgateBinary, "federation tests") }
 
 // start runs mcpgate with the harness's settings and extra ones.
 func start(t *testing.T, extra map[string]string) *gatewaytest.Gateway {
 	t.Helper()
-	settings := gatewaytest.Settings(t)
-	for k, v := range extra {
-		settings[k] = v
-	}
-	return gatewaytest.Start(t, mcpgateBinary, settings)
+	return gatewaytest.StartWith(t, mcpgateBinary, extra)
 }

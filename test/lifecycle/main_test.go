@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -21,26 +20,12 @@ import (
 // package's one variable, as TestMain has no other way to hand it over.
 var mcpgateBinary string
 
-func TestMain(m *testing.M) {
-	bin, remove, err := gatewaytest.Build(raceEnabled)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "lifecycle tests: build mcpgate: %v\n", err)
-		os.Exit(1)
-	}
-	mcpgateBinary = bin
-	code := m.Run()
-	remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { gatewaytest.Main(m, raceEnabled, &mcpgateBinary, "lifecycle tests") }
 
 // start runs mcpgate with the harness's settings and extra ones.
 func start(t *testing.T, extra map[string]string) *gatewaytest.Gateway {
 	t.Helper()
-	settings := gatewaytest.Settings(t)
-	for k, v := range extra {
-		settings[k] = v
-	}
-	return gatewaytest.Start(t, mcpgateBinary, settings)
+	return gatewaytest.StartWith(t, mcpgateBinary, extra)
 }
 
 // held is a tool, "hold", on an mcptest server that blocks each call until

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,15 +30,7 @@ var mcpgateBinary string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	bin, remove, err := gatewaytest.Build(raceEnabled)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "soak: build mcpgate: %v\n", err)
-		os.Exit(1)
-	}
-	mcpgateBinary = bin
-	code := m.Run()
-	remove()
-	os.Exit(code)
+	gatewaytest.Main(m, raceEnabled, &mcpgateBinary, "soak")
 }
 
 const (

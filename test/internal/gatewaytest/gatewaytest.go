@@ -59,6 +59,32 @@ func Build(race bool) (bin string, remove func(), err error) {
 	return bin, func() { os.RemoveAll(dir) }, nil
 }
 
+// Main is a package's TestMain: it builds mcpgate (with the race detector
+// when race is true) into *bin, runs the package's tests, removes the
+// binary and exits with the tests' status. what names the package in a
+// build failure.
+func Main(m *testing.M, race bool, bin *string, what string) {
+	built, remove, err := Build(race)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: build mcpgate: %v\n", what, err)
+		os.Exit(1)
+	}
+	*bin = built
+	code := m.Run()
+	remove()
+	os.Exit(code)
+}
+
+// StartWith runs bin with Settings(t) and extra set over them.
+func StartWith(t *testing.T, bin string, extra map[string]string) *Gateway {
+	t.Helper()
+	settings := Settings(t)
+	for k, v := range extra {
+		settings[k] = v
+	}
+	return Start(t, bin, settings)
+}
+
 // Settings returns the settings a Gateway starts with unless the test
 // gives others: loopback, a fresh SQLite database in the test's temporary
 // folder, no periodic refresh, header passthrough on.
