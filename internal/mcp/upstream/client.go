@@ -731,7 +731,7 @@ func (c *Client) deliver(cl *call, m jsonrpc.Message, onNote func(jsonrpc.Messag
 		return
 	}
 	if m.Method == "notifications/progress" && cl.wireToken != nil {
-		if tok, ok := member(m.Params, "progressToken"); ok && idKey(tok) == idKey(cl.wireToken) {
+		if tok, ok := jsonrpc.Member(m.Params, "progressToken"); ok && idKey(tok) == idKey(cl.wireToken) {
 			m.Params = setTopLevel(m.Params, "progressToken", cl.origToken)
 		}
 	}
@@ -859,7 +859,7 @@ func (c *Client) attribute(s *session, m jsonrpc.Message, only bool) *call {
 	defer c.mu.Unlock()
 	switch m.Method {
 	case "notifications/progress":
-		if tok, ok := member(m.Params, "progressToken"); ok {
+		if tok, ok := jsonrpc.Member(m.Params, "progressToken"); ok {
 			return c.tokens[idKey(tok)]
 		}
 	case "notifications/message":
