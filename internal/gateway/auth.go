@@ -9,10 +9,10 @@ import (
 )
 
 // clientVerifier builds the verifier of client tokens from JWT_SECRET_KEY
-// and the JWT_* settings; jwks, when not nil, is the identity provider's key
-// set, which the gateway closes. Problems are StartupErrors naming the
-// setting.
-func clientVerifier(ctx context.Context, gc config.Gateway, logger *slog.Logger) (v *auth.Verifier, jwks *auth.JWKS, err error) {
+// and the JWT_* settings, refusing the tokens revoked lists; jwks, when not
+// nil, is the identity provider's key set, which the gateway closes.
+// Problems are StartupErrors naming the setting.
+func clientVerifier(ctx context.Context, gc config.Gateway, revoked *auth.RevocationList, logger *slog.Logger) (v *auth.Verifier, jwks *auth.JWKS, err error) {
 	jc := gc.JWT
 	if gc.JWTSecretKey == "" && !jc.KeySource() {
 		return nil, nil, &StartupError{config.EnvJWTSecretKey, "not set, and AUTH_REQUIRED is true: clients could not be authenticated. " +
@@ -23,6 +23,7 @@ func clientVerifier(ctx context.Context, gc config.Gateway, logger *slog.Logger)
 	vc := auth.VerifierConfig{
 		PublicKeyPath: jc.PublicKeyPath, Algorithms: jc.Algorithms, RequireExpiration: jc.RequireExpiration,
 		AdminScope: jc.AdminScope, AdminClaim: jc.AdminClaim, AdminGroups: jc.AdminGroups, GroupsClaim: jc.GroupsClaim,
+		Revoked: revoked.Revoked,
 	}
 	if jc.IssuerVerification {
 		vc.Issuers = jc.Issuers

@@ -50,7 +50,11 @@ type Gateway struct {
 	rpc        *dispatch.PrincipalSessions // /rpc's sessions, one per client
 	verifier   *auth.Verifier              // nil when AUTH_REQUIRED=false
 	jwks       *auth.JWKS                  // the identity provider's keys, if any
-	httpClient *http.Client
+	// revoked is the verifier's list of revoked tokens, which revocations
+	// keeps equal to the store's.
+	revoked     auth.RevocationList
+	revocations *revocations
+	httpClient  *http.Client
 	// unlockSQLite releases the one-instance lock of a SQLite database.
 	unlockSQLite func()
 	// cluster is what this instance shares with the others.
@@ -74,7 +78,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g := &Gateway{cfg: cfg, logger: logger}
 	gc := cfg.Gateway
 	if cfg.AuthRequired {
-		v, jwks, err := clientVerifier(ctx, gc, logger)
+		v, jwks, err := clientVerifier(ctx, gc, &g.revoked, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -88,6 +92,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		}
 		s, err := auth.NewSealer(gc.AuthEncryptionSecret, old...)
 		if err != nil {
+			g.Close()
 			return nil, &StartupError{config.EnvAuthEncryptionSecret, err.Error()}
 		}
 		sealer = s
@@ -98,6 +103,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	if path, ok := strings.CutPrefix(gc.DatabaseURL, "sqlite:///"); ok {
 		release, err := lockSQLite(path)
 		if err != nil {
+			g.Close() // the identity provider's key set, if any
 			return nil, &StartupError{config.EnvDatabaseURL, err.Error()}
 		}
 		g.unlockSQLite = release
@@ -110,6 +116,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g.store = st
 
 	if g.cluster, err = joinCluster(ctx, gc, logger); err != nil {
+		g.Close()
+		return nil, err
+	}
+	if g.revocations, err = startRevocations(ctx, st, g.cluster.bus, &g.revoked, cfg.Passthrough.GlobalConfigCacheTTL, logger); err != nil {
 		g.Close()
 		return nil, err
 	}
@@ -232,6 +242,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	authed.HandleFunc(frontdoor.MessagePath, g.legacySSE.ServeMessage)
 	mux.Handle("/ws", g.authenticateWith(g.websocket, webSocketToken(cfg.Passthrough.AuthHeaderName), webSocketHowTo(cfg.Passthrough.AuthHeaderName)))
 	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
+	(&admin.RevocationAPI{Revocations: g.revocations, Logger: logger}).Register(authed)
 	mux.Handle("/", g.authenticate(authed))
 	bodyTimeout := gc.RequestBodyTimeout
 	if bodyTimeout <= 0 {
@@ -424,6 +435,10 @@ func (g *Gateway) Close() {
 	}
 	if g.registry != nil {
 		_ = g.registry.Close()
+	}
+	if g.revocations != nil {
+		g.revocations.close()
+		g.revocations = nil
 	}
 	g.cluster.close()
 	g.cluster = nil
