@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mcpgate/mcpgate/internal/auth/authtest"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // jwksOf returns the provider's key set, kept as mcpgate keeps it.
@@ -165,28 +165,10 @@ func TestUnknownKidFetchesAgainAfterTheInterval(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink several goroutines write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestProviderDownOrGarbageKeepsTheLastGoodKeysAndLogsOnce(t *testing.T) {
 	k := authtest.NewKey(t, AlgRS256, "k1")
 	p := authtest.NewProvider(t, k)
-	var logs lockedBuffer
+	var logs testenv.LogBuffer
 	jwks, err := NewJWKS(t.Context(), JWKSConfig{URL: p.JWKSURL(), MinRefetchInterval: time.Nanosecond,
 		RefreshInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {

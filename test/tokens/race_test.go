@@ -1,6 +1,6 @@
 //go:build race
 
-package identity
+package tokens
 
 // raceEnabled builds mcpgate with the race detector when the tests run
 // with it, so that a race inside mcpgate fails them too.

@@ -1,4 +1,4 @@
-package identity
+package tokens
 
 import (
 	"testing"
@@ -9,4 +9,4 @@ import (
 // mcpgateBinary is the mcpgate that TestMain built for every test.
 var mcpgateBinary string
 
-func TestMain(m *testing.M) { gatewaytest.Main(m, raceEnabled, &mcpgateBinary, "identity tests") }
+func TestMain(m *testing.M) { gatewaytest.Main(m, raceEnabled, &mcpgateBinary, "token tests") }
