@@ -423,19 +423,7 @@ func dialStreamable(t *testing.T, gw *gatewaytest.Gateway, endpoint, client stri
 	if status, err := c.post(t.Context(), jsonrpc.Message{JSONRPC: jsonrpc.Version, Method: "notifications/initialized"}); err != nil || status != http.StatusAccepted {
 		t.Fatalf("notifications/initialized on %s: %d %v", endpoint, status, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	c.header(req)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := gw.HTTPClient().Do(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		cancel()
-		t.Fatalf("GET %s: %v %v", endpoint, err, resp)
-	}
+	resp, cancel := openEventStream(t, gw, endpoint, c.header)
 	read := make(chan struct{})
 	go func() {
 		defer close(read)
@@ -552,6 +540,26 @@ func (c *streamableClient) settle(t *testing.T) {
 	}
 }
 
+// openEventStream opens an event stream with GET, with the headers header
+// sets; cancel ends it.
+func openEventStream(t *testing.T, gw *gatewaytest.Gateway, endpoint string, header func(*http.Request)) (*http.Response, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	header(req)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := gw.HTTPClient().Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		cancel()
+		t.Fatalf("GET %s: %v %v", endpoint, err, resp)
+	}
+	return resp, cancel
+}
+
 // readEvents hands on the JSON-RPC messages of an event stream until it
 // ends.
 func readEvents(r io.Reader, each func(jsonrpc.Message)) {
@@ -654,18 +662,7 @@ func (c *streamClient) initialize(t *testing.T, where, client string) {
 
 func dialSSE(t *testing.T, gw *gatewaytest.Gateway, endpoint, client string) orderClient {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := gw.HTTPClient().Do(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		cancel()
-		t.Fatalf("GET %s: %v %v", endpoint, err, resp)
-	}
+	resp, cancel := openEventStream(t, gw, endpoint, func(*http.Request) {})
 	br := bufio.NewReader(resp.Body)
 	var post string
 	for post == "" {
