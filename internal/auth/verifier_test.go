@@ -472,3 +472,36 @@ func TestCachedTokenStillExpiresAndHonoursRevocation(t *testing.T) {
 	_, err = v.Verify(t.Context(), tok, now.Add(2*time.Minute))
 	wantProblem(t, err, TokenExpired)
 }
+
+// TestWithdrawnKeyStopsVerifyingAtTheNextRefresh: without any token naming
+// a new kid, the periodic re-read drops a key the provider withdrew, and a
+// token of it that the cache remembered is refused.
+func TestWithdrawnKeyStopsVerifyingAtTheNextRefresh(t *testing.T) {
+	old, next := authtest.NewKey(t, AlgEdDSA, "old"), authtest.NewKey(t, AlgEdDSA, "next")
+	p := authtest.NewProvider(t, old, next)
+	jwks, err := NewJWKS(t.Context(), JWKSConfig{URL: p.JWKSURL(), RefreshInterval: 10 * time.Millisecond, MinRefetchInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jwks.Close()
+	v := newTestVerifier(t, VerifierConfig{JWKS: jwks, Audiences: []string{testAudience}})
+	tok := old.Sign(t, idpClaims("x"))
+	if _, err := v.Verify(t.Context(), tok, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	gen := jwks.Generation()
+	p.Set("", next)
+	// The refresh runs on its own ticker: poll its effect, boundedly.
+	deadline := time.Now().Add(5 * time.Second)
+	for jwks.Generation() == gen {
+		if time.Now().After(deadline) {
+			t.Fatal("the key set was not re-read within 5 s at a 10 ms refresh interval")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, err = v.Verify(t.Context(), tok, time.Now())
+	wantProblem(t, err, TokenUnknownKey)
+	if _, err := v.Verify(t.Context(), next.Sign(t, idpClaims("x")), time.Now()); err != nil {
+		t.Errorf("the remaining key: %v", err)
+	}
+}
