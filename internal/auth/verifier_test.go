@@ -505,3 +505,19 @@ func TestWithdrawnKeyStopsVerifyingAtTheNextRefresh(t *testing.T) {
 		t.Errorf("the remaining key: %v", err)
 	}
 }
+
+// TestRefetchOutlivesTheClient: a client that hangs up does not cancel the
+// key-set read its unknown kid caused, which would count as the provider
+// failing and use up the refetch interval for everyone.
+func TestRefetchOutlivesTheClient(t *testing.T) {
+	first := authtest.NewKey(t, AlgRS256, "first")
+	p := authtest.NewProvider(t, first)
+	v := newTestVerifier(t, VerifierConfig{JWKS: jwksOf(t, p, nil), Audiences: []string{testAudience}})
+	rotated := authtest.NewKey(t, AlgRS256, "rotated")
+	p.Set("", first, rotated)
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := v.Verify(gone, rotated.Sign(t, idpClaims("x")), time.Now()); err != nil {
+		t.Fatalf("a new kid with the client gone: %v", err)
+	}
+}
