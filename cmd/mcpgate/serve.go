@@ -119,6 +119,7 @@ func runToken(_ context.Context, args []string, s streams) int {
 	fs.SetOutput(io.Discard)
 	subject := fs.String("subject", "admin", "who the token is for (its sub claim)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	admin := fs.Bool("admin", false, "give the token the admin role too (the admin API)")
 	newSecret := fs.Bool("new-secret", false, "print a new random secret for JWT_SECRET_KEY or AUTH_ENCRYPTION_SECRET instead")
 	config.RegisterFlags(fs)
 	if code, ok := parseFlags(fs, args, s, tokenUsage); !ok {
@@ -147,7 +148,11 @@ func runToken(_ context.Context, args []string, s streams) int {
 		fmt.Fprintf(s.stderr, "mcpgate token: JWT_SECRET_KEY: %v\n", err)
 		return exitUsage
 	}
-	tok, err := j.Mint(*subject, *ttl, time.Now())
+	mint := j.Mint
+	if *admin {
+		mint = j.MintAdmin
+	}
+	tok, err := mint(*subject, *ttl, time.Now())
 	if err != nil {
 		fmt.Fprintf(s.stderr, "mcpgate token: %v\n", err)
 		return exitUsage
@@ -157,15 +162,18 @@ func runToken(_ context.Context, args []string, s streams) int {
 }
 
 func tokenUsage(w io.Writer) {
-	fmt.Fprint(w, `Usage: mcpgate token [--subject NAME] [--ttl 24h] [--new-secret]
+	fmt.Fprint(w, `Usage: mcpgate token [--subject NAME] [--ttl 24h] [--admin] [--new-secret]
 
 Prints a client token signed with JWT_SECRET_KEY, to send as
-"Authorization: Bearer <token>" (or in AUTH_HEADER_NAME). With --new-secret it
+"Authorization: Bearer <token>" (or in AUTH_HEADER_NAME): the client role (the
+MCP endpoints), and with --admin the admin role too (/gateways, /admin/...).
+With --new-secret it
 prints a new random secret instead, for JWT_SECRET_KEY or AUTH_ENCRYPTION_SECRET.
 
 Flags:
   --subject NAME  who the token is for (default admin)
   --ttl DURATION  how long it is valid (default 24h)
+  --admin         the admin role too
   --new-secret    print a new secret and exit
 
 Settings:

@@ -79,6 +79,8 @@ type Gateway struct {
 	// SSRF_PROTECTION_ENABLED=false, which allows both classes. Link-local
 	// and cloud metadata addresses are refused whatever they say.
 	Egress egress.Policy
+	// Access holds trusted-proxy authentication and the access default.
+	Access Access
 }
 
 // DefaultRequestBodyTimeout is REQUEST_BODY_TIMEOUT's default: ample for

@@ -50,6 +50,9 @@ type Gateway struct {
 	rpc        *dispatch.PrincipalSessions // /rpc's sessions, one per client
 	jwt        *auth.JWT
 	tokens     verifiedTokens
+	proxy      *auth.TrustedProxy // trusted-proxy authentication; nil when off
+	access     *accessRules
+	routes     []route // the route table (authorize.go)
 	httpClient *http.Client
 	// unlockSQLite releases the one-instance lock of a SQLite database.
 	unlockSQLite func()
@@ -85,6 +88,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		}
 		g.jwt = jwt
 	}
+	if ac := gc.Access; ac.ProxyAuth {
+		g.proxy = &auth.TrustedProxy{Header: cfg.Passthrough.ProxyUserHeader, Networks: ac.TrustedProxies, Admins: ac.ProxyAdminUsers}
+	}
 	var sealer *auth.Sealer
 	if gc.AuthEncryptionSecret != "" {
 		var old []string // the secret being rotated away from, opened and re-sealed at Start
@@ -115,6 +121,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g.store = st
 
 	if g.cluster, err = joinCluster(ctx, gc, logger); err != nil {
+		g.Close()
+		return nil, err
+	}
+	if g.access, err = newAccessRules(ctx, st, g.cluster.bus, gc.Access.DenyByDefault, logger); err != nil {
 		g.Close()
 		return nil, err
 	}
@@ -151,7 +161,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	d := dispatch.New(dispatch.Config{
 		Directory: g.registry, Policy: policy, Resolver: g.resolver, Metrics: m, Logger: logger,
 		Timeout: gc.UpstreamTimeout, ServerName: "mcpgate", ServerVersion: version,
-		MaxUpstreamSessions: gc.MaxUpstreamSessionsPerUpstream,
+		MaxUpstreamSessions: gc.MaxUpstreamSessionsPerUpstream, Access: g.access.grant(cfg.AuthRequired),
 	})
 	g.dispatcher = d
 	// Every session is bound to the client that opened it: a session id is
@@ -204,17 +214,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	onChange.Store(&indexChanged)
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, `{"status":"healthy"}`)
-	})
-	mux.HandleFunc("GET /ready", g.readyHandler)
-	mux.Handle("GET /metrics", m.Handler())
-	authed := http.NewServeMux()
 	// Stateless calls too get upstream sessions of their client's own.
 	g.rpc = d.NewPrincipalSessions(auth.Principal, gc.SessionIdleTimeout, gc.MaxUpstreamSessionsPerUpstream)
-	authed.Handle("/rpc", &frontdoor.RPC{Handler: g.rpc, Logger: logger, RequestID: requestIDOf})
-	authed.Handle("/mcp", g.streamable)
-	authed.Handle("/mcp/", g.streamable)
 	g.relay = frontdoor.NewStreamable(frontdoor.StreamableConfig{
 		Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
 		Scope:              upstreamOfPath,
@@ -223,7 +224,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Open:               relayOpener(d),
 		EventStreamAnswers: true,
 	})
-	authed.Handle("/gateways/{id}/mcp", g.relay)
 	relayStreams := streams
 	relayStreams.Handler, relayStreams.Open = nil, relayOpener(d)
 	relayStreams.Scope = upstreamOfPath
@@ -231,13 +231,30 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		return "/gateways/" + url.PathEscape(r.PathValue("id")) + "/message"
 	}
 	g.relaySSE = frontdoor.NewSSE(relayStreams)
-	authed.HandleFunc("/gateways/{id}/sse", g.relaySSE.ServeStream)
-	authed.HandleFunc("/gateways/{id}/message", g.relaySSE.ServeMessage)
-	authed.HandleFunc("/sse", g.legacySSE.ServeStream)
-	authed.HandleFunc(frontdoor.MessagePath, g.legacySSE.ServeMessage)
-	mux.Handle("/ws", g.authenticateWith(g.websocket, webSocketToken(cfg.Passthrough.AuthHeaderName), webSocketHowTo(cfg.Passthrough.AuthHeaderName)))
-	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
-	mux.Handle("/", g.authenticate(authed))
+	// The route table: every route and the role it needs (authorize.go).
+	routes := []route{
+		{pattern: "GET /health", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, `{"status":"healthy"}`)
+		})},
+		{pattern: "GET /ready", handler: http.HandlerFunc(g.readyHandler)},
+		{pattern: "GET /metrics", handler: m.Handler()},
+		{pattern: "/rpc", role: auth.RoleClient, handler: &frontdoor.RPC{Handler: g.rpc, Logger: logger, RequestID: requestIDOf}},
+		{pattern: "/mcp", role: auth.RoleClient, handler: g.streamable},
+		{pattern: "/mcp/", role: auth.RoleClient, handler: g.streamable},
+		{pattern: "/gateways/{id}/mcp", role: auth.RoleClient, handler: g.relay},
+		{pattern: "/gateways/{id}/sse", role: auth.RoleClient, handler: http.HandlerFunc(g.relaySSE.ServeStream)},
+		{pattern: "/gateways/{id}/message", role: auth.RoleClient, handler: http.HandlerFunc(g.relaySSE.ServeMessage)},
+		{pattern: "/sse", role: auth.RoleClient, handler: http.HandlerFunc(g.legacySSE.ServeStream)},
+		{pattern: frontdoor.MessagePath, role: auth.RoleClient, handler: http.HandlerFunc(g.legacySSE.ServeMessage)},
+		{pattern: "/ws", role: auth.RoleClient, handler: g.websocket,
+			token: webSocketToken(cfg.Passthrough.AuthHeaderName), howTo: webSocketHowTo(cfg.Passthrough.AuthHeaderName)},
+		// Anything else is unknown, to authenticated clients only.
+		{pattern: "/", role: auth.RoleClient, handler: http.NotFoundHandler()},
+	}
+	for _, a := range (&admin.API{Registry: g.registry, Resolver: g.resolver, Access: g.access, Logger: logger}).Routes() {
+		routes = append(routes, route{pattern: a.Pattern, role: auth.RoleAdmin, handler: a.Handler})
+	}
+	g.register(mux, routes)
 	bodyTimeout := gc.RequestBodyTimeout
 	if bodyTimeout <= 0 {
 		bodyTimeout = config.DefaultRequestBodyTimeout
@@ -484,19 +501,18 @@ func (g *Gateway) authenticateWith(next http.Handler, tokenOf func(*http.Request
 			unauthorized(w, "authentication required: "+howTo+" (mint one with `mcpgate token`)")
 			return
 		}
-		subject, ok := g.tokens.valid(token, time.Now())
+		id, ok := g.tokens.valid(token, time.Now())
 		if !ok {
-			claims, err := g.jwt.Verify(token, time.Now())
-			if err != nil {
+			var err error
+			if id, err = g.jwt.VerifyIdentity(token, time.Now()); err != nil {
 				unauthorized(w, "invalid token: "+err.Error())
 				return
 			}
-			g.tokens.remember(token, claims.ExpiresAt, claims.Subject)
-			subject = claims.Subject
+			g.tokens.remember(token, id)
 		}
 		// Sessions are bound to the client that opened them (MCP security
 		// best practices: session ids are not credentials).
-		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), subject)))
+		next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
 	})
 }
 
@@ -505,35 +521,29 @@ func (g *Gateway) authenticateWith(next http.Handler, tokenOf func(*http.Request
 // holds at most maxTokens; when full it starts afresh.
 type verifiedTokens struct {
 	mu sync.Mutex
-	m  map[string]verifiedToken
-}
-
-// verifiedToken is what is remembered of a verified token.
-type verifiedToken struct {
-	expires time.Time
-	subject string
+	m  map[string]auth.Identity
 }
 
 const maxTokens = 10000
 
-// valid returns the subject of a token verified before and not expired.
-func (v *verifiedTokens) valid(token string, now time.Time) (string, bool) {
+// valid returns the identity of a token verified before and not expired.
+func (v *verifiedTokens) valid(token string, now time.Time) (auth.Identity, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	t, ok := v.m[token]
-	if !ok || !now.Before(t.expires) {
-		return "", false
+	id, ok := v.m[token]
+	if !ok || !now.Before(id.ExpiresAt) {
+		return auth.Identity{}, false
 	}
-	return t.subject, true
+	return id, true
 }
 
-func (v *verifiedTokens) remember(token string, exp time.Time, subject string) {
+func (v *verifiedTokens) remember(token string, id auth.Identity) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.m == nil || len(v.m) >= maxTokens {
-		v.m = make(map[string]verifiedToken)
+		v.m = make(map[string]auth.Identity)
 	}
-	v.m[token] = verifiedToken{expires: exp, subject: subject}
+	v.m[token] = id
 }
 
 func unauthorized(w http.ResponseWriter, msg string) {

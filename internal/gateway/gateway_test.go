@@ -117,7 +117,7 @@ func startGatewayWith(t *testing.T, databaseURL string, env map[string]string, o
 	r := &running{t: t, url: "http://" + ln.Addr().String(), gateway: g}
 	if cfg.AuthRequired {
 		j, _ := auth.NewJWT([]byte(jwtSecret))
-		r.token, _ = j.Mint("test", time.Hour, time.Now())
+		r.token, _ = j.MintAdmin("test", time.Hour, time.Now()) // the operator's: admin and client roles
 	}
 	stopped := false
 	r.stop = func() {

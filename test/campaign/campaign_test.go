@@ -53,7 +53,7 @@ func TestWireCampaign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.token, err = j.Mint("campaign", 2*time.Hour, time.Now()); err != nil {
+	if c.token, err = j.MintAdmin("campaign", 2*time.Hour, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -246,7 +246,7 @@ func (r *round) start() (stop func(), err error) {
 	}, nil
 }
 
-// adminDo sends an admin API request with the client token.
+// adminDo sends an admin API request with the campaign's token (admin role).
 func (r *round) adminDo(method, path string, body any) (int, []byte) {
 	t := r.c.t
 	b, err := json.Marshal(body)

@@ -132,7 +132,7 @@ func newDeployment(t *testing.T, redisURL string, extra map[string]string) *depl
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, err := j.Mint("cluster-test", time.Hour, time.Now())
+	token, err := j.MintAdmin("cluster-test", time.Hour, time.Now()) // admin and client roles
 	if err != nil {
 		t.Fatal(err)
 	}

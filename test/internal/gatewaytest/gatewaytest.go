@@ -114,7 +114,7 @@ func Settings(t *testing.T) map[string]string {
 // Gateway is one `mcpgate serve` process.
 type Gateway struct {
 	URL     string // http://127.0.0.1:PORT
-	Token   string // a client token mcpgate accepts
+	Token   string // a token mcpgate accepts, with the admin and client roles
 	LogPath string // its stdout and stderr
 
 	cmd    *exec.Cmd
@@ -133,7 +133,7 @@ func Start(t *testing.T, bin string, settings map[string]string) *Gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, err := j.Mint("blackbox-test", time.Hour, time.Now())
+	token, err := j.MintAdmin("blackbox-test", time.Hour, time.Now()) // the operator's: admin and client roles
 	if err != nil {
 		t.Fatal(err)
 	}
