@@ -44,18 +44,11 @@ func (a *API) getAccess(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-// accessField reports whether an access request may carry the field; the
-// default is a setting, not something the API changes.
-func accessField(name string) bool { return name == "rules" }
-
+// putAccess replaces the rules; the default is a setting
+// (ACCESS_DEFAULT), not something the API changes.
 func (a *API) putAccess(w http.ResponseWriter, r *http.Request) {
-	fields, ok := readObject(w, r, accessField)
+	raw, ok := readOnlyField(w, r, "rules")
 	if !ok {
-		return
-	}
-	raw, present := fields["rules"]
-	if !present {
-		unprocessable(w, "rules", "field required", "missing")
 		return
 	}
 	var rules []access.Rule

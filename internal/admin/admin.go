@@ -295,17 +295,9 @@ func (a *API) getGlobal(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-// globalField reports whether a global-list request may carry the field.
-func globalField(name string) bool { return name == "passthrough_headers" }
-
 func (a *API) putGlobal(w http.ResponseWriter, r *http.Request) {
-	fields, ok := readObject(w, r, globalField)
+	raw, ok := readOnlyField(w, r, "passthrough_headers")
 	if !ok {
-		return
-	}
-	raw, present := fields["passthrough_headers"]
-	if !present {
-		unprocessable(w, "passthrough_headers", "field required", "missing")
 		return
 	}
 	list, err := passthrough.DecodeList(raw)
@@ -370,6 +362,20 @@ func readObject(w http.ResponseWriter, r *http.Request, known func(string) bool)
 		}
 	}
 	return fields, true
+}
+
+// readOnlyField reads a JSON object body whose one field, required, is
+// name, as readObject does, and returns the field's value.
+func readOnlyField(w http.ResponseWriter, r *http.Request, name string) (json.RawMessage, bool) {
+	fields, ok := readObject(w, r, func(f string) bool { return f == name })
+	if !ok {
+		return nil, false
+	}
+	raw, present := fields[name]
+	if !present {
+		unprocessable(w, name, "field required", "missing")
+	}
+	return raw, present
 }
 
 // decodeField reads one field when present, answering 422 naming it when it

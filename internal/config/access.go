@@ -82,24 +82,16 @@ func (s *sources) loadAccess(authRequired bool) (Access, error) {
 		return a, &passthrough.SettingError{Name: EnvTrustedProxyCIDRs, Value: "",
 			Reason: "required with TRUST_PROXY_AUTH=true: name the addresses or networks of the authenticating proxies (for example 10.0.0.5 or 10.0.0.0/24); a request from anywhere else may not name a user"}
 	}
-	for _, n := range strings.Split(v, ",") {
-		n = strings.TrimSpace(n)
-		if n == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			addr, aerr := netip.ParseAddr(strings.Trim(n, "[]"))
-			if aerr != nil {
-				return a, &passthrough.SettingError{Name: EnvTrustedProxyCIDRs, Value: v, Reason: fmt.Sprintf("%q is neither an IP address nor a CIDR network like 10.0.0.0/24", n)}
-			}
-			p = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
-		}
-		if p.Bits() == 0 {
-			return a, &passthrough.SettingError{Name: EnvTrustedProxyCIDRs, Value: v, Reason: fmt.Sprintf("%q is every address: anybody could then name any user; name the proxies' own addresses", n)}
-		}
-		a.TrustedProxies = append(a.TrustedProxies, p.Masked())
+	networks, err := parseNetworks(EnvTrustedProxyCIDRs, v)
+	if err != nil {
+		return a, err
 	}
+	for _, p := range networks {
+		if p.Bits() == 0 {
+			return a, &passthrough.SettingError{Name: EnvTrustedProxyCIDRs, Value: v, Reason: fmt.Sprintf("%q is every address: anybody could then name any user; name the proxies' own addresses", p)}
+		}
+	}
+	a.TrustedProxies = networks
 	if v, ok := get(EnvProxyAdminUsers); ok {
 		for _, u := range strings.Split(v, ",") {
 			if u = strings.TrimSpace(u); u != "" {
@@ -117,4 +109,26 @@ func (s *sources) loadAccess(authRequired bool) (Access, error) {
 		}
 	}
 	return a, nil
+}
+
+// parseNetworks reads setting name's comma list of IP addresses and CIDR
+// networks (an address is the network of that one address), masked.
+func parseNetworks(name, v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, n := range strings.Split(v, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(strings.Trim(n, "[]"))
+			if aerr != nil {
+				return nil, &passthrough.SettingError{Name: name, Value: v, Reason: fmt.Sprintf("%q is neither an IP address nor a CIDR network like 10.1.2.0/24", n)}
+			}
+			p = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -236,3 +236,49 @@ func TestAccessRulesAreValidated(t *testing.T) {
 		t.Errorf("after refused PUTs: %d %s", status, out)
 	}
 }
+
+// TestAccessTakenAwayEndsOpenSessions: a relay session, and a federated
+// session's upstream session, opened while the client could use the
+// upstream do not outlive a rule that takes it away: the next call on
+// them is refused, the relay then answers 404 as for an unknown upstream,
+// and the upstream hears of no further call.
+func TestAccessTakenAwayEndsOpenSessions(t *testing.T) {
+	beta := mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, sqliteURL(t), nil)
+	betaID := gw.register(map[string]any{"name": "beta", "url": beta.URL})
+	alice := gw.as(clientToken(t, "alice"))
+	relay := relayClient(t, alice, betaID, nil)
+	federated := federatedClient(t, alice, "mcp", nil)
+	for _, call := range []func() error{
+		func() error {
+			_, err := relay.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}})
+			return err
+		},
+		func() error {
+			_, err := federated.CallTool(t.Context(), &mcp.CallToolParams{Name: "beta-echo", Arguments: map[string]any{"text": "x"}})
+			return err
+		},
+	} {
+		if err := call(); err != nil {
+			t.Fatalf("before the rule: %v", err)
+		}
+	}
+	calls := len(requestsOf(beta, "tools/call"))
+
+	// A rule granting alice another upstream only takes beta away from her.
+	other := gw.register(map[string]any{"name": "gamma", "url": mcptest.NewStreamableHTTP(t).URL})
+	gw.setAccess(map[string]any{"subject": "alice", "upstreams": []string{other}})
+
+	if _, err := relay.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}}); err == nil {
+		t.Error("the relay session went on after the rule took beta away")
+	}
+	if _, err := federated.CallTool(t.Context(), &mcp.CallToolParams{Name: "beta-echo", Arguments: map[string]any{"text": "x"}}); err == nil {
+		t.Error("the federated session called beta after the rule took it away")
+	}
+	if status, body := alice.do("POST", "/gateways/"+betaID+"/mcp", relayInitialize(), "Accept", "application/json, text/event-stream"); status != http.StatusNotFound {
+		t.Errorf("a new relay session of beta: %d %s, want 404", status, body)
+	}
+	if got := len(requestsOf(beta, "tools/call")); got != calls {
+		t.Errorf("beta received %d calls after the rule, want none", got-calls)
+	}
+}
