@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -280,5 +282,37 @@ func TestAccessTakenAwayEndsOpenSessions(t *testing.T) {
 	}
 	if got := len(requestsOf(beta, "tools/call")); got != calls {
 		t.Errorf("beta received %d calls after the rule, want none", got-calls)
+	}
+}
+
+// TestAccessViewNamesUpdatesAsItsListsDo: alice, who may use only the
+// second of two upstreams sharing test://hello, sees its resource under the
+// plain URI, subscribes to it so, and is told of its update under that URI
+// too, not under the scoped one the whole catalogue would give it.
+func TestAccessViewNamesUpdatesAsItsListsDo(t *testing.T) {
+	one, two := mcptest.NewStreamableHTTP(t), mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, sqliteURL(t), nil)
+	gw.register(map[string]any{"name": "one", "url": one.URL})
+	gw.register(map[string]any{"name": "two", "url": two.URL})
+	gw.setAccess(map[string]any{"subject": "alice", "upstreams": []string{"two"}})
+	updated := make(chan string, 8)
+	client := federatedClient(t, gw.as(clientToken(t, "alice")), "mcp", &mcp.ClientOptions{
+		ResourceUpdatedHandler: func(_ context.Context, r *mcp.ResourceUpdatedNotificationRequest) { updated <- r.Params.URI },
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := client.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://hello"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := client.CallTool(ctx, &mcp.CallToolParams{Name: "two-touch", Arguments: map[string]any{"uri": "test://hello"}}); err != nil || res.IsError {
+		t.Fatalf("two-touch: %v %+v", err, res)
+	}
+	select {
+	case uri := <-updated:
+		if uri != "test://hello" {
+			t.Errorf("told %q was updated, want test://hello, as alice's list names it", uri)
+		}
+	case <-ctx.Done():
+		t.Fatal("alice was never told the resource was updated")
 	}
 }
