@@ -66,3 +66,13 @@ func (d *Dispatcher) allowed(ctx context.Context, id string) bool {
 	_, ok := d.view(ctx).Route(id)
 	return ok
 }
+
+// MayUse reports whether the session's client may use the upstream with id
+// and name under the access rules in force: whether a change of that
+// upstream's lists concerns it.
+func (fs *FederatedSession) MayUse(id, name string) bool {
+	if fs.d.cfg.Access == nil {
+		return true
+	}
+	return fs.d.cfg.Access(fs.client).Allows(id, name)
+}

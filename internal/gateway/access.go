@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/mcpgate/mcpgate/internal/access"
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/bus"
+	"github.com/mcpgate/mcpgate/internal/dispatch"
+	"github.com/mcpgate/mcpgate/internal/mcp/frontdoor"
 	"github.com/mcpgate/mcpgate/internal/store"
 )
 
@@ -23,6 +26,9 @@ type accessRules struct {
 	deny   bool // ACCESS_DEFAULT=deny
 	logger *slog.Logger
 	policy atomic.Pointer[access.Policy]
+
+	mu    sync.Mutex
+	names map[string]string // upstream id -> name, for list changes of removed upstreams
 }
 
 func newAccessRules(ctx context.Context, st *store.Store, b bus.Bus, denyByDefault bool, logger *slog.Logger) (*accessRules, error) {
@@ -90,4 +96,38 @@ func (a *accessRules) grant(authRequired bool) func(context.Context) access.Gran
 		}
 		return a.Policy().For(id, ok)
 	}
+}
+
+// concerned says which client sessions a change of upstream id's lists
+// concerns: those whose client may use it (a list_changed about another
+// would tell the client that upstream exists). A removed upstream is
+// judged by the name it had; open is AUTH_REQUIRED=false, where nobody is
+// told apart and a session without a backend yet is told too.
+func (a *accessRules) concerned(id string, removed bool, ix *dispatch.Index, open bool) func(frontdoor.Backend) bool {
+	name := a.nameOf(id, removed, ix)
+	return func(b frontdoor.Backend) bool {
+		fs, ok := b.(*dispatch.FederatedSession)
+		if !ok {
+			return open
+		}
+		return fs.MayUse(id, name)
+	}
+}
+
+// nameOf is upstream id's name as the index has it, or as the index had it
+// when it was removed; it remembers the names it saw.
+func (a *accessRules) nameOf(id string, removed bool, ix *dispatch.Index) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.names == nil {
+		a.names = map[string]string{}
+	}
+	if r, ok := ix.Route(id); ok {
+		a.names[id] = r.Name
+	}
+	name := a.names[id]
+	if removed {
+		delete(a.names, id)
+	}
+	return name
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,5 +315,87 @@ func TestAccessViewNamesUpdatesAsItsListsDo(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("alice was never told the resource was updated")
+	}
+}
+
+// TestListChangedOnlyOfUpstreamsTheClientMayUse: alice, who may use beta
+// only, is not told that alpha's lists changed — its registration, its
+// deletion — but is told of beta's. A resource update of beta's, which
+// reaches her on the same stream after them, marks the point by which any
+// such notification would have arrived.
+func TestListChangedOnlyOfUpstreamsTheClientMayUse(t *testing.T) {
+	beta := mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, sqliteURL(t), nil)
+	betaID := gw.register(map[string]any{"name": "beta", "url": beta.URL})
+	gw.setAccess(map[string]any{"subject": "alice", "upstreams": []string{"beta"}})
+	var tools atomic.Int64
+	changed, updated := make(chan struct{}, 64), make(chan struct{}, 8)
+	client := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { tools.Add(1); changed <- struct{}{} },
+		ResourceUpdatedHandler: func(context.Context, *mcp.ResourceUpdatedNotificationRequest) { updated <- struct{}{} },
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: gw.url + "/mcp",
+		HTTPClient: &http.Client{Transport: bearerTransport{clientToken(t, "alice")}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+	toggle := func(enabled bool) {
+		t.Helper()
+		if status, out := gw.do("PUT", "/gateways/"+betaID, map[string]any{"enabled": enabled}); status != http.StatusOK {
+			t.Fatalf("PUT enabled=%t: %d %s", enabled, status, out)
+		}
+	}
+	// Until the session's GET stream is open, notifications are lost:
+	// change beta until one arrives, and leave it enabled.
+	enabled := true
+	for i := 0; ; i++ {
+		enabled = !enabled
+		toggle(enabled)
+		select {
+		case <-changed:
+		case <-time.After(500 * time.Millisecond):
+			if i == 10 {
+				t.Fatal("no tools/list_changed reached alice")
+			}
+			continue
+		}
+		break
+	}
+	if !enabled {
+		toggle(true)
+	}
+	marker := func() {
+		t.Helper()
+		if _, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "beta-touch", Arguments: map[string]any{"uri": "test://hello"}}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-updated:
+		case <-ctx.Done():
+			t.Fatal("the marker's resources/updated did not reach alice")
+		}
+	}
+	if err := session.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://hello"}); err != nil {
+		t.Fatal(err)
+	}
+	marker()
+	tools.Store(0)
+
+	alpha := gw.register(map[string]any{"name": "alpha", "url": mcptest.NewStreamableHTTP(t).URL})
+	if status, out := gw.do("DELETE", "/gateways/"+alpha, nil); status != http.StatusOK {
+		t.Fatalf("delete alpha: %d %s", status, out)
+	}
+	marker()
+	if n := tools.Load(); n != 0 {
+		t.Errorf("alice was told %d tools/list_changed of alpha's registration and deletion, want none", n)
+	}
+	toggle(false)
+	select {
+	case <-changed:
+	case <-ctx.Done():
+		t.Fatal("beta's tools/list_changed did not reach alice")
 	}
 }

@@ -206,9 +206,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 				continue
 			}
 			n, _ := jsonrpc.NewNotification(l.method, nil)
-			g.streamable.Broadcast(n)
-			g.legacySSE.Broadcast(n)
-			g.websocket.Broadcast(n)
+			concerned := g.access.concerned(c.Upstream, c.Removed != "", g.registry.Index(), g.jwt == nil)
+			g.streamable.BroadcastIf(n, concerned)
+			g.legacySSE.BroadcastIf(n, concerned)
+			g.websocket.BroadcastIf(n, concerned)
 		}
 	}
 	onChange.Store(&indexChanged)
