@@ -89,11 +89,26 @@ func Validate(rules []Rule, known func(string) bool) error {
 type Policy struct {
 	rules []Rule
 	deny  bool // the default for a client no rule matches
+	// The rules' indexes by what they name, so that deciding for a client
+	// reads only the rules that can match it (every client message asks).
+	bySubject, byGroup, byScope map[string][]int
 }
 
 // NewPolicy returns the policy of rules; denyByDefault is ACCESS_DEFAULT=deny.
 func NewPolicy(rules []Rule, denyByDefault bool) *Policy {
-	return &Policy{rules: slices.Clone(rules), deny: denyByDefault}
+	p := &Policy{rules: slices.Clone(rules), deny: denyByDefault,
+		bySubject: map[string][]int{}, byGroup: map[string][]int{}, byScope: map[string][]int{}}
+	for i, r := range p.rules {
+		switch {
+		case r.Subject != "":
+			p.bySubject[r.Subject] = append(p.bySubject[r.Subject], i)
+		case r.Group != "":
+			p.byGroup[r.Group] = append(p.byGroup[r.Group], i)
+		case r.Scope != "":
+			p.byScope[r.Scope] = append(p.byScope[r.Scope], i)
+		}
+	}
+	return p
 }
 
 // Rules returns the policy's rules.
@@ -135,41 +150,41 @@ func (p *Policy) For(id auth.Identity, ok bool) Grant {
 	}
 	var g Grant
 	matched := false
-	for _, r := range p.rules {
-		if !r.matches(id) {
-			continue
-		}
-		matched = true
-		for _, u := range r.Upstreams {
-			if u == AllUpstreams {
-				return Grant{All: true}
+	all := false
+	grant := func(indexes []int) {
+		for _, i := range indexes {
+			r := p.rules[i]
+			if r.Issuer != "" && r.Issuer != issuerOf(id) {
+				continue
 			}
-			if g.set == nil {
-				g.set = map[string]bool{}
+			matched = true
+			for _, u := range r.Upstreams {
+				if u == AllUpstreams {
+					all = true
+					continue
+				}
+				if g.set == nil {
+					g.set = map[string]bool{}
+				}
+				g.set[u] = true
+				g.set[strings.ToLower(u)] = true
 			}
-			g.set[u] = true
-			g.set[strings.ToLower(u)] = true
 		}
 	}
-	if !matched {
+	grant(p.bySubject[id.Subject])
+	for _, group := range id.Groups {
+		grant(p.byGroup[group])
+	}
+	for _, scope := range id.Scopes {
+		grant(p.byScope[scope])
+	}
+	switch {
+	case all:
+		return Grant{All: true}
+	case !matched:
 		return Grant{All: !p.deny}
 	}
 	return g
-}
-
-func (r Rule) matches(id auth.Identity) bool {
-	if r.Issuer != "" && r.Issuer != issuerOf(id) {
-		return false
-	}
-	switch {
-	case r.Subject != "":
-		return r.Subject == id.Subject
-	case r.Group != "":
-		return slices.Contains(id.Groups, r.Group)
-	case r.Scope != "":
-		return slices.Contains(id.Scopes, r.Scope)
-	}
-	return false
 }
 
 // issuerOf is the identity's issuer, mcpgate's own when it names none.
