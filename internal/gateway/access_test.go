@@ -305,16 +305,29 @@ func TestAccessViewNamesUpdatesAsItsListsDo(t *testing.T) {
 	if err := client.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://hello"}); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := client.CallTool(ctx, &mcp.CallToolParams{Name: "two-touch", Arguments: map[string]any{"uri": "test://hello"}}); err != nil || res.IsError {
-		t.Fatalf("two-touch: %v %+v", err, res)
+	if uri := touchUntilUpdated(t, ctx, client, "two-touch", updated); uri != "test://hello" {
+		t.Errorf("told %q was updated, want test://hello, as alice's list names it", uri)
 	}
-	select {
-	case uri := <-updated:
-		if uri != "test://hello" {
-			t.Errorf("told %q was updated, want test://hello, as alice's list names it", uri)
+}
+
+// touchUntilUpdated calls tool (mcptest's touch) on test://hello until the
+// session is told of an update on updated, and returns what it was told:
+// the upstream drops an update sent before the listening stream of the
+// client's session with it is open.
+func touchUntilUpdated[T any](t *testing.T, ctx context.Context, s *mcp.ClientSession, tool string, updated <-chan T) T {
+	t.Helper()
+	for i := 0; ; i++ {
+		if res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: map[string]any{"uri": "test://hello"}}); err != nil || res.IsError {
+			t.Fatalf("%s: %v %+v", tool, err, res)
 		}
-	case <-ctx.Done():
-		t.Fatal("alice was never told the resource was updated")
+		select {
+		case v := <-updated:
+			return v
+		case <-time.After(time.Second):
+			if i == 10 {
+				t.Fatalf("no resources/updated reached the client after %d calls of %s", i+1, tool)
+			}
+		}
 	}
 }
 
@@ -367,17 +380,7 @@ func TestListChangedOnlyOfUpstreamsTheClientMayUse(t *testing.T) {
 	if !enabled {
 		toggle(true)
 	}
-	marker := func() {
-		t.Helper()
-		if _, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "beta-touch", Arguments: map[string]any{"uri": "test://hello"}}); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-updated:
-		case <-ctx.Done():
-			t.Fatal("the marker's resources/updated did not reach alice")
-		}
-	}
+	marker := func() { touchUntilUpdated(t, ctx, session, "beta-touch", updated) }
 	if err := session.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://hello"}); err != nil {
 		t.Fatal(err)
 	}
