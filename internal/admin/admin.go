@@ -1,6 +1,7 @@
 // Package admin is mcpgate's REST admin API, on ContextForge's paths so its
 // users feel at home: upstreams under /gateways, the global passthrough list
-// under /admin/config/passthrough-headers (also /v1/admin/...).
+// under /admin/config/passthrough-headers (also /v1/admin/...), and
+// mcpgate's own per-client access rules under /admin/access.
 //
 // Errors follow ContextForge (FastAPI): 422 with {"detail": [{"loc": ["body",
 // field], "msg": ..., "type": ...}]} for a bad field, {"detail": "..."} for
@@ -41,24 +42,40 @@ type Registry interface {
 type API struct {
 	Registry Registry
 	Resolver *passthrough.AllowlistResolver
-	Logger   *slog.Logger
+	// Access holds the per-client access rules (/admin/access).
+	Access AccessRules
+	Logger *slog.Logger
 }
 
-// Register adds the admin routes to mux.
-func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /gateways", a.createGateway)
-	mux.HandleFunc("GET /gateways", a.listGateways)
-	mux.HandleFunc("GET /gateways/{id}", a.getGateway)
-	mux.HandleFunc("PUT /gateways/{id}", a.updateGateway)
-	mux.HandleFunc("DELETE /gateways/{id}", a.deleteGateway)
-	mux.HandleFunc("POST /gateways/{id}/tools/refresh", a.refreshGateway)
+// Route is one admin route: a ServeMux pattern and what serves it. Every
+// one needs the admin role; the gateway's route table decides that, in one
+// place, for these and every other route.
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// Routes returns every admin route. The gateway registers each behind its
+// role check; nothing else adds admin routes.
+func (a *API) Routes() []Route {
+	routes := []Route{
+		{"POST /gateways", http.HandlerFunc(a.createGateway)},
+		{"GET /gateways", http.HandlerFunc(a.listGateways)},
+		{"GET /gateways/{id}", http.HandlerFunc(a.getGateway)},
+		{"PUT /gateways/{id}", http.HandlerFunc(a.updateGateway)},
+		{"DELETE /gateways/{id}", http.HandlerFunc(a.deleteGateway)},
+		{"POST /gateways/{id}/tools/refresh", http.HandlerFunc(a.refreshGateway)},
+	}
 	for _, prefix := range []string{"", "/v1"} {
 		base := prefix + "/admin/config/passthrough-headers"
-		mux.HandleFunc("GET "+base, a.getGlobal)
-		mux.HandleFunc("PUT "+base, a.putGlobal)
-		mux.HandleFunc("POST "+base+"/invalidate-cache", a.invalidate)
-		mux.HandleFunc("GET "+base+"/cache-stats", a.cacheStats)
+		routes = append(routes,
+			Route{"GET " + base, http.HandlerFunc(a.getGlobal)},
+			Route{"PUT " + base, http.HandlerFunc(a.putGlobal)},
+			Route{"POST " + base + "/invalidate-cache", http.HandlerFunc(a.invalidate)},
+			Route{"GET " + base + "/cache-stats", http.HandlerFunc(a.cacheStats)},
+		)
 	}
+	return append(routes, a.accessRoutes()...)
 }
 
 // gatewayField reports whether a gateway request may carry the field:
@@ -278,17 +295,9 @@ func (a *API) getGlobal(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-// globalField reports whether a global-list request may carry the field.
-func globalField(name string) bool { return name == "passthrough_headers" }
-
 func (a *API) putGlobal(w http.ResponseWriter, r *http.Request) {
-	fields, ok := readObject(w, r, globalField)
+	raw, ok := readOnlyField(w, r, "passthrough_headers")
 	if !ok {
-		return
-	}
-	raw, present := fields["passthrough_headers"]
-	if !present {
-		unprocessable(w, "passthrough_headers", "field required", "missing")
 		return
 	}
 	list, err := passthrough.DecodeList(raw)
@@ -353,6 +362,20 @@ func readObject(w http.ResponseWriter, r *http.Request, known func(string) bool)
 		}
 	}
 	return fields, true
+}
+
+// readOnlyField reads a JSON object body whose one field, required, is
+// name, as readObject does, and returns the field's value.
+func readOnlyField(w http.ResponseWriter, r *http.Request, name string) (json.RawMessage, bool) {
+	fields, ok := readObject(w, r, func(f string) bool { return f == name })
+	if !ok {
+		return nil, false
+	}
+	raw, present := fields[name]
+	if !present {
+		unprocessable(w, name, "field required", "missing")
+	}
+	return raw, present
 }
 
 // decodeField reads one field when present, answering 422 naming it when it

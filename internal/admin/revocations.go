@@ -33,11 +33,13 @@ const RevocationsPath = "/admin/tokens/revocations"
 // maxRevocationValue bounds a jti, subject, issuer or reason.
 const maxRevocationValue = 1024
 
-// Register adds the revocation routes to mux.
-func (a *RevocationAPI) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+RevocationsPath, a.list)
-	mux.HandleFunc("POST "+RevocationsPath, a.revoke)
-	mux.HandleFunc("DELETE "+RevocationsPath+"/{id}", a.lift)
+// Routes are the revocation routes, for the gateway's route table.
+func (a *RevocationAPI) Routes() []Route {
+	return []Route{
+		{"GET " + RevocationsPath, http.HandlerFunc(a.list)},
+		{"POST " + RevocationsPath, http.HandlerFunc(a.revoke)},
+		{"DELETE " + RevocationsPath + "/{id}", http.HandlerFunc(a.lift)},
+	}
 }
 
 // revocationJSON is a revocation as the API shows it.

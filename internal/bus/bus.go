@@ -43,12 +43,14 @@ const (
 	// everything again. A bus delivers it to its own subscribers; anyone may
 	// also publish it.
 	KindResync Kind = "resync"
+	// KindAccess: the per-client access rules changed (PUT /admin/access).
+	KindAccess Kind = "access"
 )
 
 // known reports whether k is one of the kinds above.
 func (k Kind) known() bool {
 	switch k {
-	case KindGlobal, KindUpstream, KindCatalogue, KindResync, KindRevocation:
+	case KindGlobal, KindUpstream, KindCatalogue, KindResync, KindRevocation, KindAccess:
 		return true
 	}
 	return false

@@ -88,6 +88,9 @@ func Load(fs *flag.FlagSet, environ passthrough.Lookup) (Config, error) {
 	if err != nil {
 		return Config{}, src.locate(err)
 	}
+	if gateway.Access, err = src.loadAccess(authRequired); err != nil {
+		return Config{}, src.locate(err)
+	}
 	return Config{Passthrough: settings, AuthRequired: authRequired, Gateway: gateway, EnvFile: src.envFile}, nil
 }
 

@@ -82,6 +82,8 @@ type Gateway struct {
 	// SSRF_PROTECTION_ENABLED=false, which allows both classes. Link-local
 	// and cloud metadata addresses are refused whatever they say.
 	Egress egress.Policy
+	// Access holds trusted-proxy authentication and the access default.
+	Access Access
 }
 
 // DefaultRequestBodyTimeout is REQUEST_BODY_TIMEOUT's default: ample for
@@ -262,23 +264,15 @@ func (s *sources) loadGateway() (Gateway, error) {
 		}
 	}
 	if v, ok := get(EnvSSRFAllowedNetworks); ok {
-		for _, n := range strings.Split(v, ",") {
-			n = strings.TrimSpace(n)
-			if n == "" {
-				continue
-			}
-			p, err := netip.ParsePrefix(n)
-			if err != nil {
-				a, aerr := netip.ParseAddr(strings.Trim(n, "[]"))
-				if aerr != nil {
-					return g, &passthrough.SettingError{Name: EnvSSRFAllowedNetworks, Value: v, Reason: fmt.Sprintf("%q is neither an IP address nor a CIDR network like 10.1.2.0/24", n)}
-				}
-				p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
-			}
+		networks, err := parseNetworks(EnvSSRFAllowedNetworks, v)
+		if err != nil {
+			return g, err
+		}
+		for _, p := range networks {
 			if p.Overlaps(linkLocal4) || p.Overlaps(linkLocal6) {
-				return g, &passthrough.SettingError{Name: EnvSSRFAllowedNetworks, Value: v, Reason: fmt.Sprintf("%q includes link-local addresses (169.254.0.0/16, fe80::/10), where cloud metadata services live: mcpgate never connects there; to allow every private address set SSRF_ALLOW_PRIVATE_NETWORKS=true", n)}
+				return g, &passthrough.SettingError{Name: EnvSSRFAllowedNetworks, Value: v, Reason: fmt.Sprintf("%q includes link-local addresses (169.254.0.0/16, fe80::/10), where cloud metadata services live: mcpgate never connects there; to allow every private address set SSRF_ALLOW_PRIVATE_NETWORKS=true", p)}
 			}
-			g.Egress.Allowed = append(g.Egress.Allowed, p.Masked())
+			g.Egress.Allowed = append(g.Egress.Allowed, p)
 		}
 	}
 	for _, d := range []struct {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/access"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/passthrough"
@@ -38,6 +39,9 @@ type Config struct {
 	// each upstream (MAX_UPSTREAM_SESSIONS_PER_UPSTREAM); 0 means
 	// DefaultMaxUpstreamSessions.
 	MaxUpstreamSessions int
+	// Access gives what the client of a request's context may use; nil:
+	// every upstream (see view).
+	Access func(context.Context) access.Grant
 }
 
 // Dispatcher answers client messages. It is safe for concurrent use.
@@ -47,6 +51,7 @@ type Dispatcher struct {
 	problems listProblems
 	relays   relaySessions
 	fed      federationCounts
+	views    viewCache
 }
 
 // New returns a dispatcher.
@@ -91,10 +96,10 @@ func (d *Dispatcher) Handle(ctx context.Context, msg jsonrpc.Message, in Inbound
 }
 
 func (d *Dispatcher) handle(ctx context.Context, msg jsonrpc.Message, in Inbound) (jsonrpc.Message, string) {
-	ix := d.cfg.Directory.Index()
+	ix := d.view(ctx)
 	switch msg.Method {
 	case "initialize":
-		return d.initialize(msg), ""
+		return d.initialize(ix, msg), ""
 	case "ping", "logging/setLevel":
 		return result(json.RawMessage("{}")), ""
 	case "tools/list", "prompts/list", "resources/list", "resources/templates/list":

@@ -45,7 +45,8 @@ type FederatedSession struct {
 	initialize json.RawMessage // the client's initialize params
 	version    string          // agreed with the client
 	onMessage  func(jsonrpc.Message)
-	done       chan struct{} // never closed: a federated session does not end on its own
+	client     context.Context // its values name the client (view); never cancelled
+	done       chan struct{}   // never closed: a federated session does not end on its own
 	watchers   sync.WaitGroup
 
 	mu        sync.Mutex
@@ -89,7 +90,7 @@ func (d *Dispatcher) OpenFederated(ctx context.Context, initialize jsonrpc.Messa
 		ProtocolVersion string `json:"protocolVersion"`
 	}
 	_ = json.Unmarshal(answer.Result, &r)
-	fs := &FederatedSession{d: d, initialize: initialize.Params, version: r.ProtocolVersion, onMessage: push,
+	fs := &FederatedSession{d: d, initialize: initialize.Params, version: r.ProtocolVersion, onMessage: push, client: context.WithoutCancel(ctx),
 		done: make(chan struct{}), upstreams: map[string]*federatedUpstream{}, calls: map[string]*RelaySession{},
 		asked: map[string]peerRequest{}, askedBack: map[peerKey]string{}, tasks: map[string]string{}, links: map[string]string{}}
 	return fs, answer
@@ -217,7 +218,7 @@ func (fs *FederatedSession) toClient(rs *RelaySession, m jsonrpc.Message, delive
 		if !ok || rs == nil {
 			break
 		}
-		ix := fs.d.cfg.Directory.Index()
+		ix := fs.d.view(fs.client) // the URIs as this client's lists name them
 		if r, ok := ix.Route(rs.id); ok {
 			if listed := ix.clientURI(r, uri); listed != uri {
 				if params, err := jsonrpc.WithStringMember(m.Params, "uri", listed); err == nil {

@@ -23,12 +23,11 @@ const (
 	minQuote = 256
 )
 
-// initialize answers a client's initialize from the federated catalogue in
-// force: the revision negotiated, the capabilities the upstreams offer
+// initialize answers a client's initialize from ix, the federated catalogue
+// in force as the client sees it: the revision negotiated, the capabilities the upstreams offer
 // together (federatedCapabilities) and instructions naming them
 // (federatedInstructions).
-func (d *Dispatcher) initialize(msg jsonrpc.Message) jsonrpc.Message {
-	ix := d.cfg.Directory.Index()
+func (d *Dispatcher) initialize(ix *Index, msg jsonrpc.Message) jsonrpc.Message {
 	var p struct {
 		ProtocolVersion string `json:"protocolVersion"`
 	}

@@ -64,7 +64,7 @@ type RelaySession struct {
 // returns the session and the answer to initialize: the upstream's own
 // result, under the client's id.
 func (d *Dispatcher) OpenRelay(ctx context.Context, upstreamID string, initialize jsonrpc.Message, in Inbound, onMessage func(jsonrpc.Message)) (*RelaySession, jsonrpc.Message, error) {
-	r, ok := d.cfg.Directory.Index().Route(upstreamID)
+	r, ok := d.view(ctx).Route(upstreamID) // one the client may not use is unknown to it
 	if !ok {
 		return nil, jsonrpc.Message{}, fmt.Errorf("%w: %q", ErrNoUpstream, upstreamID)
 	}
@@ -227,6 +227,9 @@ func (rs *RelaySession) Upstream() string { return rs.name }
 // onMessage when in.Notify is nil.
 func (rs *RelaySession) Request(ctx context.Context, msg jsonrpc.Message, in Inbound) jsonrpc.Message {
 	d := rs.d
+	if !d.allowed(ctx, rs.id) { // the access rules changed: as if the upstream left
+		rs.end(fmt.Sprintf("upstream %q is no longer registered or enabled", rs.name), true)
+	}
 	r, err := rs.route()
 	if err != nil {
 		return answerTo(msg, failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err)))

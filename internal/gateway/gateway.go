@@ -54,6 +54,9 @@ type Gateway struct {
 	// keeps equal to the store's.
 	revoked     auth.RevocationList
 	revocations *revocations
+	proxy       *auth.TrustedProxy // trusted-proxy authentication; nil when off
+	access      *accessRules
+	routes      []route // the route table (authorize.go)
 	httpClient  *http.Client
 	// unlockSQLite releases the one-instance lock of a SQLite database.
 	unlockSQLite func()
@@ -83,6 +86,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 			return nil, err
 		}
 		g.verifier, g.jwks = v, jwks
+	}
+	if ac := gc.Access; ac.ProxyAuth {
+		g.proxy = &auth.TrustedProxy{Header: cfg.Passthrough.ProxyUserHeader, Networks: ac.TrustedProxies, Admins: ac.ProxyAdminUsers}
 	}
 	var sealer *auth.Sealer
 	if gc.AuthEncryptionSecret != "" {
@@ -123,6 +129,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		g.Close()
 		return nil, err
 	}
+	if g.access, err = newAccessRules(ctx, st, g.cluster.bus, gc.Access.DenyByDefault, logger); err != nil {
+		g.Close()
+		return nil, err
+	}
 	policy := passthrough.NewPolicy(cfg.Passthrough)
 	g.resolver = passthrough.NewAllowlistResolver(policy, st.GlobalPassthrough, nil)
 	m := metrics.New()
@@ -156,7 +166,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	d := dispatch.New(dispatch.Config{
 		Directory: g.registry, Policy: policy, Resolver: g.resolver, Metrics: m, Logger: logger,
 		Timeout: gc.UpstreamTimeout, ServerName: "mcpgate", ServerVersion: version,
-		MaxUpstreamSessions: gc.MaxUpstreamSessionsPerUpstream,
+		MaxUpstreamSessions: gc.MaxUpstreamSessionsPerUpstream, Access: g.access.grant(cfg.AuthRequired),
 	})
 	g.dispatcher = d
 	// Every session is bound to the client that opened it: a session id is
@@ -201,25 +211,17 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 				continue
 			}
 			n, _ := jsonrpc.NewNotification(l.method, nil)
-			g.streamable.Broadcast(n)
-			g.legacySSE.Broadcast(n)
-			g.websocket.Broadcast(n)
+			concerned := g.access.concerned(c.Upstream, c.Removed != "", g.registry.Index(), g.verifier == nil)
+			g.streamable.BroadcastIf(n, concerned)
+			g.legacySSE.BroadcastIf(n, concerned)
+			g.websocket.BroadcastIf(n, concerned)
 		}
 	}
 	onChange.Store(&indexChanged)
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, `{"status":"healthy"}`)
-	})
-	mux.HandleFunc("GET /ready", g.readyHandler)
-	mux.Handle("GET /metrics", m.Handler())
-	authed := http.NewServeMux()
 	// Stateless calls too get upstream sessions of their client's own.
 	g.rpc = d.NewPrincipalSessions(auth.Principal, gc.SessionIdleTimeout, gc.MaxUpstreamSessionsPerUpstream)
-	authed.Handle("/rpc", &frontdoor.RPC{Handler: g.rpc, Logger: logger, RequestID: requestIDOf})
-	authed.Handle("/mcp", g.streamable)
-	authed.Handle("/mcp/", g.streamable)
 	g.relay = frontdoor.NewStreamable(frontdoor.StreamableConfig{
 		Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
 		Scope:              upstreamOfPath,
@@ -228,7 +230,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Open:               relayOpener(d),
 		EventStreamAnswers: true,
 	})
-	authed.Handle("/gateways/{id}/mcp", g.relay)
 	relayStreams := streams
 	relayStreams.Handler, relayStreams.Open = nil, relayOpener(d)
 	relayStreams.Scope = upstreamOfPath
@@ -236,14 +237,32 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		return "/gateways/" + url.PathEscape(r.PathValue("id")) + "/message"
 	}
 	g.relaySSE = frontdoor.NewSSE(relayStreams)
-	authed.HandleFunc("/gateways/{id}/sse", g.relaySSE.ServeStream)
-	authed.HandleFunc("/gateways/{id}/message", g.relaySSE.ServeMessage)
-	authed.HandleFunc("/sse", g.legacySSE.ServeStream)
-	authed.HandleFunc(frontdoor.MessagePath, g.legacySSE.ServeMessage)
-	mux.Handle("/ws", g.authenticateWith(g.websocket, webSocketToken(cfg.Passthrough.AuthHeaderName), webSocketHowTo(cfg.Passthrough.AuthHeaderName)))
-	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
-	(&admin.RevocationAPI{Revocations: g.revocations, Logger: logger}).Register(authed)
-	mux.Handle("/", g.authenticate(authed))
+	// The route table: every route and the role it needs (authorize.go).
+	routes := []route{
+		{pattern: "GET /health", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, `{"status":"healthy"}`)
+		})},
+		{pattern: "GET /ready", handler: http.HandlerFunc(g.readyHandler)},
+		{pattern: "GET /metrics", handler: m.Handler()},
+		{pattern: "/rpc", role: auth.RoleClient, handler: &frontdoor.RPC{Handler: g.rpc, Logger: logger, RequestID: requestIDOf}},
+		{pattern: "/mcp", role: auth.RoleClient, handler: g.streamable},
+		{pattern: "/mcp/", role: auth.RoleClient, handler: g.streamable},
+		{pattern: "/gateways/{id}/mcp", role: auth.RoleClient, handler: g.relay},
+		{pattern: "/gateways/{id}/sse", role: auth.RoleClient, handler: http.HandlerFunc(g.relaySSE.ServeStream)},
+		{pattern: "/gateways/{id}/message", role: auth.RoleClient, handler: http.HandlerFunc(g.relaySSE.ServeMessage)},
+		{pattern: "/sse", role: auth.RoleClient, handler: http.HandlerFunc(g.legacySSE.ServeStream)},
+		{pattern: frontdoor.MessagePath, role: auth.RoleClient, handler: http.HandlerFunc(g.legacySSE.ServeMessage)},
+		{pattern: "/ws", role: auth.RoleClient, handler: g.websocket,
+			token: webSocketToken(cfg.Passthrough.AuthHeaderName), howTo: webSocketHowTo(cfg.Passthrough.AuthHeaderName)},
+		// Anything else is unknown, to authenticated clients only.
+		{pattern: "/", role: auth.RoleClient, handler: http.NotFoundHandler()},
+	}
+	adminRoutes := (&admin.API{Registry: g.registry, Resolver: g.resolver, Access: g.access, Logger: logger}).Routes()
+	adminRoutes = append(adminRoutes, (&admin.RevocationAPI{Revocations: g.revocations, Logger: logger}).Routes()...)
+	for _, a := range adminRoutes {
+		routes = append(routes, route{pattern: a.Pattern, role: auth.RoleAdmin, handler: a.Handler})
+	}
+	g.register(mux, routes)
 	bodyTimeout := gc.RequestBodyTimeout
 	if bodyTimeout <= 0 {
 		bodyTimeout = config.DefaultRequestBodyTimeout
