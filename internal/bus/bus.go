@@ -40,12 +40,15 @@ const (
 	// everything again. A bus delivers it to its own subscribers; anyone may
 	// also publish it.
 	KindResync Kind = "resync"
+	// KindSigningKeys: mcpgate's identity assertion signing keys changed
+	// (a rotation, or expired keys removed): read them again.
+	KindSigningKeys Kind = "signing_keys"
 )
 
 // known reports whether k is one of the kinds above.
 func (k Kind) known() bool {
 	switch k {
-	case KindGlobal, KindUpstream, KindCatalogue, KindResync:
+	case KindGlobal, KindUpstream, KindCatalogue, KindResync, KindSigningKeys:
 		return true
 	}
 	return false

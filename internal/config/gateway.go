@@ -79,6 +79,8 @@ type Gateway struct {
 	// SSRF_PROTECTION_ENABLED=false, which allows both classes. Link-local
 	// and cloud metadata addresses are refused whatever they say.
 	Egress egress.Policy
+	// IdentityAssertion are the IDENTITY_ASSERTION_* settings.
+	IdentityAssertion IdentityAssertion
 }
 
 // DefaultRequestBodyTimeout is REQUEST_BODY_TIMEOUT's default: ample for
@@ -294,7 +296,9 @@ func (s *sources) loadGateway() (Gateway, error) {
 		}
 		*d.dst = dur
 	}
-	return g, nil
+	var err error
+	g.IdentityAssertion, err = loadIdentityAssertion(get)
+	return g, err
 }
 
 // parseDuration reads seconds ("90", "1.5") or a Go duration ("90s", "2m").

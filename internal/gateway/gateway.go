@@ -57,6 +57,8 @@ type Gateway struct {
 	cluster *cluster
 	handler http.Handler
 	ready   atomic.Bool
+	// stopAssertionKeys ends the signing keys' maintenance.
+	stopAssertionKeys func()
 }
 
 // StartupError is a configuration problem that stops mcpgate before it
@@ -118,6 +120,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		g.Close()
 		return nil, err
 	}
+	assertions := gc.IdentityAssertion.OrDefaults()
+	keys, stopKeys, err := startAssertionKeys(ctx, st, sealer, g.cluster, assertions, logger)
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.stopAssertionKeys = stopKeys
 	policy := passthrough.NewPolicy(cfg.Passthrough)
 	g.resolver = passthrough.NewAllowlistResolver(policy, st.GlobalPassthrough, nil)
 	m := metrics.New()
@@ -137,6 +146,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		DrainTimeout:    gc.UpstreamTimeout,
 		RefreshInterval: gc.CatalogueRefreshInterval, Logger: logger, ClientVersion: version,
 		Publish: g.cluster.publish(logger), OnSessionOpened: m.UpstreamSessionOpened,
+		AssertOwn: assertOwn(keys, assertions.Header),
 	})
 	g.cluster.applyTo(g.registry, logger)
 	if err := g.registry.Seed(ctx); err != nil {
@@ -152,6 +162,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Directory: g.registry, Policy: policy, Resolver: g.resolver, Metrics: m, Logger: logger,
 		Timeout: gc.UpstreamTimeout, ServerName: "mcpgate", ServerVersion: version,
 		MaxUpstreamSessions: gc.MaxUpstreamSessionsPerUpstream,
+		Assertions:          keys, AssertionHeader: assertions.Header,
 	})
 	g.dispatcher = d
 	// Every session is bound to the client that opened it: a session id is
@@ -209,6 +220,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	})
 	mux.HandleFunc("GET /ready", g.readyHandler)
 	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /.well-known/jwks.json", jwksHandler(keys, assertions.KeyLead))
 	authed := http.NewServeMux()
 	// Stateless calls too get upstream sessions of their client's own.
 	g.rpc = d.NewPrincipalSessions(auth.Principal, gc.SessionIdleTimeout, gc.MaxUpstreamSessionsPerUpstream)
@@ -237,6 +249,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	authed.HandleFunc(frontdoor.MessagePath, g.legacySSE.ServeMessage)
 	mux.Handle("/ws", g.authenticateWith(g.websocket, webSocketToken(cfg.Passthrough.AuthHeaderName), webSocketHowTo(cfg.Passthrough.AuthHeaderName)))
 	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
+	(&admin.SigningKeys{Keys: rotator(keys), Logger: logger}).Register(authed)
 	mux.Handle("/", g.authenticate(authed))
 	bodyTimeout := gc.RequestBodyTimeout
 	if bodyTimeout <= 0 {
@@ -426,6 +439,10 @@ func (g *Gateway) Close() {
 	}
 	if g.rpc != nil {
 		g.rpc.Close()
+	}
+	if g.stopAssertionKeys != nil {
+		g.stopAssertionKeys()
+		g.stopAssertionKeys = nil
 	}
 	if g.registry != nil {
 		_ = g.registry.Close()
