@@ -65,7 +65,8 @@ type AssertionKeysConfig struct {
 	// then, through the bus or Maintain's periodic reload.
 	Lead time.Duration
 	// Grace is how long past the last expiry of its assertions a retired
-	// key stays published (clock skew, verifiers' leeway); 0 means a minute.
+	// key stays published (clock skew, verifiers' leeway); 0 means 10 s, twice
+	// the public verifier's default leeway.
 	Grace time.Duration
 	// Changed is called after this instance added or removed a key, so
 	// that the others read them again (the bus); nil: nothing.
@@ -106,7 +107,7 @@ func NewAssertionKeys(ctx context.Context, cfg AssertionKeysConfig) (*AssertionK
 		return nil, fmt.Errorf("%s is not set: identity assertion keys are stored sealed with it", EnvEncryptionSecret)
 	}
 	if cfg.Grace <= 0 {
-		cfg.Grace = time.Minute
+		cfg.Grace = 10 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
