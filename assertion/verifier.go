@@ -85,9 +85,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		cfg.Now = time.Now
 	}
 	v := &Verifier{cfg: cfg}
-	// The algorithm is fixed: a token naming another (none, HS256 with the
-	// public key as secret) is refused before any key is looked at.
-	v.parser = jwt.NewParser(jwt.WithValidMethods([]string{Algorithm}), jwt.WithLeeway(cfg.Leeway),
+	v.parser = jwt.NewParser(jwt.WithLeeway(cfg.Leeway),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithIssuer(cfg.Issuer), jwt.WithAudience(cfg.Audience),
 		jwt.WithTimeFunc(cfg.Now))
 	return v, nil
@@ -122,6 +120,11 @@ func (v *Verifier) Verify(r *http.Request) (*Claims, error) {
 func (v *Verifier) Parse(ctx context.Context, token string) (*Claims, error) {
 	claims := &Claims{}
 	_, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		// The algorithm is fixed: a token naming another (none, HS256 with
+		// the public key as secret) is refused before any key is looked at.
+		if _, ok := t.Method.(*jwt.SigningMethodEd25519); !ok || t.Method.Alg() != Algorithm {
+			return nil, failed(ErrMalformed, "alg is %q; assertions are %s", t.Method.Alg(), Algorithm)
+		}
 		if typ, _ := t.Header["typ"].(string); typ != Type {
 			return nil, failed(ErrMalformed, "typ is %q, not %q", typ, Type)
 		}
