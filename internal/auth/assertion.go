@@ -192,7 +192,10 @@ func (k *AssertionKeys) Maintain(ctx context.Context) error {
 	ring := k.state.Load()
 	switch newest := ring.newest(); {
 	case ring.usable() == nil:
-		added, err := k.addLocked(ctx, now, now, time.Time{})
+		// None this instance can open (none at all, or sealed under another
+		// secret): one that signs at once, unless another instance has
+		// just made one.
+		added, err := k.addLocked(ctx, now, now, newest.createdAt)
 		if err != nil {
 			return err
 		}
