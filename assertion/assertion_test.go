@@ -3,7 +3,6 @@ package assertion_test
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -56,8 +55,7 @@ func newMcpgate(t *testing.T) *mcpgate {
 		t.Fatal(err)
 	}
 	m := &mcpgate{kid: "k1", private: private}
-	jwks, _ := json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "OKP", "crv": "Ed25519", "kid": m.kid, "use": "sig", "alg": "EdDSA",
-		"x": base64.RawURLEncoding.EncodeToString(public)}}})
+	jwks, _ := json.Marshal(assertion.JWKS{Keys: []assertion.JWK{assertion.PublicJWK(m.kid, public)}})
 	m.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.fetches.Add(1)
 		if m.down.Load() {

@@ -220,17 +220,25 @@ func (v *Verifier) refresh(ctx context.Context) error {
 	return nil
 }
 
-// jwks is the part of a JSON Web Key Set (RFC 7517) assertions use: OKP
-// keys on Ed25519 (RFC 8037).
-type jwks struct {
-	Keys []struct {
-		Kty string `json:"kty"`
-		Crv string `json:"crv"`
-		X   string `json:"x"`
-		Kid string `json:"kid"`
-		Use string `json:"use"`
-		Alg string `json:"alg"`
-	} `json:"keys"`
+// JWK is one key of mcpgate's JWKS (RFC 7517): an OKP key on Ed25519
+// (RFC 8037), use sig, alg EdDSA.
+type JWK struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"` // the public key, base64url without padding
+	Kid string `json:"kid"`
+	Use string `json:"use"`
+	Alg string `json:"alg"`
+}
+
+// JWKS is the set served at /.well-known/jwks.json.
+type JWKS struct {
+	Keys []JWK `json:"keys"`
+}
+
+// PublicJWK is the JWK of an Ed25519 public key.
+func PublicJWK(kid string, public ed25519.PublicKey) JWK {
+	return JWK{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(public), Kid: kid, Use: "sig", Alg: Algorithm}
 }
 
 func (v *Verifier) fetch(ctx context.Context) (map[string]ed25519.PublicKey, error) {
@@ -249,7 +257,7 @@ func (v *Verifier) fetch(ctx context.Context) (map[string]ed25519.PublicKey, err
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s answered HTTP %d", v.cfg.JWKSURL, resp.StatusCode)
 	}
-	var set jwks
+	var set JWKS
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
 		return nil, fmt.Errorf("decode the JWKS: %w", err)
 	}

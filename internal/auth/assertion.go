@@ -143,17 +143,7 @@ func (k *AssertionKeys) reloadLocked(ctx context.Context) error {
 		old[rk.id] = rk
 	}
 	ring := &keyRing{}
-	type jwk struct {
-		Kty string `json:"kty"`
-		Crv string `json:"crv"`
-		X   string `json:"x"`
-		Kid string `json:"kid"`
-		Use string `json:"use"`
-		Alg string `json:"alg"`
-	}
-	set := struct {
-		Keys []jwk `json:"keys"`
-	}{Keys: []jwk{}}
+	set := assertion.JWKS{Keys: []assertion.JWK{}}
 	for _, rec := range recs {
 		rk, parsed := old[rec.ID]
 		if !parsed || rk.private == nil {
@@ -169,8 +159,7 @@ func (k *AssertionKeys) reloadLocked(ctx context.Context) error {
 			continue
 		}
 		ring.keys = append(ring.keys, rk)
-		set.Keys = append(set.Keys, jwk{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(rk.public),
-			Kid: rk.id, Use: "sig", Alg: assertion.Algorithm})
+		set.Keys = append(set.Keys, assertion.PublicJWK(rk.id, rk.public))
 	}
 	ring.jwks, _ = json.Marshal(set)
 	k.state.Store(ring)

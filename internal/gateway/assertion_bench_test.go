@@ -13,7 +13,6 @@ import (
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcp/upstream"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
-	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/passthrough"
 )
 
@@ -89,15 +88,7 @@ func BenchmarkSignAssertion(b *testing.B) {
 
 func benchKeys(b *testing.B) *auth.AssertionKeys {
 	b.Helper()
-	st, err := store.Open(context.Background(), "sqlite:///"+filepath.Join(b.TempDir(), "mcpgate.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = st.Close() })
-	sealer, err := auth.NewSealer("bench-secret")
-	if err != nil {
-		b.Fatal(err)
-	}
+	st, sealer := sealedStore(b, "sqlite:///"+filepath.Join(b.TempDir(), "mcpgate.db"))
 	keys, err := auth.NewAssertionKeys(context.Background(), auth.AssertionKeysConfig{Store: signingKeyStore{st}, Sealer: sealer, TTL: time.Minute})
 	if err != nil {
 		b.Fatal(err)

@@ -38,15 +38,7 @@ func TestSigningKeysRotateWithoutDowntime(t *testing.T) {
 	for _, db := range databases() {
 		t.Run(db.name, func(t *testing.T) {
 			ctx := t.Context()
-			st, err := store.Open(ctx, db.url(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = st.Close() })
-			sealer, err := auth.NewSealer("signing-keys-test-secret")
-			if err != nil {
-				t.Fatal(err)
-			}
+			st, sealer := sealedStore(t, db.url(t))
 			clk := &clock{now: time.Now().UTC()}
 			const ttl, lead, grace = time.Minute, 30 * time.Second, 10 * time.Second
 			cfg := auth.AssertionKeysConfig{Store: signingKeyStore{st}, Sealer: sealer, TTL: ttl, Rotation: time.Hour, Lead: lead, Now: clk.Now}
@@ -204,4 +196,20 @@ func kidOf(token string) string {
 	}
 	_ = json.Unmarshal(b, &h)
 	return h.Kid
+}
+
+// sealedStore is a store on databaseURL, closed when the test ends, and a
+// sealer for its keys.
+func sealedStore(tb testing.TB, databaseURL string) (*store.Store, *auth.Sealer) {
+	tb.Helper()
+	st, err := store.Open(context.Background(), databaseURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = st.Close() })
+	sealer, err := auth.NewSealer("signing-keys-test-secret")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st, sealer
 }
