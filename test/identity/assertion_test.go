@@ -183,12 +183,18 @@ func (c clientHeaders) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.next.RoundTrip(r)
 }
 
+// connect opens a go-sdk client session on path: legacy SSE for /sse,
+// else Streamable HTTP.
 func connect(t *testing.T, g *gatewaytest.Gateway, path string) *mcp.ClientSession {
 	t.Helper()
 	client := mcp.NewClient(&mcp.Implementation{Name: "identity-test", Version: "test"}, nil)
 	hc := g.HTTPClient()
 	hc.Transport = clientHeaders{hc.Transport}
-	s, err := client.Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: g.URL + path, HTTPClient: hc, MaxRetries: -1}, nil)
+	var transport mcp.Transport = &mcp.StreamableClientTransport{Endpoint: g.URL + path, HTTPClient: hc, MaxRetries: -1}
+	if path == "/sse" {
+		transport = &mcp.SSEClientTransport{Endpoint: g.URL + path, HTTPClient: hc}
+	}
+	s, err := client.Connect(t.Context(), transport, nil)
 	if err != nil {
 		t.Fatalf("connect to %s: %v", path, err)
 	}
@@ -258,7 +264,7 @@ func published(t *testing.T, g *gatewaytest.Gateway) []string {
 
 // TestAnUpstreamVerifiesWhoEachCallIsFor: an upstream built on the go-sdk
 // behind the public verifier's middleware verifies every request mcpgate
-// forwards to it — federation and the 1:1 relay, and mcpgate's own
+// forwards to it — federation over /mcp and /sse, the 1:1 relay, and mcpgate's own
 // discovery — with the client's identity and the digest of the headers the
 // policy forwarded; a header changed on the way fails the digest, a
 // replayed assertion fails once expired, an upstream without
@@ -337,6 +343,16 @@ func testAssertions(t *testing.T, g *gatewaytest.Gateway) {
 	}
 	if rc := direct.lastCall(t).claims; rc.ID == c.ID || rc.Subject != "blackbox-test" || rc.Name != "whoami" {
 		t.Errorf("relay call's claims: jti %q (first %q), sub %q, name %q", rc.ID, c.ID, rc.Subject, rc.Name)
+	}
+
+	// Legacy SSE: the call carries the headers of the opening GET (spec
+	// §4), and the same assertion.
+	sse := connect(t, g, "/sse")
+	if text, err := call(t, sse, "direct-whoami"); err != nil || text != "tenant=acme" {
+		t.Fatalf("direct-whoami through /sse: %q %v%s", text, err, describe(direct.received()))
+	}
+	if sc := direct.lastCall(t).claims; sc.Subject != "blackbox-test" || !slices.Equal(sc.Headers, []string{"x-tenant-id"}) {
+		t.Errorf("/sse call's claims: sub %q, hdr %v", sc.Subject, sc.Headers)
 	}
 
 	// An upstream without identity_assertion gets none, not even the
