@@ -151,7 +151,10 @@ func (k *AssertionKeys) reloadLocked(ctx context.Context) error {
 			if seed, err := k.cfg.Sealer.Open(rec.Sealed); err == nil && len(seed) == ed25519.SeedSize {
 				rk.private = ed25519.NewKeyFromSeed(seed)
 			} else if !parsed {
-				k.cfg.Logger.Warn("an identity assertion signing key cannot be opened with AUTH_ENCRYPTION_SECRET; it stays published but signs nothing",
+				// Not a warning: it was sealed under another secret, stays
+				// published until its assertions expire, and a key this
+				// instance can open signs instead (Maintain makes one).
+				k.cfg.Logger.Info("an identity assertion signing key was sealed under another AUTH_ENCRYPTION_SECRET; it stays published until its assertions expire and signs nothing here",
 					"kid", rec.ID)
 			}
 		}

@@ -39,7 +39,7 @@ func startAssertionKeys(ctx context.Context, st *store.Store, sealer *auth.Seale
 		},
 	})
 	if err != nil {
-		return nil, nil, &StartupError{config.EnvAuthEncryptionSecret, fmt.Sprintf("identity assertion signing keys: %v", err)}
+		return nil, nil, fmt.Errorf("identity assertion signing keys (%s): %w", config.EnvDatabaseURL, err)
 	}
 	self := c.bus.InstanceID()
 	c.bus.Subscribe(func(e bus.Event) {
