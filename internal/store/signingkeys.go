@@ -41,9 +41,10 @@ func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 }
 
 // AddSigningKey stores k (an EdDSA key) unless a key created after
-// unlessCreatedAfter exists, and reports whether it did: instances rotating
-// at once then add one key between them on SQLite, which has one writer;
-// on PostgreSQL two may both add one, which is harmless (the newer signs).
+// unlessCreatedAfter exists, and reports whether it did, so that an
+// instance that finds another has just rotated adds none. Two instances
+// rotating at the same moment on PostgreSQL may both add one, which is
+// harmless (the newer signs).
 func (s *Store) AddSigningKey(ctx context.Context, k SigningKey, unlessCreatedAfter time.Time) (bool, error) {
 	added := false
 	err := s.db.write(ctx, func(q querier) error {
