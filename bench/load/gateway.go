@@ -174,11 +174,11 @@ func (c *childGateway) token() string   { return c.fields[1] }
 
 // register adds an upstream to gw through the admin API, as a user would
 // (POST /gateways), with a bearer credential the gateway stores sealed and
-// sends as a base header. It returns the name clients call the upstream's
-// echo tool by.
-func register(ctx context.Context, gw gatewayServer, name, url, credential string) (string, error) {
+// sends as a base header, and identity_assertion as asked. It returns the
+// name clients call the upstream's echo tool by.
+func register(ctx context.Context, gw gatewayServer, name, url, credential string, identityAssertion bool) (string, error) {
 	body, err := json.Marshal(map[string]any{"name": name, "url": url, "transport": "STREAMABLEHTTP",
-		"auth_type": "bearer", "auth_token": strings.TrimPrefix(credential, "Bearer ")})
+		"auth_type": "bearer", "auth_token": strings.TrimPrefix(credential, "Bearer "), "identity_assertion": identityAssertion})
 	if err != nil {
 		return "", fmt.Errorf("register upstream: %w", err)
 	}

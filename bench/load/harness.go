@@ -33,6 +33,10 @@ type Options struct {
 	Limit time.Duration
 	// RPC adds mcpgate's /rpc as a path.
 	RPC bool
+	// IdentityAssertion registers the upstream with identity_assertion:
+	// every call through mcpgate carries a signed identity assertion
+	// (docs/identity-assertion.md).
+	IdentityAssertion bool
 	// Reference adds the reference hops (floor.go) as paths: a bare
 	// net/http reverse proxy and a TCP relay in front of the upstream.
 	Reference bool
@@ -121,7 +125,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, gw.Close()) }()
-	tool, err := register(ctx, gw, "bench", up.url(), credential)
+	tool, err := register(ctx, gw, "bench", up.url(), credential, o.IdentityAssertion)
 	if err != nil {
 		return nil, err
 	}

@@ -63,6 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Warmup, "warmup", o.Warmup, "unmeasured calls per path before each scenario")
 	fs.DurationVar(&o.Limit, "duration", o.Limit, "cap on each path's measurement in each scenario; it stops early when reached")
 	fs.BoolVar(&o.RPC, "rpc", o.RPC, "also measure mcpgate's /rpc")
+	fs.BoolVar(&o.IdentityAssertion, "identity-assertion", false, "register the upstream with identity_assertion: every call through mcpgate carries a signed identity assertion")
 	fs.BoolVar(&o.Reference, "reference", o.Reference, "also measure the reference hops: a bare net/http reverse proxy and a TCP relay in front of the upstream")
 	fs.BoolVar(&o.GatewayProcess, "gateway-process", false, "run mcpgate in a child process of its own, as in production (false: in this process, beside the callers)")
 	fs.BoolVar(&o.UpstreamProcess, "upstream-process", true, "run the upstream in a child process of its own, as in production (false: in this process, sharing its garbage collector)")

@@ -102,7 +102,7 @@ func RunSessions(ctx context.Context, o SessionOptions) (rep *SessionReport, err
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, gw.Close()) }()
-	tool, err := register(ctx, gw, "bench", up.URL, credential)
+	tool, err := register(ctx, gw, "bench", up.URL, credential, false)
 	if err != nil {
 		return nil, err
 	}

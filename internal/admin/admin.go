@@ -84,7 +84,8 @@ func gatewayField(name string) bool {
 	switch name {
 	case "name", "url", "transport", "auth_type", "passthrough_headers", "enabled",
 		"auth_username", "auth_password", "auth_token", "auth_header_key", "auth_header_value",
-		"auth_headers", "oauth_config", "description", "tags":
+		"auth_headers", "oauth_config", "description", "tags",
+		"identity_assertion":
 		return true
 	}
 	return false
@@ -104,7 +105,7 @@ func (a *API) createGateway(w http.ResponseWriter, r *http.Request) {
 	}
 	if !decodeField(w, fields, "name", &spec.Name) || !decodeField(w, fields, "url", &spec.URL) ||
 		!decodeField(w, fields, "transport", (*string)(&spec.Transport)) || !decodeField(w, fields, "auth_type", (*string)(&spec.AuthType)) ||
-		!decodeField(w, fields, "enabled", &spec.Enabled) {
+		!decodeField(w, fields, "enabled", &spec.Enabled) || !decodeField(w, fields, "identity_assertion", &spec.IdentityAssertion) {
 		return
 	}
 	spec.Transport = upstream.Transport(strings.ToUpper(string(spec.Transport)))
@@ -137,7 +138,8 @@ func (a *API) updateGateway(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var p registry.Patch
-	for name, dst := range map[string]any{"name": &p.Name, "url": &p.URL, "enabled": &p.Enabled} {
+	for name, dst := range map[string]any{"name": &p.Name, "url": &p.URL, "enabled": &p.Enabled,
+		"identity_assertion": &p.IdentityAssertion} {
 		if _, ok := fields[name]; ok && !decodeField(w, fields, name, dst) {
 			return
 		}

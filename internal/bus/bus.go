@@ -45,12 +45,15 @@ const (
 	KindResync Kind = "resync"
 	// KindAccess: the per-client access rules changed (PUT /admin/access).
 	KindAccess Kind = "access"
+	// KindSigningKeys: mcpgate's identity assertion signing keys changed
+	// (a rotation, or expired keys removed): read them again.
+	KindSigningKeys Kind = "signing_keys"
 )
 
 // known reports whether k is one of the kinds above.
 func (k Kind) known() bool {
 	switch k {
-	case KindGlobal, KindUpstream, KindCatalogue, KindResync, KindRevocation, KindAccess:
+	case KindGlobal, KindUpstream, KindCatalogue, KindResync, KindRevocation, KindAccess, KindSigningKeys:
 		return true
 	}
 	return false

@@ -84,6 +84,8 @@ type Gateway struct {
 	Egress egress.Policy
 	// Access holds trusted-proxy authentication and the access default.
 	Access Access
+	// IdentityAssertion are the IDENTITY_ASSERTION_* settings.
+	IdentityAssertion IdentityAssertion
 }
 
 // DefaultRequestBodyTimeout is REQUEST_BODY_TIMEOUT's default: ample for
@@ -297,7 +299,8 @@ func (s *sources) loadGateway() (Gateway, error) {
 		}
 		*d.dst = dur
 	}
-	return g, nil
+	g.IdentityAssertion, err = loadIdentityAssertion(get)
+	return g, err
 }
 
 // parseDuration reads seconds ("90", "1.5") or a Go duration ("90s", "2m").

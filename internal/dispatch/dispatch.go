@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/access"
+	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/passthrough"
@@ -42,6 +43,12 @@ type Config struct {
 	// Access gives what the client of a request's context may use; nil:
 	// every upstream (see view).
 	Access func(context.Context) access.Grant
+	// Assertions signs the identity assertion of the upstreams that ask for
+	// one (docs/identity-assertion.md), sent in AssertionHeader
+	// (IDENTITY_ASSERTION_HEADER; "" means X-Mcpgate-Identity). Nil: such
+	// an upstream's requests fail, saying why.
+	Assertions      *auth.AssertionKeys
+	AssertionHeader string
 }
 
 // Dispatcher answers client messages. It is safe for concurrent use.
@@ -80,6 +87,9 @@ type Inbound struct {
 	// session is the client's federated session, whose upstream sessions
 	// carry what is routed to an upstream; nil: the shared ones.
 	session *FederatedSession
+	// client is who opened the relay session this message goes on, for
+	// an identity assertion when the request's context has none.
+	client *auth.Identity
 }
 
 // Handle answers one message. A notification gets no answer (ok false).
@@ -251,7 +261,7 @@ func (d *Dispatcher) Forward(ctx context.Context, r *Route, msg jsonrpc.Message,
 func (d *Dispatcher) exchange(ctx context.Context, r *Route, msg jsonrpc.Message, in Inbound, send func(context.Context, http.Header) (jsonrpc.Message, error)) jsonrpc.Message {
 	allow := d.allowlist(ctx, r, in)
 	for attempt := 0; ; attempt++ {
-		headers, err := d.headers(ctx, r, allow, in)
+		headers, err := d.headers(ctx, r, allow, in, &msg)
 		if err != nil {
 			return d.failedRPC(ctx, r.Name, msg.Method, fmt.Errorf("%w: %w", errCredentials, err), in)
 		}
@@ -283,8 +293,10 @@ func (d *Dispatcher) exchange(ctx context.Context, r *Route, msg jsonrpc.Message
 
 // headers computes the headers of one upstream request on behalf of a
 // client: r's base headers and what the passthrough engine forwards of the
-// client's (spec §2), with the decisions counted and logged.
-func (d *Dispatcher) headers(ctx context.Context, r *Route, allow *passthrough.Allowlist, in Inbound) (http.Header, error) {
+// client's (spec §2), with the decisions counted and logged, and the
+// identity assertion of msg when r asks for one (nil msg: a request the
+// upstream session makes for itself).
+func (d *Dispatcher) headers(ctx context.Context, r *Route, allow *passthrough.Allowlist, in Inbound, msg *jsonrpc.Message) (http.Header, error) {
 	base, err := r.Credentials.BaseHeaders(ctx)
 	if err != nil {
 		return nil, err
@@ -293,7 +305,11 @@ func (d *Dispatcher) headers(ctx context.Context, r *Route, allow *passthrough.A
 	d.cfg.Policy.ComputeInto(res, passthrough.Call{Request: in.Header, Base: base, Allowlist: allow, Upstream: r.Upstream})
 	d.record(ctx, r, res, d.problemsOf(ctx, r, allow), in)
 	headers := res.HTTPHeader()
+	err = d.assert(ctx, r, res, headers, in, msg)
 	d.results.Put(res)
+	if err != nil {
+		return nil, err
+	}
 	return headers, nil
 }
 

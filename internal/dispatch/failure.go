@@ -62,6 +62,8 @@ func tell(name string, err error, timeout time.Duration) string {
 		return fmt.Sprintf("upstream %q did not answer within %s", name, timeout)
 	case errors.Is(err, errCancelled):
 		return fmt.Sprintf("request to upstream %q cancelled", name)
+	case errors.Is(err, errAssertion):
+		return fmt.Sprintf("upstream %q: cannot sign its identity assertion (mcpgate's log has the cause)", name)
 	case errors.Is(err, errCredentials):
 		return fmt.Sprintf("upstream %q: cannot get its credentials (mcpgate's log has the cause)", name)
 	case errors.Is(err, errUnavailable):

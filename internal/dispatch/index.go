@@ -65,6 +65,10 @@ type Route struct {
 	// upstream session lives there. It holds no URL, so that nothing that
 	// prints a Route can tell a client where an upstream lives.
 	Endpoint string
+	// AssertionAudience is the aud of the identity assertion mcpgate adds
+	// to every request it forwards there for a client (the upstream's URL,
+	// docs/identity-assertion.md); "" when the upstream asked for none.
+	AssertionAudience string
 }
 
 // EndpointOf returns the Route.Endpoint of an upstream at rawURL over

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/passthrough"
 )
@@ -48,7 +49,8 @@ type RelaySession struct {
 	endpoint  string // Route.Endpoint as it opened
 	conn      RelayConn
 	onMessage func(jsonrpc.Message)
-	done      chan struct{} // closed when mcpgate ends the session
+	client    *auth.Identity // who opened it, nil when no one authenticated
+	done      chan struct{}  // closed when mcpgate ends the session
 	closing   sync.Once
 
 	mu       sync.Mutex
@@ -79,7 +81,7 @@ func (d *Dispatcher) OpenRelay(ctx context.Context, upstreamID string, initializ
 	for attempt := 0; ; attempt++ {
 		dctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 		var err error
-		conn, err = r.Dial(dctx, initialize.Params, d.ownHeaders(r, in), onMessage)
+		conn, err = r.Dial(dctx, initialize.Params, d.ownHeaders(r, in.withClient(ctx)), onMessage)
 		cancel()
 		if status, ok := httpStatus(err); ok && status == http.StatusUnauthorized && r.Upstream.AuthType == passthrough.AuthOAuth && attempt == 0 {
 			r.Credentials.Invalidate()
@@ -93,7 +95,7 @@ func (d *Dispatcher) OpenRelay(ctx context.Context, upstreamID string, initializ
 	}
 	d.count("initialize", r, true)
 	rs := &RelaySession{d: d, id: r.ID, name: r.Name, endpoint: r.Endpoint, conn: conn, onMessage: onMessage,
-		done: make(chan struct{}), inflight: map[string]context.CancelFunc{}}
+		done: make(chan struct{}), inflight: map[string]context.CancelFunc{}, client: in.withClient(ctx).client}
 	d.relays.add(rs)
 	// A change published while the upstream session was being opened did
 	// not see this session: look again now that it is registered. An
@@ -125,7 +127,7 @@ func (d *Dispatcher) ownHeaders(opened *Route, in Inbound) func(context.Context)
 		if !ok || r.Credentials == nil || r.Endpoint != opened.Endpoint {
 			r = opened
 		}
-		headers, err := d.headers(ctx, r, d.allowlist(ctx, r, in), in)
+		headers, err := d.headers(ctx, r, d.allowlist(ctx, r, in), in, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", errCredentials, err)
 		}
@@ -302,14 +304,14 @@ func (rs *RelaySession) Notify(ctx context.Context, msg jsonrpc.Message, in Inbo
 		}
 		return nil
 	}
-	return rs.hand(ctx, msg.Method, in, func(ctx context.Context, headers http.Header) error {
+	return rs.hand(ctx, msg.Method, in, &msg, func(ctx context.Context, headers http.Header) error {
 		return rs.conn.Notify(ctx, msg, headers)
 	})
 }
 
 // Respond relays the client's answer to a request of the upstream's.
 func (rs *RelaySession) Respond(ctx context.Context, msg jsonrpc.Message, in Inbound) error {
-	return rs.hand(ctx, "response", in, func(ctx context.Context, headers http.Header) error {
+	return rs.hand(ctx, "response", in, &msg, func(ctx context.Context, headers http.Header) error {
 		return rs.conn.Respond(ctx, msg, headers)
 	})
 }
@@ -318,8 +320,8 @@ func (rs *RelaySession) Respond(ctx context.Context, msg jsonrpc.Message, in Inb
 // the upstream timeout: the front door holds the client's later requests
 // until it is handed on (or has failed), so one the upstream does not
 // accept must not hold them longer.
-func (rs *RelaySession) hand(ctx context.Context, what string, in Inbound, send func(context.Context, http.Header) error) error {
-	headers, err := rs.headers(ctx, in)
+func (rs *RelaySession) hand(ctx context.Context, what string, in Inbound, msg *jsonrpc.Message, send func(context.Context, http.Header) error) error {
+	headers, err := rs.headers(ctx, in, msg)
 	if err != nil {
 		return err
 	}
@@ -340,12 +342,15 @@ func (rs *RelaySession) hand(ctx context.Context, what string, in Inbound, send 
 // headers computes the headers of one message the session sends upstream
 // for its client, with the upstream's credentials and allowlist in force
 // now (spec §4, §5).
-func (rs *RelaySession) headers(ctx context.Context, in Inbound) (http.Header, error) {
+func (rs *RelaySession) headers(ctx context.Context, in Inbound, msg *jsonrpc.Message) (http.Header, error) {
 	r, err := rs.route()
 	if err != nil {
 		return nil, err
 	}
-	headers, err := rs.d.headers(ctx, r, rs.d.allowlist(ctx, r, in), in)
+	if in.client == nil {
+		in.client = rs.client
+	}
+	headers, err := rs.d.headers(ctx, r, rs.d.allowlist(ctx, r, in), in, msg)
 	if err != nil {
 		return nil, rs.d.failed(ctx, r.Name, "", fmt.Errorf("%w: %w", errCredentials, err), in)
 	}

@@ -64,6 +64,8 @@ type Gateway struct {
 	cluster *cluster
 	handler http.Handler
 	ready   atomic.Bool
+	// stopAssertionKeys ends the signing keys' maintenance.
+	stopAssertionKeys func()
 }
 
 // StartupError is a configuration problem that stops mcpgate before it
@@ -133,6 +135,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		g.Close()
 		return nil, err
 	}
+	assertions := gc.IdentityAssertion.OrDefaults()
+	keys, stopKeys, err := startAssertionKeys(ctx, st, sealer, g.cluster, assertions, logger)
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.stopAssertionKeys = stopKeys
 	policy := passthrough.NewPolicy(cfg.Passthrough)
 	g.resolver = passthrough.NewAllowlistResolver(policy, st.GlobalPassthrough, nil)
 	m := metrics.New()
@@ -152,6 +161,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		DrainTimeout:    gc.UpstreamTimeout,
 		RefreshInterval: gc.CatalogueRefreshInterval, Logger: logger, ClientVersion: version,
 		Publish: g.cluster.publish(logger), OnSessionOpened: m.UpstreamSessionOpened,
+		AssertOwn: assertOwn(keys, assertions.Header),
 	})
 	g.cluster.applyTo(g.registry, logger)
 	if err := g.registry.Seed(ctx); err != nil {
@@ -167,6 +177,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Directory: g.registry, Policy: policy, Resolver: g.resolver, Metrics: m, Logger: logger,
 		Timeout: gc.UpstreamTimeout, ServerName: "mcpgate", ServerVersion: version,
 		MaxUpstreamSessions: gc.MaxUpstreamSessionsPerUpstream, Access: g.access.grant(cfg.AuthRequired),
+		Assertions: keys, AssertionHeader: assertions.Header,
 	})
 	g.dispatcher = d
 	// Every session is bound to the client that opened it: a session id is
@@ -244,6 +255,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		})},
 		{pattern: "GET /ready", handler: http.HandlerFunc(g.readyHandler)},
 		{pattern: "GET /metrics", handler: m.Handler()},
+		{pattern: "GET /.well-known/jwks.json", handler: jwksHandler(keys, assertions.KeyLead)},
 		{pattern: "/rpc", role: auth.RoleClient, handler: &frontdoor.RPC{Handler: g.rpc, Logger: logger, RequestID: requestIDOf}},
 		{pattern: "/mcp", role: auth.RoleClient, handler: g.streamable},
 		{pattern: "/mcp/", role: auth.RoleClient, handler: g.streamable},
@@ -259,6 +271,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	}
 	adminRoutes := (&admin.API{Registry: g.registry, Resolver: g.resolver, Access: g.access, Logger: logger}).Routes()
 	adminRoutes = append(adminRoutes, (&admin.RevocationAPI{Revocations: g.revocations, Logger: logger}).Routes()...)
+	adminRoutes = append(adminRoutes, (&admin.SigningKeys{Keys: rotator(keys), Logger: logger}).Routes()...)
 	for _, a := range adminRoutes {
 		routes = append(routes, route{pattern: a.Pattern, role: auth.RoleAdmin, handler: a.Handler})
 	}
@@ -451,6 +464,10 @@ func (g *Gateway) Close() {
 	}
 	if g.rpc != nil {
 		g.rpc.Close()
+	}
+	if g.stopAssertionKeys != nil {
+		g.stopAssertionKeys()
+		g.stopAssertionKeys = nil
 	}
 	if g.registry != nil {
 		_ = g.registry.Close()

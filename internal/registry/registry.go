@@ -70,6 +70,11 @@ type Config struct {
 	// version (0 for a deleted upstream and for ChangeGlobal), so that an
 	// instance that already has that version or a newer one skips it.
 	Publish func(ctx context.Context, change Change, id string, version int64)
+	// AssertOwn, when set, adds to h the identity assertion of a request
+	// mcpgate makes for itself (discovery: no client) to an upstream
+	// registered with identity_assertion, whose URL is the audience
+	// (docs/identity-assertion.md).
+	AssertOwn func(ctx context.Context, upstreamID, audience string, h http.Header) error
 }
 
 // Change names what changed, for Config.Publish.
@@ -176,6 +181,10 @@ type View struct {
 	CreatedAt            time.Time  `json:"created_at"`
 	UpdatedAt            time.Time  `json:"updated_at"`
 	Version              int64      `json:"version"`
+
+	// IdentityAssertion: mcpgate signs who each request forwarded there is
+	// for (docs/identity-assertion.md).
+	IdentityAssertion bool `json:"identity_assertion"`
 	// Conflicts are federated names this upstream shares with another
 	// (only one of the two is served); none normally.
 	Conflicts []Conflict `json:"conflicts,omitempty"`
@@ -303,6 +312,7 @@ func (r *Registry) Create(ctx context.Context, s Spec) (View, error) {
 		Name: s.Name, Slug: slug(s.Name), URL: s.URL, Transport: string(s.Transport),
 		AuthType: string(s.AuthType), AuthSecret: secret, PassthroughHeaders: s.PassthroughHeaders,
 		Enabled: s.Enabled, Status: StatusUnavailable, StatusReason: "not connected yet",
+		IdentityAssertion: s.IdentityAssertion,
 	})
 	if err != nil {
 		return View{}, storeError(err)
@@ -326,7 +336,7 @@ func (r *Registry) Update(ctx context.Context, id string, p Patch) (View, error)
 	creds, openErr := r.open(rec)
 	s := Spec{Name: rec.Name, URL: rec.URL, Transport: upstream.Transport(rec.Transport),
 		AuthType: passthrough.AuthType(rec.AuthType), Credentials: creds,
-		PassthroughHeaders: rec.PassthroughHeaders, Enabled: rec.Enabled}
+		PassthroughHeaders: rec.PassthroughHeaders, Enabled: rec.Enabled, IdentityAssertion: rec.IdentityAssertion}
 	if p.Name != nil {
 		s.Name = *p.Name
 	}
@@ -351,6 +361,9 @@ func (r *Registry) Update(ctx context.Context, id string, p Patch) (View, error)
 	if p.Enabled != nil {
 		s.Enabled = *p.Enabled
 	}
+	if p.IdentityAssertion != nil {
+		s.IdentityAssertion = *p.IdentityAssertion
+	}
 	keep, err := keepSealed(openErr, p, passthrough.AuthType(rec.AuthType))
 	if err != nil {
 		return View{}, err
@@ -371,6 +384,7 @@ func (r *Registry) Update(ctx context.Context, id string, p Patch) (View, error)
 	}
 	rec.Name, rec.Slug, rec.URL, rec.Transport = s.Name, slug(s.Name), s.URL, string(s.Transport)
 	rec.AuthType, rec.AuthSecret, rec.PassthroughHeaders, rec.Enabled = string(s.AuthType), secret, s.PassthroughHeaders, s.Enabled
+	rec.IdentityAssertion = s.IdentityAssertion
 	if rec, err = r.cfg.Store.UpdateUpstream(ctx, rec); err != nil {
 		return View{}, storeError(err)
 	}
@@ -676,6 +690,7 @@ func (r *Registry) view(rec store.Upstream) View {
 	v := View{ID: rec.ID, Name: rec.Name, Slug: rec.Slug, URL: redactURL(rec.URL), Transport: upstream.Transport(rec.Transport),
 		AuthType: passthrough.AuthType(rec.AuthType), PassthroughHeaders: rec.PassthroughHeaders, Enabled: rec.Enabled,
 		Status: rec.Status, StatusReason: rec.StatusReason, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, Version: rec.Version}
+	v.IdentityAssertion = rec.IdentityAssertion
 	v.Conflicts = conflictsOf(r.index.Load(), rec.ID)
 	r.mu.Lock()
 	if l, ok := r.live[rec.ID]; ok {
@@ -797,6 +812,9 @@ func (r *Registry) newRoute(rec store.Upstream) (*dispatch.Route, *auth.Upstream
 	if rec.PassthroughHeaders != nil {
 		route.Allowlist = r.cfg.Policy.Compile(*rec.PassthroughHeaders)
 	}
+	if rec.IdentityAssertion {
+		route.AssertionAudience = rec.URL
+	}
 	plain, err := r.open(rec)
 	if err != nil {
 		return route, nil, err
@@ -822,6 +840,11 @@ func (r *Registry) target(rec store.Upstream, creds *auth.UpstreamAuth) pool.Tar
 			base := http.Header{}
 			for _, h := range hs {
 				base[h.Name] = []string{h.Value}
+			}
+			if rec.IdentityAssertion && r.cfg.AssertOwn != nil {
+				if err := r.cfg.AssertOwn(ctx, rec.ID, rec.URL, base); err != nil {
+					return nil, err
+				}
 			}
 			return base, nil
 		}}

@@ -23,6 +23,9 @@ type Spec struct {
 	// global one, an empty list forwards nothing (spec §3).
 	PassthroughHeaders *[]string
 	Enabled            bool
+	// IdentityAssertion asks for mcpgate's signed identity assertion on
+	// every request forwarded there (docs/identity-assertion.md).
+	IdentityAssertion bool
 }
 
 // Patch changes some fields of a registered upstream; nil fields stay as
@@ -37,6 +40,7 @@ type Patch struct {
 	// upstream back to inheriting the global list.
 	PassthroughHeaders OptionalList
 	Enabled            *bool
+	IdentityAssertion  *bool
 }
 
 // OptionalList is a list field of a Patch that may be absent, null or a list.

@@ -38,6 +38,9 @@ type Upstream struct {
 	PassthroughHeaders *[]string
 	// Enabled says whether mcpgate routes calls to the upstream.
 	Enabled bool
+	// IdentityAssertion says whether mcpgate adds its signed identity
+	// assertion to the requests it forwards there (docs/identity-assertion.md).
+	IdentityAssertion bool
 	// Status is the upstream's health as last seen, such as "available" or
 	// "unavailable", and StatusReason why ("dial tcp …: connection
 	// refused"). SetUpstreamStatus changes them without a new Version.
@@ -52,7 +55,7 @@ type Upstream struct {
 
 // upstreamColumns are the columns scanUpstream reads, in its order.
 const upstreamColumns = `id, name, slug, url, transport, auth_type, auth_secret,
-	passthrough_headers, enabled, status, status_reason, created_at, updated_at, version`
+	passthrough_headers, enabled, status, status_reason, created_at, updated_at, version, identity_assertion`
 
 // CreateUpstream stores a new upstream and returns it with its ID, Version
 // (1) and times set; u's own ID, Version and times are ignored. A name
@@ -73,9 +76,9 @@ func (s *Store) CreateUpstream(ctx context.Context, u Upstream) (Upstream, error
 	u.UpdatedAt = u.CreatedAt
 	err = s.db.write(ctx, func(q querier) error {
 		_, err := q.exec(ctx, `INSERT INTO upstreams (`+upstreamColumns+`, name_key)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			u.ID, u.Name, u.Slug, u.URL, u.Transport, u.AuthType, nullBytes(u.AuthSecret),
-			headers, u.Enabled, u.Status, u.StatusReason, u.CreatedAt, u.UpdatedAt, u.Version, nameKey(u.Name))
+			headers, u.Enabled, u.Status, u.StatusReason, u.CreatedAt, u.UpdatedAt, u.Version, u.IdentityAssertion, nameKey(u.Name))
 		return err
 	})
 	if err != nil {
@@ -148,10 +151,10 @@ func (s *Store) UpdateUpstream(ctx context.Context, u Upstream) (Upstream, error
 	err = s.db.write(ctx, func(q querier) error {
 		n, err := q.exec(ctx, `UPDATE upstreams SET name = $2, name_key = $3, slug = $4, url = $5,
 			transport = $6, auth_type = $7, auth_secret = $8, passthrough_headers = $9, enabled = $10,
-			status = $11, status_reason = $12, updated_at = $13, version = version + 1
+			status = $11, status_reason = $12, updated_at = $13, version = version + 1, identity_assertion = $15
 			WHERE id = $1 AND version = COALESCE($14, version)`,
 			u.ID, u.Name, nameKey(u.Name), u.Slug, u.URL, u.Transport, u.AuthType, nullBytes(u.AuthSecret),
-			headers, u.Enabled, u.Status, u.StatusReason, timestamp(), read)
+			headers, u.Enabled, u.Status, u.StatusReason, timestamp(), read, u.IdentityAssertion)
 		if err != nil {
 			return err
 		}
@@ -259,7 +262,7 @@ func scanUpstream(r row) (Upstream, error) {
 	var u Upstream
 	var headers *string
 	err := r.Scan(&u.ID, &u.Name, &u.Slug, &u.URL, &u.Transport, &u.AuthType, &u.AuthSecret,
-		&headers, &u.Enabled, &u.Status, &u.StatusReason, &u.CreatedAt, &u.UpdatedAt, &u.Version)
+		&headers, &u.Enabled, &u.Status, &u.StatusReason, &u.CreatedAt, &u.UpdatedAt, &u.Version, &u.IdentityAssertion)
 	if err != nil {
 		return Upstream{}, err
 	}
