@@ -20,7 +20,7 @@ func SettingDocs() []passthrough.SettingDoc {
 		Usage:   "clients must authenticate to mcpgate with AUTH_HEADER_NAME, which is then never forwarded",
 		Bool:    true,
 	})
-	return append(docs, gatewayDocs()...)
+	return append(append(docs, gatewayDocs()...), resourceDocs()...)
 }
 
 // FlagName returns the command-line flag of a setting: its environment name

@@ -68,6 +68,9 @@ type Gateway struct {
 	// (scheme://host[:port]), in NormalizeOrigin's form: browser pages
 	// there may call mcpgate besides pages of mcpgate's own origin.
 	AllowedOrigins []string
+	// Resource is mcpgate as an OAuth 2.1 protected resource (MCP_RESOURCE_URL
+	// and the OAUTH_* and MCP_REQUIRED_SCOPES settings; resource.go).
+	Resource Resource
 	// RedisURL (REDIS_URL), redis://… or rediss://…, turns on
 	// multi-instance mode: changes and session messages travel between
 	// instances through Redis. It needs PostgreSQL as the database.
@@ -294,6 +297,11 @@ func (s *sources) loadGateway() (Gateway, error) {
 		}
 		*d.dst = dur
 	}
+	r, err := s.loadResource()
+	if err != nil {
+		return g, err
+	}
+	g.Resource = r
 	return g, nil
 }
 

@@ -51,6 +51,8 @@ type Gateway struct {
 	jwt        *auth.JWT
 	tokens     verifiedTokens
 	httpClient *http.Client
+	// resource is mcpgate as an OAuth 2.1 protected resource (resource.go).
+	resource *protectedResource
 	// unlockSQLite releases the one-instance lock of a SQLite database.
 	unlockSQLite func()
 	// cluster is what this instance shares with the others.
@@ -71,7 +73,7 @@ func (e *StartupError) Error() string { return e.Setting + ": " + e.Message }
 // New opens the store (applying migrations), seeds the global passthrough
 // list, connects to every registered upstream and builds the HTTP handler.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version string) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, logger: logger}
+	g := &Gateway{cfg: cfg, logger: logger, resource: &protectedResource{cfg: cfg.Gateway.Resource}}
 	gc := cfg.Gateway
 	if cfg.AuthRequired {
 		if gc.JWTSecretKey == "" {
@@ -209,6 +211,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	})
 	mux.HandleFunc("GET /ready", g.readyHandler)
 	mux.Handle("GET /metrics", m.Handler())
+	// Protected-resource metadata (RFC 9728), without a token.
+	mux.HandleFunc(metadataPath, g.resource.serveMetadata)
+	mux.HandleFunc(metadataPath+"/", g.resource.serveMetadata)
 	authed := http.NewServeMux()
 	// Stateless calls too get upstream sessions of their client's own.
 	g.rpc = d.NewPrincipalSessions(auth.Principal, gc.SessionIdleTimeout, gc.MaxUpstreamSessionsPerUpstream)
@@ -235,9 +240,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	authed.HandleFunc("/gateways/{id}/message", g.relaySSE.ServeMessage)
 	authed.HandleFunc("/sse", g.legacySSE.ServeStream)
 	authed.HandleFunc(frontdoor.MessagePath, g.legacySSE.ServeMessage)
-	mux.Handle("/ws", g.authenticateWith(g.websocket, webSocketToken(cfg.Passthrough.AuthHeaderName), webSocketHowTo(cfg.Passthrough.AuthHeaderName)))
+	mux.Handle("/ws", g.authenticateWith(g.resource.requireScopes(g.websocket), webSocketToken(cfg.Passthrough.AuthHeaderName), webSocketHowTo(cfg.Passthrough.AuthHeaderName)))
 	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
-	mux.Handle("/", g.authenticate(authed))
+	mux.Handle("/", g.authenticate(g.resource.requireScopes(authed)))
 	bodyTimeout := gc.RequestBodyTimeout
 	if bodyTimeout <= 0 {
 		bodyTimeout = config.DefaultRequestBodyTimeout
@@ -481,14 +486,14 @@ func (g *Gateway) authenticateWith(next http.Handler, tokenOf func(*http.Request
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := tokenOf(r)
 		if !ok {
-			unauthorized(w, "authentication required: "+howTo+" (mint one with `mcpgate token`)")
+			g.unauthorized(w, r, "", "authentication required: "+howTo+" (mint one with `mcpgate token`)")
 			return
 		}
 		subject, ok := g.tokens.valid(token, time.Now())
 		if !ok {
 			claims, err := g.jwt.Verify(token, time.Now())
 			if err != nil {
-				unauthorized(w, "invalid token: "+err.Error())
+				g.unauthorized(w, r, "invalid_token", "invalid token: "+err.Error())
 				return
 			}
 			g.tokens.remember(token, claims.ExpiresAt, claims.Subject)
@@ -536,8 +541,11 @@ func (v *verifiedTokens) remember(token string, exp time.Time, subject string) {
 	v.m[token] = verifiedToken{expires: exp, subject: subject}
 }
 
-func unauthorized(w http.ResponseWriter, msg string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="mcpgate"`)
+// unauthorized answers 401 with msg, and a WWW-Authenticate challenge that
+// points at the endpoint's protected-resource metadata (resource.go);
+// errCode is RFC 6750's ("invalid_token"), "" when the request had no token.
+func (g *Gateway) unauthorized(w http.ResponseWriter, r *http.Request, errCode, msg string) {
+	w.Header().Set("WWW-Authenticate", g.resource.challenge(r, errCode, msg))
 	body, _ := jsonString(msg)
 	writeJSON(w, http.StatusUnauthorized, `{"detail":`+body+`}`)
 }
