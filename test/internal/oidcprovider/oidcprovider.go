@@ -49,7 +49,6 @@ type Provider struct {
 	// Issuer is its issuer URL, http://127.0.0.1:PORT (no trailing slash).
 	Issuer string
 
-	t    testing.TB
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
 	mu   sync.Mutex
@@ -88,7 +87,7 @@ func Start(t testing.TB, clients ...Client) *Provider {
 		t.Fatal(err)
 	}
 	port := testenv.FreePort(t)
-	p := &Provider{Issuer: "http://127.0.0.1:" + strconv.Itoa(port), t: t, done: make(chan struct{})}
+	p := &Provider{Issuer: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
 	p.cmd = exec.Command(strings.TrimSpace(node), path)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "OIDC_PROVIDER_DIR=" + strings.TrimSpace(pkg),
 		"OIDC_PORT=" + strconv.Itoa(port), "OIDC_CLIENTS=" + string(clientsJSON)}
@@ -165,8 +164,8 @@ func (p *Provider) stop() {
 // Token obtains an access token with the client_credentials grant for
 // resource (RFC 8707) with the space-separated scope; it fails the test if
 // the provider refuses.
-func (p *Provider) Token(c Client, scope, resource string) string {
-	p.t.Helper()
+func (p *Provider) Token(t testing.TB, c Client, scope, resource string) string {
+	t.Helper()
 	form := url.Values{"grant_type": {"client_credentials"}}
 	if scope != "" {
 		form.Set("scope", scope)
@@ -176,51 +175,51 @@ func (p *Provider) Token(c Client, scope, resource string) string {
 	}
 	req, err := http.NewRequest(http.MethodPost, p.Issuer+"/token", strings.NewReader(form.Encode()))
 	if err != nil {
-		p.t.Fatal(err)
+		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret)) // RFC 6749 §2.3.1
 	var body struct {
 		AccessToken string `json:"access_token"`
 	}
-	if status, raw := p.do(req, &body); status != http.StatusOK || body.AccessToken == "" {
-		p.t.Fatalf("token for %s (scope %q, resource %q): %d %s", c.ID, scope, resource, status, raw)
+	if status, raw := p.do(t, req, &body); status != http.StatusOK || body.AccessToken == "" {
+		t.Fatalf("token for %s (scope %q, resource %q): %d %s", c.ID, scope, resource, status, raw)
 	}
 	return body.AccessToken
 }
 
 // RotateKeys makes the provider sign with a new key from now on, keeping
 // the previous ones in its JWKS, and returns the new key's kid.
-func (p *Provider) RotateKeys() string {
-	p.t.Helper()
+func (p *Provider) RotateKeys(t testing.TB) string {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, p.Issuer+"/_test/rotate", nil)
 	if err != nil {
-		p.t.Fatal(err)
+		t.Fatal(err)
 	}
 	var body struct {
 		Kid string `json:"kid"`
 	}
-	if status, raw := p.do(req, &body); status != http.StatusOK || body.Kid == "" {
-		p.t.Fatalf("rotate the provider's keys: %d %s", status, raw)
+	if status, raw := p.do(t, req, &body); status != http.StatusOK || body.Kid == "" {
+		t.Fatalf("rotate the provider's keys: %d %s", status, raw)
 	}
 	return body.Kid
 }
 
-func (p *Provider) do(req *http.Request, into any) (int, string) {
-	p.t.Helper()
+func (p *Provider) do(t testing.TB, req *http.Request, into any) (int, string) {
+	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Do(req)
 	if err != nil {
-		p.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		p.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	if resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(raw, into); err != nil {
-			p.t.Fatalf("%s %s: %v in %s", req.Method, req.URL, err, raw)
+			t.Fatalf("%s %s: %v in %s", req.Method, req.URL, err, raw)
 		}
 	}
 	return resp.StatusCode, fmt.Sprintf("%.500s", raw)

@@ -19,7 +19,7 @@ func TestTokensAreJWTsForTheResourceAndRotationPublishesBothKeys(t *testing.T) {
 	p := Start(t, agent)
 	const resource = "http://127.0.0.1:1/mcp"
 
-	header, claims := decode(t, p.Token(agent, "mcp:tools", resource))
+	header, claims := decode(t, p.Token(t, agent, "mcp:tools", resource))
 	if claims["aud"] != resource || claims["iss"] != p.Issuer || claims["scope"] != "mcp:tools" || claims["sub"] != "agent" {
 		t.Errorf("claims = %v, want aud %q, iss %q, scope mcp:tools, sub agent", claims, resource, p.Issuer)
 	}
@@ -28,8 +28,8 @@ func TestTokensAreJWTsForTheResourceAndRotationPublishesBothKeys(t *testing.T) {
 		t.Errorf("JWKS kids = %v, want [%s]", kids, first)
 	}
 
-	second := p.RotateKeys()
-	header, _ = decode(t, p.Token(agent, "mcp:tools", resource))
+	second := p.RotateKeys(t)
+	header, _ = decode(t, p.Token(t, agent, "mcp:tools", resource))
 	if header["kid"] != second || second == first {
 		t.Errorf("after rotation a token has kid %v, want the new %s (the old was %s)", header["kid"], second, first)
 	}
