@@ -14,6 +14,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // resourceSettings make mcpgate a protected resource at a public URL, as
@@ -45,24 +46,6 @@ func (r *running) get(method, path, token string) (*http.Response, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	return resp, string(body)
-}
-
-// bearerChallenge parses a WWW-Authenticate value with the go-sdk's parser
-// (what its OAuth clients read) and returns the Bearer challenge's
-// parameters.
-func bearerChallenge(t *testing.T, h http.Header) map[string]string {
-	t.Helper()
-	cs, err := oauthex.ParseWWWAuthenticate(h.Values("WWW-Authenticate"))
-	if err != nil {
-		t.Fatalf("WWW-Authenticate %q: %v", h.Values("WWW-Authenticate"), err)
-	}
-	for _, c := range cs {
-		if c.Scheme == "bearer" {
-			return c.Params
-		}
-	}
-	t.Fatalf("WWW-Authenticate %q has no Bearer challenge", h.Values("WWW-Authenticate"))
-	return nil
 }
 
 // TestProtectedResourceMetadataPerEndpoint: every MCP endpoint has its
@@ -123,7 +106,7 @@ func TestEvery401PointsAtItsEndpointsMetadata(t *testing.T) {
 					t.Errorf("%s %s (token %t): %d %s, want 401", c.method, c.path, token != "", resp.StatusCode, body)
 					continue
 				}
-				p := bearerChallenge(t, resp.Header)
+				p := testenv.BearerChallenge(t, resp.Header)
 				if want := "https://gw.example.com" + metadataPath + c.endpoint; p["resource_metadata"] != want {
 					t.Errorf("%s %s: resource_metadata %q, want %q", c.method, c.path, p["resource_metadata"], want)
 				}
@@ -159,7 +142,7 @@ func TestMetadataWithoutResourceURLUsesTheRequestsOrigin(t *testing.T) {
 		t.Errorf("metadata = %s, want resource %s/mcp and the one server", body, gw.url)
 	}
 	resp, _ = gw.get(http.MethodPost, "/mcp", "")
-	if p := bearerChallenge(t, resp.Header); p["resource_metadata"] != gw.url+metadataPath+"/mcp" || p["scope"] != "" {
+	if p := testenv.BearerChallenge(t, resp.Header); p["resource_metadata"] != gw.url+metadataPath+"/mcp" || p["scope"] != "" {
 		t.Errorf("401 challenge %v, want resource_metadata %s%s/mcp and no scope", p, gw.url, metadataPath)
 	}
 }
@@ -183,7 +166,7 @@ func TestMissingRequiredScopeIs403InsufficientScope(t *testing.T) {
 				t.Errorf("%s %s without scope mcp:tools: %d %s, want 403", c.method, c.path, resp.StatusCode, body)
 				continue
 			}
-			p := bearerChallenge(t, resp.Header)
+			p := testenv.BearerChallenge(t, resp.Header)
 			if p["error"] != "insufficient_scope" || p["scope"] != "mcp:tools" || p["resource_metadata"] != "https://gw.example.com"+metadataPath+c.endpoint {
 				t.Errorf("%s %s: challenge %v", c.method, c.path, p)
 			}
