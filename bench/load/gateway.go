@@ -108,7 +108,8 @@ func startGateway(ctx context.Context) (*runningGateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	if r.Token, err = jwt.Mint("bench", 24*time.Hour, time.Now()); err != nil {
+	// The bench registers upstreams (the admin API) and calls tools.
+	if r.Token, err = jwt.MintWith("bench", 24*time.Hour, time.Now(), auth.MintOptions{Scopes: []string{config.DefaultJWTAdminScope}}); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	ok = true

@@ -10,11 +10,9 @@ import (
 	"net"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/gateway"
 )
@@ -111,64 +109,4 @@ func parseFlags(fs *flag.FlagSet, args []string, s streams, usage func(io.Writer
 		return exitUsage, false
 	}
 	return 0, true
-}
-
-// runToken is "mcpgate token": mints a client token, or a new secret.
-func runToken(_ context.Context, args []string, s streams) int {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	subject := fs.String("subject", "admin", "who the token is for (its sub claim)")
-	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
-	newSecret := fs.Bool("new-secret", false, "print a new random secret for JWT_SECRET_KEY or AUTH_ENCRYPTION_SECRET instead")
-	config.RegisterFlags(fs)
-	if code, ok := parseFlags(fs, args, s, tokenUsage); !ok {
-		return code
-	}
-	if *newSecret {
-		secret, err := auth.NewSecret()
-		if err != nil {
-			fmt.Fprintf(s.stderr, "mcpgate: %v\n", err)
-			return exitFailed
-		}
-		fmt.Fprintln(s.stdout, secret)
-		return exitOK
-	}
-	cfg, err := config.Load(fs, s.environ)
-	if err != nil {
-		fmt.Fprintf(s.stderr, "mcpgate: %v\n", err)
-		return exitUsage
-	}
-	if cfg.Gateway.JWTSecretKey == "" {
-		fmt.Fprintln(s.stderr, "mcpgate token: JWT_SECRET_KEY is not set; set it to the gateway's key (make one with `mcpgate token --new-secret`)")
-		return exitUsage
-	}
-	j, err := auth.NewJWT([]byte(cfg.Gateway.JWTSecretKey))
-	if err != nil {
-		fmt.Fprintf(s.stderr, "mcpgate token: JWT_SECRET_KEY: %v\n", err)
-		return exitUsage
-	}
-	tok, err := j.Mint(*subject, *ttl, time.Now())
-	if err != nil {
-		fmt.Fprintf(s.stderr, "mcpgate token: %v\n", err)
-		return exitUsage
-	}
-	fmt.Fprintln(s.stdout, tok)
-	return exitOK
-}
-
-func tokenUsage(w io.Writer) {
-	fmt.Fprint(w, `Usage: mcpgate token [--subject NAME] [--ttl 24h] [--new-secret]
-
-Prints a client token signed with JWT_SECRET_KEY, to send as
-"Authorization: Bearer <token>" (or in AUTH_HEADER_NAME). With --new-secret it
-prints a new random secret instead, for JWT_SECRET_KEY or AUTH_ENCRYPTION_SECRET.
-
-Flags:
-  --subject NAME  who the token is for (default admin)
-  --ttl DURATION  how long it is valid (default 24h)
-  --new-secret    print a new secret and exit
-
-Settings:
-`)
-	printSettings(w)
 }

@@ -2,8 +2,11 @@
 // credentials for upstream MCP servers.
 //
 // It has three parts:
-//   - client tokens: [JWT] mints and verifies the HS256 tokens clients send
-//     to mcpgate in the AUTH_HEADER_NAME header, read with [BearerToken];
+//   - client tokens: [Verifier] checks the tokens clients send to mcpgate in
+//     the AUTH_HEADER_NAME header (read with [BearerToken]) and returns the
+//     [Identity] they name: HS256 tokens, which [JWT] mints, and RS256,
+//     ES256 and EdDSA tokens of an identity provider, whose keys come from
+//     a PEM file or a [JWKS];
 //   - credentials at rest: [Sealer] encrypts upstream credentials with a key
 //     derived from AUTH_ENCRYPTION_SECRET before they are stored;
 //   - upstream credentials: [Credentials] are what an upstream is registered

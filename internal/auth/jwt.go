@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -29,7 +30,8 @@ const maxTokenLength = 8 << 10
 // JWT mints and verifies mcpgate's client tokens: JSON Web Tokens signed with
 // HS256 and a shared secret. It is immutable and safe for concurrent use.
 type JWT struct {
-	secret []byte
+	secret   []byte
+	verifier *Verifier // HS256 only, exp required
 }
 
 // NewJWT returns a JWT signing and verifying with secret, which must be at
@@ -40,7 +42,13 @@ func NewJWT(secret []byte) (*JWT, error) {
 			"make one with `mcpgate token --new-secret` or `openssl rand -hex 32`",
 			len(secret), MinSecretLength)
 	}
-	return &JWT{secret: append([]byte(nil), secret...)}, nil
+	j := &JWT{secret: append([]byte(nil), secret...)}
+	v, err := NewVerifier(VerifierConfig{Secret: j.secret, RequireExpiration: true})
+	if err != nil {
+		return nil, err
+	}
+	j.verifier = v
+	return j, nil
 }
 
 // NewSecret returns a new client-token secret: 32 random bytes, hex-encoded
@@ -61,22 +69,51 @@ type Claims struct {
 	ID        string    // jti; "" when the token has none
 }
 
+// MintOptions are what a minted token says beyond its subject.
+type MintOptions struct {
+	// Scopes go in the scope claim, space separated; the admin scope
+	// (JWT_ADMIN_SCOPE) among them gives the admin role.
+	Scopes []string
+	// Audience, when not empty, is the aud claim: JWT_AUDIENCE's first
+	// value, so that the token passes the audience check.
+	Audience string
+}
+
 // Mint returns a token for subject, issued at now and expiring ttl later,
 // with iss "mcpgate" and a random jti. Every token expires: ttl must be
-// positive.
+// positive. Without scopes it gives the client role only.
 func (j *JWT) Mint(subject string, ttl time.Duration, now time.Time) (string, error) {
+	return j.MintWith(subject, ttl, now, MintOptions{})
+}
+
+// mintedClaims are the claims of a token mcpgate mints.
+type mintedClaims struct {
+	jwt.RegisteredClaims
+	Scope string `json:"scope,omitempty"`
+}
+
+// MintWith is Mint with scopes and an audience.
+func (j *JWT) MintWith(subject string, ttl time.Duration, now time.Time, o MintOptions) (string, error) {
 	if subject == "" {
 		return "", errors.New("mint client token: the subject is empty")
 	}
 	if ttl <= 0 {
 		return "", fmt.Errorf("mint client token for %q: the lifetime must be positive, got %v", subject, ttl)
 	}
-	claims := jwt.RegisteredClaims{
+	for _, sc := range o.Scopes {
+		if sc == "" || strings.ContainsAny(sc, " \t\"\\") {
+			return "", fmt.Errorf("mint client token for %q: scope %q is empty or holds a space, a quote or a backslash", subject, sc)
+		}
+	}
+	claims := mintedClaims{RegisteredClaims: jwt.RegisteredClaims{
 		Issuer:    Issuer,
 		Subject:   subject,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 		ID:        rand.Text(),
+	}, Scope: strings.Join(o.Scopes, " ")}
+	if o.Audience != "" {
+		claims.Audience = jwt.ClaimStrings{o.Audience}
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(j.secret)
 	if err != nil {
@@ -93,68 +130,11 @@ func (j *JWT) Mint(subject string, ttl time.Duration, now time.Time) (string, er
 // A refused token is a *TokenError saying what is wrong; its message never
 // contains the token.
 func (j *JWT) Verify(token string, now time.Time) (Claims, error) {
-	if len(token) > maxTokenLength {
-		return Claims{}, &TokenError{Problem: TokenMalformed, Detail: fmt.Sprintf("it is longer than %d bytes", maxTokenLength)}
-	}
-	p := jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(Leeway),
-		jwt.WithTimeFunc(func() time.Time { return now }),
-	)
-	var rc jwt.RegisteredClaims
-	t, err := p.ParseWithClaims(token, &rc, func(t *jwt.Token) (any, error) {
-		// WithValidMethods already refuses other algorithms; this makes
-		// sure the key can never reach another verifier.
-		if t.Method != jwt.SigningMethodHS256 {
-			return nil, errors.New("not HS256")
-		}
-		return j.secret, nil
-	})
+	id, err := j.verifier.verify(context.Background(), token, now)
 	if err != nil {
-		return Claims{}, classify(t, &rc, err)
+		return Claims{}, err
 	}
-	if rc.Subject == "" {
-		return Claims{}, &TokenError{Problem: TokenMissingClaim, Detail: "it has no sub (subject) claim"}
-	}
-	c := Claims{Subject: rc.Subject, ID: rc.ID}
-	if rc.IssuedAt != nil {
-		c.IssuedAt = rc.IssuedAt.Time
-	}
-	if rc.ExpiresAt != nil {
-		c.ExpiresAt = rc.ExpiresAt.Time
-	}
-	return c, nil
-}
-
-// classify turns a jwt parse error into a TokenError. The library's own
-// messages are kept out of the text (they may quote decoded token bytes) but
-// stay reachable through Unwrap.
-func classify(t *jwt.Token, rc *jwt.RegisteredClaims, err error) *TokenError {
-	te := &TokenError{err: err}
-	var alg any
-	if t != nil && t.Header != nil {
-		alg = t.Header["alg"]
-	}
-	switch {
-	case alg != nil && alg != jwt.SigningMethodHS256.Alg():
-		te.Problem, te.Detail = TokenWrongAlgorithm, "it is signed with "+algName(alg)+"; mcpgate accepts HS256 only"
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		te.Problem, te.Detail = TokenMalformed, malformedDetail
-	case t != nil && t.Header != nil && alg == nil:
-		te.Problem, te.Detail = TokenWrongAlgorithm, "its header names no algorithm; mcpgate accepts HS256 only"
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		te.Problem, te.Detail = TokenBadSignature, "its signature does not match (signed with another secret?)"
-	case errors.Is(err, jwt.ErrTokenExpired):
-		te.Problem, te.Detail = TokenExpired, "it expired at "+rc.ExpiresAt.UTC().Format(time.RFC3339)
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		te.Problem, te.Detail = TokenNotYetValid, "it is not valid before "+rc.NotBefore.UTC().Format(time.RFC3339)
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		te.Problem, te.Detail = TokenMissingClaim, "it has no exp (expiry) claim; mcpgate requires one"
-	default: // not expected from the parser options used
-		te.Problem, te.Detail = TokenMalformed, "it cannot be verified"
-	}
-	return te
+	return Claims{Subject: id.Subject, IssuedAt: id.IssuedAt, ExpiresAt: id.ExpiresAt, ID: id.TokenID}, nil
 }
 
 // malformedDetail says what a well-formed token is.
@@ -183,11 +163,15 @@ type TokenProblem uint8
 const (
 	_                   TokenProblem = iota
 	TokenMalformed                   // not a JWT, or a registered claim of the wrong type
-	TokenWrongAlgorithm              // not HS256 (alg none included)
-	TokenBadSignature                // not signed with this secret
+	TokenWrongAlgorithm              // an algorithm not accepted (alg none included)
+	TokenBadSignature                // not signed with the secret or key
 	TokenExpired                     // exp is past, beyond the leeway
 	TokenNotYetValid                 // nbf is ahead, beyond the leeway
 	TokenMissingClaim                // no exp or no sub
+	TokenWrongIssuer                 // iss not one of JWT_ISSUER
+	TokenWrongAudience               // aud names none of JWT_AUDIENCE
+	TokenUnknownKey                  // kid matches no key of the provider
+	TokenRevoked                     // revoked by an administrator
 )
 
 // String returns a short code for the problem, for logs and metrics labels.
@@ -205,6 +189,14 @@ func (p TokenProblem) String() string {
 		return "not_yet_valid"
 	case TokenMissingClaim:
 		return "missing_claim"
+	case TokenWrongIssuer:
+		return "wrong_issuer"
+	case TokenWrongAudience:
+		return "wrong_audience"
+	case TokenUnknownKey:
+		return "unknown_key"
+	case TokenRevoked:
+		return "revoked"
 	}
 	return fmt.Sprintf("TokenProblem(%d)", uint8(p))
 }

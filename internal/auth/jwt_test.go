@@ -106,7 +106,7 @@ func TestMintRefusesNoSubjectOrNoLifetime(t *testing.T) {
 }
 
 // sign signs claims with method and key, bypassing Mint.
-func sign(t *testing.T, method jwt.SigningMethod, claims jwt.Claims, key any) string {
+func sign(t testing.TB, method jwt.SigningMethod, claims jwt.Claims, key any) string {
 	t.Helper()
 	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
 	if err != nil {

@@ -19,10 +19,11 @@ const (
 // Identity is who a request's client is, as its verified token (or a
 // trusted proxy) says.
 type Identity struct {
-	Issuer    string // iss; Issuer for tokens mcpgate minted
-	Subject   string // sub
-	TokenID   string // jti; "" when the token has none
-	ExpiresAt time.Time
+	Issuer    string    // iss; Issuer for tokens mcpgate minted
+	Subject   string    // sub
+	TokenID   string    // jti; "" when the token has none
+	IssuedAt  time.Time // iat; zero when the token has none
+	ExpiresAt time.Time // exp; zero when the token has none (REQUIRE_TOKEN_EXPIRATION=false)
 	Roles     []Role
 	Scopes    []string // scope (space separated) or scp
 	Groups    []string

@@ -36,6 +36,9 @@ const (
 	// KindCatalogue: an upstream's catalogue (tools, resources, prompts) was
 	// read again; Event.ID names the upstream.
 	KindCatalogue Kind = "catalogue"
+	// KindRevocation: a client token or a subject's tokens were revoked, or
+	// a revocation lifted: read the revocations again.
+	KindRevocation Kind = "revocation"
 	// KindResync: events may have been missed (the bus reconnected): read
 	// everything again. A bus delivers it to its own subscribers; anyone may
 	// also publish it.
@@ -45,7 +48,7 @@ const (
 // known reports whether k is one of the kinds above.
 func (k Kind) known() bool {
 	switch k {
-	case KindGlobal, KindUpstream, KindCatalogue, KindResync:
+	case KindGlobal, KindUpstream, KindCatalogue, KindResync, KindRevocation:
 		return true
 	}
 	return false

@@ -24,6 +24,9 @@ type Gateway struct {
 	DatabaseURL string
 	// JWTSecretKey (JWT_SECRET_KEY) signs and checks client tokens (HS256).
 	JWTSecretKey string
+	// JWT holds the other client-token settings (JWT_*): public keys,
+	// issuer, audience, roles.
+	JWT JWT
 	// AuthEncryptionSecret (AUTH_ENCRYPTION_SECRET) encrypts upstream
 	// credentials at rest.
 	AuthEncryptionSecret string
@@ -116,11 +119,12 @@ const (
 
 // gatewayDocs documents the gateway settings; secrets have no default.
 func gatewayDocs() []passthrough.SettingDoc {
-	return []passthrough.SettingDoc{
+	return append([]passthrough.SettingDoc{
 		{Name: EnvHost, Default: "127.0.0.1", Usage: "address to listen on"},
 		{Name: EnvPort, Default: "4444", Usage: "port to listen on"},
 		{Name: EnvDatabaseURL, Default: "sqlite:///./mcpgate.db", Usage: "sqlite:///PATH or postgres://USER@HOST/DB"},
 		{Name: EnvJWTSecretKey, Default: "(none)", Usage: "HS256 key for client tokens, 32 bytes or more; required while AUTH_REQUIRED is true"},
+	}, append(jwtDocs(), []passthrough.SettingDoc{
 		{Name: EnvAuthEncryptionSecret, Default: "(none)", Usage: "encrypts upstream credentials at rest; required to register an upstream with credentials"},
 		{Name: EnvOldAuthEncryptionSecret, Default: "(none)", Usage: "the previous AUTH_ENCRYPTION_SECRET, while rotating it: credentials sealed under it still open, and every one is re-sealed under AUTH_ENCRYPTION_SECRET at start (the log says how many), so it can be removed after one start of every instance; never used to seal"},
 		{Name: EnvUpstreamTimeout, Default: "60s", Usage: "longest wait for an upstream's answer (seconds or a duration like 90s); also how long a connection replaced after an upstream's URL or transport changed stays open for its calls in flight"},
@@ -138,7 +142,7 @@ func gatewayDocs() []passthrough.SettingDoc {
 		{Name: EnvSSRFAllowPrivateNetworks, Default: "true when HOST is a loopback address, else false", Usage: "lets upstream URLs and OAuth token URLs reach private networks (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7)"},
 		{Name: EnvSSRFAllowedNetworks, Default: "(none)", Usage: "comma-separated IP addresses or CIDR networks (10.1.2.0/24) upstreams may reach while the two settings above are false; never link-local or metadata addresses"},
 		{Name: EnvSSRFProtectionEnabled, Default: "true", Usage: "false allows loopback and private addresses, as if both SSRF_ALLOW_* settings were true; link-local and metadata addresses stay refused"},
-	}
+	}...)...)
 }
 
 func (s *sources) loadGateway() (Gateway, error) {
@@ -171,6 +175,11 @@ func (s *sources) loadGateway() (Gateway, error) {
 	if v, ok := get(EnvJWTSecretKey); ok {
 		g.JWTSecretKey = v
 	}
+	jwt, err := loadJWT(get)
+	if err != nil {
+		return g, err
+	}
+	g.JWT = jwt
 	if v, ok := get(EnvAuthEncryptionSecret); ok {
 		g.AuthEncryptionSecret = v
 	}

@@ -299,24 +299,37 @@ func (rs *RelaySession) Notify(ctx context.Context, msg jsonrpc.Message, in Inbo
 		}
 		return nil
 	}
-	headers, err := rs.headers(ctx, in)
-	if err != nil {
-		return err
-	}
-	if err := rs.conn.Notify(ctx, msg, headers); err != nil {
-		return rs.d.failed(ctx, rs.name, msg.Method, err, in)
-	}
-	return nil
+	return rs.hand(ctx, msg.Method, in, func(ctx context.Context, headers http.Header) error {
+		return rs.conn.Notify(ctx, msg, headers)
+	})
 }
 
 // Respond relays the client's answer to a request of the upstream's.
 func (rs *RelaySession) Respond(ctx context.Context, msg jsonrpc.Message, in Inbound) error {
+	return rs.hand(ctx, "response", in, func(ctx context.Context, headers http.Header) error {
+		return rs.conn.Respond(ctx, msg, headers)
+	})
+}
+
+// hand hands the upstream a message that gets no answer with send, within
+// the upstream timeout: the front door holds the client's later requests
+// until it is handed on (or has failed), so one the upstream does not
+// accept must not hold them longer.
+func (rs *RelaySession) hand(ctx context.Context, what string, in Inbound, send func(context.Context, http.Header) error) error {
 	headers, err := rs.headers(ctx, in)
 	if err != nil {
 		return err
 	}
-	if err := rs.conn.Respond(ctx, msg, headers); err != nil {
-		return rs.d.failed(ctx, rs.name, "response", err, in)
+	sendCtx, cancel := context.WithTimeout(ctx, rs.d.cfg.Timeout)
+	defer cancel()
+	if err := send(sendCtx, headers); err != nil {
+		switch {
+		case sendCtx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
+			err = fmt.Errorf("%w: %w", errTimedOut, err)
+		case ctx.Err() != nil:
+			err = fmt.Errorf("%w: %w", errCancelled, err)
+		}
+		return rs.d.failed(ctx, rs.name, what, err, in)
 	}
 	return nil
 }

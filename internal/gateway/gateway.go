@@ -48,9 +48,13 @@ type Gateway struct {
 	websocket  *frontdoor.WebSocket
 	dispatcher *dispatch.Dispatcher
 	rpc        *dispatch.PrincipalSessions // /rpc's sessions, one per client
-	jwt        *auth.JWT
-	tokens     verifiedTokens
-	httpClient *http.Client
+	verifier   *auth.Verifier              // nil when AUTH_REQUIRED=false
+	jwks       *auth.JWKS                  // the identity provider's keys, if any
+	// revoked is the verifier's list of revoked tokens, which revocations
+	// keeps equal to the store's.
+	revoked     auth.RevocationList
+	revocations *revocations
+	httpClient  *http.Client
 	// resource is mcpgate as an OAuth 2.1 protected resource (resource.go).
 	resource *protectedResource
 	// unlockSQLite releases the one-instance lock of a SQLite database.
@@ -76,16 +80,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g := &Gateway{cfg: cfg, logger: logger, resource: &protectedResource{cfg: cfg.Gateway.Resource}}
 	gc := cfg.Gateway
 	if cfg.AuthRequired {
-		if gc.JWTSecretKey == "" {
-			return nil, &StartupError{config.EnvJWTSecretKey, "not set, and AUTH_REQUIRED is true: clients could not be authenticated. " +
-				"Set JWT_SECRET_KEY to 32 or more random bytes (for example: export JWT_SECRET_KEY=$(mcpgate token --new-secret)), " +
-				"or set AUTH_REQUIRED=false for local use without client authentication"}
-		}
-		jwt, err := auth.NewJWT([]byte(gc.JWTSecretKey))
+		v, jwks, err := clientVerifier(ctx, gc, &g.revoked, logger)
 		if err != nil {
-			return nil, &StartupError{config.EnvJWTSecretKey, err.Error()}
+			return nil, err
 		}
-		g.jwt = jwt
+		g.verifier, g.jwks = v, jwks
 	}
 	var sealer *auth.Sealer
 	if gc.AuthEncryptionSecret != "" {
@@ -95,6 +94,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		}
 		s, err := auth.NewSealer(gc.AuthEncryptionSecret, old...)
 		if err != nil {
+			g.Close()
 			return nil, &StartupError{config.EnvAuthEncryptionSecret, err.Error()}
 		}
 		sealer = s
@@ -105,6 +105,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	if path, ok := strings.CutPrefix(gc.DatabaseURL, "sqlite:///"); ok {
 		release, err := lockSQLite(path)
 		if err != nil {
+			g.Close() // the identity provider's key set, if any
 			return nil, &StartupError{config.EnvDatabaseURL, err.Error()}
 		}
 		g.unlockSQLite = release
@@ -117,6 +118,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	g.store = st
 
 	if g.cluster, err = joinCluster(ctx, gc, logger); err != nil {
+		g.Close()
+		return nil, err
+	}
+	if g.revocations, err = startRevocations(ctx, st, g.cluster.bus, &g.revoked, cfg.Passthrough.GlobalConfigCacheTTL, logger); err != nil {
 		g.Close()
 		return nil, err
 	}
@@ -242,6 +247,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	authed.HandleFunc(frontdoor.MessagePath, g.legacySSE.ServeMessage)
 	mux.Handle("/ws", g.authenticateWith(g.resource.requireScopes(g.websocket), webSocketToken(cfg.Passthrough.AuthHeaderName), webSocketHowTo(cfg.Passthrough.AuthHeaderName)))
 	(&admin.API{Registry: g.registry, Resolver: g.resolver, Logger: logger}).Register(authed)
+	(&admin.RevocationAPI{Revocations: g.revocations, Logger: logger}).Register(authed)
 	mux.Handle("/", g.authenticate(g.resource.requireScopes(authed)))
 	bodyTimeout := gc.RequestBodyTimeout
 	if bodyTimeout <= 0 {
@@ -288,7 +294,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	// otherwise a non-browser WebSocket client that sends its own address
 	// as Origin (Python's websocket-client does) is let in under any name.
 	ownHosts := []string{"*"}
-	if g.jwt == nil {
+	if g.verifier == nil {
 		ownHosts = g.cfg.Gateway.AllowedHosts
 	}
 	handler := guardOrigin(g.handler, g.cfg.Gateway.AllowedOrigins, ownHosts)
@@ -435,8 +441,16 @@ func (g *Gateway) Close() {
 	if g.registry != nil {
 		_ = g.registry.Close()
 	}
+	if g.revocations != nil {
+		g.revocations.close()
+		g.revocations = nil
+	}
 	g.cluster.close()
 	g.cluster = nil
+	if g.jwks != nil {
+		g.jwks.Close()
+		g.jwks = nil
+	}
 	if g.store != nil {
 		_ = g.store.Close()
 	}
@@ -480,7 +494,7 @@ func (g *Gateway) authenticate(next http.Handler) http.Handler {
 // authenticateWith checks the client token tokenOf finds in a request when
 // AUTH_REQUIRED is on; howTo tells a client without one how to send it.
 func (g *Gateway) authenticateWith(next http.Handler, tokenOf func(*http.Request) (string, bool), howTo string) http.Handler {
-	if g.jwt == nil {
+	if g.verifier == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -489,56 +503,15 @@ func (g *Gateway) authenticateWith(next http.Handler, tokenOf func(*http.Request
 			g.unauthorized(w, r, "", "authentication required: "+howTo+" (mint one with `mcpgate token`)")
 			return
 		}
-		subject, ok := g.tokens.valid(token, time.Now())
-		if !ok {
-			claims, err := g.jwt.Verify(token, time.Now())
-			if err != nil {
-				g.unauthorized(w, r, "invalid_token", "invalid token: "+err.Error())
-				return
-			}
-			g.tokens.remember(token, claims.ExpiresAt, claims.Subject)
-			subject = claims.Subject
+		id, err := g.verifier.Verify(r.Context(), token, time.Now())
+		if err != nil {
+			g.unauthorized(w, r, "invalid_token", "invalid token: "+err.Error())
+			return
 		}
 		// Sessions are bound to the client that opened them (MCP security
 		// best practices: session ids are not credentials).
-		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), subject)))
+		next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
 	})
-}
-
-// verifiedTokens remembers tokens already verified, until they expire, so
-// a client's every request does not pay for HMAC and JSON parsing again. It
-// holds at most maxTokens; when full it starts afresh.
-type verifiedTokens struct {
-	mu sync.Mutex
-	m  map[string]verifiedToken
-}
-
-// verifiedToken is what is remembered of a verified token.
-type verifiedToken struct {
-	expires time.Time
-	subject string
-}
-
-const maxTokens = 10000
-
-// valid returns the subject of a token verified before and not expired.
-func (v *verifiedTokens) valid(token string, now time.Time) (string, bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	t, ok := v.m[token]
-	if !ok || !now.Before(t.expires) {
-		return "", false
-	}
-	return t.subject, true
-}
-
-func (v *verifiedTokens) remember(token string, exp time.Time, subject string) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.m == nil || len(v.m) >= maxTokens {
-		v.m = make(map[string]verifiedToken)
-	}
-	v.m[token] = verifiedToken{expires: exp, subject: subject}
 }
 
 // unauthorized answers 401 with msg, and a WWW-Authenticate challenge that

@@ -116,8 +116,9 @@ func startGatewayWith(t *testing.T, databaseURL string, env map[string]string, o
 	go func() { done <- g.Serve(ctx, ln) }()
 	r := &running{t: t, url: "http://" + ln.Addr().String(), gateway: g}
 	if cfg.AuthRequired {
+		// The tests call the admin API and the MCP endpoints alike.
 		j, _ := auth.NewJWT([]byte(jwtSecret))
-		r.token, _ = j.Mint("test", time.Hour, time.Now())
+		r.token, _ = j.MintWith("test", time.Hour, time.Now(), auth.MintOptions{Scopes: []string{config.DefaultJWTAdminScope}})
 	}
 	stopped := false
 	r.stop = func() {

@@ -25,7 +25,9 @@ type Catalogue struct {
 	RefreshedAt time.Time
 }
 
-// SaveCatalogue replaces the catalogue of an upstream. Each item must be one
+// SaveCatalogue replaces the catalogue of an upstream, unless the one stored
+// was read later (RefreshedAt): instances that list the same upstream may
+// save out of order, and the later reading is the one to keep. Each item must be one
 // JSON value in UTF-8 with no white space around it, as a decoder hands it
 // over. An unknown upstream is an error wrapping ErrNotFound.
 func (s *Store) SaveCatalogue(ctx context.Context, upstreamID string, c Catalogue) error {
@@ -45,7 +47,8 @@ func (s *Store) SaveCatalogue(ctx context.Context, upstreamID string, c Catalogu
 			VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (upstream_id) DO UPDATE SET tools = excluded.tools, resources = excluded.resources,
 				resource_templates = excluded.resource_templates, prompts = excluded.prompts,
-				refreshed_at = excluded.refreshed_at`,
+				refreshed_at = excluded.refreshed_at
+			WHERE catalogues.refreshed_at <= excluded.refreshed_at`,
 			upstreamID, columns[0], columns[1], columns[2], columns[3], refreshed)
 		return err
 	})

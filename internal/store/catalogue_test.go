@@ -125,3 +125,42 @@ func TestSaveCatalogueRefusesItemsItCannotKeep(t *testing.T) {
 		assertCatalogue(t, loaded, want)
 	})
 }
+
+// Two instances list the same upstream and save what they read: the
+// reading made later stays, whichever save arrives last. An instance
+// whose write is slow must not put back the catalogue another has
+// refreshed since (the others would then never see the refresh).
+func TestSaveCatalogueKeepsTheLaterReading(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		u, err := s.CreateUpstream(ctx, sampleUpstream("Refreshed"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		earlier := time.Date(2026, 12, 4, 5, 31, 21, 251000000, time.UTC)
+		later := earlier.Add(9 * time.Millisecond)
+		newer := Catalogue{Tools: []json.RawMessage{json.RawMessage(`{"name":"second"}`)}, RefreshedAt: later}
+		older := Catalogue{Tools: []json.RawMessage{json.RawMessage(`{"name":"first"}`)}, RefreshedAt: earlier}
+		if err := s.SaveCatalogue(ctx, u.ID, newer); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveCatalogue(ctx, u.ID, older); err != nil {
+			t.Fatalf("SaveCatalogue of an older reading: %v; want it ignored without an error", err)
+		}
+		loaded, err := s.LoadCatalogue(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertCatalogue(t, loaded, newer)
+
+		// A reading a microsecond later still wins, as does one without a time (now).
+		newest := Catalogue{Tools: []json.RawMessage{json.RawMessage(`{"name":"third"}`)}, RefreshedAt: later.Add(time.Microsecond)}
+		if err := s.SaveCatalogue(ctx, u.ID, newest); err != nil {
+			t.Fatal(err)
+		}
+		if loaded, err = s.LoadCatalogue(ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		assertCatalogue(t, loaded, newest)
+	})
+}

@@ -53,7 +53,8 @@ func TestWireCampaign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.token, err = j.Mint("campaign", 2*time.Hour, time.Now()); err != nil {
+	// The campaign registers upstreams (the admin API) and calls tools.
+	if c.token, err = j.MintWith("campaign", 2*time.Hour, time.Now(), auth.MintOptions{Scopes: []string{config.DefaultJWTAdminScope}}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/auth"
+	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcptest"
 	"github.com/mcpgate/mcpgate/internal/testenv"
@@ -132,7 +133,8 @@ func newDeployment(t *testing.T, redisURL string, extra map[string]string) *depl
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, err := j.Mint("cluster-test", time.Hour, time.Now())
+	// The harness calls the admin API and the MCP endpoints with it.
+	token, err := j.MintWith("cluster-test", time.Hour, time.Now(), auth.MintOptions{Scopes: []string{config.DefaultJWTAdminScope}})
 	if err != nil {
 		t.Fatal(err)
 	}

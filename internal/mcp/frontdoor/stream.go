@@ -151,6 +151,7 @@ type streamSession struct {
 	// being handled: a notifications/cancelled must never wait behind the
 	// very calls it cancels.
 	notes     chan struct{}
+	order     arrivals       // of the client's notes and requests
 	lastHeard atomic.Int64   // unix nanoseconds of the last client message
 	lease     *lease         // its place in its client's ClientLimit
 	watching  sync.WaitGroup // the watch of its backend, while it runs
@@ -218,22 +219,59 @@ func (s *streamSession) notify(n jsonrpc.Message) {
 	}
 }
 
-// handleAsync handles one client message or batch on a goroutine of its
-// own, once one of the session's call slots is free (waiting while ctx
-// lasts), and queues the answers: a batch's as one batch, as JSON-RPC wants.
-// It returns false when the session ended or ctx did first.
+// handleAsync handles one client message or batch on goroutines of its
+// own, once one of the session's slots is free (waiting while ctx lasts),
+// and queues the answers: a batch's as one batch, as JSON-RPC wants. Its
+// notifications and answers are handed on in the order the client sent
+// them, and its requests once those that arrived before them are (see
+// arrivals): the caller calls it in arrival order. It returns false when
+// the session ended or ctx did first.
 func (s *streamSession) handleAsync(ctx context.Context, r *http.Request, cfg StreamConfig, msgs []jsonrpc.Message, batch bool, requestID string) bool {
+	notes, requests := splitNotes(msgs)
+	a := s.order.arrive(len(notes) > 0)
+	in := dispatch.Inbound{Header: s.header, Notify: s.notify, RequestID: requestID}
 	// Requests take a call slot; notifications and answers take one of
 	// their own kind, so that a client's notifications/cancelled (or its
 	// answer to an upstream's sampling request) is handled while every call
 	// slot is held by the calls waiting on it.
-	slots := s.notes
-	for _, m := range msgs {
-		if m.IsRequest() {
-			slots = s.slots
-			break
+	if len(notes) > 0 {
+		started := s.start(ctx, s.notes, func() {
+			defer s.order.noteDone(a)
+			if s.order.turn(s.ctx, a) != nil {
+				return // the session ended
+			}
+			for _, m := range notes {
+				s.handle(r, cfg, m, in)
+			}
+		})
+		if !started {
+			s.order.noteDone(a)
+			return false
 		}
 	}
+	if len(requests) == 0 {
+		return true
+	}
+	return s.start(ctx, s.slots, func() {
+		if s.order.requests(s.ctx, a) != nil {
+			return // the session ended
+		}
+		var answers []jsonrpc.Message
+		for _, m := range requests {
+			if resp, ok := s.handle(r, cfg, m, in); ok {
+				answers = append(answers, resp)
+			}
+		}
+		if data, ok := encodeAnswers(answers, batch); ok {
+			s.push(data)
+		}
+	})
+}
+
+// start runs f on a goroutine of its own once one of slots is free; it
+// returns false, without running f, when the session ended or ctx did
+// first.
+func (s *streamSession) start(ctx context.Context, slots chan struct{}, f func()) bool {
 	select {
 	case slots <- struct{}{}:
 	case <-s.ctx.Done():
@@ -262,30 +300,23 @@ func (s *streamSession) handleAsync(ctx context.Context, r *http.Request, cfg St
 		defer s.calls.Done()
 		defer func() { <-slots }()
 		defer s.lease.done()
-		in := dispatch.Inbound{Header: s.header, Notify: s.notify, RequestID: requestID}
-		var answers []jsonrpc.Message
-		for _, m := range msgs {
-			// A federation client that never initialized is answered
-			// statelessly, on the upstreams' shared sessions, as before
-			// sessions were per client.
-			if cfg.Open != nil && (cfg.Handler == nil || m.Method == "initialize" || s.opened()) {
-				if resp, ok := s.relay(r, cfg, m, in); ok {
-					answers = append(answers, resp)
-				}
-				continue
-			}
-			if m.IsResponse() {
-				continue // mcpgate asks federation clients nothing
-			}
-			if resp, ok := cfg.Handler.Handle(s.ctx, m, in); ok {
-				answers = append(answers, resp)
-			}
-		}
-		if data, ok := encodeAnswers(answers, batch); ok {
-			s.push(data)
-		}
+		f()
 	}()
 	return true
+}
+
+// handle handles one client message; it returns the answer to a request.
+func (s *streamSession) handle(r *http.Request, cfg StreamConfig, m jsonrpc.Message, in dispatch.Inbound) (jsonrpc.Message, bool) {
+	// A federation client that never initialized is answered statelessly,
+	// on the upstreams' shared sessions, as before sessions were per
+	// client.
+	if cfg.Open != nil && (cfg.Handler == nil || m.Method == "initialize" || s.opened()) {
+		return s.relay(r, cfg, m, in)
+	}
+	if m.IsResponse() {
+		return jsonrpc.Message{}, false // mcpgate asks federation clients nothing
+	}
+	return cfg.Handler.Handle(s.ctx, m, in)
 }
 
 // relay hands one client message to the session's Backend, opening it with

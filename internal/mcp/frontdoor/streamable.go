@@ -81,6 +81,7 @@ type session struct {
 	closed          chan struct{}
 	savedAt         time.Time // when it was last saved to SharedSessions
 	renewing        bool      // a request is renewing it in SharedSessions
+	order           arrivals  // of its POSTs' notes and requests
 }
 
 // Backend answers the messages of one session (StreamableConfig.Open).
@@ -415,24 +416,43 @@ func (s *Streamable) post(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	requests := 0
-	for _, m := range msgs {
-		if m.IsRequest() {
-			requests++
-		}
-	}
+	notes, requests := splitNotes(msgs)
 	in := dispatch.Inbound{Header: r.Header, RequestID: s.requestID(r)}
-	if requests == 0 {
-		for _, m := range msgs {
-			if err := s.take(r.Context(), sess, m, in); err != nil {
-				writeJSONRPCError(w, http.StatusBadGateway, jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
-				return
-			}
+	// Stamped as it arrives: a client's POSTs are concurrent, and a request
+	// must not reach the upstream before the notifications and answers
+	// POSTed before it (see arrivals).
+	a := sess.order.arrive(len(notes) > 0)
+	err = s.takeInTurn(r.Context(), sess, a, notes, in)
+	if len(requests) == 0 {
+		if err != nil {
+			writeJSONRPCError(w, http.StatusBadGateway, jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
+			return
 		}
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	s.answer(w, r, sess, msgs, batch, in)
+	if err != nil {
+		s.logger.Warn("a client message could not be relayed", "err", err, "request_id", in.RequestID)
+	}
+	s.answer(w, r, sess, a, requests, batch, in)
+}
+
+// takeInTurn hands on a POST's notes, once those that arrived before them
+// are, and marks them done; it stops at the first that fails.
+func (s *Streamable) takeInTurn(ctx context.Context, sess *session, a arrival, notes []jsonrpc.Message, in dispatch.Inbound) error {
+	defer sess.order.noteDone(a)
+	if len(notes) == 0 {
+		return nil
+	}
+	if err := sess.order.turn(ctx, a); err != nil {
+		return fmt.Errorf("gave up waiting for the session's earlier notifications: %w", err)
+	}
+	for _, m := range notes {
+		if err := s.take(ctx, sess, m, in); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // take handles a client message that gets no answer: a notification, or
@@ -460,11 +480,12 @@ func (s *Streamable) handle(ctx context.Context, sess *session, m jsonrpc.Messag
 	return s.handler.Handle(ctx, m, in)
 }
 
-// answer handles the requests of one POST and answers them as JSON, unless
+// answer handles the requests of one POST, once every notification and
+// answer that arrived before them is handed on, and answers them as JSON, unless
 // an upstream sends a notification (progress, a log line) before the
 // answers are ready and the client accepts SSE: then the answer becomes an
 // event stream carrying the notifications as they come and the answers last.
-func (s *Streamable) answer(w http.ResponseWriter, r *http.Request, sess *session, msgs []jsonrpc.Message, batch bool, in dispatch.Inbound) {
+func (s *Streamable) answer(w http.ResponseWriter, r *http.Request, sess *session, a arrival, requests []jsonrpc.Message, batch bool, in dispatch.Inbound) {
 	out := &lazyAnswer{w: w, timeout: s.writeTimeout}
 	if acceptsEventStream(r) {
 		in.Notify = out.notify
@@ -473,13 +494,17 @@ func (s *Streamable) answer(w http.ResponseWriter, r *http.Request, sess *sessio
 		}
 	}
 	var answers []jsonrpc.Message
-	for _, m := range msgs {
-		if !m.IsRequest() {
-			if err := s.take(r.Context(), sess, m, in); err != nil {
-				s.logger.Warn("a client message could not be relayed", "method", m.Method, "err", err, "request_id", in.RequestID)
-			}
-			continue
+	if err := sess.order.requests(r.Context(), a); err != nil {
+		// The client went away while its earlier notifications were on
+		// their way: nothing was sent.
+		for _, m := range requests {
+			answers = append(answers, jsonrpc.NewError(m.ID, jsonrpc.Errorf(jsonrpc.CodeInternalError,
+				"cancelled while the session's earlier notifications and answers were on their way: %v", err)))
 		}
+		out.finish(answers, batch)
+		return
+	}
+	for _, m := range requests {
 		if resp, ok := s.handle(r.Context(), sess, m, in); ok {
 			answers = append(answers, resp)
 		}

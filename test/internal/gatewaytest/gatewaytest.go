@@ -20,8 +20,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/mcpgate/mcpgate/internal/auth"
 )
 
 const (
@@ -114,7 +112,7 @@ func Settings(t *testing.T) map[string]string {
 // Gateway is one `mcpgate serve` process.
 type Gateway struct {
 	URL     string // http://127.0.0.1:PORT
-	Token   string // a client token mcpgate accepts
+	Token   string // a token mcpgate accepts, with the admin and the client role (AdminToken)
 	LogPath string // its stdout and stderr
 
 	cmd    *exec.Cmd
@@ -129,14 +127,8 @@ type Gateway struct {
 // exit status fails the test.
 func Start(t *testing.T, bin string, settings map[string]string) *Gateway {
 	t.Helper()
-	j, err := auth.NewJWT([]byte(JWTSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := j.Mint("blackbox-test", time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The tests call the admin API and the MCP endpoints with it.
+	token := AdminToken(t, "blackbox-test")
 	logFile, err := os.CreateTemp(t.TempDir(), "mcpgate-*.log")
 	if err != nil {
 		t.Fatal(err)
