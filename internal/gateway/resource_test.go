@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
@@ -155,13 +156,14 @@ func TestMetadataWithoutResourceURLUsesTheRequestsOrigin(t *testing.T) {
 func TestMissingRequiredScopeIs403InsufficientScope(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
 		gw := startGateway(t, dbURL(t), resourceSettings)
+		gw.token = resourceToken(t, "https://gw.example.com", config.DefaultJWTAdminScope) // admin, without mcp:tools
 		up := mcptest.NewStreamableHTTP(t)
 		id := gw.register(map[string]any{"name": "up", "url": up.URL})
 		for _, c := range []struct{ method, path, endpoint string }{
 			{"POST", "/mcp", "/mcp"}, {"GET", "/sse", "/sse"}, {"GET", "/ws", "/ws"}, {"POST", "/rpc", "/rpc"},
 			{"POST", "/gateways/" + id + "/mcp", "/gateways/" + id + "/mcp"}, {"GET", "/gateways/" + id + "/sse", "/gateways/" + id + "/sse"},
 		} {
-			resp, body := gw.get(c.method, c.path, gw.token) // mcpgate's own tokens carry no scope
+			resp, body := gw.get(c.method, c.path, gw.token)
 			if resp.StatusCode != http.StatusForbidden {
 				t.Errorf("%s %s without scope mcp:tools: %d %s, want 403", c.method, c.path, resp.StatusCode, body)
 				continue
@@ -175,7 +177,10 @@ func TestMissingRequiredScopeIs403InsufficientScope(t *testing.T) {
 			}
 		}
 		if resp, body := gw.get(http.MethodGet, "/gateways", gw.token); resp.StatusCode != http.StatusOK {
-			t.Errorf("GET /gateways with a client token without mcp:tools: %d %s, want 200 (the scope is for the MCP endpoints)", resp.StatusCode, body)
+			t.Errorf("GET /gateways with an admin token without mcp:tools: %d %s, want 200 (the scope is for the MCP endpoints)", resp.StatusCode, body)
+		}
+		if resp, body := gw.get(http.MethodPost, "/rpc", resourceToken(t, "https://gw.example.com/mcp", "mcp:tools")); resp.StatusCode != http.StatusOK {
+			t.Errorf("POST /rpc with a token with mcp:tools: %d %s, want 200", resp.StatusCode, body)
 		}
 	})
 }
@@ -232,4 +237,51 @@ func TestAcceptsAudienceOnlyThisResource(t *testing.T) {
 	if (&protectedResource{}).acceptsAudience("https://gw.example.com") {
 		t.Error("without MCP_RESOURCE_URL an audience was accepted by the resource check")
 	}
+}
+
+// resourceToken mints a token with mcpgate's secret for audience with
+// scopes, as `mcpgate token --scope` does under MCP_RESOURCE_URL.
+func resourceToken(t *testing.T, audience string, scopes ...string) string {
+	t.Helper()
+	j, err := auth.NewJWT([]byte(jwtSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := j.MintWith("resource-test", time.Hour, time.Now(), auth.MintOptions{Scopes: scopes, Audience: audience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+// TestResourceURLIsTheAudience: with MCP_RESOURCE_URL set and JWT_AUDIENCE
+// not, a token is accepted only when its aud is that resource or one of
+// its endpoints' (RFC 8707); one for another resource, or with no aud, gets
+// 401 invalid_token saying so; JWT_AUDIENCE, when set, decides instead.
+func TestResourceURLIsTheAudience(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		gw := startGateway(t, dbURL(t), map[string]string{"MCP_RESOURCE_URL": "https://gw.example.com"})
+		for aud, want := range map[string]int{
+			"https://gw.example.com": http.StatusOK, "https://gw.example.com/rpc": http.StatusOK, "https://gw.example.com/mcp": http.StatusOK,
+			"https://other.example.com/rpc": http.StatusUnauthorized, "https://gw.example.com.evil.example/rpc": http.StatusUnauthorized, "": http.StatusUnauthorized,
+		} {
+			resp, body := gw.get(http.MethodPost, "/rpc", resourceToken(t, aud))
+			if resp.StatusCode != want {
+				t.Errorf("a token for %q: %d %s, want %d", aud, resp.StatusCode, body, want)
+				continue
+			}
+			if want == http.StatusUnauthorized {
+				if p := testenv.BearerChallenge(t, resp.Header); p["error"] != "invalid_token" || !strings.Contains(body, "MCP_RESOURCE_URL") {
+					t.Errorf("a token for %q: challenge %v, body %s; want invalid_token naming MCP_RESOURCE_URL", aud, p, body)
+				}
+			}
+		}
+		other := startGateway(t, dbURL(t), map[string]string{"MCP_RESOURCE_URL": "https://gw.example.com", "JWT_AUDIENCE": "mcpgateway-api"})
+		if resp, body := other.get(http.MethodPost, "/rpc", resourceToken(t, "mcpgateway-api")); resp.StatusCode != http.StatusOK {
+			t.Errorf("with JWT_AUDIENCE set, a token for it: %d %s, want 200", resp.StatusCode, body)
+		}
+		if resp, _ := other.get(http.MethodPost, "/rpc", resourceToken(t, "https://gw.example.com/mcp")); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("with JWT_AUDIENCE set, a token for the resource URL: %d, want 401 (JWT_AUDIENCE decides)", resp.StatusCode)
+		}
+	})
 }
