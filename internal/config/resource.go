@@ -43,7 +43,7 @@ type Resource struct {
 // resourceDocs documents the protected-resource settings.
 func resourceDocs() []passthrough.SettingDoc {
 	return []passthrough.SettingDoc{
-		{Name: EnvMCPResourceURL, Default: "(none)", Usage: "mcpgate's public URL, scheme://host[:port] (https, or http on a loopback host): the resource of each MCP endpoint is it plus the endpoint's path, named in its protected-resource metadata (RFC 9728); while JWT_AUDIENCE is unset, only tokens whose audience is one of these resources are accepted (RFC 8707)"},
+		{Name: EnvMCPResourceURL, Default: "(none)", Usage: "mcpgate's public URL, scheme://host[:port] (https, or http on a loopback host): the resource of each MCP endpoint is it plus the endpoint's path, named in its protected-resource metadata (RFC 9728); while JWT_AUDIENCE is unset, only tokens whose audience is one of these resources are accepted (RFC 8707), and mcpgate token names it as their audience"},
 		{Name: EnvOAuthAuthorizationServers, Default: "JWT_ISSUER's URLs", Usage: "comma-separated issuer URLs of the authorization servers the protected-resource metadata names, where MCP clients get tokens"},
 		{Name: EnvOAuthScopesSupported, Default: "MCP_REQUIRED_SCOPES", Usage: "comma- or space-separated scopes the protected-resource metadata lists as scopes_supported"},
 		{Name: EnvMCPRequiredScopes, Default: "(none)", Usage: "comma- or space-separated scopes a client's token must all carry for the MCP endpoints; a token without one gets 403 with WWW-Authenticate error=\"insufficient_scope\""},
