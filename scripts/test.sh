@@ -93,7 +93,8 @@ fi
 # run by the same Node 22): installed once beside the conformance cache.
 if [ -z "${MCPGATE_TEST_OIDC_PROVIDER:-}" ]; then
   log "the OpenID provider for the identity tests"
-  eval "$(NODE="${MCPGATE_TEST_EVERYTHING%% *}" scripts/oidc.sh install "$(dirname "$conformance_cache")/oidc")"
+  oidc_env=$(NODE="${MCPGATE_TEST_EVERYTHING%% *}" scripts/oidc.sh install "$(dirname "$conformance_cache")/oidc") || exit 1 # it says why
+  eval "$oidc_env"
   export MCPGATE_TEST_OIDC_PROVIDER
 fi
 
