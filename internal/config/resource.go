@@ -101,6 +101,9 @@ func (s *sources) loadResource() (Resource, error) {
 // not receive it.
 func resourceOrigin(v string) (string, error) {
 	u, err := url.Parse(v)
+	if err == nil {
+		u.Scheme = strings.ToLower(u.Scheme)
+	}
 	switch {
 	case err != nil || u.Host == "" || u.Opaque != "":
 		return "", fmt.Errorf("must be an absolute URL such as https://gw.example.com")
@@ -111,7 +114,17 @@ func resourceOrigin(v string) (string, error) {
 	case strings.Trim(u.Path, "/") != "":
 		return "", fmt.Errorf("must be scheme://host[:port] without a path: mcpgate serves its endpoints and /.well-known/oauth-protected-resource at the root of its host")
 	}
-	return u.Scheme + "://" + u.Host, nil
+	// Clients compare the metadata's resource with the URL they connect to
+	// as strings (RFC 9728 §3.3): write it as they do, lower case and
+	// without the scheme's default port.
+	host := strings.ToLower(u.Host)
+	if p := u.Port(); (u.Scheme == "https" && p == "443") || (u.Scheme == "http" && p == "80") {
+		host = strings.ToLower(u.Hostname())
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+	}
+	return u.Scheme + "://" + host, nil
 }
 
 // issuerURL checks an authorization server's issuer identifier (RFC 8414

@@ -16,6 +16,9 @@ func TestResourceSettings(t *testing.T) {
 		want Resource
 	}{
 		{"unset", nil, Resource{}},
+		{"as clients write it", map[string]string{EnvMCPResourceURL: "HTTPS://GW.Example.com:443"}, Resource{URL: "https://gw.example.com"}},
+		{"a port kept", map[string]string{EnvMCPResourceURL: "http://[::1]:4444/"}, Resource{URL: "http://[::1]:4444"}},
+		{"a default port on IPv6", map[string]string{EnvMCPResourceURL: "http://[::1]:80"}, Resource{URL: "http://[::1]"}},
 		{"all", map[string]string{EnvMCPResourceURL: "https://gw.example.com/", EnvOAuthAuthorizationServers: "https://a.example.com/realms/x, https://b.example.com",
 			EnvOAuthScopesSupported: "mcp:tools,mcp:admin", EnvMCPRequiredScopes: "mcp:tools"},
 			Resource{URL: "https://gw.example.com", AuthorizationServers: []string{"https://a.example.com/realms/x", "https://b.example.com"},
