@@ -96,6 +96,7 @@ func TestMCPAuthorizationWithARealProvider(t *testing.T) {
 			d := deploy(t, database)
 			// In order: the rotation changes the provider's keys.
 			t.Run("a real MCP client discovers authorization and calls a tool", d.testClientFlow)
+			t.Run("the same through the relay, whose resource is its own", d.testClientFlowOnTheRelay)
 			t.Run("a token for another resource is refused", d.testAudience)
 			t.Run("a token without the required scope gets 403", d.testInsufficientScope)
 			t.Run("a key rotation at the provider is picked up without restart", d.testKeyRotation)
@@ -109,30 +110,12 @@ func TestMCPAuthorizationWithARealProvider(t *testing.T) {
 // the metadata names for mcpgate's /mcp resource (RFC 8707), and calls a
 // tool of the upstream; the upstream never sees that token.
 func (d *deployment) testClientFlow(t *testing.T) {
-	out := runClient(t, map[string]any{"url": d.resource + "/mcp", "client_id": agent.ID, "client_secret": agent.Secret, "scope": requiredScope,
-		"tool": "tools-echo", "arguments": map[string]any{"text": "through the flow"}})
-	if !out.OK {
-		t.Fatalf("the MCP client failed: %s\nits HTTP exchanges: %v\nits stderr: %s", out.Error, out.Seen, out.Stderr)
-	}
-	if len(out.Result.Content) != 1 || out.Result.Content[0].Text != "through the flow" {
-		t.Errorf("tools-echo answered %+v", out.Result)
-	}
+	out := d.flow(t, "/mcp", "tools-echo")
 	if !slices.Contains(out.Tools, "tools-echo") {
 		t.Errorf("tools/list = %v, want tools-echo among them", out.Tools)
 	}
-	// The steps of the flow, in order: the refused request, the metadata
-	// named in WWW-Authenticate, the provider's token endpoint, the retry.
-	steps := []string{
-		"POST " + d.resource + "/mcp 401",
-		"GET " + d.resource + "/.well-known/oauth-protected-resource/mcp 200",
-		"POST " + d.idp.Issuer + "/token 200",
-		"POST " + d.resource + "/mcp 200",
-	}
-	if !inOrder(out.Seen, steps) {
-		t.Errorf("the client's HTTP exchanges %v do not show, in order, %v", out.Seen, steps)
-	}
-	if c := out.Token; c["iss"] != d.idp.Issuer || c["aud"] != d.resource+"/mcp" || !slices.Contains(strings.Fields(fmt.Sprint(c["scope"])), requiredScope) {
-		t.Errorf("the client's token has claims %v, want iss %s, aud %s/mcp, scope %s", c, d.idp.Issuer, d.resource, requiredScope)
+	if c := out.Token; c["iss"] != d.idp.Issuer || !slices.Contains(strings.Fields(fmt.Sprint(c["scope"])), requiredScope) {
+		t.Errorf("the client's token has claims %v, want iss %s and scope %s", c, d.idp.Issuer, requiredScope)
 	}
 	// mcpgate never forwards the client's token upstream.
 	for _, r := range d.up.Requests() {
@@ -147,6 +130,45 @@ func (d *deployment) testClientFlow(t *testing.T) {
 	if h := d.up.LastHeader("tools/call"); h == nil || h.Get("Authorization") != "" {
 		t.Errorf("the upstream's tools/call had Authorization %q (or no tools/call arrived)", h.Get("Authorization"))
 	}
+}
+
+// testClientFlowOnTheRelay: the relay endpoint /gateways/{id}/mcp is a
+// resource of its own: the client follows its 401 to its metadata, gets a
+// token for it, and calls the upstream's tool under its own name.
+func (d *deployment) testClientFlowOnTheRelay(t *testing.T) {
+	d.flow(t, "/gateways/"+d.upID+"/mcp", "echo")
+}
+
+// flow runs the client against the endpoint at path, calling tool (an
+// echo), and checks what every run of the flow must show: the answer, the
+// steps in order — the refused request, the metadata that 401 named, the
+// provider's token endpoint, the retry — and a token for that endpoint's
+// resource.
+func (d *deployment) flow(t *testing.T, path, tool string) clientOutput {
+	t.Helper()
+	endpoint := d.resource + path
+	text := "through " + path
+	out := runClient(t, map[string]any{"url": endpoint, "client_id": agent.ID, "client_secret": agent.Secret, "scope": requiredScope,
+		"tool": tool, "arguments": map[string]any{"text": text}})
+	if !out.OK {
+		t.Fatalf("the MCP client failed on %s: %s\nits HTTP exchanges: %v\nits stderr: %s", path, out.Error, out.Seen, out.Stderr)
+	}
+	if len(out.Result.Content) != 1 || out.Result.Content[0].Text != text {
+		t.Errorf("%s on %s answered %+v", tool, path, out.Result)
+	}
+	steps := []string{
+		"POST " + endpoint + " 401",
+		"GET " + d.resource + "/.well-known/oauth-protected-resource" + path + " 200",
+		"POST " + d.idp.Issuer + "/token 200",
+		"POST " + endpoint + " 200",
+	}
+	if !inOrder(out.Seen, steps) {
+		t.Errorf("the client's HTTP exchanges %v do not show, in order, %v", out.Seen, steps)
+	}
+	if out.Token["aud"] != endpoint {
+		t.Errorf("the client's token is for %v, want %s", out.Token["aud"], endpoint)
+	}
+	return out
 }
 
 // testAudience: a token the trusted provider issued for another resource is
