@@ -1,5 +1,5 @@
 // A real MCP client that performs the MCP authorization flow: the
-// TypeScript SDK's Client over Streamable HTTP with its client-credentials
+// TypeScript SDK's Client over Streamable HTTP (or legacy SSE) with its client-credentials
 // OAuth provider (client/auth-extensions). It connects to URL without a
 // token; on the 401 the SDK reads WWW-Authenticate's resource_metadata,
 // fetches the protected-resource metadata, discovers the authorization
@@ -8,6 +8,7 @@
 //
 // Usage: node client.mjs CONFIG.json   (Node 22 or later)
 // CONFIG: {"sdk": ".../@modelcontextprotocol/sdk", "url": "http://127.0.0.1:P/mcp",
+//          "transport": "streamable" (the default) or "sse" (legacy HTTP+SSE),
 //          "client_id": "...", "client_secret": "...", "scope": "...", "tool": "...", "arguments": {...}}
 //
 // It prints one JSON line: {"ok": true, "tools": [...], "result": ..., "token": {claims}}
@@ -20,6 +21,7 @@ const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const sdk = async (p) => import(pathToFileURL(`${config.sdk}/dist/esm/${p}`).href);
 const { Client } = await sdk("client/index.js");
 const { StreamableHTTPClientTransport } = await sdk("client/streamableHttp.js");
+const { SSEClientTransport } = await sdk("client/sse.js");
 const { ClientCredentialsProvider } = await sdk("client/auth-extensions.js");
 
 const provider = new ClientCredentialsProvider({
@@ -38,7 +40,8 @@ const recordingFetch = async (url, init) => {
   if (res.status >= 400) console.error(`${res.status} ${url}: WWW-Authenticate ${res.headers.get("www-authenticate")}; ${(await res.clone().text()).slice(0, 500)}`);
   return res;
 };
-const transport = new StreamableHTTPClientTransport(new URL(config.url), { authProvider: provider, fetch: recordingFetch });
+const Transport = config.transport === "sse" ? SSEClientTransport : StreamableHTTPClientTransport;
+const transport = new Transport(new URL(config.url), { authProvider: provider, fetch: recordingFetch });
 const client = new Client({ name: "mcpgate-identity-test", version: "1.0.0" });
 const claims = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString());
 try {

@@ -97,6 +97,7 @@ func TestMCPAuthorizationWithARealProvider(t *testing.T) {
 			// In order: the rotation changes the provider's keys.
 			t.Run("a real MCP client discovers authorization and calls a tool", d.testClientFlow)
 			t.Run("the same through the relay, whose resource is its own", d.testClientFlowOnTheRelay)
+			t.Run("the same over legacy SSE", d.testClientFlowOverSSE)
 			t.Run("a token for another resource is refused", d.testAudience)
 			t.Run("a token without the required scope gets 403", d.testInsufficientScope)
 			t.Run("a key rotation at the provider is picked up without restart", d.testKeyRotation)
@@ -110,7 +111,7 @@ func TestMCPAuthorizationWithARealProvider(t *testing.T) {
 // the metadata names for mcpgate's /mcp resource (RFC 8707), and calls a
 // tool of the upstream; the upstream never sees that token.
 func (d *deployment) testClientFlow(t *testing.T) {
-	out := d.flow(t, "/mcp", "tools-echo")
+	out := d.flow(t, "streamable", "/mcp", "tools-echo")
 	if !slices.Contains(out.Tools, "tools-echo") {
 		t.Errorf("tools/list = %v, want tools-echo among them", out.Tools)
 	}
@@ -136,19 +137,25 @@ func (d *deployment) testClientFlow(t *testing.T) {
 // resource of its own: the client follows its 401 to its metadata, gets a
 // token for it, and calls the upstream's tool under its own name.
 func (d *deployment) testClientFlowOnTheRelay(t *testing.T) {
-	d.flow(t, "/gateways/"+d.upID+"/mcp", "echo")
+	d.flow(t, "streamable", "/gateways/"+d.upID+"/mcp", "echo")
 }
 
-// flow runs the client against the endpoint at path, calling tool (an
+// testClientFlowOverSSE: legacy HTTP+SSE's GET /sse gets the same 401,
+// naming /sse's metadata, and its calls work with the token got for it.
+func (d *deployment) testClientFlowOverSSE(t *testing.T) {
+	d.flow(t, "sse", "/sse", "tools-echo")
+}
+
+// flow runs the client over transport against the endpoint at path, calling tool (an
 // echo), and checks what every run of the flow must show: the answer, the
 // steps in order — the refused request, the metadata that 401 named, the
 // provider's token endpoint, the retry — and a token for that endpoint's
 // resource.
-func (d *deployment) flow(t *testing.T, path, tool string) clientOutput {
+func (d *deployment) flow(t *testing.T, transport, path, tool string) clientOutput {
 	t.Helper()
 	endpoint := d.resource + path
 	text := "through " + path
-	out := runClient(t, map[string]any{"url": endpoint, "client_id": agent.ID, "client_secret": agent.Secret, "scope": requiredScope,
+	out := runClient(t, map[string]any{"transport": transport, "url": endpoint, "client_id": agent.ID, "client_secret": agent.Secret, "scope": requiredScope,
 		"tool": tool, "arguments": map[string]any{"text": text}})
 	if !out.OK {
 		t.Fatalf("the MCP client failed on %s: %s\nits HTTP exchanges: %v\nits stderr: %s", path, out.Error, out.Seen, out.Stderr)
@@ -156,11 +163,12 @@ func (d *deployment) flow(t *testing.T, path, tool string) clientOutput {
 	if len(out.Result.Content) != 1 || out.Result.Content[0].Text != text {
 		t.Errorf("%s on %s answered %+v", tool, path, out.Result)
 	}
+	open := map[string]string{"streamable": "POST ", "sse": "GET "}[transport] // the request that opens a session
 	steps := []string{
-		"POST " + endpoint + " 401",
+		open + endpoint + " 401",
 		"GET " + d.resource + "/.well-known/oauth-protected-resource" + path + " 200",
 		"POST " + d.idp.Issuer + "/token 200",
-		"POST " + endpoint + " 200",
+		open + endpoint + " 200",
 	}
 	if !inOrder(out.Seen, steps) {
 		t.Errorf("the client's HTTP exchanges %v do not show, in order, %v", out.Seen, steps)
