@@ -54,7 +54,7 @@ func serveChild(role string) int {
 		}
 		announce, accepted, stop = up.URL, &up.Accepted, up.Close
 	case "gateway":
-		gw, err := startGateway(context.Background())
+		gw, err := startGateway(context.Background(), arg)
 		if err != nil {
 			return fail(err)
 		}

@@ -16,10 +16,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	jwtlib "github.com/golang-jwt/jwt/v5"
+
 	"github.com/mcpgate/mcpgate/internal/auth"
+	"github.com/mcpgate/mcpgate/internal/auth/authtest"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/gateway"
 )
+
+// benchAudience is the audience of the provider's tokens.
+const benchAudience = "https://mcpgate.bench"
 
 // globalAllowlist is the global passthrough allowlist the gateway runs
 // with: the tenancy and tracing headers a real deployment forwards. One of
@@ -38,10 +44,12 @@ type runningGateway struct {
 	// Accepted counts the connections the gateway has accepted.
 	Accepted atomic.Int64
 
-	dir    string
-	gw     *gateway.Gateway
-	cancel context.CancelFunc
-	served chan error
+	dir         string
+	provider    *authtest.Provider // the identity provider of ClientTokens other than HS256
+	providerKey authtest.Key
+	gw          *gateway.Gateway
+	cancel      context.CancelFunc
+	served      chan error
 }
 
 // startGateway starts mcpgate as `mcpgate serve` would, from settings given
@@ -50,7 +58,12 @@ type runningGateway struct {
 // on with a fresh secret, credentials sealed at rest, header passthrough on
 // with globalAllowlist, LOG_LEVEL=warn into a JSON logger that discards, and no
 // periodic catalogue refresh (it would land in the middle of a scenario).
-func startGateway(ctx context.Context) (*runningGateway, error) {
+//
+// tokenAlg (Options.ClientTokens) is the client token's algorithm: HS256,
+// minted with the secret, or RS256, ES256 or EdDSA, signed by a test
+// identity provider whose JWKS (on 127.0.0.1) the gateway reads
+// (JWT_JWKS_URL, JWT_AUDIENCE), as with a real provider.
+func startGateway(ctx context.Context, tokenAlg string) (*runningGateway, error) {
 	dir, err := os.MkdirTemp("", "mcpgate-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -87,6 +100,13 @@ func startGateway(ctx context.Context) (*runningGateway, error) {
 		"MAX_SESSIONS_PER_CLIENT": "0",
 		"MCPGATE_ENV_FILE":        envFile,
 	}
+	if tokenAlg != "" && tokenAlg != auth.AlgHS256 {
+		if r.providerKey, err = authtest.GenerateKey(tokenAlg, "bench-1"); err != nil {
+			return nil, fmt.Errorf("gateway: client tokens: %w", err)
+		}
+		r.provider = authtest.Serve(r.providerKey)
+		vars["JWT_JWKS_URL"], vars["JWT_AUDIENCE"] = r.provider.JWKSURL(), benchAudience
+	}
 	cfg, err := config.Load(nil, func(name string) (string, bool) { v, ok := vars[name]; return v, ok })
 	if err != nil {
 		return nil, fmt.Errorf("gateway: configuration: %w", err)
@@ -109,7 +129,14 @@ func startGateway(ctx context.Context) (*runningGateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	// The bench registers upstreams (the admin API) and calls tools.
-	if r.Token, err = jwt.MintWith("bench", 24*time.Hour, time.Now(), auth.MintOptions{Scopes: []string{config.DefaultJWTAdminScope}}); err != nil {
+	if r.provider != nil {
+		now := time.Now()
+		r.Token, err = r.providerKey.SignClaims(jwtlib.MapClaims{"iss": r.provider.URL, "sub": "bench", "aud": benchAudience,
+			"iat": now.Unix(), "exp": now.Add(24 * time.Hour).Unix(), "scope": config.DefaultJWTAdminScope})
+	} else {
+		r.Token, err = jwt.MintWith("bench", 24*time.Hour, time.Now(), auth.MintOptions{Scopes: []string{config.DefaultJWTAdminScope}})
+	}
+	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	ok = true
@@ -134,8 +161,8 @@ func (r *runningGateway) accepted() int64 { return r.Accepted.Load() }
 // childGateway is mcpgate in a child process.
 type childGateway struct{ *childProcess }
 
-func startChildGateway(ctx context.Context) (*childGateway, error) {
-	c, err := startChild(ctx, "gateway", 2)
+func startChildGateway(ctx context.Context, tokenAlg string) (*childGateway, error) {
+	c, err := startChild(ctx, "gateway "+tokenAlg, 2)
 	if err != nil {
 		return nil, fmt.Errorf("gateway process: %w", err)
 	}
@@ -200,6 +227,9 @@ func (r *runningGateway) Close() error {
 	}
 	if r.gw != nil {
 		r.gw.Close()
+	}
+	if r.provider != nil {
+		r.provider.Close()
 	}
 	if rmErr := os.RemoveAll(r.dir); rmErr != nil && err == nil {
 		err = rmErr

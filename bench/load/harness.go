@@ -55,12 +55,16 @@ type Options struct {
 	// GatewayProcess runs mcpgate in a child process, as it runs in
 	// production; otherwise it runs in this process, beside the callers.
 	GatewayProcess bool
+	// ClientTokens is the algorithm of the client token: HS256 (mcpgate's
+	// own, minted with its secret) or RS256, ES256 or EdDSA (an identity
+	// provider's, verified with its JWKS).
+	ClientTokens string
 }
 
 // DefaultOptions are the load harness's standard figures.
 func DefaultOptions() Options {
 	return Options{Sequential: 2000, Concurrent: 20000, Callers: 32, Warmup: 200, Limit: 60 * time.Second,
-		Rounds: 20, RPC: true, Reference: true, CallTimeout: 10 * time.Second}
+		Rounds: 20, RPC: true, Reference: true, CallTimeout: 10 * time.Second, ClientTokens: "HS256"}
 }
 
 func (o Options) validate() error {
@@ -109,9 +113,9 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	defer func() { err = errors.Join(err, up.Close()) }()
 	var gw gatewayServer
 	if o.GatewayProcess {
-		gw, err = startChildGateway(ctx)
+		gw, err = startChildGateway(ctx, o.ClientTokens)
 	} else {
-		pprof.Do(ctx, pprof.Labels("role", "mcpgate"), func(ctx context.Context) { gw, err = startGateway(ctx) })
+		pprof.Do(ctx, pprof.Labels("role", "mcpgate"), func(ctx context.Context) { gw, err = startGateway(ctx, o.ClientTokens) })
 	}
 	if err != nil {
 		return nil, err

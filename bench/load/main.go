@@ -66,6 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.Reference, "reference", o.Reference, "also measure the reference hops: a bare net/http reverse proxy and a TCP relay in front of the upstream")
 	fs.BoolVar(&o.GatewayProcess, "gateway-process", false, "run mcpgate in a child process of its own, as in production (false: in this process, beside the callers)")
 	fs.BoolVar(&o.UpstreamProcess, "upstream-process", true, "run the upstream in a child process of its own, as in production (false: in this process, sharing its garbage collector)")
+	fs.StringVar(&o.ClientTokens, "client-token", o.ClientTokens, "the client token's algorithm: HS256 (minted with the gateway's secret) or RS256, ES256, EdDSA (an identity provider's, verified with its JWKS on 127.0.0.1)")
 	sessions := fs.Bool("sessions", false, "run the sessions scenario instead: shared vs own /mcp sessions, and memory per 1 000 client sessions")
 	sessionCount := fs.Int("session-count", DefaultSessionOptions().Sessions, "client sessions the sessions scenario holds open at once")
 	asJSON := fs.Bool("json", false, "print the report as JSON")

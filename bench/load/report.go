@@ -172,8 +172,8 @@ func (r *Report) WriteText(out io.Writer) error {
 		}
 		return "the harness's process"
 	}
-	fmt.Fprintf(w, "mcpgate load: tools/call of an echo tool on 127.0.0.1; the upstream in %s, mcpgate in %s\n",
-		where(r.Options.UpstreamProcess), where(r.Options.GatewayProcess))
+	fmt.Fprintf(w, "mcpgate load: tools/call of an echo tool on 127.0.0.1; the upstream in %s, mcpgate in %s; %s client token\n",
+		where(r.Options.UpstreamProcess), where(r.Options.GatewayProcess), r.Options.ClientTokens)
 	fmt.Fprintf(w, "machine: %d CPUs%s, GOMAXPROCS %d, %s %s/%s\n", m.CPUs, cpu, m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch)
 	fmt.Fprintf(w, "runs: sequential 1 caller × %d calls, concurrent %d callers × %d calls in all, per path, in %d interleaved rounds; %d warm-up calls per path and scenario; cap %s each\n\n",
 		r.Options.Sequential, r.Options.Callers, r.Options.Concurrent, r.Options.Rounds, r.Options.Warmup, r.Options.Limit)
@@ -271,6 +271,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 			Reference  bool   `json:"reference"`
 			Upstream   bool   `json:"upstream_process"`
 			Gateway    bool   `json:"gateway_process"`
+			Token      string `json:"client_token"`
 		} `json:"options"`
 		Results []result `json:"results"`
 		Ratios  []Ratio  `json:"ratios"`
@@ -281,6 +282,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	out.Options.Sequential, out.Options.Concurrent, out.Options.Callers = o.Sequential, o.Concurrent, o.Callers
 	out.Options.Warmup, out.Options.Limit, out.Options.Rounds, out.Options.RPC = o.Warmup, o.Limit.String(), o.Rounds, o.RPC
 	out.Options.Reference, out.Options.Upstream, out.Options.Gateway = o.Reference, o.UpstreamProcess, o.GatewayProcess
+	out.Options.Token = o.ClientTokens
 	for _, res := range r.Results {
 		j := result{Scenario: res.Scenario, Path: res.Path, Calls: res.Calls, Errors: res.Errors,
 			WarmupErrors: res.WarmupErrors, ErrorSamples: res.ErrorSamples, P50: us(res.P50), P90: us(res.P90), P99: us(res.P99),

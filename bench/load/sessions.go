@@ -16,6 +16,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/mcp/upstream"
 )
 
@@ -96,7 +97,7 @@ func RunSessions(ctx context.Context, o SessionOptions) (rep *SessionReport, err
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, up.Close()) }()
-	gw, err := startChildGateway(ctx)
+	gw, err := startChildGateway(ctx, auth.AlgHS256)
 	if err != nil {
 		return nil, err
 	}

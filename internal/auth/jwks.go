@@ -160,8 +160,11 @@ func (k *JWKS) lookup(ctx context.Context, alg, kid string) (publicKey, error) {
 		return pk, nil
 	}
 	// Another request's fetch may have brought the key meanwhile: look again
-	// whether or not this one fetched.
-	k.refresh(ctx, true)
+	// whether or not this one fetched. The fetch outlives a client that
+	// hangs up (the client's timeout bounds it): one that did so on purpose
+	// must not leave the others with a failed read and no refetch for
+	// MinRefetchInterval.
+	k.refresh(context.WithoutCancel(ctx), true)
 	if pk, ok := find(*k.keys.Load(), alg, kid); ok {
 		return pk, nil
 	}

@@ -41,11 +41,12 @@ type VerifierConfig struct {
 	// RequireExpiration (REQUIRE_TOKEN_EXPIRATION) refuses tokens without
 	// exp.
 	RequireExpiration bool
-	// AdminScope, AdminClaim and AdminGroups give the admin role: a token
-	// with AdminScope among its scopes, with AdminClaim true, or in one of
+	// AdminScope, AdminClaims and AdminGroups give the admin role: a token
+	// with AdminScope among its scopes, with one of AdminClaims true (a
+	// dotted name reads a nested claim, as for GroupsClaim), or in one of
 	// AdminGroups (JWT_ADMIN_SCOPE, JWT_ADMIN_CLAIM, JWT_ADMIN_GROUPS).
 	AdminScope  string
-	AdminClaim  string
+	AdminClaims []string
 	AdminGroups []string
 	// GroupsClaim (JWT_GROUPS_CLAIM) holds the token's groups: an array of
 	// strings or one string. A dotted name (realm_access.roles) reads a
@@ -254,9 +255,9 @@ func (v *Verifier) isAdmin(id Identity, all map[string]json.RawMessage) bool {
 	if v.cfg.AdminScope != "" && slices.Contains(id.Scopes, v.cfg.AdminScope) {
 		return true
 	}
-	if v.cfg.AdminClaim != "" {
+	for _, name := range v.cfg.AdminClaims {
 		var b bool
-		if raw, ok := claim(all, v.cfg.AdminClaim); ok && json.Unmarshal(raw, &b) == nil && b {
+		if raw, ok := claim(all, name); ok && json.Unmarshal(raw, &b) == nil && b {
 			return true
 		}
 	}

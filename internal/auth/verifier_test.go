@@ -334,16 +334,14 @@ func TestIssuerAndAudienceChecks(t *testing.T) {
 	}
 }
 
-// contextForgeToken is built exactly as ContextForge's
-// mcpgateway/utils/create_jwt_token.py _create_jwt_token builds one with
-// its defaults (PyJWT, HS256, iat, iss mcpgateway, aud mcpgateway-api, sub
-// from username, exp), plus the is_admin and teams claims its email
-// authentication adds. PyJWT's header is {"alg":"HS256","typ":"JWT"} and
-// its claims JSON uses ", " and ": " separators.
+// contextForgeToken signs payload as ContextForge does: PyJWT's
+// jwt.encode with HS256, which writes the header {"alg":"HS256","typ":"JWT"}
+// (keys sorted) and compact JSON (separators "," and ":"); the payload is
+// given as the bytes ContextForge's claims encode to.
 func contextForgeToken(t *testing.T, secret []byte, payload string) string {
 	t.Helper()
 	enc := base64.RawURLEncoding
-	signing := enc.EncodeToString([]byte(`{"alg": "HS256", "typ": "JWT"}`)) + "." + enc.EncodeToString([]byte(payload))
+	signing := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(payload))
 	sig, err := jwt.SigningMethodHS256.Sign(signing, secret)
 	if err != nil {
 		t.Fatal(err)
@@ -351,28 +349,45 @@ func contextForgeToken(t *testing.T, secret []byte, payload string) string {
 	return signing + "." + enc.EncodeToString(sig)
 }
 
+// TestContextForgeTokensAreAcceptedWithItsClaims: the tokens ContextForge
+// mints with its default settings (JWT_ISSUER mcpgateway, JWT_AUDIENCE
+// mcpgateway-api), with the same secret, are accepted with the default role
+// settings: its session token (mcpgateway/routers/email_auth.py
+// create_access_token: is_admin under user, a scopes object), its API token
+// (services/token_catalog_service.py: teams, token_use api), its legacy token
+// (create_legacy_access_token: is_admin at the top) and the CLI's
+// (utils/create_jwt_token.py: username copied to sub).
 func TestContextForgeTokensAreAcceptedWithItsClaims(t *testing.T) {
 	secret := []byte("a-contextforge-secret-of-32-bytes!!")
-	now := time.Now().Unix()
-	payload := `{"username": "admin@example.com", "sub": "admin@example.com", "jti": "6f1c", "is_admin": true, ` +
-		`"teams": ["team-1", {"id": "team-2"}], "iat": ` + itoa(now) + `, "iss": "mcpgateway", "aud": "mcpgateway-api", "exp": ` + itoa(now+600) + `}`
+	iat, exp := itoa(time.Now().Unix()), itoa(time.Now().Unix()+600)
 	v := newTestVerifier(t, VerifierConfig{Secret: secret, Issuers: []string{"mcpgateway"}, Audiences: []string{"mcpgateway-api"},
-		RequireExpiration: true, AdminClaim: "is_admin", GroupsClaim: "teams"})
-	id, err := v.Verify(t.Context(), contextForgeToken(t, secret, payload), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id.Issuer != "mcpgateway" || id.Subject != "admin@example.com" || id.TokenID != "6f1c" || !id.Has(RoleAdmin) {
-		t.Errorf("identity = %+v, want admin@example.com of mcpgateway with the admin role", id)
-	}
-	if strings.Join(id.Groups, ",") != "team-1" {
-		t.Errorf("groups = %v, want team-1 (objects skipped)", id.Groups)
-	}
-	// A non-admin ContextForge user is a client only.
-	payload = strings.Replace(payload, `"is_admin": true`, `"is_admin": false`, 1)
-	id, err = v.Verify(t.Context(), contextForgeToken(t, secret, payload), time.Now())
-	if err != nil || id.Has(RoleAdmin) {
-		t.Errorf("is_admin false: %+v, %v", id, err)
+		RequireExpiration: true, AdminScope: "mcpgate:admin", AdminClaims: []string{"is_admin", "user.is_admin"}, GroupsClaim: "teams"})
+	for _, tc := range []struct {
+		name, payload, sub, jti, groups string
+		admin                           bool
+	}{
+		{"session token of an admin", `{"sub":"admin@example.com","iss":"mcpgateway","aud":"mcpgateway-api","iat":` + iat + `,"exp":` + exp +
+			`,"jti":"5b0c7e2e-0d57-4f3c-9d43-2b1f0c9a7d11","user":{"email":"admin@example.com","full_name":"Admin","is_admin":true,"auth_provider":"local"},` +
+			`"token_use":"session","scopes":{"server_id":null,"permissions":["*"],"ip_restrictions":[],"time_restrictions":{}}}`,
+			"admin@example.com", "5b0c7e2e-0d57-4f3c-9d43-2b1f0c9a7d11", "", true},
+		{"API token of a team member", `{"sub":"dev@example.com","jti":"9e1d","token_use":"api","iat":` + iat + `,"iss":"mcpgateway","aud":"mcpgateway-api","exp":` + exp +
+			`,"user":{"email":"dev@example.com","full_name":"API Token User","is_admin":false,"auth_provider":"api_token"},"teams":["team-42"],` +
+			`"scopes":{"server_id":null,"permissions":[],"ip_restrictions":[],"time_restrictions":{}}}`,
+			"dev@example.com", "9e1d", "team-42", false},
+		{"legacy token of an admin", `{"sub":"ops@example.com","email":"ops@example.com","full_name":"Ops","is_admin":true,"auth_provider":"local","iat":` + iat +
+			`,"exp":` + exp + `,"iss":"mcpgateway","aud":"mcpgateway-api"}`, "ops@example.com", "", "", true},
+		{"CLI token", `{"username":"admin","iat":` + iat + `,"iss":"mcpgateway","aud":"mcpgateway-api","sub":"admin","exp":` + exp + `}`, "admin", "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := v.Verify(t.Context(), contextForgeToken(t, secret, tc.payload), time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id.Issuer != "mcpgateway" || id.Subject != tc.sub || id.TokenID != tc.jti || id.Has(RoleAdmin) != tc.admin ||
+				strings.Join(id.Groups, ",") != tc.groups || len(id.Scopes) != 0 {
+				t.Errorf("identity = %+v, want %s of mcpgateway, jti %q, admin %v, groups %q, no scopes", id, tc.sub, tc.jti, tc.admin, tc.groups)
+			}
+		})
 	}
 }
 
@@ -380,7 +395,7 @@ func itoa(n int64) string { return big.NewInt(n).String() }
 
 func TestRolesFromScopeClaimAndGroups(t *testing.T) {
 	secret := testSecret(0)
-	v := newTestVerifier(t, VerifierConfig{Secret: secret, AdminScope: "mcpgate:admin", AdminClaim: "is_admin",
+	v := newTestVerifier(t, VerifierConfig{Secret: secret, AdminScope: "mcpgate:admin", AdminClaims: []string{"is_admin"},
 		AdminGroups: []string{"platform"}, GroupsClaim: "realm_access.roles"})
 	for _, tc := range []struct {
 		name   string
@@ -456,4 +471,53 @@ func TestCachedTokenStillExpiresAndHonoursRevocation(t *testing.T) {
 	revoked.Store(false)
 	_, err = v.Verify(t.Context(), tok, now.Add(2*time.Minute))
 	wantProblem(t, err, TokenExpired)
+}
+
+// TestWithdrawnKeyStopsVerifyingAtTheNextRefresh: without any token naming
+// a new kid, the periodic re-read drops a key the provider withdrew, and a
+// token of it that the cache remembered is refused.
+func TestWithdrawnKeyStopsVerifyingAtTheNextRefresh(t *testing.T) {
+	old, next := authtest.NewKey(t, AlgEdDSA, "old"), authtest.NewKey(t, AlgEdDSA, "next")
+	p := authtest.NewProvider(t, old, next)
+	jwks, err := NewJWKS(t.Context(), JWKSConfig{URL: p.JWKSURL(), RefreshInterval: 10 * time.Millisecond, MinRefetchInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jwks.Close()
+	v := newTestVerifier(t, VerifierConfig{JWKS: jwks, Audiences: []string{testAudience}})
+	tok := old.Sign(t, idpClaims("x"))
+	if _, err := v.Verify(t.Context(), tok, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	gen := jwks.Generation()
+	p.Set("", next)
+	// The refresh runs on its own ticker: poll its effect, boundedly.
+	deadline := time.Now().Add(5 * time.Second)
+	for jwks.Generation() == gen {
+		if time.Now().After(deadline) {
+			t.Fatal("the key set was not re-read within 5 s at a 10 ms refresh interval")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, err = v.Verify(t.Context(), tok, time.Now())
+	wantProblem(t, err, TokenUnknownKey)
+	if _, err := v.Verify(t.Context(), next.Sign(t, idpClaims("x")), time.Now()); err != nil {
+		t.Errorf("the remaining key: %v", err)
+	}
+}
+
+// TestRefetchOutlivesTheClient: a client that hangs up does not cancel the
+// key-set read its unknown kid caused, which would count as the provider
+// failing and use up the refetch interval for everyone.
+func TestRefetchOutlivesTheClient(t *testing.T) {
+	first := authtest.NewKey(t, AlgRS256, "first")
+	p := authtest.NewProvider(t, first)
+	v := newTestVerifier(t, VerifierConfig{JWKS: jwksOf(t, p, nil), Audiences: []string{testAudience}})
+	rotated := authtest.NewKey(t, AlgRS256, "rotated")
+	p.Set("", first, rotated)
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := v.Verify(gone, rotated.Sign(t, idpClaims("x")), time.Now()); err != nil {
+		t.Fatalf("a new kid with the client gone: %v", err)
+	}
 }

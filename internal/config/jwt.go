@@ -33,11 +33,11 @@ type JWT struct {
 	AudienceVerification bool
 	// RequireExpiration (REQUIRE_TOKEN_EXPIRATION), true unless switched off.
 	RequireExpiration bool
-	// AdminScope (JWT_ADMIN_SCOPE), AdminClaim (JWT_ADMIN_CLAIM) and
+	// AdminScope (JWT_ADMIN_SCOPE), AdminClaims (JWT_ADMIN_CLAIM, a list) and
 	// AdminGroups (JWT_ADMIN_GROUPS) give a token the admin role;
 	// GroupsClaim (JWT_GROUPS_CLAIM) is where its groups are.
 	AdminScope  string
-	AdminClaim  string
+	AdminClaims []string
 	AdminGroups []string
 	GroupsClaim string
 }
@@ -65,8 +65,11 @@ const (
 
 // The defaults of the role settings.
 const (
-	DefaultJWTAdminScope  = "mcpgate:admin"
-	DefaultJWTAdminClaim  = "is_admin" // ContextForge's
+	DefaultJWTAdminScope = "mcpgate:admin"
+	// DefaultJWTAdminClaim is where ContextForge puts is_admin: at the top
+	// of its legacy tokens, under user in its session and API tokens
+	// (mcpgateway/routers/email_auth.py, services/token_catalog_service.py).
+	DefaultJWTAdminClaim  = "is_admin,user.is_admin"
 	DefaultJWTGroupsClaim = "groups"
 )
 
@@ -82,8 +85,8 @@ func jwtDocs() []passthrough.SettingDoc {
 		{Name: EnvJWTAudienceVerification, Default: "true", Usage: "false accepts any aud even when JWT_AUDIENCE is set (never do this with an identity provider's keys: its tokens for other services would pass)", Bool: true},
 		{Name: EnvRequireTokenExpiration, Default: "true", Usage: "refuse client tokens without exp; exp and nbf are checked with 30 s of clock leeway"},
 		{Name: EnvJWTAdminScope, Default: DefaultJWTAdminScope, Usage: "a token with this scope (scope or scp claim) has the admin role; `mcpgate token --admin` adds it"},
-		{Name: EnvJWTAdminClaim, Default: DefaultJWTAdminClaim, Usage: "a token whose claim of this name is true has the admin role (ContextForge's is_admin)"},
-		{Name: EnvJWTGroupsClaim, Default: DefaultJWTGroupsClaim, Usage: "the claim holding the token's groups (array or string; a dotted name such as realm_access.roles reads a nested member; ContextForge: teams)"},
+		{Name: EnvJWTAdminClaim, Default: DefaultJWTAdminClaim, Usage: "comma-separated claims: a token with one of them true has the admin role (a dotted name reads a nested claim; the default reads ContextForge's is_admin in its legacy, session and API tokens)"},
+		{Name: EnvJWTGroupsClaim, Default: DefaultJWTGroupsClaim, Usage: "the claim holding the token's groups (array or string; a dotted name such as realm_access.roles reads a nested member; ContextForge's API tokens: teams)"},
 		{Name: EnvJWTAdminGroups, Default: "(none)", Usage: "comma-separated groups whose members have the admin role"},
 	}
 }
@@ -91,7 +94,7 @@ func jwtDocs() []passthrough.SettingDoc {
 // loadJWT reads the client-token settings.
 func loadJWT(get func(string) (string, bool)) (JWT, error) {
 	j := JWT{IssuerVerification: true, AudienceVerification: true, RequireExpiration: true,
-		AdminScope: DefaultJWTAdminScope, AdminClaim: DefaultJWTAdminClaim, GroupsClaim: DefaultJWTGroupsClaim}
+		AdminScope: DefaultJWTAdminScope, AdminClaims: strings.Split(DefaultJWTAdminClaim, ","), GroupsClaim: DefaultJWTGroupsClaim}
 	list := func(name string, dst *[]string) error {
 		v, ok := get(name)
 		if !ok {
@@ -107,7 +110,7 @@ func loadJWT(get func(string) (string, bool)) (JWT, error) {
 	for _, l := range []struct {
 		name string
 		dst  *[]string
-	}{{EnvJWTIssuer, &j.Issuers}, {EnvJWTAudience, &j.Audiences}, {EnvJWTAdminGroups, &j.AdminGroups}} {
+	}{{EnvJWTIssuer, &j.Issuers}, {EnvJWTAudience, &j.Audiences}, {EnvJWTAdminGroups, &j.AdminGroups}, {EnvJWTAdminClaim, &j.AdminClaims}} {
 		if err := list(l.name, l.dst); err != nil {
 			return j, err
 		}
@@ -143,7 +146,7 @@ func loadJWT(get func(string) (string, bool)) (JWT, error) {
 		name string
 		dst  *string
 	}{{EnvJWTPublicKeyPath, &j.PublicKeyPath}, {EnvJWTJWKSURL, &j.JWKSURL},
-		{EnvJWTAdminScope, &j.AdminScope}, {EnvJWTAdminClaim, &j.AdminClaim}, {EnvJWTGroupsClaim, &j.GroupsClaim}} {
+		{EnvJWTAdminScope, &j.AdminScope}, {EnvJWTGroupsClaim, &j.GroupsClaim}} {
 		if v, ok := get(s.name); ok {
 			*s.dst = v
 		}

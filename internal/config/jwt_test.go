@@ -16,7 +16,7 @@ func TestJWTDefaults(t *testing.T) {
 	}
 	j := cfg.Gateway.JWT
 	if !j.RequireExpiration || !j.IssuerVerification || !j.AudienceVerification || j.KeySource() ||
-		j.AdminScope != "mcpgate:admin" || j.AdminClaim != "is_admin" || j.GroupsClaim != "groups" || len(j.Issuers)+len(j.Audiences) != 0 {
+		j.AdminScope != "mcpgate:admin" || strings.Join(j.AdminClaims, ",") != "is_admin,user.is_admin" || j.GroupsClaim != "groups" || len(j.Issuers)+len(j.Audiences) != 0 {
 		t.Errorf("defaults = %+v", j)
 	}
 }

@@ -22,7 +22,7 @@ func clientVerifier(ctx context.Context, gc config.Gateway, revoked *auth.Revoca
 	}
 	vc := auth.VerifierConfig{
 		PublicKeyPath: jc.PublicKeyPath, Algorithms: jc.Algorithms, RequireExpiration: jc.RequireExpiration,
-		AdminScope: jc.AdminScope, AdminClaim: jc.AdminClaim, AdminGroups: jc.AdminGroups, GroupsClaim: jc.GroupsClaim,
+		AdminScope: jc.AdminScope, AdminClaims: jc.AdminClaims, AdminGroups: jc.AdminGroups, GroupsClaim: jc.GroupsClaim,
 		Revoked: revoked.Revoked,
 	}
 	if jc.IssuerVerification {

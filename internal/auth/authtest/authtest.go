@@ -1,7 +1,8 @@
 // Package authtest is a test identity provider: signing keys of each
 // algorithm mcpgate accepts and a JWKS endpoint (with OpenID discovery) on a
 // real loopback socket, whose keys can be rotated and which can go down or
-// serve garbage.
+// serve garbage. Tests use NewKey, Sign and NewProvider; the load bench,
+// not a test, GenerateKey, SignClaims and Serve.
 package authtest
 
 import (
@@ -15,6 +16,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -33,9 +35,20 @@ type Key struct {
 	priv   crypto.Signer
 }
 
-// NewKey generates a key for alg (RS256, ES256 or EdDSA).
+// NewKey generates a key for alg (RS256, ES256 or EdDSA), failing t if it
+// cannot.
 func NewKey(t testing.TB, alg, kid string) Key {
 	t.Helper()
+	k, err := GenerateKey(alg, kid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// GenerateKey generates a key for alg (RS256, ES256 or EdDSA), for programs
+// that are not tests (the load bench).
+func GenerateKey(alg, kid string) (Key, error) {
 	var (
 		priv crypto.Signer
 		err  error
@@ -52,12 +65,12 @@ func NewKey(t testing.TB, alg, kid string) Key {
 		_, priv, err = ed25519.GenerateKey(rand.Reader)
 		m = jwt.SigningMethodEdDSA
 	default:
-		t.Fatalf("authtest: no algorithm %q", alg)
+		return Key{}, fmt.Errorf("authtest: no algorithm %q", alg)
 	}
 	if err != nil {
-		t.Fatal(err)
+		return Key{}, err
 	}
-	return Key{Kid: kid, Alg: alg, method: m, priv: priv}
+	return Key{Kid: kid, Alg: alg, method: m, priv: priv}, nil
 }
 
 // JWK is the key's public JWK (RFC 7517), as a provider publishes it.
@@ -87,18 +100,23 @@ func (k Key) PublicPEM(t testing.TB) (pemBytes, der []byte) {
 }
 
 // Sign returns a token with claims, signed by k with its kid (if any) in
-// the header.
+// the header, failing t if it cannot.
 func (k Key) Sign(t testing.TB, claims jwt.Claims) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(k.method, claims)
-	if k.Kid != "" {
-		tok.Header["kid"] = k.Kid
-	}
-	s, err := tok.SignedString(k.priv)
+	s, err := k.SignClaims(claims)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// SignClaims is Sign for programs that are not tests.
+func (k Key) SignClaims(claims jwt.Claims) (string, error) {
+	tok := jwt.NewWithClaims(k.method, claims)
+	if k.Kid != "" {
+		tok.Header["kid"] = k.Kid
+	}
+	return tok.SignedString(k.priv)
 }
 
 // Provider is the JWKS endpoint (/jwks) and OpenID configuration
@@ -107,6 +125,7 @@ func (k Key) Sign(t testing.TB, claims jwt.Claims) string {
 type Provider struct {
 	// URL is the provider's base URL, its issuer.
 	URL     string
+	srv     *httptest.Server
 	mu      sync.Mutex
 	keys    []Key
 	answer  string
@@ -121,6 +140,13 @@ const (
 
 // NewProvider serves keys until the test ends.
 func NewProvider(t testing.TB, keys ...Key) *Provider {
+	p := Serve(keys...)
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Serve serves keys until Close, for programs that are not tests.
+func Serve(keys ...Key) *Provider {
 	p := &Provider{keys: keys}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
@@ -146,11 +172,13 @@ func NewProvider(t testing.TB, keys ...Key) *Provider {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": p.URL, "jwks_uri": p.URL + "/jwks"})
 	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	p.URL = srv.URL
+	p.srv = httptest.NewServer(mux)
+	p.URL = p.srv.URL
 	return p
 }
+
+// Close stops serving.
+func (p *Provider) Close() { p.srv.Close() }
 
 // JWKSURL is the key set's URL.
 func (p *Provider) JWKSURL() string { return p.URL + "/jwks" }
