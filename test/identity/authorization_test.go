@@ -26,11 +26,6 @@ import (
 	"github.com/mcpgate/mcpgate/test/internal/oidcprovider"
 )
 
-// mcpgateBinary is the mcpgate that TestMain built for every test.
-var mcpgateBinary string
-
-func TestMain(m *testing.M) { gatewaytest.Main(m, raceEnabled, &mcpgateBinary, "identity tests") }
-
 // The provider's clients: agent may get the scope the MCP endpoints
 // require, narrow may not.
 var (
