@@ -19,7 +19,9 @@
 # the conformance suite and its server are installed, with Node 22 and the
 # TypeScript server-everything that the black-box tests (test/lifecycle,
 # test/federation) run through MCPGATE_TEST_EVERYTHING, and the TypeScript
-# SDK whose client test/federation's battery runs (MCPGATE_TEST_TS_SDK).
+# SDK whose client test/federation's battery runs (MCPGATE_TEST_TS_SDK);
+# scripts/oidc.sh installs the OpenID provider test/identity runs into the
+# folder beside it (MCPGATE_TEST_OIDC_PROVIDER, if set, is used instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,6 +87,15 @@ if [ -z "${MCPGATE_TEST_EVERYTHING:-}" ] || [ -z "${MCPGATE_TEST_TS_SDK:-}" ]; t
   MCPGATE_TEST_EVERYTHING=${MCPGATE_TEST_EVERYTHING:-$(scripts/conformance.sh everything-command "$conformance_cache")}
   MCPGATE_TEST_TS_SDK=${MCPGATE_TEST_TS_SDK:-$(scripts/conformance.sh ts-sdk-dir "$conformance_cache")}
   export MCPGATE_TEST_EVERYTHING MCPGATE_TEST_TS_SDK
+fi
+
+# The real OpenID provider test/identity starts (oidc-provider, from npm,
+# run by the same Node 22): installed once beside the conformance cache.
+if [ -z "${MCPGATE_TEST_OIDC_PROVIDER:-}" ]; then
+  log "the OpenID provider for the identity tests"
+  oidc_env=$(NODE="${MCPGATE_TEST_EVERYTHING%% *}" scripts/oidc.sh install "$(dirname "$conformance_cache")/oidc") || exit 1 # it says why
+  eval "$oidc_env"
+  export MCPGATE_TEST_OIDC_PROVIDER
 fi
 
 log "tests (race detector on)"

@@ -63,9 +63,12 @@ func runToken(_ context.Context, args []string, s streams) int {
 		o.Scopes = append(o.Scopes, cfg.Gateway.JWT.AdminScope)
 	}
 	// The gateway checks the audience when JWT_AUDIENCE is set: the token
-	// names the first one.
+	// names the first one; without it, while MCP_RESOURCE_URL is set, that
+	// resource (RFC 8707).
 	if jc := cfg.Gateway.JWT; jc.AudienceVerification && len(jc.Audiences) > 0 {
 		o.Audience = jc.Audiences[0]
+	} else if jc.AudienceVerification && cfg.Gateway.Resource.URL != "" {
+		o.Audience = cfg.Gateway.Resource.URL
 	}
 	tok, err := j.MintWith(*subject, *ttl, time.Now(), o)
 	if err != nil {

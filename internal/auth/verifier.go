@@ -34,6 +34,10 @@ type VerifierConfig struct {
 	// Audiences (JWT_AUDIENCE), when not empty, are the accepted aud
 	// values: a token must name one of them.
 	Audiences []string
+	// AcceptAudience, used when Audiences is empty, says which aud values
+	// are accepted instead: mcpgate's own resource URLs while
+	// MCP_RESOURCE_URL is set (RFC 8707).
+	AcceptAudience func(aud string) bool
 	// RequireExpiration (REQUIRE_TOKEN_EXPIRATION) refuses tokens without
 	// exp.
 	RequireExpiration bool
@@ -194,10 +198,14 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (Ide
 		return Identity{}, &TokenError{Problem: TokenWrongIssuer,
 			Detail: fmt.Sprintf("its issuer %s is not one of the accepted issuers (JWT_ISSUER)", quoteClaim(c.Issuer))}
 	}
-	if len(v.cfg.Audiences) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(v.cfg.Audiences, a) }) {
-		detail := "it names no audience (aud); mcpgate accepts tokens meant for it only (JWT_AUDIENCE)"
+	accepts, setting := func(a string) bool { return slices.Contains(v.cfg.Audiences, a) }, "JWT_AUDIENCE"
+	if len(v.cfg.Audiences) == 0 && v.cfg.AcceptAudience != nil {
+		accepts, setting = v.cfg.AcceptAudience, "MCP_RESOURCE_URL"
+	}
+	if (len(v.cfg.Audiences) > 0 || v.cfg.AcceptAudience != nil) && !slices.ContainsFunc(c.Audience, accepts) {
+		detail := "it names no audience (aud); mcpgate accepts tokens meant for it only (" + setting + ")"
 		if len(c.Audience) > 0 {
-			detail = fmt.Sprintf("its audience %s is not mcpgate's (JWT_AUDIENCE): it is meant for another service", quoteClaim(strings.Join(c.Audience, " ")))
+			detail = fmt.Sprintf("its audience %s is not mcpgate's (%s): it is meant for another service", quoteClaim(strings.Join(c.Audience, " ")), setting)
 		}
 		return Identity{}, &TokenError{Problem: TokenWrongAudience, Detail: detail}
 	}

@@ -20,7 +20,7 @@ func SettingDocs() []passthrough.SettingDoc {
 		Usage:   "clients must authenticate to mcpgate with AUTH_HEADER_NAME, which is then never forwarded",
 		Bool:    true,
 	})
-	return append(append(append(docs, gatewayDocs()...), accessDocs()...), identityAssertionDocs()...)
+	return append(append(append(append(docs, gatewayDocs()...), accessDocs()...), identityAssertionDocs()...), resourceDocs()...)
 }
 
 // FlagName returns the command-line flag of a setting: its environment name

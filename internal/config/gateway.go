@@ -71,6 +71,9 @@ type Gateway struct {
 	// (scheme://host[:port]), in NormalizeOrigin's form: browser pages
 	// there may call mcpgate besides pages of mcpgate's own origin.
 	AllowedOrigins []string
+	// Resource is mcpgate as an OAuth 2.1 protected resource (MCP_RESOURCE_URL
+	// and the OAUTH_* and MCP_REQUIRED_SCOPES settings; resource.go).
+	Resource Resource
 	// RedisURL (REDIS_URL), redis://… or rediss://…, turns on
 	// multi-instance mode: changes and session messages travel between
 	// instances through Redis. It needs PostgreSQL as the database.
@@ -299,8 +302,13 @@ func (s *sources) loadGateway() (Gateway, error) {
 		}
 		*d.dst = dur
 	}
-	g.IdentityAssertion, err = loadIdentityAssertion(get)
-	return g, err
+	if g.IdentityAssertion, err = loadIdentityAssertion(get); err != nil {
+		return g, err
+	}
+	if g.Resource, err = s.loadResource(); err != nil {
+		return g, err
+	}
+	return g, nil
 }
 
 // parseDuration reads seconds ("90", "1.5") or a Go duration ("90s", "2m").

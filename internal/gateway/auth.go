@@ -30,6 +30,10 @@ func clientVerifier(ctx context.Context, gc config.Gateway, revoked *auth.Revoca
 	}
 	if jc.AudienceVerification {
 		vc.Audiences = jc.Audiences
+		if len(vc.Audiences) == 0 && gc.Resource.URL != "" {
+			// RFC 8707: tokens for mcpgate's resources only (resource.go).
+			vc.AcceptAudience = (&protectedResource{cfg: gc.Resource}).acceptsAudience
+		}
 	}
 	if gc.JWTSecretKey != "" {
 		// NewJWT checks the secret as `mcpgate token` does.
@@ -41,9 +45,10 @@ func clientVerifier(ctx context.Context, gc config.Gateway, revoked *auth.Revoca
 	// An identity provider signs tokens for many services: without an
 	// audience check, a token it issued for any of them would pass here
 	// (RFC 8707, RFC 9068 §4).
-	if jc.KeySource() && jc.AudienceVerification && len(vc.Audiences) == 0 {
+	if jc.KeySource() && jc.AudienceVerification && len(vc.Audiences) == 0 && vc.AcceptAudience == nil {
 		return nil, nil, &StartupError{config.EnvJWTAudience, "not set, and tokens are verified with an identity provider's keys: " +
-			"set it to the audience (aud) the provider puts in tokens meant for mcpgate, or JWT_AUDIENCE_VERIFICATION=false to accept its tokens for any service"}
+			"set it to the audience (aud) the provider puts in tokens meant for mcpgate, or set MCP_RESOURCE_URL to mcpgate's public URL " +
+			"to accept tokens whose audience is that resource (RFC 8707), or JWT_AUDIENCE_VERIFICATION=false to accept its tokens for any service"}
 	}
 	if jc.JWKSURL != "" || jc.OIDCDiscovery {
 		setting := config.EnvJWTJWKSURL

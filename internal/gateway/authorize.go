@@ -31,7 +31,7 @@ const public auth.Role = ""
 
 // publicPatterns are the only routes without a role. A new public route is
 // added here too, on purpose; the route-walk test holds the table to it.
-var publicPatterns = []string{"GET /health", "GET /ready", "GET /metrics", "GET /.well-known/jwks.json"}
+var publicPatterns = []string{"GET /health", "GET /ready", "GET /metrics", "GET /.well-known/jwks.json", metadataPath, metadataPath + "/"}
 
 // register adds every route of the table to mux, each behind its
 // authentication and role check.
@@ -47,7 +47,11 @@ func (g *Gateway) protect(rt route) http.Handler {
 	if rt.role == public {
 		return rt.handler
 	}
-	h := g.authorize(rt.role, rt.handler)
+	h := rt.handler
+	if rt.role == auth.RoleClient {
+		h = g.resource.requireScopes(h) // MCP_REQUIRED_SCOPES, 403 insufficient_scope
+	}
+	h = g.authorize(rt.role, h)
 	if rt.token != nil {
 		return g.authenticateProxyOr(h, g.authenticateWith(h, rt.token, rt.howTo))
 	}
@@ -98,7 +102,7 @@ func (g *Gateway) authenticateProxyOr(authorized, byToken http.Handler) http.Han
 		id, named, err := g.proxy.Identify(r)
 		switch {
 		case err != nil:
-			unauthorized(w, "refused: "+err.Error())
+			g.unauthorized(w, r, "invalid_request", "refused: "+err.Error())
 		case named:
 			authorized.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
 		default:

@@ -58,6 +58,8 @@ type Gateway struct {
 	access      *accessRules
 	routes      []route // the route table (authorize.go)
 	httpClient  *http.Client
+	// resource is mcpgate as an OAuth 2.1 protected resource (resource.go).
+	resource *protectedResource
 	// unlockSQLite releases the one-instance lock of a SQLite database.
 	unlockSQLite func()
 	// cluster is what this instance shares with the others.
@@ -80,7 +82,7 @@ func (e *StartupError) Error() string { return e.Setting + ": " + e.Message }
 // New opens the store (applying migrations), seeds the global passthrough
 // list, connects to every registered upstream and builds the HTTP handler.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version string) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, logger: logger}
+	g := &Gateway{cfg: cfg, logger: logger, resource: &protectedResource{cfg: cfg.Gateway.Resource}}
 	gc := cfg.Gateway
 	if cfg.AuthRequired {
 		v, jwks, err := clientVerifier(ctx, gc, &g.revoked, logger)
@@ -256,6 +258,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		{pattern: "GET /ready", handler: http.HandlerFunc(g.readyHandler)},
 		{pattern: "GET /metrics", handler: m.Handler()},
 		{pattern: "GET /.well-known/jwks.json", handler: jwksHandler(keys, assertions.KeyLead)},
+		// Protected-resource metadata (RFC 9728), without a token.
+		{pattern: metadataPath, handler: http.HandlerFunc(g.resource.serveMetadata)},
+		{pattern: metadataPath + "/", handler: http.HandlerFunc(g.resource.serveMetadata)},
 		{pattern: "/rpc", role: auth.RoleClient, handler: &frontdoor.RPC{Handler: g.rpc, Logger: logger, RequestID: requestIDOf}},
 		{pattern: "/mcp", role: auth.RoleClient, handler: g.streamable},
 		{pattern: "/mcp/", role: auth.RoleClient, handler: g.streamable},
@@ -531,12 +536,12 @@ func (g *Gateway) authenticateWith(next http.Handler, tokenOf func(*http.Request
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := tokenOf(r)
 		if !ok {
-			unauthorized(w, "authentication required: "+howTo+" (mint one with `mcpgate token`)")
+			g.unauthorized(w, r, "", "authentication required: "+howTo+" (mint one with `mcpgate token`)")
 			return
 		}
 		id, err := g.verifier.Verify(r.Context(), token, time.Now())
 		if err != nil {
-			unauthorized(w, "invalid token: "+err.Error())
+			g.unauthorized(w, r, "invalid_token", "invalid token: "+err.Error())
 			return
 		}
 		// Sessions are bound to the client that opened them (MCP security
@@ -545,8 +550,11 @@ func (g *Gateway) authenticateWith(next http.Handler, tokenOf func(*http.Request
 	})
 }
 
-func unauthorized(w http.ResponseWriter, msg string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="mcpgate"`)
+// unauthorized answers 401 with msg, and a WWW-Authenticate challenge that
+// points at the endpoint's protected-resource metadata (resource.go);
+// errCode is RFC 6750's ("invalid_token"), "" when the request had no token.
+func (g *Gateway) unauthorized(w http.ResponseWriter, r *http.Request, errCode, msg string) {
+	w.Header().Set("WWW-Authenticate", g.resource.challenge(r, errCode, msg))
 	body, _ := jsonString(msg)
 	writeJSON(w, http.StatusUnauthorized, `{"detail":`+body+`}`)
 }

@@ -3,7 +3,8 @@
 // (MCPGATE_TEST_POSTGRES_URL) and the Redis of scripts/redis.sh
 // (MCPGATE_TEST_REDIS_URL). Without them a test fails, saying how to start
 // them; it is never skipped. It also gives a Redis of a test's own, to stop
-// and restart, and the bounded polling and free ports such tests need.
+// and restart, the bounded polling and free ports such tests need, and the
+// Bearer challenge of a response as MCP clients read it.
 package testenv
 
 import (
