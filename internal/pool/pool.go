@@ -59,7 +59,7 @@ type Result struct {
 	Catalogue dispatch.Catalogue
 	// Err says why the upstream could not be reached or listed.
 	Err error
-	// At is when the attempt ended.
+	// At is when the attempt began: what it read is at least that new.
 	At time.Time
 }
 

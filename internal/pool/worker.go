@@ -165,7 +165,9 @@ func (w *worker) run() {
 			retry = nil
 		}
 
-		var res Result
+		// A reading is as new as the moment it began: a listing that
+		// started before a change may still answer from before it.
+		res := Result{At: time.Now()}
 		if connect {
 			next, cat, err := w.open(t)
 			switch {
@@ -174,19 +176,19 @@ func (w *worker) run() {
 					w.p.drain(cur) // built first, swapped in, the old one drains
 				}
 				cur = next
-				res = Result{Caller: next, Catalogue: cat}
+				res.Caller, res.Catalogue = next, cat
 			case cur != nil && cur.endpoint != t.endpoint():
 				w.p.drain(cur) // the record no longer points there
 				cur = nil
-				res = Result{Err: err}
+				res.Err = err
 			default:
-				res = Result{Err: err}
+				res.Err = err
 			}
 		} else {
 			ctx, cancel := context.WithTimeout(w.ctx, w.p.cfg.ConnectTimeout)
 			cat, err := w.list(ctx, cur.client)
 			cancel()
-			res = Result{Caller: cur, Catalogue: cat, Err: err}
+			res.Caller, res.Catalogue, res.Err = cur, cat, err
 			if err != nil {
 				res.Caller = nil
 			}
@@ -236,7 +238,7 @@ func (w *worker) report(res Result, used Target) {
 	if now.endpoint() != used.endpoint() || w.ctx.Err() != nil || !w.p.current(w) {
 		return
 	}
-	res.ID, res.Version, res.At = now.ID, now.Version, time.Now()
+	res.ID, res.Version = now.ID, now.Version
 	w.p.cfg.OnResult(res)
 }
 

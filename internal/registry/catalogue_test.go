@@ -271,3 +271,61 @@ func TestDiscoveryListsToolsThatNeedClientCapabilities(t *testing.T) {
 		t.Errorf("catalogue tools %s, want %s", got, want)
 	}
 }
+
+// TestALateListingLosesToALaterReading: a listing of this instance's that
+// began before another instance's refresh, and answers after it was
+// applied, does not put the older catalogue back (seen in test/cluster:
+// an instance went on listing the tools from before a refresh made
+// elsewhere).
+func TestALateListingLosesToALaterReading(t *testing.T) {
+	var tools atomic.Value
+	tools.Store(`[{"name":"first","inputSchema":{"type":"object"}}]`)
+	var hold atomic.Bool
+	held, release := make(chan struct{}, 1), make(chan struct{})
+	srv := mcptest.NewRaw(t, func(req jsonrpc.Message, _ http.Header) jsonrpc.Message {
+		if req.Method != "tools/list" {
+			return jsonrpc.Message{Error: jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "no %s", req.Method)}
+		}
+		answer := tools.Load().(string) // read as the request arrives
+		if hold.Load() {
+			held <- struct{}{}
+			<-release
+		}
+		return jsonrpc.Message{Result: json.RawMessage(`{"tools":` + answer + `}`)}
+	})
+	tr := newTestRegistry(t, nil)
+	v := tr.create(t, "crm", srv.URL, upstream.StreamableHTTP)
+	if names := tr.toolNames(t, v.ID); len(names) != 1 || names[0] != "first" {
+		t.Fatalf("after Create: tools %v, want [first]", names)
+	}
+
+	// This instance's listing begins, and the upstream answers it late.
+	hold.Store(true)
+	done := tr.pool.Refresh(v.ID)
+	<-held
+	hold.Store(false)
+	// Meanwhile the upstream changes and another instance reads it.
+	tools.Store(`[{"name":"second","inputSchema":{"type":"object"}}]`)
+	ctx := context.Background()
+	if err := tr.st.SaveCatalogue(ctx, v.ID, store.Catalogue{Tools: []json.RawMessage{json.RawMessage(`{"name":"second","inputSchema":{"type":"object"}}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.ApplyCatalogue(ctx, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if names := tr.toolNames(t, v.ID); len(names) != 1 || names[0] != "second" {
+		t.Fatalf("after another instance's refresh: tools %v, want [second]", names)
+	}
+	close(release)
+	<-done
+	if names := tr.toolNames(t, v.ID); len(names) != 1 || names[0] != "second" {
+		t.Errorf("after this instance's late listing: tools %v, want [second], the later reading", names)
+	}
+	stored, err := tr.st.LoadCatalogue(ctx, v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Tools) != 1 || !strings.Contains(string(stored.Tools[0]), `"second"`) {
+		t.Errorf("the store holds %s, want the later reading [second]", stored.Tools)
+	}
+}

@@ -571,10 +571,18 @@ func (r *Registry) onResult(res pool.Result) {
 	n := *l
 	route := *l.route
 	n.route = &route
-	if res.Err == nil {
+	switch {
+	case res.Err == nil && res.At.After(l.refreshedAt):
 		route.Caller, route.Unavailable, route.Catalogue = res.Caller, "", res.Catalogue
 		n.status, n.reason, n.stale, n.refreshedAt = StatusAvailable, "", false, res.At
-	} else {
+	case res.Err == nil:
+		// Another instance's reading, applied while this one was under
+		// way, began later: its lists stay. What the upstream announced
+		// at initialize is this connection's own.
+		route.Caller, route.Unavailable = res.Caller, ""
+		route.Catalogue.Capabilities, route.Catalogue.Instructions = res.Catalogue.Capabilities, res.Catalogue.Instructions
+		n.status, n.reason, n.stale = StatusAvailable, "", false
+	default:
 		route.Caller, route.Unavailable = nil, statusReason(res.Err)
 		n.status, n.reason, n.stale = StatusUnavailable, route.Unavailable, true
 	}
@@ -596,7 +604,7 @@ func (r *Registry) onResult(res pool.Result) {
 	}
 	if res.Err == nil && (lists.Any() || l.stale || !sameCatalogue(l.route.Catalogue, route.Catalogue)) {
 		saved := store.Catalogue{Tools: route.Catalogue.Tools, Resources: route.Catalogue.Resources,
-			ResourceTemplates: route.Catalogue.ResourceTemplates, Prompts: route.Catalogue.Prompts, RefreshedAt: res.At}
+			ResourceTemplates: route.Catalogue.ResourceTemplates, Prompts: route.Catalogue.Prompts, RefreshedAt: n.refreshedAt}
 		if err := r.cfg.Store.SaveCatalogue(ctx, res.ID, saved); err != nil && !errors.Is(err, store.ErrNotFound) {
 			r.cfg.Logger.Warn("store catalogue", "upstream", n.record.Name, "err", err)
 		}
