@@ -32,10 +32,7 @@ func (t *streamSessions) broadcastIf(m jsonrpc.Message, keep func(Backend) bool)
 		return
 	}
 	t.mu.Lock()
-	sessions := make([]*streamSession, 0, len(t.byID))
-	for _, s := range t.byID {
-		sessions = append(sessions, s)
-	}
+	sessions := t.listLocked()
 	t.mu.Unlock()
 	for _, s := range sessions {
 		s.mu.Lock()

@@ -555,6 +555,16 @@ func (t *streamSessions) broadcast(m jsonrpc.Message) {
 	}
 }
 
+// listLocked returns the sessions there are, for work done on each outside
+// t.mu. The caller holds t.mu.
+func (t *streamSessions) listLocked() []*streamSession {
+	sessions := make([]*streamSession, 0, len(t.byID))
+	for _, s := range t.byID {
+		sessions = append(sessions, s)
+	}
+	return sessions
+}
+
 // drain refuses new sessions and new client messages, waits (while ctx
 // lasts) for the calls in flight to finish and their answers to be
 // written, then ends every session as closeAll does: a graceful shutdown
@@ -562,10 +572,7 @@ func (t *streamSessions) broadcast(m jsonrpc.Message) {
 func (t *streamSessions) drain(ctx context.Context) {
 	t.mu.Lock()
 	t.closed = true
-	sessions := make([]*streamSession, 0, len(t.byID))
-	for _, s := range t.byID {
-		sessions = append(sessions, s)
-	}
+	sessions := t.listLocked()
 	t.mu.Unlock()
 	for _, s := range sessions {
 		s.mu.Lock()
