@@ -94,6 +94,7 @@ type keyRing struct {
 
 type ringKey struct {
 	id        string
+	jose      string             // the encoded protected header it signs under
 	private   ed25519.PrivateKey // nil when it cannot be opened: published, never used
 	public    ed25519.PublicKey
 	createdAt time.Time
@@ -147,7 +148,7 @@ func (k *AssertionKeys) reloadLocked(ctx context.Context) error {
 	for _, rec := range recs {
 		rk, parsed := old[rec.ID]
 		if !parsed || rk.private == nil {
-			rk = ringKey{id: rec.ID, public: ed25519.PublicKey(rec.Public), createdAt: rec.CreatedAt, signsFrom: rec.SignsFrom}
+			rk = ringKey{id: rec.ID, jose: joseHeader(rec.ID), public: ed25519.PublicKey(rec.Public), createdAt: rec.CreatedAt, signsFrom: rec.SignsFrom}
 			if seed, err := k.cfg.Sealer.Open(rec.Sealed); err == nil && len(seed) == ed25519.SeedSize {
 				rk.private = ed25519.NewKeyFromSeed(seed)
 			} else if !parsed {
@@ -372,8 +373,32 @@ func (k *AssertionKeys) Sign(a Assertion) (string, error) {
 		IssuedAt: iat, NotBefore: iat, ExpiresAt: jwt.NewNumericDate(now.Add(k.cfg.TTL)),
 		ID: base64.RawURLEncoding.EncodeToString(jti[:]),
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
-	t.Header["typ"] = assertion.Type
-	t.Header["kid"] = key.id
-	return t.SignedString(key.private)
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("encode the identity assertion: %w", err)
+	}
+	// The compact JWS (RFC 7515 §7.1) built in one buffer: the protected
+	// header depends on the key alone, and the signature is one Ed25519
+	// signature, the whole of what an assertion costs.
+	head := key.jose
+	enc := base64.RawURLEncoding
+	buf := make([]byte, 0, len(head)+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(ed25519.SignatureSize))
+	buf = append(buf, head...)
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, payload)
+	sig := ed25519.Sign(key.private, buf)
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, sig)
+	return string(buf), nil
+}
+
+// joseHeader is the encoded protected header of assertions signed with key
+// kid: alg, typ and kid, as the verifier requires.
+func joseHeader(kid string) string {
+	h, _ := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{assertion.Algorithm, kid, assertion.Type})
+	return base64.RawURLEncoding.EncodeToString(h)
 }
