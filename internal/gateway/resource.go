@@ -69,10 +69,19 @@ func (p *protectedResource) origin(r *http.Request) string {
 	return ownScheme(r) + "://" + r.Host
 }
 
+// endpointFor is endpointOf r's path as sent, or else as the mux read it
+// (decoded: /r%70c is /rpc).
+func endpointFor(r *http.Request) (string, bool) {
+	if endpoint, ok := endpointOf(r.URL.EscapedPath()); ok {
+		return endpoint, true
+	}
+	return endpointOf(r.URL.Path)
+}
+
 // metadataURL is the URL of the protected-resource metadata for the
 // endpoint serving r, or of mcpgate's root resource for other paths.
 func (p *protectedResource) metadataURL(r *http.Request) string {
-	endpoint, _ := endpointOf(r.URL.EscapedPath())
+	endpoint, _ := endpointFor(r)
 	return p.origin(r) + metadataPath + endpoint
 }
 
@@ -111,7 +120,7 @@ func (p *protectedResource) challenge(r *http.Request, errCode, description stri
 			b.WriteString(`, error_description="` + d + `"`)
 		}
 	}
-	if _, mcp := endpointOf(r.URL.EscapedPath()); mcp && len(p.cfg.RequiredScopes) > 0 {
+	if _, mcp := endpointFor(r); mcp && len(p.cfg.RequiredScopes) > 0 {
 		b.WriteString(`, scope="` + strings.Join(p.cfg.RequiredScopes, " ") + `"`)
 	}
 	b.WriteString(`, resource_metadata="` + challengeText(p.metadataURL(r)) + `"`)
@@ -131,18 +140,21 @@ func challengeText(s string) string {
 }
 
 // requireScopes answers 403 insufficient_scope (RFC 6750 §3.1) to a request
-// for an MCP endpoint whose token lacks one of MCP_REQUIRED_SCOPES. The
-// admin API is not an MCP endpoint: its role decides there. Without
-// client authentication (AUTH_REQUIRED=false) there is no token to hold
-// scopes, and nothing is required.
+// whose token lacks one of MCP_REQUIRED_SCOPES. The route table wraps the
+// routes of the client role in it, the MCP endpoints, and only those: the
+// admin API's role decides there. It never reads the path to decide (a
+// path the mux routes to /rpc may be spelled /r%70c); the path only names
+// the endpoint in the answer. Without client authentication
+// (AUTH_REQUIRED=false) there is no token to hold scopes, and nothing is
+// required.
 func (p *protectedResource) requireScopes(next http.Handler) http.Handler {
 	if len(p.cfg.RequiredScopes) == 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		endpoint, mcp := endpointOf(r.URL.EscapedPath())
+		endpoint, _ := endpointFor(r)
 		id, authenticated := mcpauth.IdentityOf(r.Context())
-		if !mcp || !authenticated {
+		if !authenticated {
 			next.ServeHTTP(w, r)
 			return
 		}

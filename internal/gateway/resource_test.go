@@ -162,6 +162,8 @@ func TestMissingRequiredScopeIs403InsufficientScope(t *testing.T) {
 		for _, c := range []struct{ method, path, endpoint string }{
 			{"POST", "/mcp", "/mcp"}, {"GET", "/sse", "/sse"}, {"GET", "/ws", "/ws"}, {"POST", "/rpc", "/rpc"},
 			{"POST", "/gateways/" + id + "/mcp", "/gateways/" + id + "/mcp"}, {"GET", "/gateways/" + id + "/sse", "/gateways/" + id + "/sse"},
+			// The mux routes these to /rpc and /mcp: the scope holds there too.
+			{"POST", "/r%70c", "/rpc"}, {"POST", "/m%63p", "/mcp"},
 		} {
 			resp, body := gw.get(c.method, c.path, gw.token)
 			if resp.StatusCode != http.StatusForbidden {
@@ -200,7 +202,7 @@ func TestRequireScopesPassesATokenWithEveryRequiredScope(t *testing.T) {
 		{"every scope", "/mcp", []string{"openid", "mcp:read", "mcp:tools"}, false, http.StatusTeapot},
 		{"one missing", "/mcp", []string{"mcp:tools"}, false, http.StatusForbidden},
 		{"none", "/gateways/x/mcp", nil, false, http.StatusForbidden},
-		{"admin API", "/gateways", nil, false, http.StatusTeapot},
+		{"a path spelled with escapes (the mux routes /r%70c to /rpc)", "/r%70c", nil, false, http.StatusForbidden},
 		{"no authentication (AUTH_REQUIRED=false)", "/mcp", nil, true, http.StatusTeapot},
 	} {
 		req := httptest.NewRequest(http.MethodPost, c.path, nil)
