@@ -152,6 +152,20 @@ func (v *Verifier) generation() uint64 {
 	return v.cfg.JWKS.Generation()
 }
 
+// Still says whether an identity verified earlier still holds at now: not
+// revoked since, not expired (beyond Leeway). A connection that carries
+// many messages on one authenticated request (a WebSocket) asks before
+// each; a *TokenError says why not.
+func (v *Verifier) Still(id Identity, now time.Time) error {
+	if err := v.checkRevoked(id); err != nil {
+		return err
+	}
+	if !id.ExpiresAt.IsZero() && now.After(id.ExpiresAt.Add(Leeway)) {
+		return &TokenError{Problem: TokenExpired, Detail: "it expired at " + id.ExpiresAt.UTC().Format(time.RFC3339)}
+	}
+	return nil
+}
+
 func (v *Verifier) checkRevoked(id Identity) error {
 	if v.cfg.Revoked != nil && v.cfg.Revoked(id) {
 		return &TokenError{Problem: TokenRevoked, Detail: "an administrator revoked it"}

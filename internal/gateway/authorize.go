@@ -104,7 +104,12 @@ func (g *Gateway) authenticateProxyOr(authorized, byToken http.Handler) http.Han
 		case err != nil:
 			g.unauthorized(w, r, "invalid_request", "refused: "+err.Error())
 		case named:
-			authorized.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
+			r = r.WithContext(auth.WithIdentity(r.Context(), id))
+			if err := g.still(r); err != nil { // an administrator revoked the proxy's user
+				g.unauthorized(w, r, "invalid_token", "refused: "+err.Error())
+				return
+			}
+			authorized.ServeHTTP(w, r)
 		default:
 			byToken.ServeHTTP(w, r)
 		}

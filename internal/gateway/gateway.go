@@ -205,7 +205,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		streams.Router = g.cluster.router
 	}
 	g.legacySSE = frontdoor.NewSSE(streams)
-	g.websocket = frontdoor.NewWebSocket(frontdoor.WebSocketConfig{StreamConfig: streams})
+	wsStreams := streams
+	wsStreams.Still = g.still
+	g.websocket = frontdoor.NewWebSocket(frontdoor.WebSocketConfig{StreamConfig: wsStreams})
 	indexChanged := func(c registry.IndexChange) {
 		// Open relay sessions follow their upstream: a disabled, deleted
 		// or moved one ends them (spec §4: calls use what is in force now).
@@ -517,6 +519,20 @@ func (g *Gateway) readyHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+}
+
+// still says whether the client that authenticated r still may: its token
+// not revoked or expired since (Verifier.Still). A WebSocket asks before
+// each message, its upgrade having been its one authentication.
+func (g *Gateway) still(r *http.Request) error {
+	id, ok := auth.IdentityOf(r.Context())
+	if !ok || g.verifier == nil {
+		return nil
+	}
+	if err := g.verifier.Still(id, time.Now()); err != nil {
+		return fmt.Errorf("the session's token no longer holds: %w", err)
+	}
+	return nil
 }
 
 // authenticate checks the client's token (AUTH_HEADER_NAME) when

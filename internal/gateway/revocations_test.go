@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/store"
 )
@@ -164,6 +166,45 @@ func TestRevocationWithoutTheBusArrivesByTTL(t *testing.T) {
 				t.Fatalf("still %d 5 s after a revocation with a 1 s TTL", status)
 			}
 			time.Sleep(20 * time.Millisecond) // polling the TTL's effect: there is no signal to wait for
+		}
+	})
+}
+
+// TestRevocationEndsOpenWebSocketSessions: a WebSocket is authenticated
+// once, at its upgrade; a revocation made while it is open ends it at its
+// next message, with the reason, rather than let the revoked token go on
+// calling tools (found in review).
+func TestRevocationEndsOpenWebSocketSessions(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
+		gw := startGateway(t, dbURL(t), nil)
+		j, _ := auth.NewJWT([]byte(jwtSecret))
+		tok, _ := j.Mint("agent", time.Hour, time.Now())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, _, err := websocket.Dial(ctx, wsURL(gw), &websocket.DialOptions{
+			HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}, Subprotocols: []string{"mcp"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.CloseNow()
+		call := func() (string, error) {
+			if err := conn.Write(ctx, websocket.MessageText, []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`)); err != nil {
+				return "", err
+			}
+			_, data, err := conn.Read(ctx)
+			return string(data), err
+		}
+		if out, err := call(); err != nil || !strings.Contains(out, `"result"`) {
+			t.Fatalf("before the revocation: %q, %v", out, err)
+		}
+		claims, _ := j.Verify(tok, time.Now())
+		gw.revoke(map[string]any{"jti": claims.ID})
+		out, err := call()
+		if err == nil {
+			t.Fatalf("after the revocation the open socket still answered %q; want it closed", out)
+		}
+		if reason := websocket.CloseStatus(err); reason == -1 || !strings.Contains(err.Error(), "revoked") {
+			t.Errorf("the socket ended with %v; want a close whose reason says the token was revoked", err)
 		}
 	})
 }

@@ -58,6 +58,11 @@ type StreamConfig struct {
 	// Router, when set, carries a legacy SSE POST that lands on an instance
 	// other than the one holding the session's stream to that one.
 	Router SessionRouter
+	// Still, when set, is asked before each message of a WebSocket, whose
+	// one authenticated request carries them all: an error (the client's
+	// token was revoked or expired since) ends the session with it as the
+	// reason. A legacy SSE POST is authenticated on its own.
+	Still func(*http.Request) error
 }
 
 // SessionRouter carries the messages of a legacy SSE session to the

@@ -134,6 +134,12 @@ func (h *WebSocket) read(conn *websocket.Conn, sess *streamSession, r *http.Requ
 			sess.push(encodeError(jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "send JSON-RPC messages as text messages, not binary")))
 			continue
 		}
+		if still := h.sessions.cfg.Still; still != nil {
+			if err := still(r); err != nil {
+				sess.end(&sessionEnd{reason: err.Error()})
+				return
+			}
+		}
 		msgs, batch, err := jsonrpc.Decode(data)
 		if err != nil {
 			sess.push(encodeError(asRPCError(err)))
