@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -36,10 +38,17 @@ func (id Identity) Has(role Role) bool { return slices.Contains(id.Roles, role) 
 // ownership, per-client upstream sessions, logs. Two issuers' equal
 // subjects are different clients.
 func (id Identity) Key() string {
-	if id.Issuer == "" || id.Issuer == Issuer {
+	issuer := id.Issuer
+	if issuer == "" {
+		issuer = Issuer
+	}
+	if issuer == Issuer && !strings.HasPrefix(id.Subject, `"`) {
 		return id.Subject
 	}
-	return id.Issuer + " " + id.Subject
+	// The issuer quoted, so that no (issuer, subject) pair spells another's
+	// ("A B" + "c" against "A" + "B c"); no key of mcpgate's own subjects
+	// starts with a quote.
+	return strconv.Quote(issuer) + " " + id.Subject
 }
 
 // identityKey keys the authenticated client's identity in a request's

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,7 +76,7 @@ func TestProviderTokensOfEachAlgorithmAreAccepted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if id.Issuer != p.URL || id.Subject != "alice" || id.TokenID != "j-1" || id.Key() != p.URL+" alice" {
+			if id.Issuer != p.URL || id.Subject != "alice" || id.TokenID != "j-1" || id.Key() != strconv.Quote(p.URL)+" alice" {
 				t.Errorf("identity = %+v", id)
 			}
 			if strings.Join(id.Scopes, ",") != "openid,mcp:tools" || !id.Has(RoleClient) || id.Has(RoleAdmin) {
