@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,6 +184,9 @@ func (fs *FederatedSession) call(ctx context.Context, rs *RelaySession, msg json
 // names that id too. list_changed is left to the catalogue, which tells
 // every client once it has the new list (registry OnChange).
 func (fs *FederatedSession) toClient(rs *RelaySession, m jsonrpc.Message, deliver func(jsonrpc.Message)) {
+	if !fs.mayUse(rs) {
+		return
+	}
 	switch {
 	case m.IsRequest():
 		fs.mu.Lock()
@@ -244,7 +249,7 @@ func (fs *FederatedSession) Respond(ctx context.Context, msg jsonrpc.Message, in
 	p, ok := fs.asked[string(msg.ID)]
 	fs.forgetAskedLocked(string(msg.ID))
 	fs.mu.Unlock()
-	if !ok || p.rs == nil { // nil: asked while its session was still opening
+	if !ok || p.rs == nil || !fs.mayUse(p.rs) { // nil: asked while its session was still opening
 		return fmt.Errorf("answer with id %s: no request of an upstream's is waiting for it in this session", msg.ID)
 	}
 	msg.ID = p.id
@@ -312,7 +317,7 @@ func (fs *FederatedSession) task(ctx context.Context, msg jsonrpc.Message, in In
 	upstream, ok := fs.tasks[id]
 	u := fs.upstreams[upstream]
 	fs.mu.Unlock()
-	if !ok || u == nil || u.rs == nil {
+	if !ok || u == nil || u.rs == nil || !fs.mayUse(u.rs) {
 		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown task %q in this session", id))
 	}
 	return fs.call(ctx, u.rs, msg, in)
@@ -330,6 +335,7 @@ func (fs *FederatedSession) listTasks(ctx context.Context, msg jsonrpc.Message, 
 		}
 	}
 	fs.mu.Unlock()
+	maps.DeleteFunc(owners, func(rs *RelaySession, _ bool) bool { return !fs.mayUse(rs) })
 	tasks := []json.RawMessage{}
 	msg.Params = nil
 	for rs := range owners {
@@ -397,14 +403,21 @@ func (fs *FederatedSession) linkRoute(ix *Index, uri string) (*Route, bool) {
 // open returns the client's upstream sessions open now.
 func (fs *FederatedSession) open() []*RelaySession {
 	fs.mu.Lock()
-	defer fs.mu.Unlock()
 	out := make([]*RelaySession, 0, len(fs.upstreams))
 	for _, u := range fs.upstreams {
 		if u.rs != nil {
 			out = append(out, u.rs)
 		}
 	}
-	return out
+	fs.mu.Unlock()
+	return slices.DeleteFunc(out, func(rs *RelaySession) bool { return !fs.mayUse(rs) })
+}
+
+// mayUse reports whether the client may still use rs's upstream under the
+// access rules in force: an upstream session opened before a rule took its
+// upstream away neither hears from the client nor reaches it again.
+func (fs *FederatedSession) mayUse(rs *RelaySession) bool {
+	return rs == nil || fs.d.allowed(fs.client, rs.id)
 }
 
 // upstream returns the client's session with r's upstream, opening it on

@@ -251,7 +251,14 @@ func TestAccessTakenAwayEndsOpenSessions(t *testing.T) {
 	betaID := gw.register(map[string]any{"name": "beta", "url": beta.URL})
 	alice := gw.as(clientToken(t, "alice"))
 	relay := relayClient(t, alice, betaID, nil)
-	federated := federatedClient(t, alice, "mcp", nil)
+	client := mcp.NewClient(&mcp.Implementation{Name: "access-e2e", Version: "1"}, nil)
+	client.AddRoots(&mcp.Root{URI: "file:///before-the-rule"})
+	federated, err := client.Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: gw.url + "/mcp",
+		HTTPClient: &http.Client{Transport: bearerTransport{alice.token}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = federated.Close() })
 	for _, call := range []func() error{
 		func() error {
 			_, err := relay.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}})
@@ -283,6 +290,18 @@ func TestAccessTakenAwayEndsOpenSessions(t *testing.T) {
 	}
 	if got := len(requestsOf(beta, "tools/call")); got != calls {
 		t.Errorf("beta received %d calls after the rule, want none", got-calls)
+	}
+	// Nor does the client's upstream session with beta, still open, hear
+	// from the client again: its roots change reaches only the upstreams
+	// it may use. (The client's next request is forwarded only after its
+	// notification, so the ping is the barrier.)
+	rootsChanged := len(requestsOf(beta, "notifications/roots/list_changed"))
+	client.AddRoots(&mcp.Root{URI: "file:///after-the-rule"})
+	if err := federated.Ping(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(requestsOf(beta, "notifications/roots/list_changed")); got != rootsChanged {
+		t.Errorf("beta was told of the client's roots %d times after the rule took it away, want none", got-rootsChanged)
 	}
 }
 
