@@ -22,7 +22,8 @@ import (
 
 // Version20260728 is the stateless revision: no initialize, every request
 // carries its revision and its client in params._meta (MCP 2026-07-28
-// basic/index, "_meta"), and its metadata in headers.
+// basic/index, "_meta"), and its metadata in headers. It is not in
+// Versions yet: mcpgate speaks it once its transports use this file.
 const Version20260728 = "2026-07-28"
 
 // CodeHeaderMismatch is the JSON-RPC error of a request whose headers do
@@ -480,9 +481,9 @@ type schemaWalk struct {
 // keys only, where annotations may stand, and every other subschema of
 // it, where none may.
 func (w *schemaWalk) properties(schema map[string]any, path []string) error {
-	for kw, v := range schema {
+	for _, kw := range sortedKeys(schema) {
 		if kw != "properties" {
-			if err := unreachable(kw, v, joinPath(path, kw)); err != nil {
+			if err := unreachable(kw, schema[kw], joinPath(path, kw)); err != nil {
 				return err
 			}
 		}
@@ -491,12 +492,7 @@ func (w *schemaWalk) properties(schema map[string]any, path []string) error {
 	if !ok {
 		return nil
 	}
-	names := make([]string, 0, len(props))
-	for n := range props {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range sortedKeys(props) {
 		sub, ok := props[n].(map[string]any)
 		if !ok {
 			continue // a boolean schema has no annotation
@@ -555,8 +551,8 @@ func unreachable(kw string, v any, where string) error {
 	switch x := v.(type) {
 	case map[string]any:
 		if slices.Contains(mapSubschema, kw) {
-			for _, s := range x {
-				subs = append(subs, s)
+			for _, k := range sortedKeys(x) {
+				subs = append(subs, x[k])
 			}
 		} else if slices.Contains(oneSubschema, kw) {
 			subs = []any{x}
@@ -574,13 +570,24 @@ func unreachable(kw string, v any, where string) error {
 		if _, ok := schema[XMCPHeader]; ok {
 			return fmt.Errorf("%s under %s: an %s is allowed only on properties reached through properties keys alone", XMCPHeader, where, XMCPHeader)
 		}
-		for k, sv := range schema {
-			if err := unreachable(k, sv, where+"."+k); err != nil {
+		for _, k := range sortedKeys(schema) {
+			if err := unreachable(k, schema[k], where+"."+k); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// sortedKeys returns the keys of m in order, so that the first fault
+// reported is the same on every run.
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func joinPath(path []string, kw string) string {
