@@ -169,11 +169,15 @@ func RequestHeaders(msg jsonrpc.Message, inputSchema json.RawMessage) (http.Head
 // *RequestError with CodeHeaderMismatch naming the header. Mcp-Param-*
 // headers the schema does not annotate are ignored ("Server Behavior for
 // Custom Headers"). Run CheckRequestMeta first: a request without its
-// _meta is invalid params, not a header mismatch.
+// _meta is invalid params, not a header mismatch. A notification passes:
+// the revision sets no header rules for one.
 //
 // An inputSchema whose annotations break "Schema Extension" is an error
 // that is not a *RequestError: the tool is at fault, not the request.
 func CheckRequestHeaders(h http.Header, msg jsonrpc.Message, inputSchema json.RawMessage) error {
+	if !msg.IsRequest() {
+		return nil // "header requirements for notification POSTs are not defined by this revision" ("Sending Messages")
+	}
 	version, err := singleHeader(h, HeaderProtocolVersion, protocolVersionHeader, true)
 	if err != nil {
 		return err
@@ -192,6 +196,11 @@ func CheckRequestHeaders(h http.Header, msg jsonrpc.Message, inputSchema json.Ra
 		raw, err := singleHeader(h, HeaderName, HeaderName, true)
 		if err != nil {
 			return err
+		}
+		if !validFieldValue(raw) {
+			// A name outside plain ASCII must come Base64-encoded ("Value
+			// Encoding"); the go-sdk v1.8.0 client sends it raw.
+			return mismatch(HeaderName, "%s header value contains invalid characters (a name outside plain ASCII is sent as =?base64?...?=)", HeaderName)
 		}
 		name, err := DecodeHeaderValue(raw)
 		if err != nil {

@@ -25,7 +25,8 @@ import (
 // Where the SDK and the specification part, the tests keep to what they
 // agree on and say so: the SDK sends Mcp-Name raw, where "Value Encoding"
 // Base64-encodes a name outside plain ASCII (and its server compares the
-// raw header), so names and URIs here are ASCII; parameter values are not.
+// raw header), so names and URIs here are ASCII, parameter values are not;
+// TestSDKSendsNonASCIINameRaw pins the difference.
 
 // regionSchema is a tool whose schema mirrors three arguments, one nested.
 const regionSchema = `{"type":"object","properties":{` +
@@ -60,6 +61,10 @@ func startSDKServer(t *testing.T) *sdkServer {
 	server.AddResource(&mcp.Resource{URI: "file:///projects/myapp/config.json", Name: "config"},
 		func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "{}"}}}, nil
+		})
+	server.AddResource(&mcp.Resource{URI: nonASCIIURI, Name: "notes"},
+		func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "n"}}}, nil
 		})
 	server.AddPrompt(&mcp.Prompt{Name: "code_review"},
 		func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
@@ -265,4 +270,53 @@ func post(t *testing.T, url string, h http.Header, body string) (int, jsonrpc.Me
 		t.Fatalf("answer %d %q: %v", resp.StatusCode, data, err)
 	}
 	return resp.StatusCode, m
+}
+
+// nonASCIIURI is a resource whose URI is outside plain ASCII, where the
+// go-sdk and the specification part.
+const nonASCIIURI = "file:///données/é.txt"
+
+// TestSDKSendsNonASCIINameRaw records where the go-sdk v1.8.0 departs
+// from "Value Encoding", which mcpgate follows: its client sends a
+// non-ASCII Mcp-Name raw, which CheckRequestHeaders refuses, and its
+// server compares the raw header, so it refuses the Base64 form that
+// RequestHeaders builds. An upstream hop to such a server with such a name
+// is refused until the SDK follows the specification; this test fails
+// when it does, to say the caveat can go.
+func TestSDKSendsNonASCIINameRaw(t *testing.T) {
+	s := startSDKServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "interop-client", Version: "v1"}, nil).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: s.url}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer cs.Close()
+	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: nonASCIIURI}); err != nil {
+		t.Fatalf("resources/read: %v", err)
+	}
+	r := s.last(t, "resources/read")
+	msg, err := jsonrpc.DecodeMessage(r.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.header.Get(HeaderName); got != nonASCIIURI {
+		t.Fatalf("the go-sdk client sent Mcp-Name %q; it now differs from its v1.8.0 raw form", got)
+	}
+	var re *RequestError
+	if err := CheckRequestHeaders(r.header, msg, nil); !errors.As(err, &re) || re.Header != HeaderName {
+		t.Errorf("CheckRequestHeaders(raw non-ASCII Mcp-Name) = %v, want a mismatch on Mcp-Name", err)
+	}
+	built, err := RequestHeaders(msg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := built.Get(HeaderName), EncodeHeaderValue(nonASCIIURI); got != want || !strings.HasPrefix(got, base64Prefix) {
+		t.Fatalf("RequestHeaders Mcp-Name = %q, want %q", got, want)
+	}
+	status, resp := post(t, s.url, built, string(r.body))
+	if status != http.StatusBadRequest || resp.Error == nil || resp.Error.Code != CodeHeaderMismatch {
+		t.Errorf("the go-sdk server answered %d %+v to the Base64 Mcp-Name; it now follows the specification", status, resp.Error)
+	}
 }

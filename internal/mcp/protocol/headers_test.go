@@ -178,6 +178,7 @@ func TestCheckRequestHeadersRefuses(t *testing.T) {
 		{"name missing", call, with(func(h http.Header) { h.Del("Mcp-Name") }), "Mcp-Name"},
 		{"name differs", call, with(func(h http.Header) { h.Set("Mcp-Name", "drop_table") }), "Mcp-Name"},
 		{"name sent twice", call, with(func(h http.Header) { h.Add("Mcp-Name", "execute_sql") }), "Mcp-Name"},
+		{"name not Base64-encoded though not ASCII", strings.Replace(call, `"name":"execute_sql"`, `"name":"exécute"`, 1), with(func(h http.Header) { h.Set("Mcp-Name", "exécute") }), "Mcp-Name"},
 		{"name malformed Base64", call, with(func(h http.Header) { h.Set("Mcp-Name", "=?base64?@@?=") }), "Mcp-Name"},
 		{"param missing though in body", call, with(func(h http.Header) { h.Del("Mcp-Param-Region") }), "Mcp-Param-Region"},
 		{"param differs", call, with(func(h http.Header) { h.Set("Mcp-Param-Region", "us-east1") }), "Mcp-Param-Region"},
