@@ -431,7 +431,7 @@ func paramValue(raw json.RawMessage) (s string, isInt bool, err error) {
 	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
 		f, err := strconv.ParseFloat(string(raw), 64)
 		if err != nil || f != math.Trunc(f) || math.Abs(f) > maxSafeInteger {
-			return "", false, fmt.Errorf("is %s, not an integer within ±(2^53-1)", raw)
+			return "", false, fmt.Errorf("is a number but not an integer within ±(2^53-1)")
 		}
 		return strconv.FormatInt(int64(f), 10), true, nil
 	}
