@@ -59,6 +59,12 @@ func TestTrustedProxyNamesTheClient(t *testing.T) {
 		if got := gw.as(clientToken(t, "carol")).listed("tools/list"); len(got) != 2*len(proxied.listedWith("tools/list", carol...)) {
 			t.Errorf("token subject carol's tools: %q, want both upstreams'", got)
 		}
+
+		// An administrator who revokes the proxy's user carol is obeyed.
+		gw.revoke(map[string]any{"subject": "carol", "issuer": "proxy"})
+		if status, out := proxied.do("POST", "/rpc", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "ping"}, carol...); status != http.StatusUnauthorized || !strings.Contains(string(out), "revoked") {
+			t.Errorf("the revoked proxy user carol: %d %s, want 401 saying revoked", status, out)
+		}
 	})
 }
 
