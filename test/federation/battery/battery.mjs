@@ -283,6 +283,11 @@ async function run(target, label, directLists) {
     await setRoots([{ uri: "file:///battery/two", name: "battery-two" }]);
     await until(() => seen.requests.filter((x) => x === "roots/list").length > asked, 5000);
     put("roots: list_changed makes the server ask again", seen.requests.filter((x) => x === "roots/list").length > asked);
+    // The client's answer to roots/list is still on its way when its
+    // handler has run: a request sent at once may overtake it on another
+    // connection (directly as through mcpgate, which orders only what has
+    // reached it). A round trip first lets the answer arrive.
+    await answer(() => client.ping());
     put("roots: get-roots-list after list_changed", N(await answer(() => client.callTool({ name: P + "get-roots-list", arguments: {} }))));
   }
   put("server-to-client requests seen", [...new Set(seen.requests)].sort());
