@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,10 +10,10 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/testenv"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/internal/mcptest"
@@ -96,22 +95,9 @@ func TestAllowlistsAreBounded(t *testing.T) {
 }
 
 // syncBuffer is a log destination safe for the gateway's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type syncBuffer struct{ testenv.LogBuffer }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
+func (b *syncBuffer) count(s string) int { return strings.Count(b.String(), s) }
 
 // TestMisconfiguredAllowlistLoggedOncePerChange: never-forwarded names in
 // an allowlist are warned about once when the list takes effect, and again

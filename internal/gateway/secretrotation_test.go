@@ -14,10 +14,8 @@ import (
 
 // records returns the JSON log lines at level, decoded.
 func (b *syncBuffer) records(level string) []map[string]any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(b.buf.String(), "\n") {
+	for _, line := range strings.Split(b.String(), "\n") {
 		var rec map[string]any
 		if json.Unmarshal([]byte(line), &rec) == nil && rec["level"] == level {
 			out = append(out, rec)
