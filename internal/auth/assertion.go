@@ -21,11 +21,11 @@ import (
 // The identity assertion (docs/identity-assertion.md) is a JWS mcpgate
 // signs with a key of its own and adds to the requests it forwards to an
 // upstream that asked for it (identity_assertion). The keys are Ed25519
-// (EdDSA, RFC 8037): signatures are deterministic (no per-signature
-// randomness to get wrong, unlike ECDSA's nonce), signing costs tens of
-// microseconds, keys and signatures are small, and the standard library
-// has it. They live in the database, the private half sealed with
-// AUTH_ENCRYPTION_SECRET, shared by every instance.
+// (EdDSA, RFC 8037): keys and signatures are small, every JOSE library
+// verifies them, and signing is cheap enough for every call once its
+// nonce is made ahead of time (edsign.go). They live in the database, the
+// private half sealed with AUTH_ENCRYPTION_SECRET, shared by every
+// instance.
 
 // SigningKeyRecord is one assertion signing key as stored.
 type SigningKeyRecord struct {
@@ -81,9 +81,10 @@ type AssertionKeysConfig struct {
 // read from the store; signing takes no lock. It is safe for concurrent
 // use.
 type AssertionKeys struct {
-	cfg   AssertionKeysConfig
-	state atomic.Pointer[keyRing]
-	mu    sync.Mutex // one Maintain or Reload at a time
+	cfg    AssertionKeysConfig
+	state  atomic.Pointer[keyRing]
+	mu     sync.Mutex // one Maintain or Reload at a time
+	nonces *edNonces  // kept filled by Run
 }
 
 // keyRing is the keys as last read, oldest first.
@@ -96,6 +97,7 @@ type ringKey struct {
 	id        string
 	jose      string             // the encoded protected header it signs under
 	private   ed25519.PrivateKey // nil when it cannot be opened: published, never used
+	signing   *edKey             // private, expanded for signing; nil with it
 	public    ed25519.PublicKey
 	createdAt time.Time
 	signsFrom time.Time
@@ -119,7 +121,7 @@ func NewAssertionKeys(ctx context.Context, cfg AssertionKeysConfig) (*AssertionK
 	if cfg.Issuer == "" {
 		cfg.Issuer = assertion.DefaultIssuer
 	}
-	k := &AssertionKeys{cfg: cfg}
+	k := &AssertionKeys{cfg: cfg, nonces: newEdNonces()}
 	k.state.Store(&keyRing{jwks: []byte(`{"keys":[]}`)})
 	if err := k.Maintain(ctx); err != nil {
 		return nil, err
@@ -151,6 +153,8 @@ func (k *AssertionKeys) reloadLocked(ctx context.Context) error {
 			rk = ringKey{id: rec.ID, jose: joseHeader(rec.ID), public: ed25519.PublicKey(rec.Public), createdAt: rec.CreatedAt, signsFrom: rec.SignsFrom}
 			if seed, err := k.cfg.Sealer.Open(rec.Sealed); err == nil && len(seed) == ed25519.SeedSize {
 				rk.private = ed25519.NewKeyFromSeed(seed)
+				ek := newEdKey(rk.private)
+				rk.signing = &ek
 			} else if !parsed {
 				// Not a warning: it was sealed under another secret, stays
 				// published until its assertions expire, and a key this
@@ -316,8 +320,12 @@ func (ring *keyRing) signer(now time.Time) *ringKey {
 }
 
 // Run calls Maintain every interval until ctx ends, logging a failure
-// once until it succeeds again.
+// once until it succeeds again, and meanwhile keeps signature nonces
+// ready (edsign.go). It returns when both have stopped.
 func (k *AssertionKeys) Run(ctx context.Context, interval time.Duration) {
+	var fill sync.WaitGroup
+	fill.Go(func() { k.nonces.fill(ctx) })
+	defer fill.Wait()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failing := false
@@ -379,16 +387,18 @@ func (k *AssertionKeys) Sign(a Assertion) (string, error) {
 	}
 	// The compact JWS (RFC 7515 §7.1) built in one buffer: the protected
 	// header depends on the key alone, and the signature is one Ed25519
-	// signature, the whole of what an assertion costs.
+	// signature with a nonce made ahead of time (edsign.go).
 	head := key.jose
 	enc := base64.RawURLEncoding
 	buf := make([]byte, 0, len(head)+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(ed25519.SignatureSize))
 	buf = append(buf, head...)
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, payload)
-	sig := ed25519.Sign(key.private, buf)
+	n := k.nonces.take()
+	var sig [ed25519.SignatureSize]byte
+	key.signing.sign(sig[:0], &n, buf)
 	buf = append(buf, '.')
-	buf = enc.AppendEncode(buf, sig)
+	buf = enc.AppendEncode(buf, sig[:])
 	return string(buf), nil
 }
 

@@ -93,5 +93,11 @@ func benchKeys(b *testing.B) *auth.AssertionKeys {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// As the gateway does (startAssertionKeys): Run keeps signature
+	// nonces ready.
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); keys.Run(ctx, time.Hour) }()
+	b.Cleanup(func() { cancel(); <-ran })
 	return keys
 }
