@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -73,18 +72,6 @@ func BenchmarkForward(b *testing.B) {
 	}
 }
 
-// BenchmarkSignAssertion is the signing alone: claims, JSON, Ed25519.
-func BenchmarkSignAssertion(b *testing.B) {
-	keys := benchKeys(b)
-	a := auth.Assertion{Client: auth.Identity{Issuer: "https://idp.example", Subject: "alice"}, Audience: "http://127.0.0.1:9000/mcp",
-		UpstreamID: "u1", Method: "tools/call", Name: "echo", RequestID: json.RawMessage("7")}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := keys.Sign(a); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
 
 func benchKeys(b *testing.B) *auth.AssertionKeys {
 	b.Helper()
