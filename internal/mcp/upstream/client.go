@@ -129,6 +129,8 @@ type Client struct {
 	owns  bool // hc is the Client's own
 	log   *slog.Logger
 
+	transport Transport
+
 	life      context.Context // ends at Close, last: streams and side requests
 	stop      context.CancelFunc
 	calling   context.Context // ends at Close, first: the calls in flight and renewals
@@ -146,6 +148,10 @@ type Client struct {
 	closed bool
 	calls  map[string]*call // in flight, by the id the upstream sees
 	tokens map[string]*call // in flight, by the progress token the upstream sees
+
+	// The parts of a 2026-07-28 upstream's session (stateless.go).
+	meta  statelessMeta
+	tools toolSchemas
 }
 
 // session is one upstream session. Its fields are fixed once established,
@@ -166,6 +172,7 @@ type call struct {
 	wireToken json.RawMessage // the progress token the upstream sees; nil without one
 	origToken json.RawMessage // the caller's progress token
 	headers   http.Header
+	hop       http.Header // per-hop headers of a 2026-07-28 request, see perHop
 	sent      atomic.Bool
 	sess      *session // guarded by Client.mu
 
@@ -221,6 +228,8 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	c.life, c.stop = context.WithCancel(context.Background())
 	c.calling, c.stopCalls = context.WithCancel(c.life)
 	c.own = opts.Headers
+	c.meta = newStatelessMeta(opts)
+	c.transport = transport
 	hop := &httpHop{hc: c.hc, url: u, where: c.where, userAgent: opts.ClientName + "/" + opts.ClientVersion, own: c.own, log: c.log}
 	switch transport {
 	case SSE:
@@ -238,7 +247,11 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	c.sess = s
 	c.mu.Unlock()
 	s.conn.start()
-	c.log.Info("upstream session established", "protocol_version", s.version)
+	if protocol.Stateless(s.version) {
+		c.log.Info("upstream speaks the stateless revision: no session", "protocol_version", s.version)
+	} else {
+		c.log.Info("upstream session established", "protocol_version", s.version)
+	}
 	return c, nil
 }
 
@@ -266,6 +279,9 @@ func (c *Client) Call(ctx context.Context, req jsonrpc.Message, headers http.Hea
 	}
 	ctx, release := c.bind(ctx)
 	defer release()
+	if c.stateless() {
+		return c.statelessCall(ctx, req, headers, onNotification)
+	}
 	cl, body, err := c.newCall(req, headers)
 	if err != nil {
 		return jsonrpc.Message{}, fmt.Errorf("call %s on upstream %s: %w", req.Method, c.where, err)
@@ -336,7 +352,11 @@ func (c *Client) post(ctx context.Context, what string, msg jsonrpc.Message, hea
 }
 
 // InitializeResult returns the upstream's initialize result, raw, from the
-// current session.
+// current session. For a 2026-07-28 upstream, which has no initialize, it is
+// built from its server/discover result in the same shape (capabilities,
+// serverInfo, instructions), with the session-era protocolVersion its
+// callers speak (Options.Initialize's when mcpgate speaks it, else
+// ProtocolVersion), so that they need not tell the eras apart.
 func (c *Client) InitializeResult() json.RawMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -346,7 +366,9 @@ func (c *Client) InitializeResult() json.RawMessage {
 	return c.sess.initResult
 }
 
-// ProtocolVersion returns the protocol version negotiated with the upstream.
+// ProtocolVersion returns the protocol version negotiated with the upstream:
+// protocol.Version20260728 for a stateless upstream, whose InitializeResult
+// is then made from its server/discover result (stateless.go).
 func (c *Client) ProtocolVersion() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -516,6 +538,18 @@ func (c *Client) establish(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	s.conn = conn
+	if c.transport == StreamableHTTP {
+		// server/discover first (MCP 2026-07-28 basic/lifecycle, version
+		// negotiation): a 2026-07-28 upstream needs no handshake.
+		stateless, err := c.discover(ctx, s)
+		if err != nil {
+			c.end(ctx, s)
+			return nil, err
+		}
+		if stateless {
+			return s, nil
+		}
+	}
 	if err := c.handshake(ctx, s); err != nil {
 		c.end(ctx, s)
 		return nil, err
@@ -708,6 +742,11 @@ func (c *Client) postCancelled(ctx context.Context, cl *call, reason error) {
 	if cl.method == "initialize" || s == nil { // initialize may not be cancelled
 		return
 	}
+	if protocol.Stateless(s.version) {
+		// MCP 2026-07-28 over HTTP: closing the request's stream is the
+		// cancellation, which ending its context has done; no notice.
+		return
+	}
 	msg, err := jsonrpc.NewNotification("notifications/cancelled", map[string]any{
 		"requestId": cl.wireID,
 		"reason":    reason.Error(),
@@ -741,6 +780,9 @@ func (c *Client) deliver(cl *call, m jsonrpc.Message, onNote func(jsonrpc.Messag
 // notifyGlobal hands a notification that belongs to no call to
 // Options.OnNotification.
 func (c *Client) notifyGlobal(m jsonrpc.Message) {
+	if m.Method == "notifications/tools/list_changed" {
+		c.tools.forget() // the schemas of a 2026-07-28 upstream's tools, stateless.go
+	}
 	if c.opts.OnNotification != nil {
 		c.opts.OnNotification(m)
 	}

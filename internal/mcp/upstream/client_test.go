@@ -47,7 +47,13 @@ func testContext(t *testing.T) context.Context {
 
 func connect(t *testing.T, srv *mcptest.Server, tr upstream.Transport, headers http.Header, opts ...func(*upstream.Options)) *upstream.Client {
 	t.Helper()
-	o := upstream.Options{URL: srv.URL, Transport: tr, Headers: upstream.FixedHeaders(headers)}
+	return connectWith(t, upstream.Options{URL: srv.URL, Transport: tr, Headers: upstream.FixedHeaders(headers)}, opts...)
+}
+
+// connectWith connects with o, changed by opts, and closes the Client when
+// the test ends.
+func connectWith(t *testing.T, o upstream.Options, opts ...func(*upstream.Options)) *upstream.Client {
+	t.Helper()
 	for _, f := range opts {
 		f(&o)
 	}

@@ -40,6 +40,14 @@
 // the Client chose); the caller's id and token are put back in what it
 // receives.
 //
+// # Revisions
+//
+// Connect negotiates the revision per upstream: it sends server/discover
+// first and speaks the stateless 2026-07-28 revision when the upstream
+// offers it (stateless.go: no session, params._meta and the per-hop headers
+// computed for each request), and otherwise initializes asking for
+// protocol.UpstreamVersion. Callers see the same Client either way.
+//
 // # Notifications
 //
 // Notifications about a call (progress, log messages) go to that call's
