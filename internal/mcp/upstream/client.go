@@ -99,6 +99,14 @@ type Options struct {
 	// A Client that is not a Relay answers roots/list with no roots and
 	// refuses sampling and elicitation: there is no client to ask.
 	Capabilities json.RawMessage
+	// PassInputRequired makes a Call to a 2026-07-28 upstream return an
+	// InputRequiredResult as the upstream sent it, for a caller that answers
+	// it itself (a client of the same revision, which retries with
+	// inputResponses). Without it the Client fulfils it: each input request
+	// goes to the caller as the legacy request (sampling/createMessage,
+	// elicitation/create, roots/list: see mrtr.go), and the Call is retried
+	// with the answers until the upstream completes it.
+	PassInputRequired bool
 	// ClientName and ClientVersion are the clientInfo sent in initialize,
 	// and the User-Agent ClientName/ClientVersion of every request that
 	// brings none; empty means "mcpgate" and "dev".
@@ -150,8 +158,9 @@ type Client struct {
 	tokens map[string]*call // in flight, by the progress token the upstream sees
 
 	// The parts of a 2026-07-28 upstream's session (stateless.go).
-	meta  statelessMeta
-	tools toolSchemas
+	meta   statelessMeta
+	tools  toolSchemas
+	inputs inputWaits
 }
 
 // session is one upstream session. Its fields are fixed once established,
@@ -320,6 +329,9 @@ func (c *Client) Notify(ctx context.Context, msg jsonrpc.Message, headers http.H
 func (c *Client) Respond(ctx context.Context, resp jsonrpc.Message, headers http.Header) error {
 	if !resp.IsResponse() {
 		return fmt.Errorf("respond to upstream %s: the message is not a response (it needs an id and a result or an error)", c.where)
+	}
+	if c.inputs.answer(resp) {
+		return nil // an input request of a 2026-07-28 upstream's, answered here (mrtr.go)
 	}
 	// Not again on a new session: the request it answers was the old one's.
 	return c.post(ctx, "respond", resp, headers, false)
@@ -930,6 +942,19 @@ func (c *Client) attribute(s *session, m jsonrpc.Message, only bool) *call {
 // answer replies to a request from the upstream: ping is answered, the rest
 // refused (mcpgate does not relay sampling, elicitation or roots yet).
 func (c *Client) answer(ctx context.Context, s *session, req jsonrpc.Message, headers http.Header) {
+	body, err := jsonrpc.Encode(ownAnswer(req))
+	if err == nil {
+		err = s.conn.send(ctx, body, headers)
+	}
+	if err != nil {
+		c.log.Debug("could not answer a request from the upstream", "method", req.Method, "error", err)
+	}
+}
+
+// ownAnswer is the answer of a connection with no client behind it to a
+// request of the upstream's: ping is answered, roots/list with no roots, the
+// rest refused.
+func ownAnswer(req jsonrpc.Message) jsonrpc.Message {
 	var resp jsonrpc.Message
 	switch req.Method {
 	case "ping":
@@ -942,13 +967,7 @@ func (c *Client) answer(ctx context.Context, s *session, req jsonrpc.Message, he
 		resp = jsonrpc.NewError(req.ID, jsonrpc.Errorf(jsonrpc.CodeMethodNotFound,
 			"%s: this connection is mcpgate's own, with no client to ask (clients reach the upstream on sessions of their own)", req.Method))
 	}
-	body, err := jsonrpc.Encode(resp)
-	if err == nil {
-		err = s.conn.send(ctx, body, headers)
-	}
-	if err != nil {
-		c.log.Debug("could not answer a request from the upstream", "method", req.Method, "error", err)
-	}
+	return resp
 }
 
 // push queues a notification for the caller; false when the call is over or

@@ -45,7 +45,8 @@
 // Connect negotiates the revision per upstream: it sends server/discover
 // first and speaks the stateless 2026-07-28 revision when the upstream
 // offers it (stateless.go: no session, params._meta and the per-hop headers
-// computed for each request), and otherwise initializes asking for
+// computed for each request; mrtr.go: its requests for input fulfilled
+// through the caller), and otherwise initializes asking for
 // protocol.UpstreamVersion. Callers see the same Client either way.
 //
 // # Notifications

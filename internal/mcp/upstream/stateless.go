@@ -17,7 +17,8 @@ import (
 // MCP 2026-07-28, the stateless revision, towards an upstream: server/discover
 // in place of initialize, every request describing its client in
 // params._meta, the per-hop headers computed for each request, and no
-// session (no Mcp-Session-Id, no GET stream, no ping, no DELETE).
+// session (no Mcp-Session-Id, no GET stream, no ping, no DELETE). Requests
+// for input come back as results (mrtr.go).
 
 // discoverTimeout bounds server/discover: an upstream of an older revision
 // that neither answers it nor refuses it costs a connection this much
@@ -164,8 +165,10 @@ func (m statelessMeta) apply(params json.RawMessage) (json.RawMessage, error) {
 	return params, nil
 }
 
-// statelessCall is Call on a 2026-07-28 upstream; ping is answered by the
-// Client.
+// statelessCall is Call on a 2026-07-28 upstream: ping is answered by the
+// Client; an InputRequiredResult
+// is fulfilled and the request sent again (mrtr.go), unless
+// Options.PassInputRequired.
 func (c *Client) statelessCall(ctx context.Context, req jsonrpc.Message, headers http.Header, onNote func(jsonrpc.Message)) (jsonrpc.Message, error) {
 	switch req.Method {
 	case "ping":
@@ -173,7 +176,10 @@ func (c *Client) statelessCall(ctx context.Context, req jsonrpc.Message, headers
 		// session-era caller's is answered here, as its session's peer.
 		return jsonrpc.NewResult(req.ID, struct{}{})
 	}
-	return c.statelessOnce(ctx, req, headers, onNote)
+	if c.opts.PassInputRequired || !protocol.MayRequireInput(req.Method) {
+		return c.statelessOnce(ctx, req, headers, onNote)
+	}
+	return c.fulfilRounds(ctx, req, headers, onNote)
 }
 
 // statelessOnce sends one request to a 2026-07-28 upstream: its _meta set

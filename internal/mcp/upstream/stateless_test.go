@@ -420,6 +420,93 @@ func TestDiscoverRefusedFallsBackToInitializeQuietly(t *testing.T) {
 	}
 }
 
+func TestInputRequiredIsFulfilledThroughTheCaller(t *testing.T) {
+	u := startSDKUpstream(t, newStatelessServer(t).Server, true, nil)
+	c := connectStateless(t, u)
+	var asked []string
+	answer := func(m jsonrpc.Message) {
+		if !m.IsRequest() {
+			return
+		}
+		asked = append(asked, m.Method)
+		var resp jsonrpc.Message
+		switch m.Method {
+		case "sampling/createMessage":
+			resp, _ = jsonrpc.NewResult(m.ID, map[string]any{"role": "assistant", "model": "m", "content": map[string]string{"type": "text", "text": "forty-two"}})
+		case "elicitation/create":
+			resp, _ = jsonrpc.NewResult(m.ID, map[string]any{"action": "accept", "content": map[string]string{"name": "Ada"}})
+		}
+		go func() { // as a client answers: later, on its own request
+			if err := c.Respond(context.Background(), resp, nil); err != nil {
+				t.Errorf("Respond: %v", err)
+			}
+		}()
+	}
+	resp := call(t, c, "tools/call", map[string]any{"name": "ask"}, nil, answer)
+	if resp.Error != nil {
+		t.Fatalf("tools/call ask: %v", resp.Error)
+	}
+	text := string(resp.Result)
+	for _, want := range []string{"state=state-1", "forty-two", "Ada"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("result %s lacks %q", text, want)
+		}
+	}
+	if !slices.Equal(asked, []string{"sampling/createMessage", "elicitation/create"}) {
+		t.Errorf("the caller was asked %q, want sampling then elicitation", asked)
+	}
+	if n := strings.Count(strings.Join(u.methods(), " "), "tools/call"); n != 2 {
+		t.Errorf("tools/call sent %d times, want 2 (the call and its retry)", n)
+	}
+}
+
+func TestInputRefusedByTheClientFailsTheCall(t *testing.T) {
+	u := startSDKUpstream(t, newStatelessServer(t).Server, true, nil)
+	c := connectStateless(t, u)
+	resp := call(t, c, "tools/call", map[string]any{"name": "ask"}, nil, func(m jsonrpc.Message) {
+		if m.IsRequest() {
+			go c.Respond(context.Background(), jsonrpc.NewError(m.ID, jsonrpc.Errorf(-1, "user said no")), nil)
+		}
+	})
+	if resp.Error == nil || resp.Error.Code != -1 || !strings.Contains(resp.Error.Message, "user said no") {
+		t.Fatalf("tools/call = %s %v, want the client's error -1", resp.Result, resp.Error)
+	}
+}
+
+func TestInputRoundsAreBounded(t *testing.T) {
+	s := newStatelessServer(t)
+	u := startSDKUpstream(t, s.Server, true, nil)
+	c := connectStateless(t, u)
+	resp := call(t, c, "tools/call", map[string]any{"name": "again"}, nil, func(m jsonrpc.Message) {
+		if m.IsRequest() {
+			r, _ := jsonrpc.NewResult(m.ID, map[string]any{"roots": []any{}})
+			go c.Respond(context.Background(), r, nil)
+		}
+	})
+	if resp.Error == nil || resp.Error.Code != jsonrpc.CodeInternalError || !strings.Contains(resp.Error.Message, "16 rounds") {
+		t.Fatalf("tools/call again = %s %v, want an internal error naming the limit", resp.Result, resp.Error)
+	}
+	if len(s.againCalls) != upstream.MaxInputRounds {
+		t.Errorf("the tool ran %d times, want %d", len(s.againCalls), upstream.MaxInputRounds)
+	}
+}
+
+func TestPassInputRequiredReturnsItRaw(t *testing.T) {
+	u := startSDKUpstream(t, newStatelessServer(t).Server, true, nil)
+	c := connectStateless(t, u, func(o *upstream.Options) { o.PassInputRequired = true })
+	resp := call(t, c, "tools/call", map[string]any{"name": "ask"}, nil, func(m jsonrpc.Message) {
+		if m.IsRequest() {
+			t.Errorf("the caller was asked %s; with PassInputRequired it answers the result itself", m.Method)
+		}
+	})
+	if rt, _ := jsonrpc.StringMember(resp.Result, "resultType"); rt != protocol.ResultTypeInputRequired {
+		t.Fatalf("result %s, want the InputRequiredResult", resp.Result)
+	}
+	if st, _ := jsonrpc.StringMember(resp.Result, "requestState"); st != "state-1" {
+		t.Errorf("requestState %q, want the upstream's", st)
+	}
+}
+
 func TestCancelledStatelessCallStopsTheUpstreamHandler(t *testing.T) {
 	s := newStatelessServer(t)
 	u := startSDKUpstream(t, s.Server, true, nil)
