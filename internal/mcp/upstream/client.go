@@ -161,6 +161,7 @@ type Client struct {
 	meta   statelessMeta
 	tools  toolSchemas
 	inputs inputWaits
+	listen listening
 }
 
 // session is one upstream session. Its fields are fixed once established,
@@ -258,6 +259,7 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	s.conn.start()
 	if protocol.Stateless(s.version) {
 		c.log.Info("upstream speaks the stateless revision: no session", "protocol_version", s.version)
+		c.startListening(ctx)
 	} else {
 		c.log.Info("upstream session established", "protocol_version", s.version)
 	}

@@ -42,12 +42,13 @@
 //
 // # Revisions
 //
-// Connect negotiates the revision per upstream: it sends server/discover
-// first and speaks the stateless 2026-07-28 revision when the upstream
-// offers it (stateless.go: no session, params._meta and the per-hop headers
-// computed for each request; mrtr.go: its requests for input fulfilled
-// through the caller), and otherwise initializes asking for
-// protocol.UpstreamVersion. Callers see the same Client either way.
+// Connect negotiates the revision per upstream (docs/revisions.md): it
+// sends server/discover first and speaks the stateless 2026-07-28 revision
+// when the upstream offers it (stateless.go: no session, params._meta and
+// the per-hop headers computed for each request; mrtr.go: input requests
+// fulfilled through the caller; listen.go: subscriptions/listen), and
+// otherwise initializes asking for protocol.UpstreamVersion. Callers see
+// the same Client either way.
 //
 // # Notifications
 //
@@ -61,5 +62,8 @@
 // where progress is matched to its call by token but cannot be ordered
 // against the response. On the legacy transport everything arrives on the
 // one shared event stream: progress is matched by its token, and a log
-// message is given to the call only when it is the one call in flight.
+// message is given to the call only when it is the one call in flight. A
+// 2026-07-28 upstream has no GET stream: its session notifications come on
+// the one subscriptions/listen request the Client keeps open (listen.go),
+// opened only when Options.OnNotification is set too.
 package upstream

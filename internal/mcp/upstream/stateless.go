@@ -18,7 +18,8 @@ import (
 // in place of initialize, every request describing its client in
 // params._meta, the per-hop headers computed for each request, and no
 // session (no Mcp-Session-Id, no GET stream, no ping, no DELETE). Requests
-// for input come back as results (mrtr.go).
+// for input come back as results (mrtr.go); notifications come on a
+// subscriptions/listen request (listen.go).
 
 // discoverTimeout bounds server/discover: an upstream of an older revision
 // that neither answers it nor refuses it costs a connection this much
@@ -123,6 +124,12 @@ func (c *Client) stateless() bool {
 	return c.sess != nil && protocol.Stateless(c.sess.version)
 }
 
+// capabilities returns the server capabilities of the current session.
+func (c *Client) capabilities() json.RawMessage {
+	caps, _ := jsonrpc.Member(c.InitializeResult(), "capabilities")
+	return caps
+}
+
 // statelessMeta is what every request to a 2026-07-28 upstream carries in
 // params._meta in place of a handshake (MCP 2026-07-28 basic/index,
 // "Per-request protocol fields"): the revision, the capabilities the
@@ -165,12 +172,15 @@ func (m statelessMeta) apply(params json.RawMessage) (json.RawMessage, error) {
 	return params, nil
 }
 
-// statelessCall is Call on a 2026-07-28 upstream: ping is answered by the
-// Client; an InputRequiredResult
+// statelessCall is Call on a 2026-07-28 upstream: resources/subscribe and
+// unsubscribe change the listen request (listen.go), ping is answered by
+// the Client; an InputRequiredResult
 // is fulfilled and the request sent again (mrtr.go), unless
 // Options.PassInputRequired.
 func (c *Client) statelessCall(ctx context.Context, req jsonrpc.Message, headers http.Header, onNote func(jsonrpc.Message)) (jsonrpc.Message, error) {
 	switch req.Method {
+	case "resources/subscribe", "resources/unsubscribe":
+		return c.subscribe(ctx, req)
 	case "ping":
 		// The revision has no ping (the upstream would not know it); a
 		// session-era caller's is answered here, as its session's peer.

@@ -507,6 +507,55 @@ func TestPassInputRequiredReturnsItRaw(t *testing.T) {
 	}
 }
 
+func TestListenDeliversSubscribedUpdatesAndListChanged(t *testing.T) {
+	s := newStatelessServer(t)
+	u := startSDKUpstream(t, s.Server, true, nil)
+	notes := make(chan jsonrpc.Message, 16)
+	c := connectStateless(t, u, func(o *upstream.Options) { o.OnNotification = func(m jsonrpc.Message) { notes <- m } })
+
+	resp := call(t, c, "resources/subscribe", map[string]string{"uri": "test://r"}, nil, nil)
+	if resp.Error != nil || string(resp.Result) != "{}" {
+		t.Fatalf("resources/subscribe = %s %v, want an empty result", resp.Result, resp.Error)
+	}
+	if n := strings.Count(strings.Join(u.methods(), " "), "resources/subscribe"); n != 0 {
+		t.Errorf("resources/subscribe reached a 2026-07-28 upstream %d times", n)
+	}
+	if !bytes.Contains(u.last(t, protocol.MethodListen).body, []byte(`"resourceSubscriptions":["test://r"]`)) {
+		t.Errorf("listen %s does not subscribe test://r", u.last(t, protocol.MethodListen).body)
+	}
+	if err := s.ResourceUpdated(testContext(t), &mcp.ResourceUpdatedNotificationParams{URI: "test://r"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, notes, "notifications/resources/updated", "test://r")
+	s.AddTool(&mcp.Tool{Name: "late", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{}, nil
+		})
+	waitFor(t, notes, "notifications/tools/list_changed", "")
+
+	call(t, c, "resources/unsubscribe", map[string]string{"uri": "test://r"}, nil, nil)
+	if body := u.last(t, protocol.MethodListen).body; bytes.Contains(body, []byte("test://r")) {
+		t.Errorf("listen after unsubscribe %s still subscribes test://r", body)
+	}
+}
+
+// waitFor reads notes until a notification of method (whose params hold
+// contains) arrives, for at most 10s.
+func waitFor(t *testing.T, notes <-chan jsonrpc.Message, method, contains string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-notes:
+			if m.Method == method && strings.Contains(string(m.Params), contains) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %s arrived", method)
+		}
+	}
+}
+
 func TestCancelledStatelessCallStopsTheUpstreamHandler(t *testing.T) {
 	s := newStatelessServer(t)
 	u := startSDKUpstream(t, s.Server, true, nil)

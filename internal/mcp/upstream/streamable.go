@@ -57,7 +57,8 @@ func (c *streamableConn) negotiated(version string) {
 }
 
 func (c *streamableConn) start() {
-	// A 2026-07-28 upstream has no GET stream.
+	// A 2026-07-28 upstream has no GET stream: the session layer listens
+	// with subscriptions/listen instead (listen.go).
 	if c.listen && !protocol.Stateless(c.state().version) {
 		c.in.goTracked(c.listenLoop)
 	}
