@@ -80,3 +80,101 @@ func TestGatewaysShowTheNegotiatedRevision(t *testing.T) {
 		}
 	})
 }
+
+// modernServer is a go-sdk server speaking 2026-07-28 only, with tool ask
+// (which asks for sampling and elicitation in an InputRequiredResult, then
+// reports the answers) and resource test://doc, whose subscriptions it
+// announces.
+func modernServer() *mcp.Server {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "modern", Version: "1"}, &mcp.ServerOptions{
+		SupportedProtocolVersions: []string{protocol.Version20260728},
+		SubscribeHandler:          func(context.Context, *mcp.SubscribeRequest) error { return nil },
+		UnsubscribeHandler:        func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
+	})
+	srv.AddTool(&mcp.Tool{Name: "ask", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			if len(req.Params.InputResponses) == 0 {
+				return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{
+					"model": &mcp.CreateMessageParams{MaxTokens: 5, Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "hi"}}}},
+					"user":  &mcp.ElicitParams{Message: "name?", RequestedSchema: json.RawMessage(`{"type":"object","properties":{"name":{"type":"string"}}}`)},
+				}, RequestState: "s"}, nil
+			}
+			answers, _ := json.Marshal(req.Params.InputResponses)
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(answers)}}}, nil
+		})
+	srv.AddResource(&mcp.Resource{URI: "test://doc", Name: "doc"},
+		func(context.Context, *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: "test://doc", Text: "doc"}}}, nil
+		})
+	return srv
+}
+
+// TestOlderClientsReachAStatelessUpstream: go-sdk clients at 2025-11-25
+// and 2025-06-18, federated (/mcp) and through the relay, call a tool of a
+// 2026-07-28 upstream that asks for sampling and elicitation mid-call (each
+// client is asked on its own session and the call completes), and
+// subscribe to its resource (the update reaches them).
+func TestOlderClientsReachAStatelessUpstream(t *testing.T) {
+	srv := modernServer()
+	gw := startGateway(t, "sqlite:///"+t.TempDir()+"/mcpgate.db", nil)
+	id := gw.register(map[string]any{"name": "modern", "url": serveSDK(t, srv, true)})
+	doors := map[string]struct{ endpoint, tool string }{
+		"federated": {"/mcp", "modern-ask"},
+		"relay":     {"/gateways/" + id + "/mcp", "ask"},
+	}
+	for door, d := range doors {
+		for _, version := range []string{protocol.Version20251125, protocol.Version20250618} {
+			t.Run(door+"/"+version, func(t *testing.T) {
+				who := door + "-" + version
+				updated := make(chan string, 4)
+				client := mcp.NewClient(&mcp.Implementation{Name: "older", Version: "1"}, &mcp.ClientOptions{
+					CreateMessageHandler: func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+						return &mcp.CreateMessageResult{Role: "assistant", Model: "m", Content: &mcp.TextContent{Text: "sampled by " + who}}, nil
+					},
+					ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+						return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "elicited by " + who}}, nil
+					},
+					ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
+						updated <- req.Params.URI
+					},
+				})
+				session, err := client.Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: gw.url + d.endpoint,
+					HTTPClient: &http.Client{Transport: bearerTransport{gw.token}}}, &mcp.ClientSessionOptions{ProtocolVersion: version})
+				if err != nil {
+					t.Fatalf("connect: %v", err)
+				}
+				defer session.Close()
+				if got := session.InitializeResult().ProtocolVersion; got != version {
+					t.Errorf("negotiated %q with mcpgate, want %q", got, version)
+				}
+				res, err := session.CallTool(t.Context(), &mcp.CallToolParams{Name: d.tool})
+				if err != nil {
+					t.Fatalf("tools/call %s: %v", d.tool, err)
+				}
+				text := ""
+				if len(res.Content) > 0 {
+					text = res.Content[0].(*mcp.TextContent).Text
+				}
+				for _, want := range []string{"sampled by " + who, "elicited by " + who} {
+					if !strings.Contains(text, want) {
+						t.Errorf("tools/call %s = %q, want %q in it", d.tool, text, want)
+					}
+				}
+				if err := session.Subscribe(t.Context(), &mcp.SubscribeParams{URI: "test://doc"}); err != nil {
+					t.Fatalf("resources/subscribe: %v", err)
+				}
+				if err := srv.ResourceUpdated(t.Context(), &mcp.ResourceUpdatedNotificationParams{URI: "test://doc"}); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case uri := <-updated:
+					if uri != "test://doc" {
+						t.Errorf("resources/updated for %q", uri)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("no notifications/resources/updated reached the client")
+				}
+			})
+		}
+	}
+}
