@@ -194,10 +194,12 @@ type call struct {
 	wake    chan struct{} // one slot: something was queued or the call finished
 }
 
-// Connect opens a session with the upstream: it sends initialize (asking for
-// ProtocolVersion, with clientInfo and empty capabilities) and then
-// notifications/initialized, each with Options.Headers. ctx bounds the
-// connection, not the Client's life.
+// Connect opens a session with the upstream. On Streamable HTTP it first
+// sends server/discover: an upstream that offers protocol.Version20260728
+// is spoken to in that revision, with no session (stateless.go). Otherwise
+// it sends initialize (asking for ProtocolVersion, with clientInfo and the
+// capabilities of Options) and then notifications/initialized. Each goes
+// with Options.Headers. ctx bounds the connection, not the Client's life.
 func Connect(ctx context.Context, opts Options) (*Client, error) {
 	u, err := url.Parse(opts.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -553,8 +555,9 @@ func (c *Client) establish(ctx context.Context) (*session, error) {
 	}
 	s.conn = conn
 	if c.transport == StreamableHTTP {
-		// server/discover first (MCP 2026-07-28 basic/lifecycle, version
-		// negotiation): a 2026-07-28 upstream needs no handshake.
+		// server/discover first (MCP 2026-07-28 server/discover, and
+		// versioning: a client of both eras probes with it): a 2026-07-28
+		// upstream needs no handshake.
 		stateless, err := c.discover(ctx, s)
 		if err != nil {
 			c.end(ctx, s)

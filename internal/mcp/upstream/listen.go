@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
@@ -33,12 +34,18 @@ type listening struct {
 	cancel context.CancelFunc // of the current listen request; nil when none
 }
 
+// listenAckTimeout bounds how long Connect waits for the upstream to
+// acknowledge the first listen request (which goes on trying after it).
+const listenAckTimeout = 5 * time.Second
+
 // startListening opens the listen request of a new stateless session, when
 // someone listens. A failure is logged: the session works without it.
 func (c *Client) startListening(ctx context.Context) {
 	if c.opts.OnNotification == nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, listenAckTimeout)
+	defer cancel()
 	if err := c.relisten(ctx); err != nil {
 		c.log.Warn("could not open subscriptions/listen on the upstream; its change notifications are missed", "error", err)
 	}

@@ -6,9 +6,11 @@ import "github.com/mcpgate/mcpgate/internal/mcp/protocol"
 // layer: the version asked for, the versions accepted, and the headers the
 // transport owns.
 
-// ProtocolVersion is the MCP version mcpgate asks every upstream for
-// (protocol.UpstreamVersion). An upstream may answer with another version;
-// Connect accepts any of protocol.Versions and fails on anything else.
+// ProtocolVersion is the MCP version mcpgate asks every upstream for in
+// initialize (protocol.UpstreamVersion), once server/discover has shown the
+// upstream does not speak protocol.Version20260728. An upstream may answer
+// with another version; Connect accepts any of protocol.Versions and fails
+// on anything else.
 const ProtocolVersion = protocol.UpstreamVersion
 
 func supportedVersion(v string) bool { return protocol.Supported(v) }
