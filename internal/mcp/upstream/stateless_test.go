@@ -42,7 +42,7 @@ type sdkUpstream struct {
 // startSDKUpstream serves srv; stateless serves it as the go-sdk serves
 // the 2026-07-28 revision (StreamableHTTPOptions.Stateless). intercept,
 // when set, may answer a request itself (true) before the SDK sees it.
-func startSDKUpstream(t *testing.T, srv *mcp.Server, stateless bool, intercept func(w http.ResponseWriter, s seen) bool) *sdkUpstream {
+func startSDKUpstream(t testing.TB, srv *mcp.Server, stateless bool, intercept func(w http.ResponseWriter, s seen) bool) *sdkUpstream {
 	t.Helper()
 	u := &sdkUpstream{server: srv}
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
