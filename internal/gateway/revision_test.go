@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,40 +16,56 @@ import (
 
 // serveSDK serves a go-sdk server over Streamable HTTP on 127.0.0.1 until
 // the test ends; stateless as the go-sdk serves the 2026-07-28 revision.
-func serveSDK(t *testing.T, srv *mcp.Server, stateless bool) string {
+// The headers of the last request of each Mcp-Method go to saw, if given.
+func serveSDK(t *testing.T, srv *mcp.Server, stateless bool, saw ...*sync.Map) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
-		&mcp.StreamableHTTPOptions{Stateless: stateless}), ReadHeaderTimeout: 10 * time.Second}
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: stateless})
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range saw {
+			m.Store(r.Header.Get("Mcp-Method"), r.Header.Clone())
+		}
+		h.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
 	return "http://" + ln.Addr().String() + "/mcp"
 }
 
 // sdkServer is a go-sdk server speaking only the given revisions, with one
-// tool, echo.
+// tool, echo, whose text is mirrored into Mcp-Param-Text (x-mcp-header).
 func sdkServer(versions ...string) *mcp.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "sdk", Version: "1"}, &mcp.ServerOptions{SupportedProtocolVersions: versions})
-	mcp.AddTool(srv, &mcp.Tool{Name: "echo"}, func(_ context.Context, _ *mcp.CallToolRequest, in struct {
-		Text string `json:"text"`
-	}) (*mcp.CallToolResult, any, error) {
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
-	})
+	srv.AddTool(&mcp.Tool{Name: "echo", InputSchema: json.RawMessage(`{"type":"object","properties":{"text":{"type":"string","x-mcp-header":"Text"}}}`)},
+		func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			var in struct {
+				Text string `json:"text"`
+			}
+			if err := json.Unmarshal(req.Params.Arguments, &in); err != nil {
+				return nil, err
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil
+		})
 	return srv
 }
 
 // TestGatewaysShowTheNegotiatedRevision: each upstream's negotiated MCP
 // revision is in GET /gateways (and GET /gateways/{id}): 2026-07-28 for a
 // stateless upstream, reached by server/discover, and the revision an older
-// one answered initialize with; a client of /rpc calls either.
+// one answered initialize with; a client of /rpc calls either, and the
+// stateless one gets the per-hop headers of its own hop: its own tool name
+// in Mcp-Name whatever the client sent, Mcp-Param-* from its schema.
 func TestGatewaysShowTheNegotiatedRevision(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dbURL func(*testing.T) string) {
-		gw := startGateway(t, dbURL(t), nil)
+		// Allowlisted, and still the client's per-hop headers go no further
+		// (spec §2.3).
+		gw := startGateway(t, dbURL(t), map[string]string{"DEFAULT_PASSTHROUGH_HEADERS": `["Mcp-Method","Mcp-Name","Mcp-Param-Text"]`})
+		var saw sync.Map
 		ids := map[string]string{
-			"modern": gw.register(map[string]any{"name": "modern", "url": serveSDK(t, sdkServer(protocol.Version20260728), true)}),
+			"modern": gw.register(map[string]any{"name": "modern", "url": serveSDK(t, sdkServer(protocol.Version20260728), true, &saw)}),
 			"older":  gw.register(map[string]any{"name": "older", "url": serveSDK(t, sdkServer(protocol.Version20250618), false)}),
 		}
 		want := map[string]string{"modern": protocol.Version20260728, "older": protocol.Version20250618}
@@ -73,9 +90,20 @@ func TestGatewaysShowTheNegotiatedRevision(t *testing.T) {
 			t.Errorf("GET /gateways/{id}: %d %s", status, out)
 		}
 		for name := range want {
-			res := gw.call("tools/call", map[string]any{"name": name + "-echo", "arguments": map[string]any{"text": "via " + name}})
+			res := gw.call("tools/call", map[string]any{"name": name + "-echo", "arguments": map[string]any{"text": "via " + name}},
+				"Mcp-Method", "tools/call", "Mcp-Name", name+"-echo", "Mcp-Param-Text", "forged")
 			if res.Error != nil || !strings.Contains(string(res.Result), "via "+name) {
 				t.Errorf("tools/call %s-echo: %s %+v", name, res.Result, res.Error)
+			}
+		}
+		v, ok := saw.Load("tools/call")
+		if !ok {
+			t.Fatal("the stateless upstream saw no tools/call")
+		}
+		h := v.(http.Header)
+		for k, want := range map[string]string{"Mcp-Name": "echo", "Mcp-Param-Text": "via modern", "Mcp-Protocol-Version": protocol.Version20260728, "Mcp-Session-Id": ""} {
+			if got := h.Get(k); got != want || len(h.Values(k)) > 1 {
+				t.Errorf("the stateless upstream's tools/call: %s %q, want %q", k, h.Values(k), want)
 			}
 		}
 	})
