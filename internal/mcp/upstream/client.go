@@ -91,8 +91,8 @@ type Options struct {
 	// Initialize, when set, is the params of the initialize request to send
 	// instead of mcpgate's own: a relayed client's, so the upstream sees
 	// that client's capabilities and clientInfo. Its protocolVersion is kept
-	// when it is one mcpgate speaks and replaced by ProtocolVersion
-	// otherwise.
+	// when it is a session-era revision mcpgate speaks and replaced by
+	// ProtocolVersion otherwise.
 	Initialize json.RawMessage
 	// Capabilities, without Initialize, are the client capabilities
 	// mcpgate's own initialize declares (a JSON object; nil declares none).
@@ -517,7 +517,7 @@ func (c *Client) initializeParams() (json.RawMessage, error) {
 	if err := json.Unmarshal(c.opts.Initialize, &p); err != nil {
 		return nil, fmt.Errorf("the initialize params are not an object: %w", err)
 	}
-	if supportedVersion(p.ProtocolVersion) {
+	if sessionVersion(p.ProtocolVersion) {
 		return c.opts.Initialize, nil
 	}
 	version, _ := json.Marshal(ProtocolVersion)
@@ -535,7 +535,7 @@ func (c *Client) accept(s *session, resp jsonrpc.Message) error {
 	if err := json.Unmarshal(resp.Result, &r); err != nil {
 		return fmt.Errorf("initialize: the result is not an initialize result: %w", err)
 	}
-	if !supportedVersion(r.ProtocolVersion) {
+	if !sessionVersion(r.ProtocolVersion) {
 		return fmt.Errorf("initialize: the upstream speaks MCP protocol version %q; mcpgate asked for %s and accepts %s", r.ProtocolVersion, ProtocolVersion, protocol.SupportedList())
 	}
 	s.version, s.initResult = r.ProtocolVersion, resp.Result

@@ -15,6 +15,12 @@ const ProtocolVersion = protocol.UpstreamVersion
 
 func supportedVersion(v string) bool { return protocol.Supported(v) }
 
+// sessionVersion reports whether v is a revision mcpgate speaks with an
+// initialize handshake: a supported one other than the stateless revision,
+// which has no initialize (an upstream answering initialize with it is
+// refused, whether or not protocol.Versions lists it for clients).
+func sessionVersion(v string) bool { return supportedVersion(v) && !protocol.Stateless(v) }
+
 // ownedHeader reports whether the transport owns the header, given by its
 // canonical key: a caller's value under that name, in any case, is dropped,
 // and the Client or Go's HTTP client sets its own. The MCP per-hop headers
