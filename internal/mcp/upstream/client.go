@@ -59,9 +59,10 @@ type Options struct {
 	// Transport is how the upstream is reached; empty means StreamableHTTP.
 	Transport Transport
 	// Headers returns the headers of the requests mcpgate makes for itself
-	// (initialize, notifications/initialized, the event streams, session
-	// re-initialization, answers to the upstream's pings and the final
-	// DELETE): the upstream's own credentials, typically, never a client's.
+	// (server/discover, initialize, notifications/initialized, the event
+	// streams and subscriptions/listen, session re-initialization, answers
+	// to the upstream's pings and the final DELETE): the upstream's own
+	// credentials, typically, never a client's.
 	// It is called for every such request, so a refreshed credential (an
 	// OAuth access token) is always the one sent; an error fails that
 	// request. Nil sends none. FixedHeaders makes one of a fixed set.
