@@ -585,3 +585,28 @@ func TestCancelledStatelessCallStopsTheUpstreamHandler(t *testing.T) {
 		t.Errorf("notifications/cancelled sent %d times; over HTTP the closed stream is the cancellation", n)
 	}
 }
+
+// TestStatelessOwnHeadersGoOnMcpgatesOwnRequests: the upstream's own
+// credentials (Options.Headers) go on server/discover and on the listen
+// request, which mcpgate makes for itself, and never on a caller's call
+// nor on the tools/list made on its behalf (spec §5).
+func TestStatelessOwnHeadersGoOnMcpgatesOwnRequests(t *testing.T) {
+	u := startSDKUpstream(t, newStatelessServer(t).Server, true, nil)
+	c := connectStateless(t, u, func(o *upstream.Options) {
+		o.Headers = upstream.FixedHeaders(http.Header{"Authorization": {"Bearer upstream-own"}})
+		o.OnNotification = func(jsonrpc.Message) {}
+	})
+	call(t, c, "tools/call", map[string]any{"name": "search", "arguments": map[string]any{"query": "q"}}, http.Header{"X-Caller": {"1"}}, nil)
+	for _, r := range u.requests() {
+		own := r.method == protocol.MethodDiscover || r.method == protocol.MethodListen
+		if got := r.header.Get("Authorization"); (got == "Bearer upstream-own") != own {
+			t.Errorf("%s carried Authorization %q; want the upstream's own on discover and listen only", r.method, got)
+		}
+		if got := r.header.Get("X-Caller"); (got == "1") == own {
+			t.Errorf("%s carried X-Caller %q; want the caller's headers on its call and the listing for it only", r.method, got)
+		}
+	}
+	if m := u.methods(); !slices.Contains(m, protocol.MethodListen) || !slices.Contains(m, "tools/list") {
+		t.Errorf("requests %q, want a listen request and a tools/list among them", m)
+	}
+}
