@@ -610,3 +610,17 @@ func TestStatelessOwnHeadersGoOnMcpgatesOwnRequests(t *testing.T) {
 		t.Errorf("requests %q, want a listen request and a tools/list among them", m)
 	}
 }
+
+// TestStatelessCloseStopsEveryGoroutine: a Client of a 2026-07-28 upstream
+// with its listen request open leaves nothing running after Close.
+func TestStatelessCloseStopsEveryGoroutine(t *testing.T) {
+	u := startSDKUpstream(t, newStatelessServer(t).Server, true, nil)
+	noGoroutineLeak(t, func() {
+		c, err := upstream.Connect(testContext(t), upstream.Options{URL: u.URL, OnNotification: func(jsonrpc.Message) {}})
+		if err != nil {
+			t.Fatalf("Connect: %v", err)
+		}
+		call(t, c, "tools/call", map[string]any{"name": "search", "arguments": map[string]any{"query": "q"}}, nil, nil)
+		c.Close()
+	})
+}
