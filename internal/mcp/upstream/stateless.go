@@ -31,7 +31,8 @@ const discoverTimeout = 5 * time.Second
 // discover result as its InitializeResult (bridgedInitialize). Any refusal
 // (a JSON-RPC error such as -32601, HTTP 400, 404 or 405, an answer that
 // is not JSON-RPC) is "no", at debug level: initialize follows. Only the
-// end of ctx and a failure of the upstream's own headers are errors.
+// end of ctx, an upstream that is not reachable at all and a failure of
+// the upstream's own headers are errors.
 func (c *Client) discover(ctx context.Context, s *session) (bool, error) {
 	own, err := c.own.get(ctx)
 	if err != nil {
@@ -57,6 +58,8 @@ func (c *Client) discover(ctx context.Context, s *session) (bool, error) {
 	switch {
 	case ctx.Err() != nil:
 		return false, ctx.Err()
+	case errors.Is(err, ErrUnreachable):
+		return false, fmt.Errorf("%s: %w", protocol.MethodDiscover, err) // initialize would not get through either
 	case err != nil:
 		c.log.Debug("the upstream does not answer server/discover; initializing", "error", err)
 		return false, nil
