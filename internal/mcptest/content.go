@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -50,8 +52,13 @@ type addResult struct {
 // NewStreamableHTTP).
 func (s *Server) newSDKServer() *mcp.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: s.cfg.name, Version: "test"}, &mcp.ServerOptions{
-		CompletionHandler: complete,
-		Instructions:      s.cfg.instructions,
+		// The session-era revisions only: this server's tools (ask, slow)
+		// send requests and notifications of their own mid-call, which the
+		// stateless revision no longer carries. A test of a 2026-07-28
+		// upstream builds a stateless go-sdk server of its own.
+		SupportedProtocolVersions: slices.DeleteFunc(protocol.Versions(), protocol.Stateless),
+		CompletionHandler:         complete,
+		Instructions:              s.cfg.instructions,
 		// The SDK keeps the subscriptions per session; ResourceUpdated
 		// (the touch tool) notifies the sessions subscribed.
 		SubscribeHandler:   func(context.Context, *mcp.SubscribeRequest) error { return nil },

@@ -61,6 +61,9 @@ type Result struct {
 	Err error
 	// At is when the attempt began: what it read is at least that new.
 	At time.Time
+	// ProtocolVersion is the MCP revision the connection negotiated
+	// (upstream.Client.ProtocolVersion); "" when Err is set.
+	ProtocolVersion string
 }
 
 // Config is what a Pool needs.

@@ -193,6 +193,9 @@ func (w *worker) run() {
 				res.Caller = nil
 			}
 		}
+		if c, ok := res.Caller.(*conn); ok && c != nil {
+			res.ProtocolVersion = c.client.ProtocolVersion()
+		}
 		if res.Err != nil {
 			if w.ctx.Err() != nil {
 				// Stopped meanwhile: the failure is ours, not the

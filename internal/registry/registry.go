@@ -150,6 +150,9 @@ type liveUpstream struct {
 	connVersion int64
 	// status and reason are this instance's view of the upstream's health.
 	status, reason string
+	// protocolVersion is the MCP revision its connection negotiated; ""
+	// while it has none.
+	protocolVersion string
 	// stale says the catalogue served is the stored one loaded at start, or
 	// one kept from before a failed attempt; refreshedAt is when it was
 	// last listed successfully (zero when never).
@@ -188,6 +191,10 @@ type View struct {
 	// Conflicts are federated names this upstream shares with another
 	// (only one of the two is served); none normally.
 	Conflicts []Conflict `json:"conflicts,omitempty"`
+
+	// ProtocolVersion is the MCP revision this instance's connection to
+	// the upstream negotiated (docs/revisions.md); absent while it has none.
+	ProtocolVersion string `json:"protocol_version,omitempty"`
 }
 
 // Statuses of an upstream.
@@ -575,6 +582,7 @@ func (r *Registry) onResult(res pool.Result) {
 	case res.Err == nil && res.At.After(l.refreshedAt):
 		route.Caller, route.Unavailable, route.Catalogue = res.Caller, "", res.Catalogue
 		n.status, n.reason, n.stale, n.refreshedAt = StatusAvailable, "", false, res.At
+		n.protocolVersion = res.ProtocolVersion
 	case res.Err == nil:
 		// Another instance's reading, applied while this one was under
 		// way, began later: its lists stay. What the upstream announced
@@ -582,9 +590,11 @@ func (r *Registry) onResult(res pool.Result) {
 		route.Caller, route.Unavailable = res.Caller, ""
 		route.Catalogue.Capabilities, route.Catalogue.Instructions = res.Catalogue.Capabilities, res.Catalogue.Instructions
 		n.status, n.reason, n.stale = StatusAvailable, "", false
+		n.protocolVersion = res.ProtocolVersion
 	default:
 		route.Caller, route.Unavailable = nil, statusReason(res.Err)
 		n.status, n.reason, n.stale = StatusUnavailable, route.Unavailable, true
+		n.protocolVersion = ""
 	}
 	r.live[res.ID] = &n
 	lists := listsChanged(l.indexed(), n.indexed())
@@ -711,6 +721,7 @@ func (r *Registry) view(rec store.Upstream) View {
 		}
 		if l.record.Version == rec.Version {
 			v.Status, v.StatusReason = l.status, l.reason
+			v.ProtocolVersion = l.protocolVersion
 		}
 	}
 	r.mu.Unlock()

@@ -52,10 +52,12 @@ func Negotiate(requested string) string {
 const DiscoveryCapabilities = `{"roots":{},"sampling":{},"elicitation":{"form":{},"url":{}}}`
 
 // UpstreamVersion is the revision mcpgate asks every upstream for in its
-// own initialize. It is pinned rather than "the newest mcpgate knows", so
-// that adding a revision to Versions cannot silently change what upstreams
-// are spoken to with; an upstream may answer with any of Versions.
-const UpstreamVersion = Version20250618
+// own initialize, once server/discover has shown the upstream does not
+// speak Version20260728 (see stateless.go). It is pinned rather than "the
+// newest mcpgate knows", so that adding a revision to Versions cannot
+// silently change what upstreams are spoken to with; an upstream may answer
+// with any of Versions.
+const UpstreamVersion = Version20251125
 
 // SupportedList is Versions as one human-readable string, for messages
 // that tell someone which revisions mcpgate accepts.

@@ -59,9 +59,10 @@ type Options struct {
 	// Transport is how the upstream is reached; empty means StreamableHTTP.
 	Transport Transport
 	// Headers returns the headers of the requests mcpgate makes for itself
-	// (initialize, notifications/initialized, the event streams, session
-	// re-initialization, answers to the upstream's pings and the final
-	// DELETE): the upstream's own credentials, typically, never a client's.
+	// (server/discover, initialize, notifications/initialized, the event
+	// streams and subscriptions/listen, session re-initialization, answers
+	// to the upstream's pings and the final DELETE): the upstream's own
+	// credentials, typically, never a client's.
 	// It is called for every such request, so a refreshed credential (an
 	// OAuth access token) is always the one sent; an error fails that
 	// request. Nil sends none. FixedHeaders makes one of a fixed set.
@@ -91,14 +92,22 @@ type Options struct {
 	// Initialize, when set, is the params of the initialize request to send
 	// instead of mcpgate's own: a relayed client's, so the upstream sees
 	// that client's capabilities and clientInfo. Its protocolVersion is kept
-	// when it is one mcpgate speaks and replaced by ProtocolVersion
-	// otherwise.
+	// when it is a session-era revision mcpgate speaks and replaced by
+	// ProtocolVersion otherwise.
 	Initialize json.RawMessage
 	// Capabilities, without Initialize, are the client capabilities
 	// mcpgate's own initialize declares (a JSON object; nil declares none).
 	// A Client that is not a Relay answers roots/list with no roots and
 	// refuses sampling and elicitation: there is no client to ask.
 	Capabilities json.RawMessage
+	// PassInputRequired makes a Call to a 2026-07-28 upstream return an
+	// InputRequiredResult as the upstream sent it, for a caller that answers
+	// it itself (a client of the same revision, which retries with
+	// inputResponses). Without it the Client fulfils it: each input request
+	// goes to the caller as the legacy request (sampling/createMessage,
+	// elicitation/create, roots/list: see mrtr.go), and the Call is retried
+	// with the answers until the upstream completes it.
+	PassInputRequired bool
 	// ClientName and ClientVersion are the clientInfo sent in initialize,
 	// and the User-Agent ClientName/ClientVersion of every request that
 	// brings none; empty means "mcpgate" and "dev".
@@ -129,6 +138,8 @@ type Client struct {
 	owns  bool // hc is the Client's own
 	log   *slog.Logger
 
+	transport Transport
+
 	life      context.Context // ends at Close, last: streams and side requests
 	stop      context.CancelFunc
 	calling   context.Context // ends at Close, first: the calls in flight and renewals
@@ -146,6 +157,12 @@ type Client struct {
 	closed bool
 	calls  map[string]*call // in flight, by the id the upstream sees
 	tokens map[string]*call // in flight, by the progress token the upstream sees
+
+	// The parts of a 2026-07-28 upstream's session (stateless.go).
+	meta   statelessMeta
+	tools  toolSchemas
+	inputs inputWaits
+	listen listening
 }
 
 // session is one upstream session. Its fields are fixed once established,
@@ -166,6 +183,7 @@ type call struct {
 	wireToken json.RawMessage // the progress token the upstream sees; nil without one
 	origToken json.RawMessage // the caller's progress token
 	headers   http.Header
+	hop       http.Header // per-hop headers of a 2026-07-28 request, see perHop
 	sent      atomic.Bool
 	sess      *session // guarded by Client.mu
 
@@ -177,10 +195,12 @@ type call struct {
 	wake    chan struct{} // one slot: something was queued or the call finished
 }
 
-// Connect opens a session with the upstream: it sends initialize (asking for
-// ProtocolVersion, with clientInfo and empty capabilities) and then
-// notifications/initialized, each with Options.Headers. ctx bounds the
-// connection, not the Client's life.
+// Connect opens a session with the upstream. On Streamable HTTP it first
+// sends server/discover: an upstream that offers protocol.Version20260728
+// is spoken to in that revision, with no session (stateless.go). Otherwise
+// it sends initialize (asking for ProtocolVersion, with clientInfo and the
+// capabilities of Options) and then notifications/initialized. Each goes
+// with Options.Headers. ctx bounds the connection, not the Client's life.
 func Connect(ctx context.Context, opts Options) (*Client, error) {
 	u, err := url.Parse(opts.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -221,6 +241,8 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	c.life, c.stop = context.WithCancel(context.Background())
 	c.calling, c.stopCalls = context.WithCancel(c.life)
 	c.own = opts.Headers
+	c.meta = newStatelessMeta(opts)
+	c.transport = transport
 	hop := &httpHop{hc: c.hc, url: u, where: c.where, userAgent: opts.ClientName + "/" + opts.ClientVersion, own: c.own, log: c.log}
 	switch transport {
 	case SSE:
@@ -238,7 +260,12 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	c.sess = s
 	c.mu.Unlock()
 	s.conn.start()
-	c.log.Info("upstream session established", "protocol_version", s.version)
+	if protocol.Stateless(s.version) {
+		c.log.Info("upstream speaks the stateless revision: no session", "protocol_version", s.version)
+		c.startListening(ctx)
+	} else {
+		c.log.Info("upstream session established", "protocol_version", s.version)
+	}
 	return c, nil
 }
 
@@ -266,6 +293,9 @@ func (c *Client) Call(ctx context.Context, req jsonrpc.Message, headers http.Hea
 	}
 	ctx, release := c.bind(ctx)
 	defer release()
+	if c.stateless() {
+		return c.statelessCall(ctx, req, headers, onNotification)
+	}
 	cl, body, err := c.newCall(req, headers)
 	if err != nil {
 		return jsonrpc.Message{}, fmt.Errorf("call %s on upstream %s: %w", req.Method, c.where, err)
@@ -305,6 +335,9 @@ func (c *Client) Respond(ctx context.Context, resp jsonrpc.Message, headers http
 	if !resp.IsResponse() {
 		return fmt.Errorf("respond to upstream %s: the message is not a response (it needs an id and a result or an error)", c.where)
 	}
+	if c.inputs.answer(resp) {
+		return nil // an input request of a 2026-07-28 upstream's, answered here (mrtr.go)
+	}
 	// Not again on a new session: the request it answers was the old one's.
 	return c.post(ctx, "respond", resp, headers, false)
 }
@@ -336,7 +369,11 @@ func (c *Client) post(ctx context.Context, what string, msg jsonrpc.Message, hea
 }
 
 // InitializeResult returns the upstream's initialize result, raw, from the
-// current session.
+// current session. For a 2026-07-28 upstream, which has no initialize, it is
+// built from its server/discover result in the same shape (capabilities,
+// serverInfo, instructions), with the session-era protocolVersion its
+// callers speak (Options.Initialize's when mcpgate speaks it, else
+// ProtocolVersion), so that they need not tell the eras apart.
 func (c *Client) InitializeResult() json.RawMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -346,7 +383,9 @@ func (c *Client) InitializeResult() json.RawMessage {
 	return c.sess.initResult
 }
 
-// ProtocolVersion returns the protocol version negotiated with the upstream.
+// ProtocolVersion returns the protocol version negotiated with the upstream:
+// protocol.Version20260728 for a stateless upstream, whose InitializeResult
+// is then made from its server/discover result (stateless.go).
 func (c *Client) ProtocolVersion() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -479,7 +518,7 @@ func (c *Client) initializeParams() (json.RawMessage, error) {
 	if err := json.Unmarshal(c.opts.Initialize, &p); err != nil {
 		return nil, fmt.Errorf("the initialize params are not an object: %w", err)
 	}
-	if supportedVersion(p.ProtocolVersion) {
+	if sessionVersion(p.ProtocolVersion) {
 		return c.opts.Initialize, nil
 	}
 	version, _ := json.Marshal(ProtocolVersion)
@@ -497,7 +536,7 @@ func (c *Client) accept(s *session, resp jsonrpc.Message) error {
 	if err := json.Unmarshal(resp.Result, &r); err != nil {
 		return fmt.Errorf("initialize: the result is not an initialize result: %w", err)
 	}
-	if !supportedVersion(r.ProtocolVersion) {
+	if !sessionVersion(r.ProtocolVersion) {
 		return fmt.Errorf("initialize: the upstream speaks MCP protocol version %q; mcpgate asked for %s and accepts %s", r.ProtocolVersion, ProtocolVersion, protocol.SupportedList())
 	}
 	s.version, s.initResult = r.ProtocolVersion, resp.Result
@@ -516,6 +555,19 @@ func (c *Client) establish(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	s.conn = conn
+	if c.transport == StreamableHTTP {
+		// server/discover first (MCP 2026-07-28 server/discover, and
+		// versioning: a client of both eras probes with it): a 2026-07-28
+		// upstream needs no handshake.
+		stateless, err := c.discover(ctx, s)
+		if err != nil {
+			c.end(ctx, s)
+			return nil, err
+		}
+		if stateless {
+			return s, nil
+		}
+	}
 	if err := c.handshake(ctx, s); err != nil {
 		c.end(ctx, s)
 		return nil, err
@@ -708,6 +760,11 @@ func (c *Client) postCancelled(ctx context.Context, cl *call, reason error) {
 	if cl.method == "initialize" || s == nil { // initialize may not be cancelled
 		return
 	}
+	if protocol.Stateless(s.version) {
+		// MCP 2026-07-28 over HTTP: closing the request's stream is the
+		// cancellation, which ending its context has done; no notice.
+		return
+	}
 	msg, err := jsonrpc.NewNotification("notifications/cancelled", map[string]any{
 		"requestId": cl.wireID,
 		"reason":    reason.Error(),
@@ -741,6 +798,9 @@ func (c *Client) deliver(cl *call, m jsonrpc.Message, onNote func(jsonrpc.Messag
 // notifyGlobal hands a notification that belongs to no call to
 // Options.OnNotification.
 func (c *Client) notifyGlobal(m jsonrpc.Message) {
+	if m.Method == "notifications/tools/list_changed" {
+		c.tools.forget() // the schemas of a 2026-07-28 upstream's tools, stateless.go
+	}
 	if c.opts.OnNotification != nil {
 		c.opts.OnNotification(m)
 	}
@@ -888,6 +948,19 @@ func (c *Client) attribute(s *session, m jsonrpc.Message, only bool) *call {
 // answer replies to a request from the upstream: ping is answered, the rest
 // refused (mcpgate does not relay sampling, elicitation or roots yet).
 func (c *Client) answer(ctx context.Context, s *session, req jsonrpc.Message, headers http.Header) {
+	body, err := jsonrpc.Encode(ownAnswer(req))
+	if err == nil {
+		err = s.conn.send(ctx, body, headers)
+	}
+	if err != nil {
+		c.log.Debug("could not answer a request from the upstream", "method", req.Method, "error", err)
+	}
+}
+
+// ownAnswer is the answer of a connection with no client behind it to a
+// request of the upstream's: ping is answered, roots/list with no roots, the
+// rest refused.
+func ownAnswer(req jsonrpc.Message) jsonrpc.Message {
 	var resp jsonrpc.Message
 	switch req.Method {
 	case "ping":
@@ -900,13 +973,7 @@ func (c *Client) answer(ctx context.Context, s *session, req jsonrpc.Message, he
 		resp = jsonrpc.NewError(req.ID, jsonrpc.Errorf(jsonrpc.CodeMethodNotFound,
 			"%s: this connection is mcpgate's own, with no client to ask (clients reach the upstream on sessions of their own)", req.Method))
 	}
-	body, err := jsonrpc.Encode(resp)
-	if err == nil {
-		err = s.conn.send(ctx, body, headers)
-	}
-	if err != nil {
-		c.log.Debug("could not answer a request from the upstream", "method", req.Method, "error", err)
-	}
+	return resp
 }
 
 // push queues a notification for the caller; false when the call is over or

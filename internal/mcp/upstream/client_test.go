@@ -47,7 +47,13 @@ func testContext(t *testing.T) context.Context {
 
 func connect(t *testing.T, srv *mcptest.Server, tr upstream.Transport, headers http.Header, opts ...func(*upstream.Options)) *upstream.Client {
 	t.Helper()
-	o := upstream.Options{URL: srv.URL, Transport: tr, Headers: upstream.FixedHeaders(headers)}
+	return connectWith(t, upstream.Options{URL: srv.URL, Transport: tr, Headers: upstream.FixedHeaders(headers)}, opts...)
+}
+
+// connectWith connects with o, changed by opts, and closes the Client when
+// the test ends.
+func connectWith(t *testing.T, o upstream.Options, opts ...func(*upstream.Options)) *upstream.Client {
+	t.Helper()
 	for _, f := range opts {
 		f(&o)
 	}
@@ -739,29 +745,37 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 				}
 				c.Close()
 			}
-			cycle() // warm up what lives as long as the process
-			settle := func() int {
-				prev := -1
-				for n := runtime.NumGoroutine(); n != prev; n = runtime.NumGoroutine() {
-					prev = n
-					time.Sleep(20 * time.Millisecond)
-				}
-				return prev
-			}
-			baseline := settle()
-			for range 50 {
-				cycle()
-			}
-			deadline := time.Now().Add(10 * time.Second)
-			for runtime.NumGoroutine() > baseline {
-				if time.Now().After(deadline) {
-					var b strings.Builder
-					pprof.Lookup("goroutine").WriteTo(&b, 1)
-					t.Fatalf("%d goroutines, baseline %d:\n%s", runtime.NumGoroutine(), baseline, b.String())
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			noGoroutineLeak(t, cycle)
 		})
+	}
+}
+
+// noGoroutineLeak runs cycle once, to warm up what lives as long as the
+// process, then 50 times, and fails when, 10s later, more goroutines run
+// than after the warm-up.
+func noGoroutineLeak(t *testing.T, cycle func()) {
+	t.Helper()
+	cycle()
+	settle := func() int {
+		prev := -1
+		for n := runtime.NumGoroutine(); n != prev; n = runtime.NumGoroutine() {
+			prev = n
+			time.Sleep(20 * time.Millisecond)
+		}
+		return prev
+	}
+	baseline := settle()
+	for range 50 {
+		cycle()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			pprof.Lookup("goroutine").WriteTo(&b, 1)
+			t.Fatalf("%d goroutines, baseline %d:\n%s", runtime.NumGoroutine(), baseline, b.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

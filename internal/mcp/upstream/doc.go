@@ -10,19 +10,23 @@
 //
 // A Call sends exactly the headers it is given (the passthrough engine's
 // result, spec §2) plus the transport's own headers, which always win:
-// Content-Type, Accept, Mcp-Session-Id and MCP-Protocol-Version (a caller's
-// Accept-Encoding and Last-Event-ID are dropped too, because the HTTP
+// Content-Type, Accept, Mcp-Session-Id and MCP-Protocol-Version, and towards
+// a 2026-07-28 upstream Mcp-Method, Mcp-Name and Mcp-Param-*, computed for
+// that hop from the message as sent (a caller's Accept-Encoding and
+// Last-Event-ID are dropped too, because the HTTP
 // transport owns them, and so are Host, Content-Length and the other
 // connection headers Go writes itself). Every name goes out once, with one
 // value, whatever its spelling (spec §2.4). A given User-Agent replaces Go's;
 // a request without one carries mcpgate's own, ClientName/ClientVersion
 // ("mcpgate/<version>"). Options.Headers (the upstream's own credentials)
-// go only on the requests mcpgate makes for itself: initialize, the event
-// streams, session re-initialization, answers to the upstream's pings and
-// the final DELETE; never on a Call that does not carry them itself (spec
-// §5). They are asked for anew for each such request, so an OAuth token
-// refreshed since Connect is the one sent. A cancellation is sent on its
-// call's behalf, with the call's headers.
+// go only on the requests mcpgate makes for itself: server/discover,
+// initialize, the event streams and subscriptions/listen, session
+// re-initialization, answers to the upstream's pings and the final DELETE;
+// never on a Call that does not carry them itself (spec §5). They are asked
+// for anew for each such request, so an OAuth token refreshed since Connect
+// is the one sent. A cancellation is sent on its call's behalf, with the
+// call's headers, and so is the tools/list that learns a tool's schema for
+// its Mcp-Param-* headers.
 //
 // # Sessions and connections
 //
@@ -40,6 +44,16 @@
 // the Client chose); the caller's id and token are put back in what it
 // receives.
 //
+// # Revisions
+//
+// Connect negotiates the revision per upstream (docs/revisions.md): it
+// sends server/discover first and speaks the stateless 2026-07-28 revision
+// when the upstream offers it (stateless.go: no session, params._meta and
+// the per-hop headers computed for each request; mrtr.go: input requests
+// fulfilled through the caller; listen.go: subscriptions/listen), and
+// otherwise initializes asking for protocol.UpstreamVersion. Callers see
+// the same Client either way.
+//
 // # Notifications
 //
 // Notifications about a call (progress, log messages) go to that call's
@@ -52,5 +66,8 @@
 // where progress is matched to its call by token but cannot be ordered
 // against the response. On the legacy transport everything arrives on the
 // one shared event stream: progress is matched by its token, and a log
-// message is given to the call only when it is the one call in flight.
+// message is given to the call only when it is the one call in flight. A
+// 2026-07-28 upstream has no GET stream: its session notifications come on
+// the one subscriptions/listen request the Client keeps open (listen.go),
+// opened only when Options.OnNotification is set too.
 package upstream

@@ -32,6 +32,10 @@ type httpHop struct {
 type perHop struct {
 	sessionID string // Mcp-Session-Id; "" when the upstream keeps none
 	version   string // the negotiated protocol version
+	// hop holds the per-hop headers of this one request that the session
+	// layer computed for a 2026-07-28 upstream (Mcp-Method, Mcp-Name,
+	// Mcp-Param-*: stateless.go), canonically keyed; they are set last.
+	hop http.Header
 }
 
 // newRequest builds an HTTP request to the upstream: the given headers minus
@@ -81,6 +85,9 @@ func (h *httpHop) newRequest(ctx context.Context, method string, u *url.URL, bod
 		// MCP 2025-06-18, basic/transports: on every request after
 		// initialize.
 		hs.Set("Mcp-Protocol-Version", st.version)
+	}
+	for key, values := range st.hop {
+		hs[key] = values
 	}
 	req.Header = hs
 	return req, nil

@@ -58,7 +58,9 @@ func TestUnreachableHidesTheCause(t *testing.T) {
 			if !errors.Is(err, upstream.ErrUnreachable) {
 				t.Fatalf("Connect: %v, want ErrUnreachable", err)
 			}
-			want := "connect to upstream http://" + tc.addr + "/mcp: initialize: POST: not reachable"
+			// server/discover is the first request; initialize is not tried
+			// where nothing answers.
+			want := "connect to upstream http://" + tc.addr + "/mcp: server/discover: POST: not reachable"
 			if err.Error() != want {
 				t.Errorf("error %q, want %q", err, want)
 			}

@@ -6,12 +6,20 @@ import "github.com/mcpgate/mcpgate/internal/mcp/protocol"
 // layer: the version asked for, the versions accepted, and the headers the
 // transport owns.
 
-// ProtocolVersion is the MCP version mcpgate asks every upstream for
-// (protocol.UpstreamVersion). An upstream may answer with another version;
-// Connect accepts any of protocol.Versions and fails on anything else.
+// ProtocolVersion is the MCP version mcpgate asks every upstream for in
+// initialize (protocol.UpstreamVersion), once server/discover has shown the
+// upstream does not speak protocol.Version20260728. An upstream may answer
+// with another version; Connect accepts any of protocol.Versions and fails
+// on anything else.
 const ProtocolVersion = protocol.UpstreamVersion
 
 func supportedVersion(v string) bool { return protocol.Supported(v) }
+
+// sessionVersion reports whether v is a revision mcpgate speaks with an
+// initialize handshake: a supported one other than the stateless revision,
+// which has no initialize (an upstream answering initialize with it is
+// refused, whether or not protocol.Versions lists it for clients).
+func sessionVersion(v string) bool { return supportedVersion(v) && !protocol.Stateless(v) }
 
 // ownedHeader reports whether the transport owns the header, given by its
 // canonical key: a caller's value under that name, in any case, is dropped,

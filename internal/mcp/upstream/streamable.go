@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 )
 
 // Streamable HTTP (MCP 2025-03-26 and later, basic/transports): every
@@ -56,7 +57,9 @@ func (c *streamableConn) negotiated(version string) {
 }
 
 func (c *streamableConn) start() {
-	if c.listen {
+	// A 2026-07-28 upstream has no GET stream: the session layer listens
+	// with subscriptions/listen instead (listen.go).
+	if c.listen && !protocol.Stateless(c.state().version) {
 		c.in.goTracked(c.listenLoop)
 	}
 }
@@ -90,6 +93,7 @@ func (c *streamableConn) send(ctx context.Context, body []byte, headers http.Hea
 // The answer to initialize names the session (Mcp-Session-Id).
 func (c *streamableConn) roundTrip(ctx context.Context, cl *call, body []byte, deliver func(jsonrpc.Message)) (jsonrpc.Message, error) {
 	st := c.state()
+	st.hop = cl.hop
 	req, err := c.hop.newRequest(ctx, http.MethodPost, c.hop.url, body, cl.headers, st)
 	if err != nil {
 		return jsonrpc.Message{}, err
@@ -217,11 +221,17 @@ const (
 // listenLoop keeps a GET event stream open for what the upstream says
 // outside any call (list_changed, mostly) until the connection is closed or
 // replaced. Started only when someone listens (Options.OnNotification).
-func (c *streamableConn) listenLoop() {
+func (c *streamableConn) listenLoop() { keepOpen(c.life, c.listenOnce) }
+
+// keepOpen runs open, which opens a long-lived stream and reads it to its
+// end, again and again until it says trying again makes no sense or ctx
+// ends: after listenMinDelay, doubling up to listenMaxDelay, back to the
+// least after an attempt that opened its stream.
+func keepOpen(ctx context.Context, open func() (opened, again bool)) {
 	delay := listenMinDelay
 	for {
-		opened, again := c.listenOnce()
-		if !again || c.life.Err() != nil {
+		opened, again := open()
+		if !again || ctx.Err() != nil {
 			return
 		}
 		if opened {
@@ -230,7 +240,7 @@ func (c *streamableConn) listenLoop() {
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
-		case <-c.life.Done():
+		case <-ctx.Done():
 			t.Stop()
 			return
 		}
