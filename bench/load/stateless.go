@@ -162,19 +162,21 @@ func (r *StatelessReport) Errors() int {
 	return n
 }
 
-func (r *StatelessReport) finish() {
-	find := func(scenario, path string) (Result, bool) {
-		for _, res := range r.Results {
-			if res.Scenario == scenario && res.Path == path && res.Succeeded > 0 {
-				return res, true
-			}
+// find returns the measurement of path in scenario, if it has latencies.
+func (r *StatelessReport) find(scenario, path string) (Result, bool) {
+	for _, res := range r.Results {
+		if res.Scenario == scenario && res.Path == path && res.Succeeded > 0 {
+			return res, true
 		}
-		return Result{}, false
 	}
+	return Result{}, false
+}
+
+func (r *StatelessReport) finish() {
 	for _, sc := range []string{"sequential", "concurrent"} {
 		for _, pair := range [][2]string{{pathStatelessMCPGate, pathSessionMCPGate}, {pathStatelessDirect, pathSessionDirect}} {
-			st, ok1 := find(sc, pair[0])
-			se, ok2 := find(sc, pair[1])
+			st, ok1 := r.find(sc, pair[0])
+			se, ok2 := r.find(sc, pair[1])
 			if !ok1 || !ok2 {
 				continue
 			}
@@ -203,6 +205,22 @@ func (r *StatelessReport) WriteText(out io.Writer) error {
 	fmt.Fprintln(w)
 	for _, ra := range r.Ratios {
 		fmt.Fprintf(w, "%s: p50 %s = %.2fx, p99 = %.2fx, throughput = %.2fx\n", ra.Scenario, ra.Path, ra.P50, ra.P99, ra.Throughput)
+	}
+	// What mcpgate itself adds, per revision: the upstreams differ in cost
+	// (the go-sdk's stateless server makes a session per request), which
+	// the end-to-end ratio above includes.
+	for _, sc := range []string{"sequential", "concurrent"} {
+		var parts []string
+		for _, era := range [][2]string{{"session", pathSessionDirect}, {"stateless", pathStatelessDirect}} {
+			direct, ok1 := r.find(sc, era[1])
+			through, ok2 := r.find(sc, era[0]+" mcpgate")
+			if ok1 && ok2 {
+				parts = append(parts, fmt.Sprintf("%s %+.0fµs", era[0], float64(through.P50-direct.P50)/float64(time.Microsecond)))
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "%s: p50 mcpgate adds over direct: %s\n", sc, strings.Join(parts, ", "))
+		}
 	}
 	if r.Missing != "" {
 		fmt.Fprintf(w, "not measured: %s: %s\n", pathStatelessMCPGate, r.Missing)

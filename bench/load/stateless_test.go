@@ -86,7 +86,8 @@ func TestStatelessScenarioSmall(t *testing.T) {
 	}
 	if err != nil {
 		// The other three paths ran; the report says what is missing.
-		if len(rep.Results) != 6 || len(rep.Ratios) != 2 || !strings.Contains(out.String(), "not measured: "+pathStatelessMCPGate) {
+		if len(rep.Results) != 6 || len(rep.Ratios) != 2 || !strings.Contains(out.String(), "not measured: "+pathStatelessMCPGate) ||
+			!strings.Contains(out.String(), "sequential: p50 mcpgate adds over direct: session ") {
 			t.Fatalf("%d results, %d ratios without the stateless path through mcpgate; want 2 × 3 and 2:\n%s", len(rep.Results), len(rep.Ratios), out.String())
 		}
 		t.Skipf("the scenario ran without the stateless path through mcpgate and said why: %v", err)
@@ -94,7 +95,8 @@ func TestStatelessScenarioSmall(t *testing.T) {
 	if len(rep.Results) != 8 || len(rep.Ratios) != 4 {
 		t.Fatalf("%d results, %d ratios; want 2 scenarios × 4 paths and 2 × 2 ratios:\n%s", len(rep.Results), len(rep.Ratios), out.String())
 	}
-	for _, line := range []string{"sequential: p50 stateless mcpgate/session mcpgate = ", "concurrent: p50 stateless direct/session direct = "} {
+	for _, line := range []string{"sequential: p50 stateless mcpgate/session mcpgate = ", "concurrent: p50 stateless direct/session direct = ",
+		"sequential: p50 mcpgate adds over direct: session ", ", stateless "} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("the report lacks %q:\n%s", line, out.String())
 		}
