@@ -139,32 +139,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// scenarioReport is what -sessions and -stateless print.
+type scenarioReport interface {
+	WriteText(io.Writer) error
+	WriteJSON(io.Writer) error
+	failedCalls() int
+}
+
 // runSessions is the command with -sessions.
 func runSessions(o SessionOptions, asJSON bool, stdout, stderr io.Writer) int {
 	if !asJSON {
 		o.Progress = stderr
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	rep, err := RunSessions(ctx, o)
-	if rep != nil {
-		write := rep.WriteText
-		if asJSON {
-			write = rep.WriteJSON
-		}
-		if werr := write(stdout); werr != nil {
-			err = errors.Join(err, werr)
-		}
-	}
-	switch {
-	case err != nil:
-		fmt.Fprintf(stderr, "load: %v\n", err)
-		return 2
-	case rep.Errors > 0:
-		fmt.Fprintf(stderr, "load: %d calls failed\n", rep.Errors)
-		return 1
-	}
-	return 0
+	return runScenario(asJSON, stdout, stderr, func(ctx context.Context) (scenarioReport, error) { return asReport(RunSessions(ctx, o)) })
 }
 
 // runStateless is the command with -stateless.
@@ -172,9 +159,28 @@ func runStateless(o Options, asJSON bool, stdout, stderr io.Writer) int {
 	if !asJSON {
 		o.Progress = stderr
 	}
+	return runScenario(asJSON, stdout, stderr, func(ctx context.Context) (scenarioReport, error) { return asReport(RunStateless(ctx, o)) })
+}
+
+// asReport turns a scenario's (report, error) into runScenario's, a nil
+// report into a nil interface.
+func asReport[R interface {
+	scenarioReport
+	comparable
+}](rep R, err error) (scenarioReport, error) {
+	var none R
+	if rep == none {
+		return nil, err
+	}
+	return rep, err
+}
+
+// runScenario runs a scenario until an interrupt, prints its report (when
+// there is one) and returns the command's exit status.
+func runScenario(asJSON bool, stdout, stderr io.Writer, run func(context.Context) (scenarioReport, error)) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	rep, err := RunStateless(ctx, o)
+	rep, err := run(ctx)
 	if rep != nil {
 		write := rep.WriteText
 		if asJSON {
@@ -188,8 +194,8 @@ func runStateless(o Options, asJSON bool, stdout, stderr io.Writer) int {
 	case err != nil:
 		fmt.Fprintf(stderr, "load: %v\n", err)
 		return 2
-	case rep.Errors() > 0:
-		fmt.Fprintf(stderr, "load: %d calls failed\n", rep.Errors())
+	case rep.failedCalls() > 0:
+		fmt.Fprintf(stderr, "load: %d calls failed\n", rep.failedCalls())
 		return 1
 	}
 	return 0

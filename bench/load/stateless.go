@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -154,13 +153,9 @@ func RunStateless(ctx context.Context, o Options) (rep *StatelessReport, err err
 }
 
 // Errors is the number of failed calls in the whole run.
-func (r *StatelessReport) Errors() int {
-	n := 0
-	for _, res := range r.Results {
-		n += res.Errors
-	}
-	return n
-}
+func (r *StatelessReport) Errors() int { return countErrors(r.Results) }
+
+func (r *StatelessReport) failedCalls() int { return r.Errors() }
 
 // find returns the measurement of path in scenario, if it has latencies.
 func (r *StatelessReport) find(scenario, path string) (Result, bool) {
@@ -225,14 +220,7 @@ func (r *StatelessReport) WriteText(out io.Writer) error {
 	if r.Missing != "" {
 		fmt.Fprintf(w, "not measured: %s: %s\n", pathStatelessMCPGate, r.Missing)
 	}
-	if n := r.Errors(); n > 0 {
-		fmt.Fprintf(w, "\n%d calls failed:\n", n)
-		for _, res := range r.Results {
-			for _, s := range res.ErrorSamples {
-				fmt.Fprintf(w, "  %s/%s: %s\n", res.Scenario, res.Path, s)
-			}
-		}
-	}
+	writeFailures(w, r.Results)
 	_, err := out.Write(w.Bytes())
 	return err
 }
@@ -251,19 +239,7 @@ func startStatelessEchoServer(credential string) (*echoServer, error) {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "bench-echo-stateless", Version: "1"},
 		&mcp.ServerOptions{SupportedProtocolVersions: []string{statelessEra}})
 	addEchoTool(srv, credential)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("stateless upstream: listen: %w", err)
-	}
-	e := &echoServer{
-		URL: "http://" + ln.Addr().String() + "/mcp",
-		srv: &http.Server{
-			Handler:           mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: true}),
-			ReadHeaderTimeout: 10 * time.Second,
-		},
-	}
-	go func() { _ = e.srv.Serve(countingListener{ln, &e.Accepted}) }() // ends at Close
-	return e, nil
+	return serveEcho(srv, &mcp.StreamableHTTPOptions{Stateless: true})
 }
 
 // sdkPath is one go-sdk client session (at 2026-07-28, a session only in
