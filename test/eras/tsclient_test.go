@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // tsLine is one line ts/client.mjs prints.
@@ -46,7 +48,7 @@ func tsClient(node, sdk2 string) func(t *testing.T, c cell) map[string]outcome {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, node, filepath.Join("ts", "client.mjs"), string(config))
 		cmd.Env = append(os.Environ(), EnvTSSDK2+"="+sdk2)
-		stderr := &logTail{}
+		stderr := &testenv.LogBuffer{}
 		cmd.Stderr = stderr
 		stdin, err := cmd.StdinPipe()
 		if err != nil {

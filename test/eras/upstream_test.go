@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // watchedURI is the resource every upstream of the matrix lets clients
@@ -394,7 +396,7 @@ func child(t *testing.T, name string, cmd *exec.Cmd) *signals {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logged := &logTail{}
+	logged := &testenv.LogBuffer{}
 	cmd.Stderr = logged
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -422,28 +424,6 @@ func child(t *testing.T, name string, cmd *exec.Cmd) *signals {
 		}
 	})
 	return lines
-}
-
-// logTail keeps the first 8 KiB written to it, for a child's stderr; it
-// is safe to read while os/exec copies into it.
-type logTail struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logTail) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if room := 8192 - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (l *logTail) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // waitListening waits until something accepts connections on addr, or the
