@@ -14,6 +14,9 @@
 #                                     reference server the black-box tests run), with npm
 #         DIR/sdk-ts/                 @modelcontextprotocol/sdk (the TypeScript SDK whose
 #                                     client the comparison battery, test/federation, runs)
+#         DIR/sdk-ts2/                @modelcontextprotocol/client and @modelcontextprotocol/server
+#                                     (the TypeScript SDK v2, MCP 2026-07-28, whose client and
+#                                     server the cross-era matrix, test/eras, runs)
 #       and prints the versions installed (also written to DIR/versions.txt).
 #       Needs go and npm on PATH; the system's node may be older than 22.
 #
@@ -25,6 +28,11 @@
 #   scripts/conformance.sh ts-sdk-dir DIR
 #       Prints the folder of the installed TypeScript SDK package, for
 #       MCPGATE_TEST_TS_SDK. Fails if it is not installed.
+#
+#   scripts/conformance.sh ts-sdk2-dir DIR
+#       Prints the npm folder holding the installed TypeScript SDK v2 packages
+#       (DIR/sdk-ts2, with node_modules/@modelcontextprotocol/client and
+#       .../server), for MCPGATE_TEST_TS_SDK2. Fails if they are not installed.
 #
 #   scripts/conformance.sh server DIR PORT
 #       Starts DIR/bin/everything-server -http 127.0.0.1:PORT -stateless=false
@@ -73,6 +81,9 @@ EVERYTHING_TS_PKG=@modelcontextprotocol/server-everything
 EVERYTHING_TS_VERSION=2026.8.31
 TS_SDK_PKG=@modelcontextprotocol/sdk
 TS_SDK_VERSION=1.32.2
+# The TypeScript SDK v2: two packages of one version, installed together.
+TS_SDK2_PKGS=(@modelcontextprotocol/client @modelcontextprotocol/server)
+TS_SDK2_VERSION=2.4.0
 EXPECTED_CHECKS=${EXPECTED_CHECKS:-40}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-600}
 SERVER_WAIT=${SERVER_WAIT:-30}
@@ -111,6 +122,8 @@ suite_pkg_dir() { echo "$1/suite/node_modules/$SUITE_PKG"; }
 everything_ts_dir() { echo "$1/everything-ts/node_modules/$EVERYTHING_TS_PKG"; }
 
 ts_sdk_dir() { echo "$1/sdk-ts/node_modules/$TS_SDK_PKG"; }
+
+ts_sdk2_dir() { echo "$1/sdk-ts2"; }
 
 # everything_ts_entry DIR: the JavaScript file of server-everything's bin.
 everything_ts_entry() { echo "$(everything_ts_dir "$1")/dist/index.js"; }
@@ -166,6 +179,16 @@ have_ts_sdk() {
   [ -f "$pj" ] || return 1
   v=$("$(node_bin "$1")" -p 'require(process.argv[1]).version' "$pj" 2>/dev/null) || return 1
   [ "$v" = "$TS_SDK_VERSION" ] && [ -f "$(ts_sdk_dir "$1")/dist/esm/client/index.js" ]
+}
+
+have_ts_sdk2() {
+  local pkg pj v
+  for pkg in "${TS_SDK2_PKGS[@]}"; do
+    pj=$(ts_sdk2_dir "$1")/node_modules/$pkg/package.json
+    [ -f "$pj" ] || return 1
+    v=$("$(node_bin "$1")" -p 'require(process.argv[1]).version' "$pj" 2>/dev/null) || return 1
+    [ "$v" = "$TS_SDK2_VERSION" ] || return 1
+  done
 }
 
 cmd_install() {
@@ -237,6 +260,17 @@ cmd_install() {
     have_ts_sdk "$dir" || die "$TS_SDK_PKG $TS_SDK_VERSION is missing from $dir/sdk-ts after npm install"
   fi
 
+  if have_ts_sdk2 "$dir"; then
+    note "${TS_SDK2_PKGS[*]} $TS_SDK2_VERSION: already installed"
+  else
+    note "installing ${TS_SDK2_PKGS[*]} $TS_SDK2_VERSION (npm, under Node $NODE_MAJOR)"
+    PATH="$(dirname "$(node_bin "$dir")"):$PATH" \
+      npm install --prefix "$(ts_sdk2_dir "$dir")" --no-audit --no-fund --loglevel=error \
+      "${TS_SDK2_PKGS[@]/%/@$TS_SDK2_VERSION}" >&2 ||
+      die "npm install ${TS_SDK2_PKGS[*]/%/@$TS_SDK2_VERSION} failed"
+    have_ts_sdk2 "$dir" || die "${TS_SDK2_PKGS[*]} $TS_SDK2_VERSION are missing from $(ts_sdk2_dir "$dir") after npm install"
+  fi
+
   local node sdk_version
   node=$(node_bin "$dir")
   sdk_version=$("$node" -p 'require(process.argv[1]).version' \
@@ -247,6 +281,7 @@ cmd_install() {
     echo "installed suite: $(suite_entry "$dir") ($SUITE_PKG $("$node" "$(suite_entry "$dir")" --version), with @modelcontextprotocol/sdk $sdk_version)"
     echo "installed server-everything: $(everything_ts_entry "$dir") ($EVERYTHING_TS_PKG $EVERYTHING_TS_VERSION)"
     echo "installed TypeScript SDK: $(ts_sdk_dir "$dir") ($TS_SDK_PKG $TS_SDK_VERSION)"
+    echo "installed TypeScript SDK v2: $(ts_sdk2_dir "$dir") (${TS_SDK2_PKGS[*]/%/ $TS_SDK2_VERSION})"
   } | tee "$dir/versions.txt"
   note "install done in $((SECONDS - start))s"
 }
@@ -267,6 +302,15 @@ cmd_ts_sdk_dir() {
   have_node "$dir" && have_ts_sdk "$dir" ||
     die "$TS_SDK_PKG $TS_SDK_VERSION is not installed in $dir; run: $prog install $dir"
   ts_sdk_dir "$dir"
+}
+
+# cmd_ts_sdk2_dir DIR: prints the SDK v2's npm folder for MCPGATE_TEST_TS_SDK2.
+cmd_ts_sdk2_dir() {
+  local dir
+  dir=$(abs "$1")
+  have_node "$dir" && have_ts_sdk2 "$dir" ||
+    die "${TS_SDK2_PKGS[*]} $TS_SDK2_VERSION are not installed in $dir; run: $prog install $dir"
+  ts_sdk2_dir "$dir"
 }
 
 # --- server ------------------------------------------------------------------
@@ -568,6 +612,7 @@ case "$cmd" in
   install) [ $# -eq 1 ] || usage; cmd_install "$1" ;;
   everything-command) [ $# -eq 1 ] || usage; cmd_everything_command "$1" ;;
   ts-sdk-dir) [ $# -eq 1 ] || usage; cmd_ts_sdk_dir "$1" ;;
+  ts-sdk2-dir) [ $# -eq 1 ] || usage; cmd_ts_sdk2_dir "$1" ;;
   server) [ $# -eq 2 ] || usage; cmd_server "$1" "$2" ;;
   run) [ $# -eq 2 ] || usage; cmd_run "$1" "$2" ;;
   self-test) [ $# -eq 1 ] || usage; cmd_self_test "$1" ;;

@@ -20,6 +20,7 @@
 //
 //	go run ./bench/load [-n 2000] [-concurrent-n 20000] [-concurrency 32] [-warmup 200] [-duration 60s] [-json] [-cpuprofile FILE]
 //	go run ./bench/load -sessions [-concurrency 32] [-concurrent-n 20000] [-session-count 1000] [-json]
+//	go run ./bench/load -stateless [-n 2000] [-concurrent-n 20000] [-concurrency 32] [-warmup 200] [-json]
 //
 // With -sessions it runs the sessions scenario instead (sessions.go): the
 // -concurrency callers on one shared /mcp session, then each on a /mcp
@@ -28,6 +29,13 @@
 // with mcpgate's memory growth per 1 000 sessions and the upstream sessions
 // they opened. mcpgate runs in a child process there, so that its memory
 // is its own.
+//
+// With -stateless it runs the stateless scenario instead (stateless.go):
+// the official go-sdk client makes the same calls as a 2025-11-25 session
+// against a stateful go-sdk upstream and as MCP 2026-07-28 stateless calls
+// against a stateless one, each directly and through mcpgate's /mcp (in a
+// child process), and prints the stateless/session ratios. While mcpgate
+// does not serve 2026-07-28 it measures the other paths and fails saying so.
 //
 // docs/benchmarks.md explains the figures and how to read them.
 package main
@@ -68,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.GatewayProcess, "gateway-process", false, "run mcpgate in a child process of its own, as in production (false: in this process, beside the callers)")
 	fs.BoolVar(&o.UpstreamProcess, "upstream-process", true, "run the upstream in a child process of its own, as in production (false: in this process, sharing its garbage collector)")
 	fs.StringVar(&o.ClientTokens, "client-token", o.ClientTokens, "the client token's algorithm: HS256 (minted with the gateway's secret) or RS256, ES256, EdDSA (an identity provider's, verified with its JWKS on 127.0.0.1)")
+	stateless := fs.Bool("stateless", false, "run the stateless scenario instead: the same calls by the go-sdk client as a 2025-11-25 session and as 2026-07-28 stateless calls, directly and through mcpgate, with the stateless/session ratios")
 	sessions := fs.Bool("sessions", false, "run the sessions scenario instead: shared vs own /mcp sessions, and memory per 1 000 client sessions")
 	sessionCount := fs.Int("session-count", DefaultSessionOptions().Sessions, "client sessions the sessions scenario holds open at once")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -85,6 +94,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *sessions {
 		return runSessions(SessionOptions{Callers: o.Callers, Calls: o.Concurrent, Sessions: *sessionCount, CallTimeout: o.CallTimeout}, *asJSON, stdout, stderr)
+	}
+	if *stateless {
+		return runStateless(o, *asJSON, stdout, stderr)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -127,14 +139,48 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// scenarioReport is what -sessions and -stateless print.
+type scenarioReport interface {
+	WriteText(io.Writer) error
+	WriteJSON(io.Writer) error
+	failedCalls() int
+}
+
 // runSessions is the command with -sessions.
 func runSessions(o SessionOptions, asJSON bool, stdout, stderr io.Writer) int {
 	if !asJSON {
 		o.Progress = stderr
 	}
+	return runScenario(asJSON, stdout, stderr, func(ctx context.Context) (scenarioReport, error) { return asReport(RunSessions(ctx, o)) })
+}
+
+// runStateless is the command with -stateless.
+func runStateless(o Options, asJSON bool, stdout, stderr io.Writer) int {
+	if !asJSON {
+		o.Progress = stderr
+	}
+	return runScenario(asJSON, stdout, stderr, func(ctx context.Context) (scenarioReport, error) { return asReport(RunStateless(ctx, o)) })
+}
+
+// asReport turns a scenario's (report, error) into runScenario's, a nil
+// report into a nil interface.
+func asReport[R interface {
+	scenarioReport
+	comparable
+}](rep R, err error) (scenarioReport, error) {
+	var none R
+	if rep == none {
+		return nil, err
+	}
+	return rep, err
+}
+
+// runScenario runs a scenario until an interrupt, prints its report (when
+// there is one) and returns the command's exit status.
+func runScenario(asJSON bool, stdout, stderr io.Writer, run func(context.Context) (scenarioReport, error)) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	rep, err := RunSessions(ctx, o)
+	rep, err := run(ctx)
 	if rep != nil {
 		write := rep.WriteText
 		if asJSON {
@@ -148,8 +194,8 @@ func runSessions(o SessionOptions, asJSON bool, stdout, stderr io.Writer) int {
 	case err != nil:
 		fmt.Fprintf(stderr, "load: %v\n", err)
 		return 2
-	case rep.Errors > 0:
-		fmt.Fprintf(stderr, "load: %d calls failed\n", rep.Errors)
+	case rep.failedCalls() > 0:
+		fmt.Fprintf(stderr, "load: %d calls failed\n", rep.failedCalls())
 		return 1
 	}
 	return 0

@@ -119,9 +119,25 @@ func newReport(o Options) *Report {
 func (r *Report) add(res Result) { r.Results = append(r.Results, res) }
 
 // Errors is the number of failed calls in the whole run.
-func (r *Report) Errors() int {
+func (r *Report) Errors() int { return countErrors(r.Results) }
+
+// writeFailures writes how many calls of results failed, and their error
+// samples, when any did.
+func writeFailures(w io.Writer, results []Result) {
+	if n := countErrors(results); n > 0 {
+		fmt.Fprintf(w, "\n%d calls failed:\n", n)
+		for _, res := range results {
+			for _, s := range res.ErrorSamples {
+				fmt.Fprintf(w, "  %s/%s: %s\n", res.Scenario, res.Path, s)
+			}
+		}
+	}
+}
+
+// countErrors is the number of failed calls in results.
+func countErrors(results []Result) int {
 	n := 0
-	for _, res := range r.Results {
+	for _, res := range results {
 		n += res.Errors
 	}
 	return n
@@ -205,14 +221,7 @@ func (r *Report) WriteText(out io.Writer) error {
 		}
 		fmt.Fprintf(w, "target: sequential p50 mcpgate/direct <= %.2fx: %s (%.2fx)\n", t.Limit, verdict, t.Measured)
 	}
-	if n := r.Errors(); n > 0 {
-		fmt.Fprintf(w, "\n%d calls failed:\n", n)
-		for _, res := range r.Results {
-			for _, s := range res.ErrorSamples {
-				fmt.Fprintf(w, "  %s/%s: %s\n", res.Scenario, res.Path, s)
-			}
-		}
-	}
+	writeFailures(w, r.Results)
 	_, err := out.Write(w.Bytes())
 	return err
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -313,18 +312,10 @@ func startCountingEchoServer(credential string) (*echoServer, *atomic.Int64, err
 		InitializedHandler: func(context.Context, *mcp.InitializedRequest) { initialized.Add(1) },
 	})
 	addEchoTool(srv, credential)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	e, err := serveEcho(srv, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("upstream: listen: %w", err)
+		return nil, nil, err
 	}
-	e := &echoServer{
-		URL: "http://" + ln.Addr().String() + "/mcp",
-		srv: &http.Server{
-			Handler:           mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil),
-			ReadHeaderTimeout: 10 * time.Second,
-		},
-	}
-	go func() { _ = e.srv.Serve(countingListener{ln, &e.Accepted}) }() // ends at Close
 	return e, &initialized, nil
 }
 
@@ -351,6 +342,8 @@ func (r *SessionReport) WriteText(w io.Writer) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+func (r *SessionReport) failedCalls() int { return r.Errors }
 
 // WriteJSON prints the sessions report as JSON.
 func (r *SessionReport) WriteJSON(w io.Writer) error {

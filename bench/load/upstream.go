@@ -36,6 +36,12 @@ type echoArgs struct {
 func startEchoServer(credential string) (*echoServer, error) {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "bench-echo", Version: "1"}, nil)
 	addEchoTool(srv, credential)
+	return serveEcho(srv, nil)
+}
+
+// serveEcho serves srv over Streamable HTTP (with opts) on a loopback port
+// until Close.
+func serveEcho(srv *mcp.Server, opts *mcp.StreamableHTTPOptions) (*echoServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("upstream: listen: %w", err)
@@ -43,7 +49,7 @@ func startEchoServer(credential string) (*echoServer, error) {
 	e := &echoServer{
 		URL: "http://" + ln.Addr().String() + "/mcp",
 		srv: &http.Server{
-			Handler:           mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil),
+			Handler:           mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, opts),
 			ReadHeaderTimeout: 10 * time.Second,
 		},
 	}
