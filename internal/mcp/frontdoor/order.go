@@ -28,7 +28,11 @@ import (
 //
 // Stamp each POST or frame where it arrives, in arrival order (the POST
 // handler, the read loop), never on a goroutine of its own. The zero value
-// is ready to use.
+// is ready to use. A POST is stamped once it has been read, so two POSTs a
+// client has in flight together, on two connections served concurrently,
+// are stamped in whichever order their handlers get there, not always the
+// order they were sent: only a client that waits for the first's answer
+// orders them (docs/federation.md, "Order").
 type arrivals struct {
 	mu      sync.Mutex
 	next    uint64          // the number the next note gets
