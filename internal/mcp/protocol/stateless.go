@@ -1,0 +1,104 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+)
+
+// This file is what a 2026-07-28 server adds to its answers (MCP
+// 2026-07-28 basic/index, "Per-request protocol fields"; SEP-2575), on top
+// of the request side in headers.go and meta.go.
+
+// CodeUnsupportedProtocolVersion is the JSON-RPC error of a request whose
+// params._meta names a revision the server does not speak; its data lists
+// the ones it does (UnsupportedProtocolVersionError), and it is sent with
+// HTTP 400.
+const CodeUnsupportedProtocolVersion = -32022
+
+// MetaServerInfo is the member of a result's _meta that names the server
+// (an Implementation), on every 2026-07-28 result: there is no initialize
+// result to carry it.
+const MetaServerInfo = MetaReservedPrefix + "serverInfo"
+
+// MetaSubscriptionID is the member of a notification's _meta that names
+// the subscriptions/listen request whose stream it is sent on: that
+// request's id.
+const MetaSubscriptionID = MetaReservedPrefix + "subscriptionId"
+
+// ResultTypeComplete is a 2026-07-28 result's resultType when it is the
+// answer itself; "input_required" is an InputRequiredResult (MRTR).
+const ResultTypeComplete = "complete"
+
+// UnsupportedVersion is the error answering a request at revision v,
+// which mcpgate does not speak: its data lists Versions under "supported",
+// as the revision's UnsupportedProtocolVersionError shapes it.
+func UnsupportedVersion(v string) *jsonrpc.Error {
+	data, _ := json.Marshal(map[string]any{"supported": Versions(), "requested": v})
+	return &jsonrpc.Error{Code: CodeUnsupportedProtocolVersion,
+		Message: fmt.Sprintf("unsupported protocol version %s (supported: %s)", quote(v), SupportedList()), Data: data}
+}
+
+// CompleteResult returns a 2026-07-28 result as it goes to the client:
+// with resultType "complete" unless it has a resultType already, and with
+// serverInfo (an Implementation, raw) in its _meta. Every other byte is
+// kept. A result that is not an object is returned unchanged.
+func CompleteResult(result, serverInfo json.RawMessage) json.RawMessage {
+	if len(result) == 0 || result[0] != '{' {
+		return result
+	}
+	out := result
+	if _, ok := jsonrpc.Member(out, "resultType"); !ok {
+		if r, err := jsonrpc.WithMember(out, "resultType", json.RawMessage(`"`+ResultTypeComplete+`"`)); err == nil {
+			out = r
+		}
+	}
+	if r, err := WithMeta(out, MetaServerInfo, serverInfo); err == nil {
+		out = r
+	}
+	return out
+}
+
+// requestMeta are the members of params._meta that describe a 2026-07-28
+// request's client in place of a session's initialize.
+var requestMeta = []string{MetaProtocolVersion, MetaClientInfo, MetaClientCapabilities, MetaLogLevel}
+
+// WithoutRequestMeta returns params without the members of _meta that
+// describe a 2026-07-28 request's client (protocol version, clientInfo,
+// capabilities, log level), for a hop that carries them in its session
+// instead: an upstream on an earlier revision refuses a request whose
+// _meta names another revision than its session (the go-sdk server does).
+// _meta itself goes when nothing else is left in it; every other byte is
+// kept. Params that cannot be read are returned as they are.
+func WithoutRequestMeta(params json.RawMessage) json.RawMessage {
+	metaRaw, ok := jsonrpc.Member(params, MetaKey)
+	if !ok {
+		return params
+	}
+	var meta map[string]json.RawMessage
+	if json.Unmarshal(metaRaw, &meta) != nil {
+		return params
+	}
+	n := len(meta)
+	for _, k := range requestMeta {
+		delete(meta, k)
+	}
+	if len(meta) == n {
+		return params
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(params, &obj) != nil {
+		return params
+	}
+	if len(meta) == 0 {
+		delete(obj, MetaKey)
+	} else {
+		obj[MetaKey], _ = json.Marshal(meta)
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return params
+	}
+	return out
+}
