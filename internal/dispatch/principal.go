@@ -117,6 +117,18 @@ func (p *PrincipalSessions) handleOn(ctx context.Context, key string, open func(
 		return p.d.Handle(ctx, msg, in)
 	}
 	defer p.callDone(ps)
+	if notify := in.Notify; notify != nil {
+		// What an upstream sends about the call reaches the client, but
+		// not a request: the client has no session to answer it on, and
+		// the upstream would wait for the answer in vain.
+		in.Notify = func(m jsonrpc.Message) {
+			if m.IsRequest() {
+				p.answer(ps.fs, m)
+				return
+			}
+			notify(m)
+		}
+	}
 	id := msg.ID
 	resp := ps.fs.Request(ctx, p.renumber(msg), in)
 	resp.ID = id

@@ -479,3 +479,30 @@ func TestStatelessClientThroughTheRelay(t *testing.T) {
 		t.Fatalf("the second instance: HTTP %d %s", status, a.raw)
 	}
 }
+
+// legacySession pins a go-sdk client to MCP 2025-11-25, a revision with a
+// session: the tests of what sessions do (sampling, elicitation and roots
+// mid-call, GET streams, logging/setLevel) use it, since the go-sdk
+// client speaks 2026-07-28 to mcpgate by default.
+var legacySession = &mcp.ClientSessionOptions{ProtocolVersion: protocol.Version20251125}
+
+// TestStatelessClientIsNotAskedMidCall: an upstream's sampling request in
+// the middle of a 2026-07-28 client's call is refused at once (there is
+// no session to ask it on, and MRTR is not built): the call ends with the
+// upstream's answer to that refusal, and nothing waits for the timeout.
+func TestStatelessClientIsNotAskedMidCall(t *testing.T) {
+	up := mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, sqliteURL(t), nil)
+	gw.register(map[string]any{"name": "crm", "url": up.URL})
+	s := statelessClient(t, gw, "/mcp", sampler("modern"))
+	start := time.Now()
+	res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "crm-consult", Arguments: map[string]any{"question": "q"}})
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the call took %v: the upstream's request was left waiting", took)
+	}
+	if err == nil && !res.IsError {
+		if tc, ok := res.Content[0].(*mcp.TextContent); ok && strings.Contains(tc.Text, "modern") {
+			t.Fatalf("the client was asked mid-call: %s", tc.Text)
+		}
+	}
+}
