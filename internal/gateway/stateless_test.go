@@ -44,18 +44,51 @@ func searchUpstream(t *testing.T) *mcptest.Server {
 // 2026-07-28 (server/discover, then no session), to endpoint of gw.
 func statelessClient(t *testing.T, gw *running, endpoint string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
-	client := mcp.NewClient(&mcp.Implementation{Name: "modern-e2e", Version: "1"}, opts)
+	return sdkClient(t, gw, endpoint, opts, nil, protocol.Version20260728)
+}
+
+// sdkClient connects the go-sdk client over Streamable HTTP with session
+// options so (nil: its newest revision) and checks it speaks want.
+func sdkClient(t *testing.T, gw *running, endpoint string, opts *mcp.ClientOptions, so *mcp.ClientSessionOptions, want string) *mcp.ClientSession {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "revisions-e2e", Version: "1"}, opts)
 	session, err := client.Connect(t.Context(), &mcp.StreamableClientTransport{
 		Endpoint: gw.url + endpoint, HTTPClient: &http.Client{Transport: bearerTransport{gw.token}},
-	}, nil)
+	}, so)
 	if err != nil {
 		t.Fatalf("connect to %s: %v", endpoint, err)
 	}
 	t.Cleanup(func() { _ = session.Close() })
-	if v := session.InitializeResult().ProtocolVersion; v != protocol.Version20260728 {
-		t.Fatalf("the client speaks %s with %s, want %s (no session)", v, endpoint, protocol.Version20260728)
+	if v := session.InitializeResult().ProtocolVersion; v != want {
+		t.Fatalf("the client speaks %s with %s, want %s", v, endpoint, want)
 	}
 	return session
+}
+
+// searchThrough lists the tools (the client mirrors region into
+// Mcp-Param-Region only for a tool it has seen declare it), then calls
+// tool, searchUpstream's search under its name there, and checks its
+// answer.
+func searchThrough(t *testing.T, s *mcp.ClientSession, tool, region, q string) {
+	t.Helper()
+	tools, err := s.ListTools(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := false
+	for _, tl := range tools.Tools {
+		listed = listed || tl.Name == tool
+	}
+	if !listed {
+		t.Fatalf("%s not listed: %d tools", tool, len(tools.Tools))
+	}
+	res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: tool, Arguments: map[string]any{"region": region, "q": q}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := textOf(t, res), "found "+q+" in "+region; got != want {
+		t.Errorf("%s answered %q, want %q", tool, got, want)
+	}
 }
 
 func textOf(t *testing.T, res *mcp.CallToolResult) string {
@@ -84,24 +117,7 @@ func TestStatelessClientCallsThroughMCP(t *testing.T) {
 	if info := s.InitializeResult().ServerInfo; info == nil || info.Name != "mcpgate" {
 		t.Errorf("serverInfo = %+v, want mcpgate's (from server/discover's _meta)", info)
 	}
-	tools, err := s.ListTools(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	listed := false
-	for _, tl := range tools.Tools {
-		listed = listed || tl.Name == "crm-search"
-	}
-	if !listed {
-		t.Fatalf("crm-search not listed: %d tools", len(tools.Tools))
-	}
-	res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "crm-search", Arguments: map[string]any{"region": "eu-west", "q": "acme"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := textOf(t, res); got != "found acme in eu-west" {
-		t.Errorf("result %q", got)
-	}
+	searchThrough(t, s, "crm-search", "eu-west", "acme")
 	h := upstreamSaw(t, up, "tools/call")
 	if got := h.Get("X-Tenant-Id"); got != "from-sdk-client" {
 		t.Errorf("upstream got X-Tenant-Id %q, want the passthrough header", got)
@@ -412,29 +428,10 @@ func TestLegacyAndStatelessClientsSideBySide(t *testing.T) {
 	up := searchUpstream(t)
 	gw := startGateway(t, sqliteURL(t), nil)
 	gw.register(map[string]any{"name": "crm", "url": up.URL})
-	legacyClient := mcp.NewClient(&mcp.Implementation{Name: "legacy-e2e", Version: "1"}, nil)
-	legacy, err := legacyClient.Connect(t.Context(), &mcp.StreamableClientTransport{
-		Endpoint: gw.url + "/mcp", HTTPClient: &http.Client{Transport: bearerTransport{gw.token}},
-	}, &mcp.ClientSessionOptions{ProtocolVersion: protocol.Version20251125})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer legacy.Close()
-	if v := legacy.InitializeResult().ProtocolVersion; v != protocol.Version20251125 {
-		t.Fatalf("the legacy client speaks %s", v)
-	}
+	legacy := sdkClient(t, gw, "/mcp", nil, legacySession, protocol.Version20251125)
 	modern := statelessClient(t, gw, "/mcp", nil)
 	for _, s := range []*mcp.ClientSession{legacy, modern, legacy} {
-		if _, err := s.ListTools(t.Context(), nil); err != nil {
-			t.Fatal(err)
-		}
-		res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "crm-search", Arguments: map[string]any{"region": "eu", "q": "x"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := textOf(t, res); got != "found x in eu" {
-			t.Errorf("result %q", got)
-		}
+		searchThrough(t, s, "crm-search", "eu", "x")
 	}
 	if streamable, _, _ := gw.gateway.OpenSessions(); streamable != 1 {
 		t.Errorf("%d Streamable HTTP sessions, want the legacy client's only", streamable)
@@ -454,18 +451,7 @@ func TestStatelessClientThroughTheRelay(t *testing.T) {
 	id := gw.register(map[string]any{"name": "crm", "url": up.URL})
 
 	s := statelessClient(t, gw, "/gateways/"+id+"/mcp", nil)
-	// Listed first: the client mirrors region into Mcp-Param-Region only
-	// for a tool it has seen declare it.
-	if _, err := s.ListTools(t.Context(), nil); err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "search", Arguments: map[string]any{"region": "eu", "q": "relay"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := textOf(t, res); got != "found relay in eu" {
-		t.Errorf("result %q", got)
-	}
+	searchThrough(t, s, "search", "eu", "relay")
 	if n := gw.gateway.relay.Sessions(); n != 0 {
 		t.Errorf("%d relay sessions, want none", n)
 	}
