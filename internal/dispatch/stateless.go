@@ -117,9 +117,9 @@ func (s *Stateless) serve(ctx context.Context, scope string, msg jsonrpc.Message
 	if list, ok := ix.lists[msg.Method]; ok {
 		return result(withCache(list, s.d.listCache(ix, msg.Method)))
 	}
-	initialize, key := initializeOf(msg), poolKey("", s.sessions.principal(ctx), msg)
+	key, asked := poolKey("", s.sessions.principal(ctx), msg), msg
 	open := func(ctx context.Context, push func(jsonrpc.Message)) pooledSession {
-		fs, _ := s.d.OpenFederated(ctx, initialize, in, push)
+		fs, _ := s.d.OpenFederated(ctx, initializeOf(asked), in, push)
 		return fs
 	}
 	// The session's initialize carries the client now (initializeOf).
@@ -141,9 +141,9 @@ func (s *Stateless) relay(ctx context.Context, id string, msg jsonrpc.Message, i
 		s.d.count(msg.Method, r, resp.Error == nil)
 		return resp
 	}
-	initialize, key := initializeOf(msg), poolKey(id, s.sessions.principal(ctx), msg)
+	key, asked := poolKey(id, s.sessions.principal(ctx), msg), msg
 	open := func(_ context.Context, push func(jsonrpc.Message)) pooledSession {
-		return &lazyRelay{d: s.d, id: id, initialize: initialize, push: push}
+		return &lazyRelay{d: s.d, id: id, initialize: initializeOf(asked), push: push}
 	}
 	msg.Params = protocol.WithoutRequestMeta(msg.Params)
 	resp, _ := s.sessions.handleOn(ctx, key, open, msg, in)
@@ -209,14 +209,11 @@ func initializeOf(msg jsonrpc.Message) jsonrpc.Message {
 
 // poolKey names the pooled session of a request: its scope (the relay's
 // upstream, or "" for /mcp), its principal, and a digest of its client
-// capabilities in canonical form (so that key order and spacing do not
-// open another session).
+// capabilities as sent. A client sends the same bytes on every request;
+// one that reorders them uses more sessions, within the pool's bound, and
+// is not worth decoding every request for.
 func poolKey(scope, principal string, msg jsonrpc.Message) string {
 	caps, _ := protocol.Meta(msg.Params, protocol.MetaClientCapabilities)
-	var v any
-	if json.Unmarshal(caps, &v) == nil {
-		caps = mustJSON(v)
-	}
 	sum := sha256.Sum256(caps)
 	return fmt.Sprintf("%q %q %s", scope, principal, hex.EncodeToString(sum[:12]))
 }

@@ -152,6 +152,9 @@ func (r *running) post(path, body string, headers ...string) (int, rpcAnswer) {
 		r.t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if id := resp.Header.Get("Mcp-Session-Id"); id != "" {
+		r.lastSessionID = id
+	}
 	out, _ := io.ReadAll(resp.Body)
 	var a rpcAnswer
 	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/event-stream") {

@@ -69,8 +69,8 @@ var requestMeta = []string{MetaProtocolVersion, MetaClientInfo, MetaClientCapabi
 // capabilities, log level), for a hop that carries them in its session
 // instead: an upstream on an earlier revision refuses a request whose
 // _meta names another revision than its session (the go-sdk server does).
-// _meta itself goes when nothing else is left in it; every other byte is
-// kept. Params that cannot be read are returned as they are.
+// Only _meta is rewritten (an empty one stays, {}); every other byte of
+// params is kept. Params that cannot be read are returned as they are.
 func WithoutRequestMeta(params json.RawMessage) json.RawMessage {
 	metaRaw, ok := jsonrpc.Member(params, MetaKey)
 	if !ok {
@@ -87,16 +87,11 @@ func WithoutRequestMeta(params json.RawMessage) json.RawMessage {
 	if len(meta) == n {
 		return params
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(params, &obj) != nil {
+	b, err := json.Marshal(meta)
+	if err != nil {
 		return params
 	}
-	if len(meta) == 0 {
-		delete(obj, MetaKey)
-	} else {
-		obj[MetaKey], _ = json.Marshal(meta)
-	}
-	out, err := json.Marshal(obj)
+	out, err := jsonrpc.WithMember(params, MetaKey, b)
 	if err != nil {
 		return params
 	}

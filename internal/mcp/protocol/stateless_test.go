@@ -24,11 +24,11 @@ func TestCompleteResult(t *testing.T) {
 
 // TestWithoutRequestMeta: the members that describe a 2026-07-28 client
 // leave _meta (and _meta with them when nothing else is in it); a
-// progress token and the rest of params stay.
+// progress token and every other byte of params stay.
 func TestWithoutRequestMeta(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{`{"name":"a","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}`, `{"name":"a"}`},
-		{`{"name":"a","_meta":{"progressToken":3,"io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"}}}`, `{"_meta":{"progressToken":3},"name":"a"}`},
+		{`{"name":"a","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}`, `{"name":"a","_meta":{}}`},
+		{`{"name":"a","_meta":{"progressToken":3,"io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"}}}`, `{"name":"a","_meta":{"progressToken":3}}`},
 		{`{"name":"a","_meta":{"progressToken":3}}`, `{"name":"a","_meta":{"progressToken":3}}`},
 		{`{"name":"a"}`, `{"name":"a"}`},
 	}
