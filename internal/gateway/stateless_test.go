@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -475,23 +476,53 @@ func TestStatelessClientThroughTheRelay(t *testing.T) {
 // client speaks 2026-07-28 to mcpgate by default.
 var legacySession = &mcp.ClientSessionOptions{ProtocolVersion: protocol.Version20251125}
 
-// TestStatelessClientIsNotAskedMidCall: an upstream's sampling request in
-// the middle of a 2026-07-28 client's call is refused at once (there is
-// no session to ask it on, and MRTR is not built): the call ends with the
-// upstream's answer to that refusal, and nothing waits for the timeout.
+// TestStatelessClientIsNotAskedMidCall: an upstream's sampling and
+// elicitation requests in the middle of a 2026-07-28 client's call are
+// refused at once (there is no session to ask it on, and MRTR is not
+// built): the client is never asked, and the call ends with the
+// upstream's answer, which names both refusals.
 func TestStatelessClientIsNotAskedMidCall(t *testing.T) {
 	up := mcptest.NewStreamableHTTP(t)
 	gw := startGateway(t, sqliteURL(t), nil)
 	gw.register(map[string]any{"name": "crm", "url": up.URL})
-	s := statelessClient(t, gw, "/mcp", sampler("modern"))
-	start := time.Now()
+	var asked atomic.Int32
+	s := statelessClient(t, gw, "/mcp", &mcp.ClientOptions{
+		CreateMessageHandler: func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			asked.Add(1)
+			return &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: "sampled"}}, nil
+		},
+		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			asked.Add(1)
+			return &mcp.ElicitResult{Action: "decline"}, nil
+		},
+	})
 	res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "crm-consult", Arguments: map[string]any{"question": "q"}})
-	if took := time.Since(start); took > 3*time.Second {
-		t.Errorf("the call took %v: the upstream's request was left waiting", took)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err == nil && !res.IsError {
-		if tc, ok := res.Content[0].(*mcp.TextContent); ok && strings.Contains(tc.Text, "modern") {
-			t.Fatalf("the client was asked mid-call: %s", tc.Text)
-		}
+	if got := textOf(t, res); strings.Count(got, "error:") != 2 {
+		t.Errorf("the upstream answered %s, want both of its requests refused", got)
+	}
+	if n := asked.Load(); n != 0 {
+		t.Errorf("the client was asked %d times mid-call", n)
+	}
+}
+
+// TestRelayedInitializeFor20260728AsksTheHandshakeRevision: a client that
+// asks the relay's initialize for 2026-07-28 (which has none: it fell
+// back) has the upstream asked for 2025-11-25, the revision mcpgate
+// answers such a client with, not for an older pinned one.
+func TestRelayedInitializeFor20260728AsksTheHandshakeRevision(t *testing.T) {
+	up := mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, sqliteURL(t), nil)
+	id := gw.register(map[string]any{"name": "crm", "url": up.URL})
+	before := len(requestsOf(up, "initialize"))
+	status, a := gw.post("/gateways/"+id+"/mcp", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2026-07-28","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+	if status != http.StatusOK || a.Error != nil {
+		t.Fatalf("initialize: HTTP %d %s", status, a.raw)
+	}
+	asked := requestsOf(up, "initialize")
+	if len(asked) <= before || !strings.Contains(asked[len(asked)-1], `"protocolVersion":"2025-11-25"`) {
+		t.Errorf("the upstream was asked %v, want protocolVersion 2025-11-25", asked[before:])
 	}
 }
