@@ -101,14 +101,11 @@ func (s *Stateless) Serve(ctx context.Context, scope string, msg jsonrpc.Message
 }
 
 func (s *Stateless) serve(ctx context.Context, scope string, msg jsonrpc.Message, in Inbound) jsonrpc.Message {
-	switch msg.Method {
-	case "server/discover":
+	if msg.Method == "server/discover" {
 		return s.discover(ctx, scope)
-	case "initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe":
-		// MCP 2026-07-28 removed them: no handshake, no keep-alive of a
-		// session, the log level in _meta, subscriptions/listen instead.
-		return failure(jsonrpc.Errorf(jsonrpc.CodeMethodNotFound,
-			"method %q is not part of MCP %s; send it on a session (initialize) of an earlier revision", msg.Method, protocol.Version20260728))
+	}
+	if protocol.Removed(msg.Method) {
+		return failure(protocol.RemovedError(msg.Method))
 	}
 	if scope != "" {
 		return s.relay(ctx, scope, msg, in)

@@ -81,6 +81,12 @@ func (s *Streamable) serveStateless(w http.ResponseWriter, r *http.Request, msgs
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
+	if protocol.Removed(m.Method) {
+		// Answered so whatever its _meta: the go-sdk client sends ping
+		// without one.
+		writeAnswer(w, http.StatusNotFound, jsonrpc.NewError(m.ID, protocol.RemovedError(m.Method)))
+		return
+	}
 	if err := s.checkStateless(r, scope, m); err != nil {
 		var re *protocol.RequestError
 		var e *jsonrpc.Error

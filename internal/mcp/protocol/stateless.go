@@ -31,6 +31,25 @@ const MetaSubscriptionID = MetaReservedPrefix + "subscriptionId"
 // answer itself; "input_required" is an InputRequiredResult (MRTR).
 const ResultTypeComplete = "complete"
 
+// Removed reports whether method is one MCP 2026-07-28 removed: the
+// handshake, ping (no session to keep alive), logging/setLevel (the log
+// level is in _meta) and resources/(un)subscribe (subscriptions/listen
+// instead). A 2026-07-28 server answers them with -32601, whatever the
+// request's _meta.
+func Removed(method string) bool {
+	switch method {
+	case "initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe":
+		return true
+	}
+	return false
+}
+
+// RemovedError is the answer to a Removed method at 2026-07-28.
+func RemovedError(method string) *jsonrpc.Error {
+	return &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound,
+		Message: fmt.Sprintf("method %s is not part of MCP %s; send it on a session (initialize) of an earlier revision", quote(method), Version20260728)}
+}
+
 // UnsupportedVersion is the error answering a request at revision v,
 // which mcpgate does not speak: its data lists Versions under "supported",
 // as the revision's UnsupportedProtocolVersionError shapes it.
