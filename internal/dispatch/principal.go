@@ -120,13 +120,18 @@ func (p *PrincipalSessions) handleOn(ctx context.Context, key string, open func(
 	if notify := in.Notify; notify != nil {
 		// What an upstream sends about the call reaches the client, but
 		// not a request: the client has no session to answer it on, and
-		// the upstream would wait for the answer in vain.
+		// the upstream would wait for the answer in vain. It is refused,
+		// or taken by in.ask (an InputRequiredResult, mrtr.go).
+		ask := in.ask
 		in.Notify = func(m jsonrpc.Message) {
-			if m.IsRequest() {
+			switch {
+			case m.IsRequest() && ask != nil:
+				ask(ps.fs, m)
+			case m.IsRequest():
 				p.answer(ps.fs, m)
-				return
+			default:
+				notify(m)
 			}
-			notify(m)
 		}
 	}
 	id := msg.ID

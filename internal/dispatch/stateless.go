@@ -36,13 +36,15 @@ import (
 // instance serves it); else it goes on an upstream session of the relay's
 // own, pooled likewise per (upstream, principal, capabilities).
 //
-// An upstream's request in the middle of a call (sampling, elicitation,
-// roots) is refused for now: turning it into an InputRequiredResult
-// (MRTR) is not built yet.
+// An upstream's request in the middle of a /mcp call (sampling,
+// elicitation, roots) becomes an InputRequiredResult to the client
+// (mrtr.go); on the relay's pooled sessions, and outside any call, it is
+// refused.
 type Stateless struct {
 	d         *Dispatcher
 	sessions  *PrincipalSessions
 	listening *listeners // subscriptions/listen streams open (listen.go)
+	mrtr      *mrtrCalls // calls waiting for their client's input (mrtr.go)
 }
 
 // NewStateless returns the handler of 2026-07-28 requests and starts the
@@ -51,8 +53,8 @@ type Stateless struct {
 // long; max (0: 1000) bounds the sessions held. Close ends them.
 func (d *Dispatcher) NewStateless(principal func(context.Context) string, idle time.Duration, max int) *Stateless {
 	p := d.NewPrincipalSessions(principal, idle, max)
-	p.refusal = "the client speaks MCP 2026-07-28, which has no requests from server to client, and mcpgate does not yet turn one into an InputRequiredResult"
-	s := &Stateless{d: d, sessions: p, listening: &listeners{}}
+	p.refusal = "the client speaks MCP 2026-07-28, which has no requests from server to client outside an InputRequiredResult"
+	s := &Stateless{d: d, sessions: p, listening: &listeners{}, mrtr: newMRTRCalls()}
 	p.notify = s.upstreamNotification
 	return s
 }
@@ -121,6 +123,9 @@ func (s *Stateless) serve(ctx context.Context, scope string, msg jsonrpc.Message
 	}
 	// The session's initialize carries the client now (initializeOf).
 	msg.Params = protocol.WithoutRequestMeta(msg.Params)
+	if mrtrMethod(msg.Method) {
+		return s.callWithInput(ctx, key, open, msg, in)
+	}
 	resp, _ := s.sessions.handleOn(ctx, key, open, msg, in)
 	return resp
 }

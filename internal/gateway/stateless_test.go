@@ -478,12 +478,13 @@ func TestStatelessClientThroughTheRelay(t *testing.T) {
 // client speaks 2026-07-28 to mcpgate by default.
 var legacySession = &mcp.ClientSessionOptions{ProtocolVersion: protocol.Version20251125}
 
-// TestStatelessClientIsNotAskedMidCall: an upstream's sampling and
-// elicitation requests in the middle of a 2026-07-28 client's call are
-// refused at once (there is no session to ask it on, and MRTR is not
-// built): the client is never asked, and the call ends with the
-// upstream's answer, which names both refusals.
-func TestStatelessClientIsNotAskedMidCall(t *testing.T) {
+// TestStatelessClientIsAskedByInputRequiredResult: an upstream's sampling
+// and elicitation requests in the middle of a 2026-07-28 client's call
+// reach the client as InputRequiredResults (MRTR): the go-sdk client
+// answers them and retries with inputResponses and the requestState, and
+// the upstream, which waited on its session, gets each answer and
+// finishes the call.
+func TestStatelessClientIsAskedByInputRequiredResult(t *testing.T) {
 	up := mcptest.NewStreamableHTTP(t)
 	gw := startGateway(t, sqliteURL(t), nil)
 	gw.register(map[string]any{"name": "crm", "url": up.URL})
@@ -491,7 +492,7 @@ func TestStatelessClientIsNotAskedMidCall(t *testing.T) {
 	s := statelessClient(t, gw, "/mcp", &mcp.ClientOptions{
 		CreateMessageHandler: func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 			asked.Add(1)
-			return &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: "sampled"}}, nil
+			return &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: "sampled by the modern client"}}, nil
 		},
 		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
 			asked.Add(1)
@@ -502,11 +503,31 @@ func TestStatelessClientIsNotAskedMidCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := textOf(t, res); strings.Count(got, "error:") != 2 {
-		t.Errorf("the upstream answered %s, want both of its requests refused", got)
+	got := textOf(t, res)
+	if !strings.Contains(got, "sampled by the modern client") || !strings.Contains(got, `"action":"decline"`) {
+		t.Errorf("the upstream answered %s, want the client's sampling and elicitation answers", got)
 	}
-	if n := asked.Load(); n != 0 {
-		t.Errorf("the client was asked %d times mid-call", n)
+	if n := asked.Load(); n != 2 {
+		t.Errorf("the client was asked %d times, want 2 (sampling, then elicitation)", n)
+	}
+}
+
+// TestStatelessRequestStateCannotBeForged: a retry whose requestState
+// mcpgate did not issue (or issued to another client, or has seen used)
+// is refused, naming it, and reaches no upstream.
+func TestStatelessRequestStateCannotBeForged(t *testing.T) {
+	up := mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, sqliteURL(t), nil)
+	gw.register(map[string]any{"name": "crm", "url": up.URL})
+	for _, state := range []string{"forged", "0123456789abcdef0123456789abcdef.99999999999.00"} {
+		body := modernRequest("tools/call", `{"name":"crm-consult","arguments":{"question":"q"},"inputResponses":{"mcpgate-input-1":{"action":"decline"}},"requestState":"`+state+`"}`)
+		status, a := gw.post("/mcp", body, "MCP-Protocol-Version", "2026-07-28", "Mcp-Method", "tools/call", "Mcp-Name", "crm-consult")
+		if status != http.StatusOK || a.Error == nil || a.Error.Code != -32602 || !strings.Contains(a.Error.Message, "requestState") {
+			t.Errorf("requestState %q: HTTP %d %s, want -32602 naming requestState", state, status, a.raw)
+		}
+	}
+	if n := len(requestsOf(up, "tools/call")); n != 0 {
+		t.Errorf("the upstream got %d tools/call", n)
 	}
 }
 
