@@ -43,8 +43,12 @@ func Latest() string { return Versions()[0] }
 // initialize (Version20260728 included) is answered with.
 func LatestHandshake() string { return HandshakeVersions()[0] }
 
-// Supported reports whether mcpgate speaks revision v.
-func Supported(v string) bool { return slices.Contains(Versions(), v) }
+// Supported reports whether v is a revision mcpgate speaks on a session:
+// one of HandshakeVersions, which an initialize may ask for or answer
+// with, and a session's MCP-Protocol-Version may name. Version20260728,
+// the other of Versions, has no initialize and no session, so it is not:
+// an upstream that answers initialize with it is refused, as before.
+func Supported(v string) bool { return slices.Contains(HandshakeVersions(), v) }
 
 // Negotiate returns the revision a server answers to a client whose
 // initialize asks for requested: the same when it is one of
