@@ -531,6 +531,39 @@ func TestStatelessRequestStateCannotBeForged(t *testing.T) {
 	}
 }
 
+// TestStatelessRequestStateIsUsedOnce: a requestState mcpgate issued
+// resumes its call once; the same state again (a replay) is refused.
+func TestStatelessRequestStateIsUsedOnce(t *testing.T) {
+	up := mcptest.NewStreamableHTTP(t)
+	gw := startGateway(t, sqliteURL(t), nil)
+	gw.register(map[string]any{"name": "crm", "url": up.URL})
+	// The client's own retry loop is off: the test answers by hand.
+	s := statelessClient(t, gw, "/mcp", &mcp.ClientOptions{MultiRoundTrip: &mcp.MultiRoundTripOptions{Disabled: true}})
+	first, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "crm-consult", Arguments: map[string]any{"question": "q"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.RequestState == "" || len(first.InputRequests) != 1 {
+		t.Fatalf("want an InputRequiredResult with one input request, got %+v", first)
+	}
+	var id string
+	for k := range first.InputRequests {
+		id = k
+	}
+	retry := &mcp.CallToolParams{Name: "crm-consult", Arguments: map[string]any{"question": "q"}, RequestState: first.RequestState,
+		InputResponses: mcp.InputResponseMap{id: &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: "by hand"}}}}
+	second, err := s.CallTool(t.Context(), retry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := textOf(t, second); !strings.Contains(got, "by hand") {
+		t.Fatalf("the retry was answered %s, want the call's result with the answer given", got)
+	}
+	if _, err := s.CallTool(t.Context(), retry); err == nil || !strings.Contains(err.Error(), "requestState") {
+		t.Errorf("the same requestState again: %v, want it refused", err)
+	}
+}
+
 // TestRelayedInitializeFor20260728AsksTheHandshakeRevision: a client that
 // asks the relay's initialize for 2026-07-28 (which has none: it fell
 // back) has the upstream asked for 2025-11-25, the revision mcpgate
