@@ -90,6 +90,10 @@ type Inbound struct {
 	// client is who opened the relay session this message goes on, for
 	// an identity assertion when the request's context has none.
 	client *auth.Identity
+	// ask, when set, takes an upstream's request to the client in the
+	// middle of a call on a pooled session (Stateless, MRTR); nil refuses
+	// it (PrincipalSessions.answer).
+	ask func(pooledSession, jsonrpc.Message)
 }
 
 // Handle answers one message. A notification gets no answer (ok false).

@@ -231,7 +231,7 @@ func TestDuplicateKeyNeverReachesDispatch(t *testing.T) {
 // client's revision when mcpgate speaks it, else the newest it speaks.
 func TestInitializeNegotiates(t *testing.T) {
 	d := newDispatcher(t, nil)
-	for _, v := range append(protocol.Versions(), "1999-01-01") {
+	for _, v := range append(protocol.Versions(), "1999-01-01") { // 2026-07-28 included: it negotiates down
 		resp := handle(t, d, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"`+v+`","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
 		var r struct{ ProtocolVersion string }
 		if err := json.Unmarshal(resp.Result, &r); err != nil || r.ProtocolVersion != protocol.Negotiate(v) {

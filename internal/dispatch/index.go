@@ -41,6 +41,19 @@ type Catalogue struct {
 	Capabilities json.RawMessage
 	// Instructions is the instructions of the upstream's initialize result.
 	Instructions string
+	// Cache is the caching hint each of its list results gave (ttlMs and
+	// cacheScope, MCP 2026-07-28 server/utilities/caching), by list
+	// method; a list that gave none is absent (and a catalogue read from
+	// the store has none).
+	Cache map[string]CacheHint
+}
+
+// CacheHint is a result's ttlMs and cacheScope (MCP 2026-07-28
+// server/utilities/caching): how long a client may keep it, and whether
+// only the requesting user's client may ("private") or anyone ("public").
+type CacheHint struct {
+	TTLMs int
+	Scope string
 }
 
 // Route is one registered upstream as dispatch sees it.
@@ -111,6 +124,7 @@ type Index struct {
 	resources map[string]entry // listed URI -> owner and the upstream's URI
 	templates []template
 	lists     map[string]json.RawMessage // method -> merged list result
+	cache     map[string]CacheHint       // method -> the upstreams' hints merged (mergeCache); absent: none gave one
 	conflicts []NameConflict
 	// capabilities and instructions answer initialize.
 	capabilities map[string]any
@@ -225,6 +239,7 @@ func NewIndex(routes []*Route, sep string) *Index {
 	}
 	ix.capabilities = federatedCapabilities(ix.routes)
 	ix.instructions = federatedInstructions(ix.routes, sep)
+	ix.cache = mergeCache(ix.routes)
 	ix.lists["tools/list"] = listResult("tools", tools)
 	ix.lists["prompts/list"] = listResult("prompts", prompts)
 	ix.lists["resources/list"] = listResult("resources", resources)

@@ -33,13 +33,20 @@ type PrincipalSessions struct {
 	closed   bool
 	closing  sync.WaitGroup // sessions being closed
 	ids      atomic.Uint64  // the last request id given a call
+	// refusal is what an upstream's request other than ping is told: a
+	// stateless client cannot be asked anything.
+	refusal string
+	// notify, when set, takes the notifications a pooled session's
+	// upstreams send outside any call (resources/updated), by the key
+	// of the session.
+	notify func(key string, m jsonrpc.Message)
 
 	stop chan struct{}
 	done chan struct{}
 }
 
 type principalSession struct {
-	fs       *FederatedSession
+	fs       pooledSession
 	lastUsed time.Time
 	calls    int // in flight: neither swept nor evicted
 }
@@ -55,7 +62,8 @@ func (d *Dispatcher) NewPrincipalSessions(principal func(context.Context) string
 		max = 1000
 	}
 	p := &PrincipalSessions{d: d, principal: principal, idle: idle, max: max, sessions: map[string]*principalSession{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		refusal: "a stateless /rpc client cannot be asked anything",
+		stop:    make(chan struct{}), done: make(chan struct{})}
 	go p.sweep()
 	return p
 }
@@ -83,24 +91,65 @@ func (p *PrincipalSessions) Handle(ctx context.Context, msg jsonrpc.Message, in 
 	if msg.IsNotification() {
 		return jsonrpc.Message{}, false // a stateless client has nothing in flight to cancel
 	}
-	ps := p.take(ctx, in)
+	open := func(ctx context.Context, push func(jsonrpc.Message)) pooledSession {
+		fs, _ := p.d.OpenFederated(ctx, statelessInitialize(), in, push)
+		return fs
+	}
+	return p.handleOn(ctx, p.principal(ctx), open, msg, in)
+}
+
+// pooledSession is what PrincipalSessions holds for a key: a federated
+// session, or (Stateless, for the relay) one upstream's session.
+type pooledSession interface {
+	Request(ctx context.Context, msg jsonrpc.Message, in Inbound) jsonrpc.Message
+	Respond(ctx context.Context, msg jsonrpc.Message, in Inbound) error
+	Close() error
+}
+
+// handleOn answers a request on the session held for key, opened with
+// open if there is none (open must contact nothing: it runs under p.mu;
+// push is where the session's upstream sends what comes outside a call).
+// With every place taken by sessions with calls in flight, the call goes
+// on the upstreams' shared sessions.
+func (p *PrincipalSessions) handleOn(ctx context.Context, key string, open func(context.Context, func(jsonrpc.Message)) pooledSession, msg jsonrpc.Message, in Inbound) (jsonrpc.Message, bool) {
+	ps := p.take(ctx, key, open)
 	if ps == nil {
 		return p.d.Handle(ctx, msg, in)
 	}
 	defer p.callDone(ps)
-	// Ids are unique within a session, but each /rpc request numbers its
-	// own: the call takes one of the session's while in flight.
+	if notify := in.Notify; notify != nil {
+		// What an upstream sends about the call reaches the client, but
+		// not a request: the client has no session to answer it on, and
+		// the upstream would wait for the answer in vain. It is refused,
+		// or taken by in.ask (an InputRequiredResult, mrtr.go).
+		ask := in.ask
+		in.Notify = func(m jsonrpc.Message) {
+			switch {
+			case m.IsRequest() && ask != nil:
+				ask(ps.fs, m)
+			case m.IsRequest():
+				p.answer(ps.fs, m)
+			default:
+				notify(m)
+			}
+		}
+	}
 	id := msg.ID
-	msg.ID = strconv.AppendQuote(nil, "rpc-"+strconv.FormatUint(p.ids.Add(1), 10))
-	resp := ps.fs.Request(ctx, msg, in)
+	resp := ps.fs.Request(ctx, p.renumber(msg), in)
 	resp.ID = id
 	return resp, true
 }
 
-// take returns the principal's session, opened if need be, with a call
+// renumber gives a request an id of the pooled sessions' own: ids are
+// unique within a session, but each stateless request numbers its own.
+func (p *PrincipalSessions) renumber(msg jsonrpc.Message) jsonrpc.Message {
+	msg.ID = strconv.AppendQuote(nil, "rpc-"+strconv.FormatUint(p.ids.Add(1), 10))
+	return msg
+}
+
+// take returns the session held for who, opened if need be, with a call
 // begun on it; nil when none can be had.
-func (p *PrincipalSessions) take(ctx context.Context, in Inbound) *principalSession {
-	who := p.principal(ctx)
+func (p *PrincipalSessions) take(ctx context.Context, who string, open func(context.Context, func(jsonrpc.Message)) pooledSession) *principalSession {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -111,15 +160,18 @@ func (p *PrincipalSessions) take(ctx context.Context, in Inbound) *principalSess
 		if len(p.sessions) >= p.max && !p.evictLocked() {
 			return nil
 		}
-		// OpenFederated contacts nothing: it is safe under p.mu. fs is
-		// set before any upstream session opens, so before push is called.
-		var fs *FederatedSession
+		// open contacts nothing: it is safe under p.mu. fs is set
+		// before any upstream session opens, so before push is called.
+		var fs pooledSession
 		push := func(m jsonrpc.Message) {
-			if m.IsRequest() {
+			switch {
+			case m.IsRequest():
 				p.answer(fs, m)
+			case m.IsNotification() && p.notify != nil:
+				p.notify(who, m)
 			}
 		}
-		fs, _ = p.d.OpenFederated(ctx, statelessInitialize(), in, push)
+		fs = open(ctx, push)
 		ps = &principalSession{fs: fs}
 		p.sessions[who] = ps
 	}
@@ -132,10 +184,10 @@ func (p *PrincipalSessions) take(ctx context.Context, in Inbound) *principalSess
 // sent it: ping, and a method-not-found error for anything else (the
 // session declared no capabilities, so an upstream should ask nothing
 // else). Not on the caller's goroutine, which reads the upstream's stream.
-func (p *PrincipalSessions) answer(fs *FederatedSession, req jsonrpc.Message) {
+func (p *PrincipalSessions) answer(fs pooledSession, req jsonrpc.Message) {
 	resp := jsonrpc.Message{JSONRPC: jsonrpc.Version, ID: req.ID, Result: json.RawMessage("{}")}
 	if req.Method != "ping" {
-		resp = jsonrpc.NewError(req.ID, jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "%s: a stateless /rpc client cannot be asked anything", req.Method))
+		resp = jsonrpc.NewError(req.ID, jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "%s: %s", req.Method, p.refusal))
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

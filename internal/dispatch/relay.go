@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/auth"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 	"github.com/mcpgate/mcpgate/passthrough"
 )
 
@@ -77,6 +78,7 @@ func (d *Dispatcher) OpenRelay(ctx context.Context, upstreamID string, initializ
 		}
 		return nil, jsonrpc.Message{}, d.failed(ctx, r.Name, "initialize", fmt.Errorf("%w: %w: %s", ErrNotRelayable, errUnavailable, reason), in)
 	}
+	initialize.Params = handshakeParams(initialize.Params)
 	var conn RelayConn
 	for attempt := 0; ; attempt++ {
 		dctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
@@ -112,6 +114,23 @@ func (d *Dispatcher) OpenRelay(ctx context.Context, upstreamID string, initializ
 	}
 	answer := jsonrpc.Message{JSONRPC: jsonrpc.Version, ID: initialize.ID, Result: conn.InitializeResult()}
 	return rs, answer, nil
+}
+
+// handshakeParams returns a client's initialize params with a revision
+// that has initialize: one asking for MCP 2026-07-28, which has none, or
+// for one mcpgate does not speak, asks the upstream for the revision
+// mcpgate answers the client with (protocol.Negotiate), not for a pinned
+// older one. Other params are returned as they are.
+func handshakeParams(params json.RawMessage) json.RawMessage {
+	requested, ok := jsonrpc.StringMember(params, "protocolVersion")
+	if !ok || protocol.Negotiate(requested) == requested {
+		return params
+	}
+	out, err := jsonrpc.WithStringMember(params, "protocolVersion", protocol.Negotiate(requested))
+	if err != nil {
+		return params
+	}
+	return out
 }
 
 // ownHeaders gives the headers of the requests a relay session's upstream

@@ -254,7 +254,7 @@ func TestAccessTakenAwayEndsOpenSessions(t *testing.T) {
 	client := mcp.NewClient(&mcp.Implementation{Name: "access-e2e", Version: "1"}, nil)
 	client.AddRoots(&mcp.Root{URI: "file:///before-the-rule"})
 	federated, err := client.Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: gw.url + "/mcp",
-		HTTPClient: &http.Client{Transport: bearerTransport{alice.token}}}, nil)
+		HTTPClient: &http.Client{Transport: bearerTransport{alice.token}}}, legacySession)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +369,7 @@ func TestListChangedOnlyOfUpstreamsTheClientMayUse(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: gw.url + "/mcp",
-		HTTPClient: &http.Client{Transport: bearerTransport{clientToken(t, "alice")}}}, nil)
+		HTTPClient: &http.Client{Transport: bearerTransport{clientToken(t, "alice")}}}, legacySession)
 	if err != nil {
 		t.Fatal(err)
 	}

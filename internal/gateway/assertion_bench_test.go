@@ -72,7 +72,6 @@ func BenchmarkForward(b *testing.B) {
 	}
 }
 
-
 func benchKeys(b *testing.B) *auth.AssertionKeys {
 	b.Helper()
 	st, sealer := sealedStore(b, "sqlite:///"+filepath.Join(b.TempDir(), "mcpgate.db"))

@@ -47,7 +47,7 @@ func federatedClient(t *testing.T, gw *running, over string, opts *mcp.ClientOpt
 			HTTPHeader: http.Header{"Authorization": {"Bearer " + gw.token}, "X-Tenant-Id": {"from-sdk-client"}}, Subprotocols: []string{"mcp"}}}
 	}
 	// The SDK's legacy SSE client ties its stream to Connect's context.
-	session, err := client.Connect(t.Context(), transport, nil)
+	session, err := client.Connect(t.Context(), transport, legacySession)
 	if err != nil {
 		t.Fatalf("connect to /%s: %v", over, err)
 	}
@@ -545,7 +545,7 @@ func TestFederationTellsUpstreamsOfChangedRoots(t *testing.T) {
 					transport = &wsTransport{url: wsURL(gw), opts: &websocket.DialOptions{
 						HTTPHeader: http.Header{"Authorization": {"Bearer " + gw.token}}, Subprotocols: []string{"mcp"}}}
 				}
-				session, err := client.Connect(t.Context(), transport, nil)
+				session, err := client.Connect(t.Context(), transport, legacySession)
 				if err != nil {
 					t.Fatal(err)
 				}

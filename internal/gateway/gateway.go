@@ -48,6 +48,7 @@ type Gateway struct {
 	websocket  *frontdoor.WebSocket
 	dispatcher *dispatch.Dispatcher
 	rpc        *dispatch.PrincipalSessions // /rpc's sessions, one per client
+	stateless  *dispatch.Stateless         // MCP 2026-07-28 clients of /mcp and the relay
 	verifier   *auth.Verifier              // nil when AUTH_REQUIRED=false
 	jwks       *auth.JWKS                  // the identity provider's keys, if any
 	// revoked is the verifier's list of revoked tokens, which revocations
@@ -192,8 +193,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	upstreamOfPath := func(r *http.Request) string { return r.PathValue("id") }
 	// Each federation session gets upstream sessions of its own, lazily;
 	// opening one contacts nothing, so another instance can open it again.
+	// MCP 2026-07-28 clients open no session: their requests go on
+	// upstream sessions pooled per client and capabilities (dispatch.Stateless).
+	g.stateless = d.NewStateless(auth.Principal, gc.SessionIdleTimeout, gc.MaxUpstreamSessionsPerUpstream)
 	streamable := frontdoor.StreamableConfig{Logger: logger, RequestID: requestIDOf, IdleTimeout: gc.SessionIdleTimeout,
-		Principal: principal, Limit: perClient, Open: federatedOpener(d), Resumable: true}
+		Principal: principal, Limit: perClient, Open: federatedOpener(d), Resumable: true, Stateless: g.stateless}
 	if g.cluster.sessions != nil {
 		streamable.Shared = g.cluster.sessions
 	}
@@ -214,6 +218,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		d.UpstreamChanged(c.Upstream, c.Removed)
 		// One list_changed per list whose content changed, none for a
 		// refresh that changed nothing.
+		name := g.access.nameOf(c.Upstream, false, g.registry.Index())
 		for _, l := range []struct {
 			changed bool
 			method  string
@@ -230,6 +235,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 			g.streamable.BroadcastIf(n, concerned)
 			g.legacySSE.BroadcastIf(n, concerned)
 			g.websocket.BroadcastIf(n, concerned)
+			g.stateless.ListChanged(n, c.Upstream, name)
 		}
 	}
 	onChange.Store(&indexChanged)
@@ -244,6 +250,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Limit:              perClient,
 		Open:               relayOpener(d),
 		EventStreamAnswers: true,
+		Stateless:          g.stateless,
 	})
 	relayStreams := streams
 	relayStreams.Handler, relayStreams.Open = nil, relayOpener(d)
@@ -471,6 +478,9 @@ func (g *Gateway) Close() {
 	}
 	if g.rpc != nil {
 		g.rpc.Close()
+	}
+	if g.stateless != nil {
+		g.stateless.Close()
 	}
 	if g.stopAssertionKeys != nil {
 		g.stopAssertionKeys()

@@ -53,6 +53,8 @@ type running struct {
 	token   string
 	stop    func()
 	gateway *Gateway
+	// lastSessionID is the Mcp-Session-Id of post's last answer with one.
+	lastSessionID string
 }
 
 // startGateway starts mcpgate with the given settings (environment names)

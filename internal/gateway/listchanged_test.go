@@ -40,7 +40,7 @@ func TestClientsHearOnlyOfListsThatChanged(t *testing.T) {
 		defer cancel()
 		session, err := client.Connect(ctx, &mcp.StreamableClientTransport{
 			Endpoint: gw.url + "/mcp", HTTPClient: &http.Client{Transport: bearerTransport{gw.token}},
-		}, nil)
+		}, legacySession)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -46,7 +46,7 @@ func TestStreamableHTTPWithTheOfficialClient(t *testing.T) {
 		session, err := client.Connect(ctx, &mcp.StreamableClientTransport{
 			Endpoint:   gw.url + "/mcp",
 			HTTPClient: &http.Client{Transport: bearerTransport{gw.token}},
-		}, nil)
+		}, legacySession)
 		if err != nil {
 			t.Fatalf("connect to /mcp: %v", err)
 		}
@@ -292,7 +292,7 @@ func TestClientsHearOfCatalogueChanges(t *testing.T) {
 		defer cancel()
 		session, err := client.Connect(ctx, &mcp.StreamableClientTransport{
 			Endpoint: gw.url + "/mcp", HTTPClient: &http.Client{Transport: bearerTransport{gw.token}},
-		}, nil)
+		}, legacySession)
 		if err != nil {
 			t.Fatal(err)
 		}

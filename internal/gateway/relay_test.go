@@ -47,7 +47,7 @@ func relayClientOver(t *testing.T, gw *running, id, over string, opts *mcp.Clien
 	if over == "sse" {
 		transport = &mcp.SSEClientTransport{Endpoint: gw.url + "/gateways/" + id + "/sse", HTTPClient: hc}
 	}
-	session, err := client.Connect(ctx, transport, nil)
+	session, err := client.Connect(ctx, transport, legacySession)
 	if err != nil {
 		t.Fatalf("connect to the relay: %v", err)
 	}

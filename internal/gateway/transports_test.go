@@ -64,7 +64,7 @@ func connectWS(t *testing.T, gw *running, opening http.Header, opts *mcp.ClientO
 func connectSDK(t *testing.T, tr mcp.Transport, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
 	// The SDK's SSE client keeps its stream for as long as this context.
-	session, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, opts).Connect(t.Context(), tr, nil)
+	session, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, opts).Connect(t.Context(), tr, legacySession)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

@@ -27,6 +27,9 @@ func listCatalogue(ctx context.Context, c *upstream.Client, base http.Header) (d
 	_ = json.Unmarshal(c.InitializeResult(), &announced) // a malformed one announces nothing
 	cat.Capabilities, cat.Instructions = announced.Capabilities, announced.Instructions
 	caps := capabilities(announced.Capabilities)
+	// Each list's caching hint (ttlMs, cacheScope; MCP 2026-07-28) is
+	// kept for federation to merge (dispatch.Catalogue.Cache).
+	cat.Cache = map[string]dispatch.CacheHint{}
 	lists := []struct {
 		enabled bool
 		method  string
@@ -42,11 +45,14 @@ func listCatalogue(ctx context.Context, c *upstream.Client, base http.Header) (d
 		if !l.enabled {
 			continue
 		}
-		items, err := listAll(ctx, c, l.method, l.key, base)
+		items, hint, err := listAll(ctx, c, l.method, l.key, base)
 		if err != nil {
 			return dispatch.Catalogue{}, fmt.Errorf("%s: %w", l.method, err)
 		}
 		*l.into = items
+		if hint != nil {
+			cat.Cache[l.method] = *hint
+		}
 	}
 	return cat, nil
 }
@@ -67,9 +73,9 @@ func capabilities(announced json.RawMessage) map[string]bool {
 var errTooLarge = errors.New("the listing is too large")
 
 // listAll reads every page of a list method: at most maxPages pages,
-// MaxListBytes of results and MaxListItems items in all.
-func listAll(ctx context.Context, c *upstream.Client, method, key string, headers http.Header) ([]json.RawMessage, error) {
-	var all []json.RawMessage
+// MaxListBytes of results and MaxListItems items in all. hint is the first
+// page's caching hint, nil when it gave none.
+func listAll(ctx context.Context, c *upstream.Client, method, key string, headers http.Header) (all []json.RawMessage, hint *dispatch.CacheHint, err error) {
 	size := 0
 	cursor := ""
 	for page := 0; page < maxPages; page++ {
@@ -79,41 +85,46 @@ func listAll(ctx context.Context, c *upstream.Client, method, key string, header
 		}
 		req, err := jsonrpc.NewRequest(json.RawMessage(fmt.Sprint(page+1)), method, params)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		resp, err := c.Call(ctx, req, headers.Clone(), nil)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if resp.Error != nil {
 			if resp.Error.Code == jsonrpc.CodeMethodNotFound && page == 0 {
-				return nil, nil // not offered after all: none
+				return nil, nil, nil // not offered after all: none
 			}
-			return nil, resp.Error
+			return nil, nil, resp.Error
 		}
 		if size += len(resp.Result); size > MaxListBytes {
-			return nil, fmt.Errorf("%w: more than %d MiB", errTooLarge, MaxListBytes>>20)
+			return nil, nil, fmt.Errorf("%w: more than %d MiB", errTooLarge, MaxListBytes>>20)
 		}
 		var body map[string]json.RawMessage
 		if err := json.Unmarshal(resp.Result, &body); err != nil {
-			return nil, fmt.Errorf("read result: %w", err)
+			return nil, nil, fmt.Errorf("read result: %w", err)
 		}
 		var items []json.RawMessage
 		if raw, ok := body[key]; ok {
 			if err := json.Unmarshal(raw, &items); err != nil {
-				return nil, fmt.Errorf("read %s: %w", key, err)
+				return nil, nil, fmt.Errorf("read %s: %w", key, err)
 			}
 		}
 		if len(all)+len(items) > MaxListItems {
-			return nil, fmt.Errorf("%w: more than %d items", errTooLarge, MaxListItems)
+			return nil, nil, fmt.Errorf("%w: more than %d items", errTooLarge, MaxListItems)
 		}
 		all = append(all, items...)
 		var next string
 		_ = json.Unmarshal(body["nextCursor"], &next)
+		if page == 0 {
+			if h, ok := dispatch.ReadCacheHint(resp.Result); ok {
+				hint = &h
+			}
+		}
 		if next == "" {
-			return all, nil
+			return all, hint, nil
 		}
 		cursor = next
 	}
-	return nil, fmt.Errorf("%w: more than %d pages", errTooLarge, maxPages)
+	return nil, nil, fmt.Errorf("%w: more than %d pages", errTooLarge, maxPages)
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 )
 
 // isolationWait bounds every wait for a notification in the isolation tests.
@@ -180,7 +182,9 @@ func connectIsoClient(t *testing.T, c *isoClient, transport mcp.Transport) {
 	client.AddRoots(&mcp.Root{URI: c.root, Name: "root-" + c.name})
 	// Not a shorter context: the go-sdk's SSE transport keeps its event
 	// stream under the context Connect is given.
-	s, err := client.Connect(t.Context(), transport, nil)
+	// A session client (2025-11-25): the battery asks it mid-call, which
+	// a 2026-07-28 client (the go-sdk default) is not, yet.
+	s, err := client.Connect(t.Context(), transport, &mcp.ClientSessionOptions{ProtocolVersion: protocol.Version20251125})
 	if err != nil {
 		t.Fatalf("client %s: connect: %v", c.name, err)
 	}

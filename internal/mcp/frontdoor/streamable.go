@@ -50,8 +50,10 @@ type Streamable struct {
 	writeTimeout time.Duration
 	limit        *ClientLimit
 	ended        *endedSessions
-	watchers     sync.WaitGroup // one per session with a Backend, until it ends
-	closing      sync.WaitGroup // backends of evicted sessions being closed
+	stateless    StatelessHandler // StreamableConfig.Stateless
+	calls        statelessCalls   // its requests in flight
+	watchers     sync.WaitGroup   // one per session with a Backend, until it ends
+	closing      sync.WaitGroup   // backends of evicted sessions being closed
 
 	// mu guards sessions and the fields of each session it says so of.
 	// Nothing that waits on the network (SharedSessions, a Backend) is
@@ -201,6 +203,10 @@ type StreamableConfig struct {
 	// that a session id is never a credential (MCP security best
 	// practices, "Session Hijacking").
 	Principal func(*http.Request) string
+	// Stateless, when set, serves the requests of MCP 2026-07-28 clients,
+	// which come without a session (see statelessRequest), side by side
+	// with the sessions of earlier revisions on the same endpoint.
+	Stateless StatelessHandler
 	// WriteTimeout bounds each write to a client's event stream (a GET
 	// stream, a POST answered as one): a client that stops reading for
 	// that long has its stream closed. 0 means 10 s, as on the legacy SSE
@@ -225,7 +231,7 @@ func NewStreamable(cfg StreamableConfig) *Streamable {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = writeTimeout
 	}
-	s := &Streamable{writeTimeout: cfg.WriteTimeout, sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, resumable: cfg.Resumable, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, principal: cfg.Principal, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
+	s := &Streamable{stateless: cfg.Stateless, writeTimeout: cfg.WriteTimeout, sharing: &sharingLog{logger: cfg.Logger}, handler: cfg.Handler, opener: cfg.Open, resumable: cfg.Resumable, shared: cfg.Shared, eager: cfg.EventStreamAnswers, scope: cfg.Scope, principal: cfg.Principal, logger: cfg.Logger, requestID: cfg.RequestID, idle: cfg.IdleTimeout,
 		max: cfg.MaxSessions, limit: cfg.Limit, ended: &endedSessions{max: cfg.MaxSessions, ttl: cfg.IdleTimeout},
 		sessions: map[string]*session{}, stop: make(chan struct{}), done: make(chan struct{}),
 		draining: make(chan struct{})}
@@ -383,6 +389,10 @@ func (s *Streamable) post(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if s.stateless != nil && statelessRequest(r, msgs) {
+		s.serveStateless(w, r, msgs, batch)
+		return
+	}
 	var sess *session
 	var err error
 	if i := slices.IndexFunc(msgs, func(m jsonrpc.Message) bool { return m.Method == "initialize" }); i >= 0 {
@@ -520,6 +530,7 @@ type lazyAnswer struct {
 	timeout  time.Duration // of each write of the stream (StreamableConfig.WriteTimeout)
 	stream   *sseWriter    // nil until a notification starts the stream
 	finished bool
+	status   int // of a JSON answer; 0 is 200
 }
 
 func (a *lazyAnswer) notify(n jsonrpc.Message) {
@@ -559,6 +570,8 @@ func (a *lazyAnswer) finish(answers []jsonrpc.Message, batch bool) {
 			a.stream.send(m)
 		}
 		a.stream.close()
+	case a.status != 0 && !batch && len(answers) == 1:
+		writeAnswer(a.w, a.status, answers[0])
 	default:
 		writeAnswers(a.w, answers, batch)
 	}

@@ -6,13 +6,15 @@ import (
 	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 )
 
-// A server answers initialize with the client's revision when it speaks
-// it, else with the newest it speaks.
+// A server answers initialize with the client's revision when it has
+// initialize, else with the newest that has: 2026-07-28 has none.
 func ExampleNegotiate() {
 	fmt.Println(protocol.Negotiate("2025-03-26"))
-	fmt.Println(protocol.Negotiate("1999-01-01") == protocol.Latest())
+	fmt.Println(protocol.Negotiate("2026-07-28"))
+	fmt.Println(protocol.Negotiate("1999-01-01") == protocol.LatestHandshake())
 	// Output:
 	// 2025-03-26
+	// 2025-11-25
 	// true
 }
 

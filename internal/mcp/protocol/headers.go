@@ -22,8 +22,8 @@ import (
 
 // Version20260728 is the stateless revision: no initialize, every request
 // carries its revision and its client in params._meta (MCP 2026-07-28
-// basic/index, "_meta"), and its metadata in headers. It is not in
-// Versions yet: mcpgate speaks it once its transports use this file.
+// basic/index, "_meta"), and its metadata in headers. It is the first of
+// Versions, and in none of HandshakeVersions.
 const Version20260728 = "2026-07-28"
 
 // CodeHeaderMismatch is the JSON-RPC error of a request whose headers do

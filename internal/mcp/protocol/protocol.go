@@ -21,25 +21,47 @@ const (
 )
 
 // Versions returns the MCP revisions mcpgate speaks, to clients and to
-// upstreams alike, newest first. A new slice on every call.
+// upstreams alike, newest first: the stateless Version20260728, then the
+// HandshakeVersions. A new slice on every call.
 func Versions() []string {
+	return append([]string{Version20260728}, HandshakeVersions()...)
+}
+
+// HandshakeVersions returns the revisions that open a session with
+// initialize, newest first: every one of Versions but Version20260728,
+// which has no initialize (MCP 2026-07-28 basic/lifecycle: server/discover
+// and per-request _meta replace it). A new slice on every call.
+func HandshakeVersions() []string {
 	return []string{Version20251125, Version20250618, Version20250326, Version20241105}
 }
 
 // Latest is the newest revision mcpgate speaks.
 func Latest() string { return Versions()[0] }
 
-// Supported reports whether mcpgate speaks revision v.
-func Supported(v string) bool { return slices.Contains(Versions(), v) }
+// LatestHandshake is the newest revision that has initialize, the one a
+// client that asks initialize for a revision mcpgate does not have in
+// initialize (Version20260728 included) is answered with.
+func LatestHandshake() string { return HandshakeVersions()[0] }
+
+// Supported reports whether v is a revision mcpgate speaks on a session:
+// one of HandshakeVersions, which an initialize may ask for or answer
+// with, and a session's MCP-Protocol-Version may name. Version20260728,
+// the other of Versions, has no initialize and no session, so it is not:
+// an upstream that answers initialize with it is refused, as before.
+func Supported(v string) bool { return slices.Contains(HandshakeVersions(), v) }
 
 // Negotiate returns the revision a server answers to a client whose
-// initialize asks for requested: the same when mcpgate speaks it, else the
-// newest it speaks (MCP basic/lifecycle, version negotiation).
+// initialize asks for requested: the same when it is one of
+// HandshakeVersions, else the newest of those (MCP basic/lifecycle,
+// version negotiation). A client asking initialize for 2026-07-28 gets
+// 2025-11-25: that revision has no initialize, so a client that sends one
+// has fallen back to the handshake, and the go-sdk client does exactly
+// this (it offers 2025-11-25 once server/discover fails).
 func Negotiate(requested string) string {
-	if Supported(requested) {
+	if slices.Contains(HandshakeVersions(), requested) {
 		return requested
 	}
-	return Latest()
+	return LatestHandshake()
 }
 
 // DiscoveryCapabilities are the client capabilities mcpgate declares on the

@@ -13,8 +13,11 @@ func TestNegotiate(t *testing.T) {
 		{Version20250618, Version20250618},
 		{Version20250326, Version20250326},
 		{Version20241105, Version20241105},
-		{"2099-01-01", Latest()},
-		{"", Latest()},
+		// MCP 2026-07-28 has no initialize: a client that sends one for
+		// it has fallen back, and gets the newest handshake revision.
+		{Version20260728, Version20251125},
+		{"2099-01-01", LatestHandshake()},
+		{"", LatestHandshake()},
 	}
 	for _, tt := range tests {
 		if got := Negotiate(tt.requested); got != tt.want {
@@ -30,8 +33,11 @@ func TestVersionsNewestFirst(t *testing.T) {
 	if !isDescending(v) {
 		t.Errorf("Versions() = %v, not newest first", v)
 	}
-	if Latest() != v[0] {
-		t.Errorf("Latest() = %q, want %q", Latest(), v[0])
+	if Latest() != v[0] || Latest() != Version20260728 {
+		t.Errorf("Latest() = %q, want %q and %q", Latest(), v[0], Version20260728)
+	}
+	if h := HandshakeVersions(); !isDescending(h) || slices.Contains(h, Version20260728) || !slices.Equal(h, v[1:]) {
+		t.Errorf("HandshakeVersions() = %v, want Versions() %v without %s", h, v, Version20260728)
 	}
 	if !Supported(UpstreamVersion) {
 		t.Errorf("UpstreamVersion %q is not one of %v", UpstreamVersion, v)
