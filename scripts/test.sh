@@ -4,7 +4,8 @@
 # against SQLite and a real PostgreSQL, the change bus against a real
 # PostgreSQL and Redis), a short fuzz run of every fuzz target, the official
 # MCP conformance suite (directly against the Go SDK's reference server and
-# through mcpgate's 1:1 relay) and the benchmarks. It installs what the tests
+# through mcpgate's 1:1 relay, for 2025-11-25 and for 2026-07-28's
+# requirement set) and the benchmarks. It installs what the tests
 # need from Debian's packages (PostgreSQL, Redis), the Go module proxy and the
 # npm registry (Node 22 and the suite), and starts and stops a throwaway
 # PostgreSQL and Redis on loopback. Exits non-zero on the first failure.
@@ -159,6 +160,10 @@ mcpgate_bin=$(mktemp -d)/mcpgate
 go build -o "$mcpgate_bin" ./cmd/mcpgate
 scripts/conformance.sh self-test "$conformance_cache" | tail -n 3
 scripts/conformance.sh through-mcpgate "$conformance_cache" "$mcpgate_bin" | tail -n 3
+# The same for MCP 2026-07-28: the newer suite's frozen requirement set, only
+# its scored scenarios counted, against the server run stateless.
+scripts/conformance.sh self-test-2026 "$conformance_cache" | tail -n 3
+scripts/conformance.sh through-mcpgate-2026 "$conformance_cache" "$mcpgate_bin" | tail -n 3
 rm -rf "$(dirname "$mcpgate_bin")"
 
 log "benchmarks (each against its baseline in the same run)"
