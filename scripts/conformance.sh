@@ -68,7 +68,7 @@
 #       failed (scored; K not-scored scenarios run, J failing)`. Exits non-zero
 #       if a scored check failed, if a scored scenario did not run, if fewer
 #       than EXPECTED_CHECKS_2026 scored checks succeeded (a scored check that
-#       ended as WARNING or INFO, or never ran, counts as failed), if the
+#       ended as WARNING, INFO or SKIPPED, or never ran, counts as failed), if the
 #       suite's exit status says a scored scenario failed, or if it did not
 #       finish.
 #
@@ -598,7 +598,7 @@ run_suite_2026() {
   [ $missing -lt 0 ] && missing=0
   echo "suite: $ran of $(wc -l <<<"$scored") scored scenarios ran, $passed scored checks passed, $failed failed, $other ended otherwise (expected $EXPECTED_CHECKS_2026 to pass; suite exit status $status)"
   if [ $missing -gt 0 ]; then
-    echo "$missing expected scored check(s) did not succeed without failing (WARNING/INFO, or not run); counted as failed below"
+    echo "$missing expected scored check(s) did not succeed without failing (WARNING/INFO/SKIPPED, or not run); counted as failed below"
   fi
   if [ "$passed" -gt "$EXPECTED_CHECKS_2026" ]; then
     echo "note: more scored checks passed than EXPECTED_CHECKS_2026=$EXPECTED_CHECKS_2026; the suite may have changed"
