@@ -10,6 +10,8 @@
 #         DIR/bin/everything-server   the Go SDK's conformance server (go install)
 #         DIR/node22/                 Node 22 from the npm package node-linux-<arch>@22
 #         DIR/suite/                  @modelcontextprotocol/conformance, installed with npm
+#         DIR/suite2026/              @modelcontextprotocol/conformance 0.2.0-alpha.12, the
+#                                     suite with the frozen 2026-07-28 requirement set
 #         DIR/everything-ts/          @modelcontextprotocol/server-everything (the TypeScript
 #                                     reference server the black-box tests run), with npm
 #         DIR/sdk-ts/                 @modelcontextprotocol/sdk (the TypeScript SDK whose
@@ -55,6 +57,24 @@
 #       install + server on a free loopback port + run against it + stop the
 #       server. Against the reference server every check must pass.
 #
+#   scripts/conformance.sh run-2026 DIR URL
+#       Runs the 2026 suite (DIR/suite2026) with --requirements 2026-07-28
+#       against URL: the scenarios MCP 2026-07-28 requires of a server, at its
+#       stateless wire, plus those it runs without scoring (the tasks
+#       extension, and scenarios pending in the suite). Only scored checks
+#       count: the scored scenarios are those `conformance list --requirements
+#       2026-07-28` names for servers, and each one's checks are read from its
+#       checks.json. The last line is `conformance 2026-07-28: N passed, M
+#       failed (scored; K not-scored scenarios run, J failing)`. Exits non-zero
+#       if a scored check failed, if a scored scenario did not run, if fewer
+#       than EXPECTED_CHECKS_2026 scored checks succeeded (a scored check that
+#       ended as WARNING, INFO or SKIPPED, or never ran, counts as failed), if the
+#       suite's exit status says a scored scenario failed, or if it did not
+#       finish.
+#
+#   scripts/conformance.sh self-test-2026 DIR
+#       As self-test, with everything-server -stateless=true and run-2026.
+#
 #   scripts/conformance.sh through-mcpgate DIR MCPGATE
 #       install + the reference server + the mcpgate binary MCPGATE (`serve`,
 #       SQLite in a temporary folder, a free loopback port) with the server
@@ -64,9 +84,16 @@
 #       The suite cannot send a token, so mcpgate runs with
 #       AUTH_REQUIRED=false; it listens on loopback only.
 #
+#   scripts/conformance.sh through-mcpgate-2026 DIR MCPGATE
+#       As through-mcpgate, with everything-server -stateless=true (registered
+#       the same way, through POST /gateways) and run-2026 against the relay.
+#
 # Environment:
 #   EXPECTED_CHECKS   checks that must succeed (default 40, the count of
 #                     conformance 0.1.16's active server suite)
+#   EXPECTED_CHECKS_2026
+#                     scored checks that must succeed in run-2026 (default 121,
+#                     what the reference server passes: 37 scored scenarios)
 #   SUITE_TIMEOUT     seconds the suite may run before it is killed (default 600)
 #   SERVER_WAIT       seconds to wait for the server to accept connections (default 30)
 #   RESULTS_DIR       where `run` writes its output (default: a new folder under DIR/results)
@@ -76,6 +103,9 @@ EVERYTHING_SERVER_PKG=github.com/modelcontextprotocol/go-sdk/conformance/everyth
 GO_SDK_VERSION=v1.8.0
 SUITE_PKG=@modelcontextprotocol/conformance
 SUITE_VERSION=0.1.16
+# The suite whose frozen requirement set says what MCP 2026-07-28 requires.
+SUITE2026_VERSION=0.2.0-alpha.12
+REQUIREMENTS_2026=2026-07-28
 NODE_MAJOR=22
 EVERYTHING_TS_PKG=@modelcontextprotocol/server-everything
 EVERYTHING_TS_VERSION=2026.8.31
@@ -85,6 +115,7 @@ TS_SDK_VERSION=1.32.2
 TS_SDK2_PKGS=(@modelcontextprotocol/client @modelcontextprotocol/server)
 TS_SDK2_VERSION=2.4.0
 EXPECTED_CHECKS=${EXPECTED_CHECKS:-40}
+EXPECTED_CHECKS_2026=${EXPECTED_CHECKS_2026:-121}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-600}
 SERVER_WAIT=${SERVER_WAIT:-30}
 
@@ -117,7 +148,9 @@ node_arch() {
 
 node_bin() { echo "$1/node22/node_modules/node-linux-$(node_arch)/bin/node"; }
 
-suite_pkg_dir() { echo "$1/suite/node_modules/$SUITE_PKG"; }
+# suite_pkg_dir DIR [SUBDIR]: the package folder of the suite installed in
+# DIR/SUBDIR (suite, the default, or suite2026).
+suite_pkg_dir() { echo "$1/${2:-suite}/node_modules/$SUITE_PKG"; }
 
 everything_ts_dir() { echo "$1/everything-ts/node_modules/$EVERYTHING_TS_PKG"; }
 
@@ -128,10 +161,10 @@ ts_sdk2_dir() { echo "$1/sdk-ts2"; }
 # everything_ts_entry DIR: the JavaScript file of server-everything's bin.
 everything_ts_entry() { echo "$(everything_ts_dir "$1")/dist/index.js"; }
 
-# suite_entry DIR: the JavaScript file of the package's `conformance` bin.
+# suite_entry DIR [SUBDIR]: the JavaScript file of the package's `conformance` bin.
 suite_entry() {
   local pkg
-  pkg=$(suite_pkg_dir "$1")
+  pkg=$(suite_pkg_dir "$1" "${2:-}")
   "$(node_bin "$1")" -e '
     const pkg = require(process.argv[1] + "/package.json");
     const bin = typeof pkg.bin === "string" ? pkg.bin : pkg.bin && pkg.bin.conformance;
@@ -157,12 +190,31 @@ have_node() {
   [ "$v" -ge "$NODE_MAJOR" ] 2>/dev/null
 }
 
+# have_suite DIR [SUBDIR VERSION]: whether the suite VERSION (default
+# SUITE_VERSION) is installed in DIR/SUBDIR (default suite).
 have_suite() {
-  local pj v
-  pj=$(suite_pkg_dir "$1")/package.json
+  local sub=${2:-suite} want=${3:-$SUITE_VERSION} pj v
+  pj=$(suite_pkg_dir "$1" "$sub")/package.json
   [ -f "$pj" ] || return 1
   v=$("$(node_bin "$1")" -p 'require(process.argv[1]).version' "$pj" 2>/dev/null) || return 1
-  [ "$v" = "$SUITE_VERSION" ] && [ -f "$(suite_entry "$1")" ]
+  [ "$v" = "$want" ] && [ -f "$(suite_entry "$1" "$sub")" ]
+}
+
+# install_suite DIR SUBDIR VERSION: installs the suite VERSION into DIR/SUBDIR
+# unless it is there already.
+install_suite() {
+  local dir=$1 sub=$2 version=$3
+  if have_suite "$dir" "$sub" "$version"; then
+    note "$SUITE_PKG $version: already installed"
+    return 0
+  fi
+  note "installing $SUITE_PKG@$version into $dir/$sub (npm, under Node $NODE_MAJOR)"
+  # npm itself runs under the Node 22 found first on PATH, which is what the
+  # package's engines field asks for.
+  PATH="$(dirname "$(node_bin "$dir")"):$PATH" \
+    npm install --prefix "$dir/$sub" --no-audit --no-fund --loglevel=error "$SUITE_PKG@$version" >&2 ||
+    die "npm install $SUITE_PKG@$version failed"
+  have_suite "$dir" "$sub" "$version" || die "$SUITE_PKG $version is missing from $dir/$sub after npm install"
 }
 
 have_everything_ts() {
@@ -228,17 +280,8 @@ cmd_install() {
     have_node "$dir" || die "$(node_bin "$dir") is missing or older than Node $NODE_MAJOR after npm install"
   fi
 
-  if have_suite "$dir"; then
-    note "$SUITE_PKG $SUITE_VERSION: already installed"
-  else
-    note "installing $SUITE_PKG@$SUITE_VERSION (npm, under Node $NODE_MAJOR)"
-    # npm itself runs under the Node 22 found first on PATH, which is what the
-    # package's engines field asks for.
-    PATH="$(dirname "$(node_bin "$dir")"):$PATH" \
-      npm install --prefix "$dir/suite" --no-audit --no-fund --loglevel=error "$SUITE_PKG@$SUITE_VERSION" >&2 ||
-      die "npm install $SUITE_PKG@$SUITE_VERSION failed"
-    have_suite "$dir" || die "$SUITE_PKG $SUITE_VERSION is missing from $dir/suite after npm install"
-  fi
+  install_suite "$dir" suite "$SUITE_VERSION"
+  install_suite "$dir" suite2026 "$SUITE2026_VERSION"
 
   if have_everything_ts "$dir"; then
     note "$EVERYTHING_TS_PKG $EVERYTHING_TS_VERSION: already installed"
@@ -279,6 +322,7 @@ cmd_install() {
     echo "installed everything-server: $(server_bin "$dir") (github.com/modelcontextprotocol/go-sdk $GO_SDK_VERSION, built with $(go version -m "$(server_bin "$dir")" | head -1 | awk '{print $2}'))"
     echo "installed node: $node ($("$node" --version))"
     echo "installed suite: $(suite_entry "$dir") ($SUITE_PKG $("$node" "$(suite_entry "$dir")" --version), with @modelcontextprotocol/sdk $sdk_version)"
+    echo "installed 2026 suite: $(suite_entry "$dir" suite2026) ($SUITE_PKG $("$node" "$(suite_entry "$dir" suite2026)" --version), requirements $REQUIREMENTS_2026)"
     echo "installed server-everything: $(everything_ts_entry "$dir") ($EVERYTHING_TS_PKG $EVERYTHING_TS_VERSION)"
     echo "installed TypeScript SDK: $(ts_sdk_dir "$dir") ($TS_SDK_PKG $TS_SDK_VERSION)"
     echo "installed TypeScript SDK v2: $(ts_sdk2_dir "$dir") (${TS_SDK2_PKGS[*]/%/ $TS_SDK2_VERSION})"
@@ -318,8 +362,9 @@ cmd_ts_sdk2_dir() {
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# start_server DIR PORT: starts the server as a child of this shell; sets
-# SERVER_PID, or returns 1 (having reported why) if it did not come up.
+# start_server DIR PORT: starts the server as a child of this shell, stateless
+# if SERVER_STATELESS is true (for 2026-07-28); sets SERVER_PID, or returns 1
+# (having reported why) if it did not come up.
 start_server() {
   local dir=$1 port=$2 bin log deadline
   bin=$(server_bin "$dir")
@@ -330,7 +375,7 @@ start_server() {
     note "something already listens on 127.0.0.1:$port"
     return 1
   fi
-  "$bin" -http "127.0.0.1:$port" -stateless=false </dev/null >"$log" 2>&1 &
+  "$bin" -http "127.0.0.1:$port" "-stateless=${SERVER_STATELESS:-false}" </dev/null >"$log" 2>&1 &
   SERVER_PID=$!
   deadline=$((SECONDS + SERVER_WAIT))
   while ! port_in_use "$port"; do
@@ -405,35 +450,48 @@ report_checks() {
   ' "$1" || true
 }
 
-# run_suite DIR URL: runs the suite and prints its summary; sets RESULT_LINE
-# to the closing `conformance: N passed, M failed` line, which it leaves to
-# its caller to print; returns non-zero if the run failed.
-run_suite() {
-  local dir=$1 url=$2 out status=0 total passed failed missing scenarios
-  is_uint "$EXPECTED_CHECKS" || die "EXPECTED_CHECKS must be a number, not $EXPECTED_CHECKS"
+# launch_suite DIR SUBDIR VERSION URL [ARG...]: runs the suite installed in
+# DIR/SUBDIR (`server --url URL --output-dir OUT/checks ARG...`) with its
+# output in OUT/suite.txt, OUT being a fresh folder under DIR/results (or
+# RESULTS_DIR); sets SUITE_OUT to OUT, NODE, and SUITE_STATUS to its exit
+# status (124 if it ran out of SUITE_TIMEOUT).
+launch_suite() {
+  local dir=$1 sub=$2 version=$3 url=$4 out entry
+  shift 4
   is_uint "$SUITE_TIMEOUT" || die "SUITE_TIMEOUT must be a number, not $SUITE_TIMEOUT"
-  dir=$(abs "$dir")
-  if ! have_node "$dir" || ! have_suite "$dir"; then
-    die "the suite is not installed in $dir; run: $prog install $dir"
+  if ! have_node "$dir" || ! have_suite "$dir" "$sub" "$version"; then
+    die "the suite $SUITE_PKG $version is not installed in $dir/$sub; run: $prog install $dir"
   fi
   NODE=$(node_bin "$dir")
-  local entry
-  entry=$(suite_entry "$dir")
+  entry=$(suite_entry "$dir" "$sub")
   if [ -n "${RESULTS_DIR:-}" ]; then
     out=$(abs "$RESULTS_DIR")
   else
     mkdir -p "$dir/results"
     out=$(mktemp -d "$dir/results/run-$(date +%Y%m%d-%H%M%S)-XXXX")
   fi
-  note "running $SUITE_PKG $SUITE_VERSION against $url (output in $out/suite.txt)"
+  note "running $SUITE_PKG $version${*:+ $*} against $url (output in $out/suite.txt)"
   # Run from the results folder so that nothing the suite writes lands elsewhere.
   # In the background and waited for, so that a signal to this script is
   # handled at once (the EXIT trap stops the suite) rather than after it.
-  (cd "$out" && exec timeout -k 10 "$SUITE_TIMEOUT" "$NODE" "$entry" server --url "$url" --output-dir "$out/checks") \
+  (cd "$out" && exec timeout -k 10 "$SUITE_TIMEOUT" "$NODE" "$entry" server --url "$url" --output-dir "$out/checks" "$@") \
     </dev/null >"$out/suite.txt" 2>&1 &
   SUITE_PID=$!
-  wait "$SUITE_PID" || status=$?
+  SUITE_STATUS=0
+  wait "$SUITE_PID" || SUITE_STATUS=$?
   SUITE_PID=
+  SUITE_OUT=$out
+}
+
+# run_suite DIR URL: runs the suite and prints its summary; sets RESULT_LINE
+# to the closing `conformance: N passed, M failed` line, which it leaves to
+# its caller to print; returns non-zero if the run failed.
+run_suite() {
+  local dir=$1 url=$2 out status total passed failed missing scenarios
+  is_uint "$EXPECTED_CHECKS" || die "EXPECTED_CHECKS must be a number, not $EXPECTED_CHECKS"
+  dir=$(abs "$dir")
+  launch_suite "$dir" suite "$SUITE_VERSION" "$url"
+  out=$SUITE_OUT status=$SUITE_STATUS
 
   total=$(grep -E '^Total: [0-9]+ passed, [0-9]+ failed' "$out/suite.txt" | tail -n 1 || true)
   scenarios=$(grep -cE '^(✓|✗) [^ ]+: [0-9]+ passed, [0-9]+ failed$' "$out/suite.txt" || true)
@@ -462,19 +520,121 @@ run_suite() {
   [ "$failed" -eq 0 ] && [ $missing -eq 0 ] && [ $status -eq 0 ]
 }
 
+# score_2026 CHECKS SCORED: reads the checks.json of every scenario under
+# CHECKS (folders server-SCENARIO-TIMESTAMP) and prints one line per scored
+# check that did not succeed, one per scored scenario that left no
+# checks.json, then `counts PASSED FAILED OTHER ABSENT RAN`: scored checks
+# that succeeded, failed, ended otherwise (WARNING, INFO), scored scenarios
+# absent, scored scenarios that ran. SCORED is the scored scenarios'
+# names, one a line.
+score_2026() {
+  # shellcheck disable=SC2016 # JavaScript, not shell, in single quotes
+  "$NODE" -e '
+    const fs = require("fs"), path = require("path");
+    const [root, scoredText] = process.argv.slice(1);
+    const scored = new Set(scoredText.split("\n").filter(Boolean));
+    const seen = new Set();
+    let passed = 0, failed = 0, other = 0;
+    const rows = [];
+    let dirs = [];
+    try { dirs = fs.readdirSync(root); } catch (e) {}
+    for (const d of dirs.sort()) {
+      const scenario = d.replace(/^server-/, "").replace(/-\d{4}-\d\d-\d\dT.*$/, "");
+      if (!scored.has(scenario)) continue;
+      let checks;
+      try { checks = JSON.parse(fs.readFileSync(path.join(root, d, "checks.json"), "utf8")); }
+      catch (e) { rows.push(`  UNREADABLE ${scenario}: ${path.join(root, d, "checks.json")}: ${e.message}`); continue; }
+      seen.add(scenario);
+      for (const c of checks) {
+        if (c.status === "SUCCESS") { passed++; continue; }
+        if (c.status === "FAILURE") failed++; else other++;
+        rows.push(`  ${c.status} ${scenario}/${c.id}: ${c.errorMessage || (c.details && c.details.message) || c.description || ""}`);
+      }
+    }
+    const absent = [...scored].filter(s => !seen.has(s));
+    for (const s of absent) rows.push(`  ABSENT ${s}: no checks.json (the scenario did not run)`);
+    if (rows.length) { console.log("scored checks that did not succeed:"); console.log(rows.join("\n")); }
+    console.log(`counts ${passed} ${failed} ${other} ${absent.length} ${seen.size}`);
+  ' "$1" "$2"
+}
+
+# run_suite_2026 DIR URL: run-2026's work; sets RESULT_LINE to the closing
+# `conformance 2026-07-28: ...` line, which it leaves to its caller to print;
+# returns non-zero if the run failed.
+run_suite_2026() {
+  local dir=$1 url=$2 out status scored report counts passed failed other absent ran missing ns ns_run=0 ns_failing=0
+  is_uint "$EXPECTED_CHECKS_2026" || die "EXPECTED_CHECKS_2026 must be a number, not $EXPECTED_CHECKS_2026"
+  dir=$(abs "$dir")
+  launch_suite "$dir" suite2026 "$SUITE2026_VERSION" "$url" --requirements "$REQUIREMENTS_2026"
+  out=$SUITE_OUT status=$SUITE_STATUS
+  RESULT_LINE="conformance $REQUIREMENTS_2026: 0 passed, $EXPECTED_CHECKS_2026 failed (scored; 0 not-scored scenarios run, 0 failing)"
+
+  # The scored scenarios, as the suite itself lists them for servers.
+  scored=$("$NODE" "$(suite_entry "$dir" suite2026)" list --requirements "$REQUIREMENTS_2026" |
+    sed -n '/^Server scenarios/,/^$/p' | sed -nE 's/^  - ([^ ]+)$/\1/p') ||
+    die "could not list the scenarios $REQUIREMENTS_2026 requires of a server"
+  [ -n "$scored" ] || die "the suite listed no server scenarios for --requirements $REQUIREMENTS_2026"
+
+  if ! grep -qE '^Total: [0-9]+ passed, [0-9]+ failed' "$out/suite.txt"; then
+    [ "$status" -eq 124 ] && note "the suite did not finish within ${SUITE_TIMEOUT}s"
+    note "the suite printed no 'Total:' line (exit status $status); the end of its output:"
+    tail -n 30 "$out/suite.txt" >&2 || true
+    return 1
+  fi
+  # "Not scored for 2026-07-28: K scenario(s) run, J failing.", absent when
+  # every scenario run was scored.
+  ns=$(grep -E "^Not scored for $REQUIREMENTS_2026: [0-9]+ scenario\(s\) run, [0-9]+ failing" "$out/suite.txt" | tail -n 1 || true)
+  if [ -n "$ns" ]; then
+    ns_run=$(sed -E 's/^[^:]+: ([0-9]+) scenario.*/\1/' <<<"$ns")
+    ns_failing=$(sed -E 's/.* run, ([0-9]+) failing.*/\1/' <<<"$ns")
+  fi
+  grep -E '^  ✗ [^ ]+ \([a-z-]+\)$' "$out/suite.txt" | sed 's/^  ✗ /not-scored scenario failing: /' || true
+
+  report=$(score_2026 "$out/checks" "$scored") || die "could not read the checks under $out/checks"
+  grep -v '^counts ' <<<"$report" || true
+  counts=$(grep '^counts ' <<<"$report" | tail -n 1)
+  read -r _ passed failed other absent ran <<<"$counts"
+  missing=$((EXPECTED_CHECKS_2026 - passed - failed))
+  [ $missing -lt 0 ] && missing=0
+  echo "suite: $ran of $(wc -l <<<"$scored") scored scenarios ran, $passed scored checks passed, $failed failed, $other ended otherwise (expected $EXPECTED_CHECKS_2026 to pass; suite exit status $status)"
+  if [ $missing -gt 0 ]; then
+    echo "$missing expected scored check(s) did not succeed without failing (WARNING/INFO/SKIPPED, or not run); counted as failed below"
+  fi
+  if [ "$passed" -gt "$EXPECTED_CHECKS_2026" ]; then
+    echo "note: more scored checks passed than EXPECTED_CHECKS_2026=$EXPECTED_CHECKS_2026; the suite may have changed"
+  fi
+  if [ "$failed" -eq 0 ] && [ "$status" -ne 0 ]; then
+    echo "the suite exited with status $status though no scored check failed; counted as a failure"
+  fi
+  RESULT_LINE="conformance $REQUIREMENTS_2026: $passed passed, $((failed + missing)) failed (scored; $ns_run not-scored scenarios run, $ns_failing failing)"
+  [ "$failed" -eq 0 ] && [ $missing -eq 0 ] && [ "$absent" -eq 0 ] && [ "$status" -eq 0 ]
+}
+
+# cmd_run ERA DIR URL: run (ERA 2025) or run-2026 (ERA 2026).
 cmd_run() {
   local status=0
   RESULT_LINE=
-  run_suite "$1" "$2" || status=$?
+  suite_for "$1" "$2" "$3" || status=$?
   echo "$RESULT_LINE"
   return $status
 }
 
+# suite_for ERA DIR URL: run_suite or run_suite_2026.
+suite_for() {
+  case "$1" in
+    2025) run_suite "$2" "$3" ;;
+    2026) run_suite_2026 "$2" "$3" ;;
+    *) die "internal: no suite for era $1" ;;
+  esac
+}
+
 # --- self-test ---------------------------------------------------------------
 
+# cmd_self_test ERA DIR: self-test (ERA 2025) or self-test-2026 (ERA 2026).
 cmd_self_test() {
-  local dir=$1 start=$SECONDS port tries=0 status=0
+  local era=$1 dir=$2 start=$SECONDS port tries=0 status=0
   dir=$(abs "$dir")
+  [ "$era" = 2026 ] && SERVER_STATELESS=true
   cmd_install "$dir"
   SERVER_PID=
   OWN_SERVER=1 # the EXIT trap stops it
@@ -487,11 +647,11 @@ cmd_self_test() {
   done
   note "everything-server (pid $SERVER_PID) on http://127.0.0.1:$port/mcp"
   RESULT_LINE=
-  run_suite "$dir" "http://127.0.0.1:$port/mcp" || status=$?
+  suite_for "$era" "$dir" "http://127.0.0.1:$port/mcp" || status=$?
   stop_pid "$SERVER_PID"
   note "everything-server (pid $SERVER_PID) stopped"
   SERVER_PID=
-  echo "self-test took $((SECONDS - start))s"
+  echo "self-test$([ "$era" = 2026 ] && echo -2026) took $((SECONDS - start))s"
   echo "$RESULT_LINE"
   return $status
 }
@@ -525,9 +685,12 @@ start_mcpgate() {
   done
 }
 
+# cmd_through_mcpgate ERA DIR MCPGATE: through-mcpgate (ERA 2025) or
+# through-mcpgate-2026 (ERA 2026).
 cmd_through_mcpgate() {
-  local dir=$1 bin=$2 start=$SECONDS work server_port gw_port tries=0 status=0 id
+  local era=$1 dir=$2 bin=$3 start=$SECONDS work server_port gw_port tries=0 status=0 id
   dir=$(abs "$dir")
+  [ "$era" = 2026 ] && SERVER_STATELESS=true
   [ -x "$bin" ] || die "$bin is not an executable mcpgate binary (build one with: go build -o mcpgate ./cmd/mcpgate)"
   bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
   cmd_install "$dir"
@@ -569,7 +732,7 @@ cmd_through_mcpgate() {
     }).catch(e => { console.error(String(e)); process.exit(1); });
   ' "$gw_port" "http://127.0.0.1:$server_port/mcp") || die "could not register the server with mcpgate"
   RESULT_LINE=
-  run_suite "$dir" "http://127.0.0.1:$gw_port/gateways/$id/mcp" || status=$?
+  suite_for "$era" "$dir" "http://127.0.0.1:$gw_port/gateways/$id/mcp" || status=$?
   stop_pid "$MCPGATE_PID"
   MCPGATE_PID=
   stop_pid "$SERVER_PID"
@@ -580,7 +743,7 @@ cmd_through_mcpgate() {
   fi
   rm -rf "$work"
   WORK_DIR=
-  echo "through mcpgate took $((SECONDS - start))s"
+  echo "through mcpgate$([ "$era" = 2026 ] && echo " (2026-07-28)") took $((SECONDS - start))s"
   echo "$RESULT_LINE"
   return $status
 }
@@ -589,6 +752,7 @@ cmd_through_mcpgate() {
 
 SUITE_PID=
 SERVER_PID=
+SERVER_STATELESS=false
 OWN_SERVER=
 MCPGATE_PID=
 WORK_DIR=
@@ -614,9 +778,12 @@ case "$cmd" in
   ts-sdk-dir) [ $# -eq 1 ] || usage; cmd_ts_sdk_dir "$1" ;;
   ts-sdk2-dir) [ $# -eq 1 ] || usage; cmd_ts_sdk2_dir "$1" ;;
   server) [ $# -eq 2 ] || usage; cmd_server "$1" "$2" ;;
-  run) [ $# -eq 2 ] || usage; cmd_run "$1" "$2" ;;
-  self-test) [ $# -eq 1 ] || usage; cmd_self_test "$1" ;;
-  through-mcpgate) [ $# -eq 2 ] || usage; cmd_through_mcpgate "$1" "$2" ;;
+  run) [ $# -eq 2 ] || usage; cmd_run 2025 "$1" "$2" ;;
+  run-2026) [ $# -eq 2 ] || usage; cmd_run 2026 "$1" "$2" ;;
+  self-test) [ $# -eq 1 ] || usage; cmd_self_test 2025 "$1" ;;
+  self-test-2026) [ $# -eq 1 ] || usage; cmd_self_test 2026 "$1" ;;
+  through-mcpgate) [ $# -eq 2 ] || usage; cmd_through_mcpgate 2025 "$1" "$2" ;;
+  through-mcpgate-2026) [ $# -eq 2 ] || usage; cmd_through_mcpgate 2026 "$1" "$2" ;;
   -h | --help | help) usage ;;
   *) usage ;;
 esac
