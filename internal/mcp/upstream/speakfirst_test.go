@@ -1,17 +1,22 @@
 package upstream_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 	"github.com/mcpgate/mcpgate/internal/mcp/upstream"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // speakFirstServer is a Streamable HTTP server (raw net/http) that speaks
@@ -278,5 +283,58 @@ func TestSlowListeningStreamDelaysConnectBoundedly(t *testing.T) {
 	}
 	if n := srv.getsOf(o.session); n != 1 {
 		t.Errorf("%d GETs, want 1 (the one still waiting)", n)
+	}
+}
+
+// TestListeningGETPrecedesInitializedOnTheGoSDK: the go-sdk server takes
+// the GET that comes between initialize and notifications/initialized, and
+// what it says on it afterwards (list_changed of a tool added once Connect
+// has returned) reaches OnNotification, without any retry.
+func TestListeningGETPrecedesInitializedOnTheGoSDK(t *testing.T) {
+	u := startSDKUpstream(t, echoServer(protocol.Version20251125), false, nil)
+	got := make(chan jsonrpc.Message, 10)
+	connectWith(t, upstream.Options{URL: u.URL, OnNotification: func(m jsonrpc.Message) { got <- m }})
+	var order []string
+	for _, s := range u.requests() {
+		switch {
+		case s.httpMethod == http.MethodGet:
+			order = append(order, "GET")
+		case s.method == "initialize" || s.method == "notifications/initialized":
+			order = append(order, s.method)
+		}
+	}
+	if want := []string{"initialize", "GET", "notifications/initialized"}; !slices.Equal(order, want) {
+		t.Fatalf("the upstream saw %v, want %v", order, want)
+	}
+	mcp.AddTool(u.server, &mcp.Tool{Name: "late"}, echoTool)
+	select {
+	case m := <-got:
+		if m.Method != "notifications/tools/list_changed" {
+			t.Fatalf("got %s, want notifications/tools/list_changed", m.Method)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notifications/tools/list_changed on the listening stream")
+	}
+}
+
+// TestConnectEndsWhileTheListeningGETIsHeld: Connect's ctx ends the wait
+// for the GET's answer; Connect fails with it at once and stops the listen
+// loop (Close waits for it).
+func TestConnectEndsWhileTheListeningGETIsHeld(t *testing.T) {
+	hold := make(chan struct{})
+	srv := newSpeakFirstServer(t, func(s *speakFirstServer) { s.holdGET = hold })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	c, err := upstream.Connect(ctx, upstream.Options{URL: srv.URL, OnNotification: func(jsonrpc.Message) {}})
+	if err == nil {
+		c.Close()
+		t.Fatal("Connect succeeded, though its ctx ended before notifications/initialized")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error = %v, want the ctx's", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Connect took %v after its ctx ended at 200ms", took)
 	}
 }
