@@ -597,6 +597,9 @@ func (c *Client) handshake(ctx context.Context, s *session) error {
 		return err
 	}
 	s.conn.negotiated(s.version)
+	// The listening stream first: a server may speak on it as soon as it
+	// has notifications/initialized.
+	s.conn.openListening(ctx)
 	body, err = jsonrpc.Encode(jsonrpc.Message{JSONRPC: jsonrpc.Version, Method: "notifications/initialized"})
 	if err != nil {
 		return fmt.Errorf("encode notifications/initialized: %w", err)

@@ -35,8 +35,16 @@ type connection interface {
 	// negotiated records the protocol version initialize agreed on, which
 	// every later request of the session carries.
 	negotiated(version string)
-	// start is called once the session is initialized: the connection may
-	// now open what it listens on outside any call.
+	// openListening is called between the answer to initialize and
+	// notifications/initialized: the connection opens what it listens on
+	// outside any call, if it is not open yet, and returns once the
+	// upstream has it (bounded), so that nothing the upstream says there
+	// upon notifications/initialized is lost. Nothing it brings is handed
+	// on before start.
+	openListening(ctx context.Context)
+	// start is called once the session is initialized and in place: the
+	// connection hands on what it listens on outside any call, opening it
+	// if need be.
 	start()
 	// close ends the session at the upstream (bounded by ctx) and stops
 	// what the connection runs. It is idempotent.

@@ -62,8 +62,9 @@
 // (list_changed, resources/updated) and those that cannot be attributed go to
 // Options.OnNotification. On Streamable HTTP they arrive on the call's own
 // response stream, or, from servers that answer with plain JSON, on the
-// listening GET stream (opened only when Options.OnNotification is set),
-// where progress is matched to its call by token but cannot be ordered
+// listening GET stream (opened only when Options.OnNotification is set, and
+// open before notifications/initialized is sent, so that what a server says
+// on it upon that notification is not lost: streamable.go), where progress is matched to its call by token but cannot be ordered
 // against the response. On the legacy transport everything arrives on the
 // one shared event stream: progress is matched by its token, and a log
 // message is given to the call only when it is the one call in flight. A

@@ -128,9 +128,10 @@ func (c *sseConn) negotiated(version string) {
 	c.mu.Unlock()
 }
 
-// start does nothing: the stream the session lives on is its listening
-// stream, open since the connection is.
-func (c *sseConn) start() {}
+// openListening and start do nothing: the stream the session lives on is
+// its listening stream, open (and read) since the connection is.
+func (c *sseConn) openListening(context.Context) {}
+func (c *sseConn) start()                        {}
 
 func (c *sseConn) send(ctx context.Context, body []byte, headers http.Header) error {
 	return c.hop.post(ctx, c.endpoint, body, headers, c.state(), true)

@@ -26,7 +26,8 @@ import (
 func streamableDialer(h *httpHop, life context.Context, listen bool) dialer {
 	return func(_ context.Context, in inbox) (connection, error) {
 		ctx, stop := context.WithCancel(life)
-		return &streamableConn{hop: h, in: in, listen: listen, life: ctx, stop: stop}, nil
+		return &streamableConn{hop: h, in: in, listen: listen, life: ctx, stop: stop,
+			answered: make(chan struct{}), started: make(chan struct{})}, nil
 	}
 }
 
@@ -37,6 +38,15 @@ type streamableConn struct {
 	listen bool
 	life   context.Context // ends at close: the listening stream
 	stop   context.CancelFunc
+
+	// The listening stream is opened before notifications/initialized
+	// (openListening) and read once the session is in place (start).
+	answered  chan struct{} // closed once the first GET has its answer
+	started   chan struct{} // closed by start
+	answerOne sync.Once
+	startOne  sync.Once
+	launchOne sync.Once
+	listening bool // the listen loop runs; set in launchOne
 
 	mu     sync.Mutex
 	st     perHop
@@ -56,13 +66,58 @@ func (c *streamableConn) negotiated(version string) {
 	c.mu.Unlock()
 }
 
-func (c *streamableConn) start() {
-	// A 2026-07-28 upstream has no GET stream: the session layer listens
-	// with subscriptions/listen instead (listen.go).
-	if c.listen && !protocol.Stateless(c.state().version) {
-		c.in.goTracked(c.listenLoop)
+// listenWait bounds how long openListening waits for the answer to the
+// GET: a server that holds it costs a new session that long, no more.
+const listenWait = 2 * time.Second
+
+// openListening opens the listening stream of a session-era session, when
+// someone listens, and returns once the upstream has answered the GET (200
+// with an event stream: the stream is registered; a refusal: there is none),
+// or after listenWait, or when ctx ends. The session layer calls it between
+// the answer to initialize, which names the session, and
+// notifications/initialized, upon which a server may speak at once on that
+// stream (roots/list, list_changed, logging); a server without an event
+// store drops what it says there while no stream is open (MCP
+// basic/transports, "Listening for Messages from the Server": the client
+// MAY GET the endpoint at any time; basic/lifecycle only asks that it send
+// no requests but pings before initialize is answered, and a GET is none).
+// What the stream brings is read once the session is in place (start).
+func (c *streamableConn) openListening(ctx context.Context) {
+	if !c.runListenLoop() {
+		return
+	}
+	t := time.NewTimer(listenWait)
+	defer t.Stop()
+	select {
+	case <-c.answered:
+	case <-t.C:
+		c.hop.log.Debug("the upstream has not answered the listening GET; sending notifications/initialized without it", "waited", listenWait)
+	case <-ctx.Done():
 	}
 }
+
+// runListenLoop starts the listen loop, once, for a session-era session
+// that listens; false when it does not run.
+func (c *streamableConn) runListenLoop() bool {
+	// A 2026-07-28 upstream has no GET stream: the session layer listens
+	// with subscriptions/listen instead (listen.go).
+	if !c.listen || protocol.Stateless(c.state().version) {
+		return false
+	}
+	c.launchOne.Do(func() { c.listening = c.in.goTracked(c.listenLoop) })
+	return c.listening
+}
+
+// start lets the listen loop hand on what the listening stream brings, now
+// that the session is in place; it opens the stream if openListening has
+// not.
+func (c *streamableConn) start() {
+	c.runListenLoop()
+	c.startOne.Do(func() { close(c.started) })
+}
+
+// gotAnswer tells openListening that the first GET has its answer.
+func (c *streamableConn) gotAnswer() { c.answerOne.Do(func() { close(c.answered) }) }
 
 // do sends a request of the session and notes a session the upstream forgot.
 func (c *streamableConn) do(req *http.Request, st perHop) (*http.Response, error) {
@@ -251,6 +306,7 @@ func keepOpen(ctx context.Context, open func() (opened, again bool)) {
 // listenOnce opens the listening stream once and reads it to its end. opened
 // says whether it got a stream; again whether trying later makes sense.
 func (c *streamableConn) listenOnce() (opened, again bool) {
+	defer c.gotAnswer() // whatever stopped the GET, openListening waits no longer
 	log := c.hop.log
 	headers, err := c.hop.own.get(c.life)
 	if err != nil {
@@ -263,6 +319,17 @@ func (c *streamableConn) listenOnce() (opened, again bool) {
 		return false, false
 	}
 	resp, err := c.do(req, st)
+	c.gotAnswer()
+	// Nothing is handed on, and the session not replaced, before the
+	// session is in place: the first GET is opened before it is.
+	select {
+	case <-c.started:
+	case <-c.life.Done():
+		if err == nil {
+			resp.Body.Close()
+		}
+		return false, false
+	}
 	var se *StatusError
 	switch {
 	case errors.Is(err, errSessionLost):
