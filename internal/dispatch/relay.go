@@ -238,6 +238,20 @@ func (rs *RelaySession) ProtocolVersion() string {
 	return r.ProtocolVersion
 }
 
+// inputPasser is a RelayConn that can pass a 2026-07-28 upstream's
+// InputRequiredResult on as it came (*upstream.Client).
+type inputPasser interface {
+	CallPassingInput(ctx context.Context, req jsonrpc.Message, headers http.Header, onNotification func(jsonrpc.Message)) (jsonrpc.Message, error)
+}
+
+// speaksStateless reports whether the session's upstream speaks MCP
+// 2026-07-28 (its connection has no session with it, and asks for input
+// by InputRequiredResult).
+func (rs *RelaySession) speaksStateless() bool {
+	v, ok := rs.conn.(interface{ ProtocolVersion() string })
+	return ok && v.ProtocolVersion() == protocol.Version20260728
+}
+
 // Upstream names the session's upstream.
 func (rs *RelaySession) Upstream() string { return rs.name }
 
@@ -285,8 +299,12 @@ func (rs *RelaySession) Request(ctx context.Context, msg jsonrpc.Message, in Inb
 		rs.mu.Unlock()
 	}()
 
+	call := rs.conn.Call
+	if p, ok := rs.conn.(inputPasser); ok && in.passInput {
+		call = p.CallPassingInput
+	}
 	resp := d.exchange(ctx, r, msg, in, func(ctx context.Context, headers http.Header) (jsonrpc.Message, error) {
-		return rs.conn.Call(ctx, msg, headers, deliver)
+		return call(ctx, msg, headers, deliver)
 	})
 	// Cancelled as the session ended: a failure that came back answers a
 	// call the upstream was told to drop (an SDK tool answers its cancelled
