@@ -118,11 +118,7 @@ func (s *Stateless) serve(ctx context.Context, scope string, msg jsonrpc.Message
 	if list, ok := ix.lists[msg.Method]; ok {
 		return result(withCache(list, s.d.listCache(ix, msg.Method)))
 	}
-	key, asked := poolKey("", s.sessions.principal(ctx), msg), msg
-	open := func(ctx context.Context, push func(jsonrpc.Message)) pooledSession {
-		fs, _ := s.d.OpenFederated(ctx, initializeOf(asked), in, push)
-		return fs
-	}
+	key, open := poolKey("", s.sessions.principal(ctx), msg), s.opener("", msg, in)
 	// The session's initialize carries the client now (initializeOf).
 	msg.Params = protocol.WithoutRequestMeta(msg.Params)
 	if mrtrMethod(msg.Method) {
@@ -145,10 +141,7 @@ func (s *Stateless) relay(ctx context.Context, id string, msg jsonrpc.Message, i
 		s.d.count(msg.Method, r, resp.Error == nil)
 		return resp
 	}
-	key, asked := poolKey(id, s.sessions.principal(ctx), msg), msg
-	open := func(_ context.Context, push func(jsonrpc.Message)) pooledSession {
-		return &lazyRelay{d: s.d, id: id, initialize: initializeOf(asked), push: push}
-	}
+	key, open := poolKey(id, s.sessions.principal(ctx), msg), s.opener(id, msg, in)
 	msg.Params = protocol.WithoutRequestMeta(msg.Params)
 	if mrtrMethod(msg.Method) {
 		if !s.relaysStateless(ctx, key, open, in) {
@@ -164,6 +157,22 @@ func (s *Stateless) relay(ctx context.Context, id string, msg jsonrpc.Message, i
 	}
 	resp, _ := s.sessions.handleOn(ctx, key, open, msg, in)
 	return resp
+}
+
+// opener opens the pooled session of msg's client in scope: on /mcp
+// (scope "") a federated session, on the relay (scope: the upstream's id)
+// a relay session opened on its first request. Both are initialized with
+// the client of msg (initializeOf).
+func (s *Stateless) opener(scope string, msg jsonrpc.Message, in Inbound) func(context.Context, func(jsonrpc.Message)) pooledSession {
+	if scope != "" {
+		return func(_ context.Context, push func(jsonrpc.Message)) pooledSession {
+			return &lazyRelay{d: s.d, id: scope, initialize: initializeOf(msg), push: push}
+		}
+	}
+	return func(ctx context.Context, push func(jsonrpc.Message)) pooledSession {
+		fs, _ := s.d.OpenFederated(ctx, initializeOf(msg), in, push)
+		return fs
+	}
 }
 
 // relaysStateless reports whether the pooled relay session of key reaches
