@@ -17,12 +17,15 @@ import (
 // whose calls need the client's answer mid-call (MRTR, SEP-2322): they get
 // what they would get from the upstream directly.
 
-// askingClient is a 2026-07-28 go-sdk client of endpoint that answers
-// sampling with "sampled by the relayed client" and elicitation with
-// accept, name "relayed"; asked counts the questions.
-func askingClient(t *testing.T, gw *running, endpoint string, asked *atomic.Int32) *mcp.ClientSession {
+// callAsking calls a tool through endpoint as a 2026-07-28 go-sdk client
+// that answers sampling with "sampled by the relayed client" and
+// elicitation with accept, name "relayed", and checks that it was asked
+// both and that the upstream's answer holds the sampled text and
+// elicited (what the upstream reports of the elicitation answer).
+func callAsking(t *testing.T, gw *running, endpoint string, params *mcp.CallToolParams, elicited string) {
 	t.Helper()
-	return statelessClient(t, gw, endpoint, &mcp.ClientOptions{
+	var asked atomic.Int32
+	s := statelessClient(t, gw, endpoint, &mcp.ClientOptions{
 		CreateMessageHandler: func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 			asked.Add(1)
 			return &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: "sampled by the relayed client"}}, nil
@@ -32,6 +35,17 @@ func askingClient(t *testing.T, gw *running, endpoint string, asked *atomic.Int3
 			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "relayed"}}, nil
 		},
 	})
+	res, err := s.CallTool(t.Context(), params)
+	if err != nil {
+		t.Fatalf("tools/call %s: %v", params.Name, err)
+	}
+	got := textOf(t, res)
+	if !strings.Contains(got, "sampled by the relayed client") || !strings.Contains(got, elicited) {
+		t.Errorf("the upstream answered %s, want the client's sampling and elicitation answers", got)
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("the client was asked %d times, want 2 (sampling, elicitation)", n)
+	}
 }
 
 // TestRelayPassesInputRequiredToAStatelessUpstream: through the relay to
@@ -57,19 +71,7 @@ func TestRelayPassesInputRequiredToAStatelessUpstream(t *testing.T) {
 		t.Fatalf("want the upstream's InputRequiredResult (requestState \"s\", inputs model and user), got state %q inputs %v", first.RequestState, first.InputRequests)
 	}
 
-	var asked atomic.Int32
-	s := askingClient(t, gw, "/gateways/"+id+"/mcp", &asked)
-	res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "ask"})
-	if err != nil {
-		t.Fatalf("tools/call ask: %v", err)
-	}
-	got := textOf(t, res)
-	if !strings.Contains(got, "sampled by the relayed client") || !strings.Contains(got, `"relayed"`) {
-		t.Errorf("the upstream answered %s, want the client's sampling and elicitation answers", got)
-	}
-	if n := asked.Load(); n != 2 {
-		t.Errorf("the client was asked %d times, want 2", n)
-	}
+	callAsking(t, gw, "/gateways/"+id+"/mcp", &mcp.CallToolParams{Name: "ask"}, `"relayed"`)
 	h, ok := saw.Load("tools/call")
 	if !ok {
 		t.Fatal("the upstream saw no tools/call")
@@ -91,17 +93,5 @@ func TestRelayAsksAStatelessClientForAnOlderUpstream(t *testing.T) {
 	up := mcptest.NewStreamableHTTP(t)
 	gw := startGateway(t, sqliteURL(t), nil)
 	id := gw.register(map[string]any{"name": "crm", "url": up.URL})
-	var asked atomic.Int32
-	s := askingClient(t, gw, "/gateways/"+id+"/mcp", &asked)
-	res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "consult", Arguments: map[string]any{"question": "q"}})
-	if err != nil {
-		t.Fatalf("tools/call consult: %v", err)
-	}
-	got := textOf(t, res)
-	if !strings.Contains(got, "sampled by the relayed client") || !strings.Contains(got, `"accept"`) {
-		t.Errorf("the upstream answered %s, want the client's sampling and elicitation answers", got)
-	}
-	if n := asked.Load(); n != 2 {
-		t.Errorf("the client was asked %d times, want 2", n)
-	}
+	callAsking(t, gw, "/gateways/"+id+"/mcp", &mcp.CallToolParams{Name: "consult", Arguments: map[string]any{"question": "q"}}, `"accept"`)
 }
