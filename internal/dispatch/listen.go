@@ -100,11 +100,12 @@ func (l *listener) deliver(n jsonrpc.Message) {
 // (notifications/subscriptions/acknowledged, first), subscribes the
 // resources asked for on the client's pooled upstream sessions, sends
 // until ctx ends, and unsubscribes them. On the relay (scope: the
-// upstream's id) the stream is bridged from the client's pooled relay
-// session, held open while it lasts: the upstream's own list_changed
-// reach it as the upstream sends them (on its GET stream, or on the
-// session's own subscriptions/listen to a 2026-07-28 upstream), and
-// resources/updated for the URIs asked.
+// upstream's id) a 2026-07-28 upstream gets the listen request itself,
+// and its stream goes to the client as it comes (RelaySession.Listen);
+// for an older upstream the stream is bridged from the client's pooled
+// relay session, held open while it lasts: the upstream's own
+// list_changed of the kinds asked for, as its GET stream brings them,
+// and resources/updated for the URIs asked, subscribed on that session.
 func (s *Stateless) Listen(ctx context.Context, scope string, msg jsonrpc.Message, in Inbound, send func(jsonrpc.Message)) jsonrpc.Message {
 	raw, ok := jsonrpc.Member(msg.Params, "notifications")
 	var want listenRequest
@@ -132,8 +133,17 @@ func (s *Stateless) Listen(ctx context.Context, scope string, msg jsonrpc.Messag
 		if lr, ok := ps.fs.(*lazyRelay); ok {
 			// Its upstream session must be open for the upstream's
 			// list_changed to reach it.
-			if _, err := lr.session(ctx, in); err != nil {
+			rs, err := lr.session(ctx, in)
+			if err != nil {
 				return answerTo(msg, failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "subscriptions/listen: %v", err)))
+			}
+			if rs.speaksStateless() {
+				// 1:1: the upstream's own stream, which says itself
+				// what it grants; nothing is bridged to this one.
+				s.listening.mu.Lock()
+				l.wants = listenRequest{}
+				s.listening.mu.Unlock()
+				return answerTo(msg, rs.Listen(ctx, msg, in, l.deliver))
 			}
 		}
 		for _, uri := range want.ResourceSubscriptions {

@@ -318,6 +318,33 @@ func (rs *RelaySession) Request(ctx context.Context, msg jsonrpc.Message, in Inb
 	return answerTo(msg, resp)
 }
 
+// Listen forwards a 2026-07-28 client's subscriptions/listen to the
+// session's 2026-07-28 upstream: what the upstream sends on its stream
+// goes to send as it comes, until ctx ends (the client went: the
+// upstream's stream is closed) or the upstream ends it, whose answer is
+// returned with the client's id as its subscriptionId. Per-hop headers
+// are the upstream hop's.
+func (rs *RelaySession) Listen(ctx context.Context, msg jsonrpc.Message, in Inbound, send func(jsonrpc.Message)) jsonrpc.Message {
+	headers, err := rs.headers(ctx, in, &msg)
+	if err != nil {
+		return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
+	}
+	resp, err := rs.conn.Call(ctx, msg, headers, func(m jsonrpc.Message) {
+		if m.IsNotification() {
+			send(m)
+		}
+	})
+	if err != nil {
+		return rs.d.failedRPC(ctx, rs.name, msg.Method, err, in)
+	}
+	if resp.Error == nil {
+		if result, err := protocol.WithMeta(resp.Result, protocol.MetaSubscriptionID, msg.ID); err == nil {
+			resp.Result = result
+		}
+	}
+	return resp
+}
+
 // Notify relays a client notification. notifications/initialized is not
 // sent again (the session sent its own when it opened), and
 // notifications/cancelled ends the named request in flight, whose upstream

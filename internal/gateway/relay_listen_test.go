@@ -1,8 +1,15 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +89,75 @@ func arrives[T any](t *testing.T, what string, got <-chan T, do func(n int) erro
 		}
 	}
 	t.Fatalf("no %s reached the client through the relay in 10 tries", what)
+}
+
+// TestRelayForwardsListenToAStatelessUpstream: on the relay to a
+// 2026-07-28 upstream, the client's subscriptions/listen is the
+// upstream's own stream: the upstream gets the listen request with the
+// client's filter as it asked it (mcpgate's own relay session asks for
+// more), acknowledges it, and its list_changed reach the client on that
+// stream under the client's subscriptionId.
+func TestRelayForwardsListenToAStatelessUpstream(t *testing.T) {
+	srv := modernServer()
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: true})
+	filters := make(chan string, 16)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Mcp-Method") == "subscriptions/listen" {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var m struct {
+				Params struct {
+					Notifications json.RawMessage `json:"notifications"`
+				} `json:"params"`
+			}
+			_ = json.Unmarshal(body, &m)
+			filters <- string(m.Params.Notifications)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	gw := startGateway(t, sqliteURL(t), nil)
+	id := gw.register(map[string]any{"name": "modern", "url": up.URL + "/mcp"})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", gw.url+"/gateways/"+id+"/mcp",
+		strings.NewReader(modernRequest("subscriptions/listen", `{"notifications":{"toolsListChanged":true}}`)))
+	for k, v := range map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+		"Authorization": "Bearer " + gw.token, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"} {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewScanner(resp.Body)
+	next := func(method string) string {
+		t.Helper()
+		for lines.Scan() {
+			if data, ok := strings.CutPrefix(lines.Text(), "data: "); ok && strings.Contains(data, `"`+method+`"`) {
+				return data
+			}
+		}
+		t.Fatalf("the listen stream ended without %s: %v", method, lines.Err())
+		return ""
+	}
+	next("notifications/subscriptions/acknowledged")
+	forwarded := false
+	for !forwarded {
+		select {
+		case f := <-filters:
+			forwarded = f == `{"toolsListChanged":true}`
+		default:
+			t.Fatal("no subscriptions/listen with the client's own filter reached the upstream before the acknowledgement")
+		}
+	}
+	srv.AddTool(&mcp.Tool{Name: "brand-new", InputSchema: map[string]any{"type": "object"}},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{}, nil
+		})
+	if data := next("notifications/tools/list_changed"); !strings.Contains(data, `"io.modelcontextprotocol/subscriptionId":7`) {
+		t.Errorf("list_changed %s, want the client's subscriptionId, 7", data)
+	}
 }
