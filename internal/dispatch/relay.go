@@ -334,7 +334,11 @@ func (rs *RelaySession) Listen(ctx context.Context, msg jsonrpc.Message, in Inbo
 			send(m)
 		}
 	})
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The client ended its stream: no failure of the upstream's.
+		resp = result(mustJSON(map[string]any{"resultType": protocol.ResultTypeComplete}))
+	case err != nil:
 		return rs.d.failedRPC(ctx, rs.name, msg.Method, err, in)
 	}
 	if resp.Error == nil {
