@@ -121,17 +121,7 @@ func TestRelayForwardsListenToAStatelessUpstream(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "POST", gw.url+"/gateways/"+id+"/mcp",
-		strings.NewReader(modernRequest("subscriptions/listen", `{"notifications":{"toolsListChanged":true}}`)))
-	for k, v := range map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-		"Authorization": "Bearer " + gw.token, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"} {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := listenRaw(ctx, t, gw, "/gateways/"+id+"/mcp", `{"toolsListChanged":true}`)
 	lines := bufio.NewScanner(resp.Body)
 	next := func(method string) string {
 		t.Helper()
@@ -160,4 +150,26 @@ func TestRelayForwardsListenToAStatelessUpstream(t *testing.T) {
 	if data := next("notifications/tools/list_changed"); !strings.Contains(data, `"io.modelcontextprotocol/subscriptionId":7`) {
 		t.Errorf("list_changed %s, want the client's subscriptionId, 7", data)
 	}
+}
+
+// listenRaw opens a 2026-07-28 subscriptions/listen stream of gw's
+// client on path (id 7, modernRequest) asking for notifications, over raw
+// HTTP, until ctx ends; the test's end closes it.
+func listenRaw(ctx context.Context, t *testing.T, gw *running, path, notifications string) *http.Response {
+	t.Helper()
+	body := modernRequest("subscriptions/listen", `{"notifications":`+notifications+`}`)
+	req, err := http.NewRequestWithContext(ctx, "POST", gw.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+		"Authorization": "Bearer " + gw.token, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"} {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
 }
