@@ -94,6 +94,10 @@ type Inbound struct {
 	// middle of a call on a pooled session (Stateless, MRTR); nil refuses
 	// it (PrincipalSessions.answer).
 	ask func(pooledSession, jsonrpc.Message)
+	// passInput has a relay session to a 2026-07-28 upstream pass its
+	// InputRequiredResult to the client as it came, and the client's
+	// retry to the upstream as it is (a 2026-07-28 client's, Stateless).
+	passInput bool
 }
 
 // Handle answers one message. A notification gets no answer (ok false).

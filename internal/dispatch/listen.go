@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
@@ -39,6 +38,7 @@ func (l listenRequest) any() bool {
 type listener struct {
 	client context.Context // its values name the client (access rules)
 	key    string          // its pooled session's (poolKey)
+	relay  bool            // on the relay: list_changed are the upstream's
 	id     json.RawMessage // the listen request's id: the subscriptionId
 	wants  listenRequest   // what was granted
 	uris   map[string]bool // ResourceSubscriptions, as the client knows them
@@ -96,37 +96,56 @@ func (l *listener) deliver(n jsonrpc.Message) {
 	l.send(n)
 }
 
-// Listen serves subscriptions/listen on /mcp: it acknowledges what it
-// will send (notifications/subscriptions/acknowledged, first), subscribes
-// the resources asked for on the client's pooled upstream sessions, sends
-// until ctx ends, and unsubscribes them. The relay has none yet.
+// Listen serves subscriptions/listen: it acknowledges what it will send
+// (notifications/subscriptions/acknowledged, first), subscribes the
+// resources asked for on the client's pooled upstream sessions, sends
+// until ctx ends, and unsubscribes them. On the relay (scope: the
+// upstream's id) a 2026-07-28 upstream gets the listen request itself,
+// and its stream goes to the client as it comes (RelaySession.Listen);
+// for an older upstream the stream is bridged from the client's pooled
+// relay session, held open while it lasts: the upstream's own
+// list_changed of the kinds asked for, as its GET stream brings them,
+// and resources/updated for the URIs asked, subscribed on that session.
 func (s *Stateless) Listen(ctx context.Context, scope string, msg jsonrpc.Message, in Inbound, send func(jsonrpc.Message)) jsonrpc.Message {
-	if scope != "" {
-		return answerTo(msg, failure(jsonrpc.Errorf(jsonrpc.CodeMethodNotFound,
-			"subscriptions/listen is not served on the relay yet; use /mcp, or a session of an earlier revision")))
-	}
 	raw, ok := jsonrpc.Member(msg.Params, "notifications")
 	var want listenRequest
 	if !ok || json.Unmarshal(raw, &want) != nil {
 		return answerTo(msg, failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "subscriptions/listen: params.notifications is required, an object")))
 	}
+	if scope != "" {
+		if _, ok := s.d.view(ctx).Route(scope); !ok { // one the client may not use is unknown to it
+			return answerTo(msg, failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%v: %q", ErrNoUpstream, scope)))
+		}
+	}
 	who := s.sessions.principal(ctx)
-	l := &listener{client: context.WithoutCancel(ctx), key: poolKey("", who, msg), id: msg.ID, uris: map[string]bool{}, send: send}
+	l := &listener{client: context.WithoutCancel(ctx), key: poolKey(scope, who, msg), relay: scope != "", id: msg.ID, uris: map[string]bool{}, send: send}
 	l.wants = listenRequest{ToolsListChanged: want.ToolsListChanged, PromptsListChanged: want.PromptsListChanged, ResourcesListChanged: want.ResourcesListChanged}
 	if err := s.listening.add(who, l); err != nil {
 		return answerTo(msg, failure(jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "%v", err)))
 	}
 	defer s.listening.remove(who, l)
-	if len(want.ResourceSubscriptions) > 0 {
-		initialize := initializeOf(msg)
-		ps := s.sessions.take(ctx, l.key, func(ctx context.Context, push func(jsonrpc.Message)) pooledSession {
-			fs, _ := s.d.OpenFederated(ctx, initialize, in, push)
-			return fs
-		})
+	if len(want.ResourceSubscriptions) > 0 || l.relay {
+		ps := s.sessions.take(ctx, l.key, s.opener(scope, msg, in))
 		if ps == nil {
 			return answerTo(msg, failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "no upstream session can be opened now; try again later")))
 		}
 		defer s.sessions.callDone(ps)
+		if lr, ok := ps.fs.(*lazyRelay); ok {
+			// Its upstream session must be open for the upstream's
+			// list_changed to reach it.
+			rs, err := lr.session(ctx, in)
+			if err != nil {
+				return answerTo(msg, failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "subscriptions/listen: %v", err)))
+			}
+			if rs.speaksStateless() {
+				// 1:1: the upstream's own stream, which says itself
+				// what it grants; nothing is bridged to this one.
+				s.listening.mu.Lock()
+				l.wants = listenRequest{}
+				s.listening.mu.Unlock()
+				return answerTo(msg, rs.Listen(ctx, msg, in, l.deliver))
+			}
+		}
 		for _, uri := range want.ResourceSubscriptions {
 			if s.subscribe(ctx, ps, "resources/subscribe", uri, in) {
 				l.wants.ResourceSubscriptions = append(l.wants.ResourceSubscriptions, uri)
@@ -173,15 +192,18 @@ func (s *Stateless) subscribe(ctx context.Context, ps *principalSession, method,
 
 // upstreamNotification takes what a pooled session's upstreams sent
 // outside any call: a resources/updated goes to the streams of that
-// session's client that listen for its URI.
+// session's client that listen for its URI, and on the relay a
+// list_changed to those that asked for it (on /mcp the lists are
+// mcpgate's: ListChanged).
 func (s *Stateless) upstreamNotification(key string, m jsonrpc.Message) {
-	if m.Method != "notifications/resources/updated" {
+	uri, _ := jsonrpc.StringMember(m.Params, "uri")
+	kind := listKind(m.Method)
+	if m.Method != "notifications/resources/updated" && kind == "" {
 		return
 	}
-	uri, _ := jsonrpc.StringMember(m.Params, "uri")
 	s.listening.each(func(l *listener) {
 		s.listening.mu.Lock()
-		wanted := l.key == key && l.uris[uri]
+		wanted := l.key == key && (l.uris[uri] && m.Method == "notifications/resources/updated" || l.relay && l.wants.listChanged(kind))
 		s.listening.mu.Unlock()
 		if wanted {
 			l.deliver(m)
@@ -189,16 +211,35 @@ func (s *Stateless) upstreamNotification(key string, m jsonrpc.Message) {
 	})
 }
 
+// listKind is "tools", "prompts" or "resources" for their list_changed
+// notifications, "" for any other method.
+func listKind(method string) string {
+	switch method {
+	case "notifications/tools/list_changed":
+		return "tools"
+	case "notifications/prompts/list_changed":
+		return "prompts"
+	case "notifications/resources/list_changed":
+		return "resources"
+	}
+	return ""
+}
+
+// listChanged reports whether l asks for the list_changed of kind
+// (listKind).
+func (l listenRequest) listChanged(kind string) bool {
+	return kind == "tools" && l.ToolsListChanged || kind == "prompts" && l.PromptsListChanged ||
+		kind == "resources" && l.ResourcesListChanged
+}
+
 // ListChanged sends a list_changed of mcpgate's lists (notifications/
 // tools/list_changed and the like) to every stream that asked for it and
 // whose client may use upstream id (named name), the one whose change it
 // is: a client is never told of an upstream it may not use.
 func (s *Stateless) ListChanged(n jsonrpc.Message, id, name string) {
-	kind := strings.TrimSuffix(strings.TrimPrefix(n.Method, "notifications/"), "/list_changed")
+	kind := listKind(n.Method)
 	s.listening.each(func(l *listener) {
-		wanted := (kind == "tools" && l.wants.ToolsListChanged) || (kind == "prompts" && l.wants.PromptsListChanged) ||
-			(kind == "resources" && l.wants.ResourcesListChanged)
-		if wanted && (s.d.cfg.Access == nil || s.d.cfg.Access(l.client).Allows(id, name)) {
+		if !l.relay && l.wants.listChanged(kind) && (s.d.cfg.Access == nil || s.d.cfg.Access(l.client).Allows(id, name)) {
 			l.deliver(n)
 		}
 	})

@@ -238,6 +238,20 @@ func (rs *RelaySession) ProtocolVersion() string {
 	return r.ProtocolVersion
 }
 
+// inputPasser is a RelayConn that can pass a 2026-07-28 upstream's
+// InputRequiredResult on as it came (*upstream.Client).
+type inputPasser interface {
+	CallPassingInput(ctx context.Context, req jsonrpc.Message, headers http.Header, onNotification func(jsonrpc.Message)) (jsonrpc.Message, error)
+}
+
+// speaksStateless reports whether the session's upstream speaks MCP
+// 2026-07-28 (its connection has no session with it, and asks for input
+// by InputRequiredResult).
+func (rs *RelaySession) speaksStateless() bool {
+	v, ok := rs.conn.(interface{ ProtocolVersion() string })
+	return ok && v.ProtocolVersion() == protocol.Version20260728
+}
+
 // Upstream names the session's upstream.
 func (rs *RelaySession) Upstream() string { return rs.name }
 
@@ -285,8 +299,12 @@ func (rs *RelaySession) Request(ctx context.Context, msg jsonrpc.Message, in Inb
 		rs.mu.Unlock()
 	}()
 
+	call := rs.conn.Call
+	if p, ok := rs.conn.(inputPasser); ok && in.passInput {
+		call = p.CallPassingInput
+	}
 	resp := d.exchange(ctx, r, msg, in, func(ctx context.Context, headers http.Header) (jsonrpc.Message, error) {
-		return rs.conn.Call(ctx, msg, headers, deliver)
+		return call(ctx, msg, headers, deliver)
 	})
 	// Cancelled as the session ended: a failure that came back answers a
 	// call the upstream was told to drop (an SDK tool answers its cancelled
@@ -298,6 +316,37 @@ func (rs *RelaySession) Request(ctx context.Context, msg jsonrpc.Message, in Inb
 	}
 	d.count(msg.Method, r, resp.Error == nil)
 	return answerTo(msg, resp)
+}
+
+// Listen forwards a 2026-07-28 client's subscriptions/listen to the
+// session's 2026-07-28 upstream: what the upstream sends on its stream
+// goes to send as it comes, until ctx ends (the client went: the
+// upstream's stream is closed) or the upstream ends it, whose answer is
+// returned with the client's id as its subscriptionId. Per-hop headers
+// are the upstream hop's.
+func (rs *RelaySession) Listen(ctx context.Context, msg jsonrpc.Message, in Inbound, send func(jsonrpc.Message)) jsonrpc.Message {
+	headers, err := rs.headers(ctx, in, &msg)
+	if err != nil {
+		return failure(jsonrpc.Errorf(jsonrpc.CodeUpstreamError, "%v", err))
+	}
+	resp, err := rs.conn.Call(ctx, msg, headers, func(m jsonrpc.Message) {
+		if m.IsNotification() {
+			send(m)
+		}
+	})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The client ended its stream: no failure of the upstream's.
+		resp = result(mustJSON(map[string]any{"resultType": protocol.ResultTypeComplete}))
+	case err != nil:
+		return rs.d.failedRPC(ctx, rs.name, msg.Method, err, in)
+	}
+	if resp.Error == nil {
+		if result, err := protocol.WithMeta(resp.Result, protocol.MetaSubscriptionID, msg.ID); err == nil {
+			resp.Result = result
+		}
+	}
+	return resp
 }
 
 // Notify relays a client notification. notifications/initialized is not

@@ -36,10 +36,12 @@ import (
 // instance serves it); else it goes on an upstream session of the relay's
 // own, pooled likewise per (upstream, principal, capabilities).
 //
-// An upstream's request in the middle of a /mcp call (sampling,
-// elicitation, roots) becomes an InputRequiredResult to the client
-// (mrtr.go); on the relay's pooled sessions, and outside any call, it is
-// refused.
+// An upstream's request in the middle of a call (sampling, elicitation,
+// roots) on a session of mcpgate's — /mcp's, or the relay's pooled one to
+// an upstream of an earlier revision — becomes an InputRequiredResult of
+// mcpgate's to the client (mrtr.go); outside any call it is refused. A
+// 2026-07-28 upstream's own InputRequiredResult passes through the relay
+// as it came, and the client's retry back as it is.
 type Stateless struct {
 	d         *Dispatcher
 	sessions  *PrincipalSessions
@@ -116,11 +118,7 @@ func (s *Stateless) serve(ctx context.Context, scope string, msg jsonrpc.Message
 	if list, ok := ix.lists[msg.Method]; ok {
 		return result(withCache(list, s.d.listCache(ix, msg.Method)))
 	}
-	key, asked := poolKey("", s.sessions.principal(ctx), msg), msg
-	open := func(ctx context.Context, push func(jsonrpc.Message)) pooledSession {
-		fs, _ := s.d.OpenFederated(ctx, initializeOf(asked), in, push)
-		return fs
-	}
+	key, open := poolKey("", s.sessions.principal(ctx), msg), s.opener("", msg, in)
 	// The session's initialize carries the client now (initializeOf).
 	msg.Params = protocol.WithoutRequestMeta(msg.Params)
 	if mrtrMethod(msg.Method) {
@@ -143,13 +141,54 @@ func (s *Stateless) relay(ctx context.Context, id string, msg jsonrpc.Message, i
 		s.d.count(msg.Method, r, resp.Error == nil)
 		return resp
 	}
-	key, asked := poolKey(id, s.sessions.principal(ctx), msg), msg
-	open := func(_ context.Context, push func(jsonrpc.Message)) pooledSession {
-		return &lazyRelay{d: s.d, id: id, initialize: initializeOf(asked), push: push}
-	}
+	key, open := poolKey(id, s.sessions.principal(ctx), msg), s.opener(id, msg, in)
 	msg.Params = protocol.WithoutRequestMeta(msg.Params)
+	if mrtrMethod(msg.Method) {
+		if !s.relaysStateless(ctx, key, open, in) {
+			// An upstream of an earlier revision asks on its session
+			// mid-call: the client is asked by mcpgate's own MRTR.
+			return s.callWithInput(ctx, key, open, msg, in)
+		}
+		// The relay is 1:1: the upstream's InputRequiredResult goes to
+		// the client as it came, and the client's retry (inputResponses,
+		// and the upstream's own requestState) to the upstream as it is;
+		// any instance serves the retry, as the state is the upstream's.
+		in.passInput = true
+	}
 	resp, _ := s.sessions.handleOn(ctx, key, open, msg, in)
 	return resp
+}
+
+// opener opens the pooled session of msg's client in scope: on /mcp
+// (scope "") a federated session, on the relay (scope: the upstream's id)
+// a relay session opened on its first request. Both are initialized with
+// the client of msg (initializeOf).
+func (s *Stateless) opener(scope string, msg jsonrpc.Message, in Inbound) func(context.Context, func(jsonrpc.Message)) pooledSession {
+	if scope != "" {
+		return func(_ context.Context, push func(jsonrpc.Message)) pooledSession {
+			return &lazyRelay{d: s.d, id: scope, initialize: initializeOf(msg), push: push}
+		}
+	}
+	return func(ctx context.Context, push func(jsonrpc.Message)) pooledSession {
+		fs, _ := s.d.OpenFederated(ctx, initializeOf(msg), in, push)
+		return fs
+	}
+}
+
+// relaysStateless reports whether the pooled relay session of key reaches
+// an upstream that speaks 2026-07-28, opening it if need be.
+func (s *Stateless) relaysStateless(ctx context.Context, key string, open func(context.Context, func(jsonrpc.Message)) pooledSession, in Inbound) bool {
+	ps := s.sessions.take(ctx, key, open)
+	if ps == nil {
+		return false
+	}
+	defer s.sessions.callDone(ps)
+	l, ok := ps.fs.(*lazyRelay)
+	if !ok {
+		return false
+	}
+	rs, err := l.session(ctx, in)
+	return err == nil && rs.speaksStateless()
 }
 
 // speaksStateless reports whether r's upstream connection speaks MCP

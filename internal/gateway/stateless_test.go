@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -380,17 +379,7 @@ func TestStatelessListenDeliversListChangedAndUpdates(t *testing.T) {
 	// A listen stream of its own for the resource, over raw HTTP.
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
-	body := modernRequest("subscriptions/listen", `{"notifications":{"resourceSubscriptions":["test://hello"]}}`)
-	req, _ := http.NewRequestWithContext(ctx, "POST", gw.url+"/mcp", bytes.NewReader([]byte(body)))
-	for k, v := range map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-		"Authorization": "Bearer " + gw.token, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"} {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := listenRaw(ctx, t, gw, "/mcp", `{"resourceSubscriptions":["test://hello"]}`)
 	events := make(chan string, 16)
 	go func() {
 		buf := make([]byte, 64<<10)
