@@ -45,6 +45,9 @@ type upstreamTools struct {
 	// TouchesItself: Watched is updated by the upstream on its own (every
 	// few seconds) rather than by Touch.
 	TouchesItself bool
+	// AddToolChangesOnce: AddTool adds the same tool every time, so only
+	// its first call changes the upstream's list.
+	AddToolChangesOnce bool
 	// EchoCity: Echo has the city argument (the everything-server's has
 	// region only).
 	EchoCity bool
@@ -63,7 +66,7 @@ var matrixTools = upstreamTools{
 var everythingTools = upstreamTools{
 	Echo: "test_x_mcp_header", Progress: "test_tool_with_progress",
 	Sample: "test_input_required_result_sampling", Elicit: "test_input_required_result_elicitation",
-	AddTool: "test_trigger_tool_change", Watched: "test://watched-resource", TouchesItself: true,
+	AddTool: "test_trigger_tool_change", AddToolChangesOnce: true, Watched: "test://watched-resource", TouchesItself: true,
 }
 
 // upstream is one upstream MCP server of the matrix, behind a recording
