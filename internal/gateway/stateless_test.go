@@ -511,8 +511,8 @@ func TestStatelessRequestStateCannotBeForged(t *testing.T) {
 	for _, state := range []string{"forged", "0123456789abcdef0123456789abcdef.99999999999.00"} {
 		body := modernRequest("tools/call", `{"name":"crm-consult","arguments":{"question":"q"},"inputResponses":{"mcpgate-input-1":{"action":"decline"}},"requestState":"`+state+`"}`)
 		status, a := gw.post("/mcp", body, "MCP-Protocol-Version", "2026-07-28", "Mcp-Method", "tools/call", "Mcp-Name", "crm-consult")
-		if status != http.StatusOK || a.Error == nil || a.Error.Code != -32602 || !strings.Contains(a.Error.Message, "requestState") {
-			t.Errorf("requestState %q: HTTP %d %s, want -32602 naming requestState", state, status, a.raw)
+		if status != http.StatusBadRequest || a.Error == nil || a.Error.Code != -32602 || !strings.Contains(a.Error.Message, "requestState") { // SEP-2575: -32602 is 400
+			t.Errorf("requestState %q: HTTP %d %s, want 400 with -32602 naming requestState", state, status, a.raw)
 		}
 	}
 	if n := len(requestsOf(up, "tools/call")); n != 0 {

@@ -42,7 +42,11 @@ func statelessRequest(r *http.Request, msgs []jsonrpc.Message) bool {
 	}
 	for _, m := range msgs {
 		if m.Method == "initialize" {
-			return false
+			// A handshake, unless it is sent as a 2026-07-28 request (its
+			// _meta names a revision, SEP-2575's per-request detection):
+			// then it is a method that revision removed, answered 404.
+			_, modern := protocol.Meta(m.Params, protocol.MetaProtocolVersion)
+			return modern && len(msgs) == 1
 		}
 	}
 	if v := r.Header.Get(headerProtocolVersion); v != "" && protocol.Negotiate(v) != v {
@@ -112,8 +116,8 @@ func (s *Streamable) serveStateless(w http.ResponseWriter, r *http.Request, msgs
 		in.Notify = out.notify
 	}
 	resp := s.stateless.Serve(ctx, scope, m, in)
-	if resp.Error != nil && resp.Error.Code == jsonrpc.CodeMethodNotFound {
-		out.status = http.StatusNotFound
+	if resp.Error != nil {
+		out.status = protocol.ErrorStatus(resp.Error.Code)
 	}
 	out.finish([]jsonrpc.Message{resp}, false)
 }

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
@@ -111,3 +112,23 @@ func WithoutRequestMeta(params json.RawMessage) json.RawMessage {
 	}
 	return out
 }
+
+// ErrorStatus is the HTTP status of a 2026-07-28 answer that is the
+// JSON-RPC error code (SEP-2575, as the go-sdk applies it): 404 for
+// -32601, 400 for invalid params (-32602), a header mismatch (-32020), a
+// missing client capability (-32021) and an unsupported revision (-32022),
+// and 200 for every other error, which is an answer like a result.
+func ErrorStatus(code int) int {
+	switch code {
+	case jsonrpc.CodeMethodNotFound:
+		return http.StatusNotFound
+	case jsonrpc.CodeInvalidParams, CodeHeaderMismatch, CodeMissingClientCapability, CodeUnsupportedProtocolVersion:
+		return http.StatusBadRequest
+	}
+	return http.StatusOK
+}
+
+// CodeMissingClientCapability is the JSON-RPC error of a request that
+// needs a capability its client did not declare in _meta (MCP 2026-07-28,
+// MissingRequiredClientCapabilityError); sent with HTTP 400.
+const CodeMissingClientCapability = -32021
