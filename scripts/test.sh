@@ -23,10 +23,10 @@
 # SDK whose client test/federation's battery runs (MCPGATE_TEST_TS_SDK),
 # and the TypeScript SDK v2 and the go-sdk everything-server that the
 # cross-era matrix, test/eras, runs (MCPGATE_TEST_TS_SDK2,
-# MCPGATE_TEST_EVERYTHING_SERVER); MCPGATE_ERAS_REPORT (default 1 for now)
-# makes the matrix report its failing cells without failing, and
-# MCPGATE_CONFORMANCE_2026_REPORT (default 1 for now) the 2026-07-28
-# conformance run through mcpgate;
+# MCPGATE_TEST_EVERYTHING_SERVER); MCPGATE_ERAS_REPORT=1 makes the matrix
+# report its failing cells without failing, and
+# MCPGATE_CONFORMANCE_2026_REPORT=1 the 2026-07-28 conformance run through
+# mcpgate (both fail the run by default);
 # scripts/oidc.sh installs the OpenID provider test/identity runs into the
 # folder beside it (MCPGATE_TEST_OIDC_PROVIDER, if set, is used instead).
 set -euo pipefail
@@ -98,9 +98,6 @@ if [ -z "${MCPGATE_TEST_EVERYTHING:-}" ] || [ -z "${MCPGATE_TEST_TS_SDK:-}" ] ||
   MCPGATE_TEST_EVERYTHING_SERVER=${MCPGATE_TEST_EVERYTHING_SERVER:-$conformance_cache/bin/everything-server}
   export MCPGATE_TEST_EVERYTHING MCPGATE_TEST_TS_SDK MCPGATE_TEST_TS_SDK2 MCPGATE_TEST_EVERYTHING_SERVER
 fi
-# The cross-era matrix fails on today's code until mcpgate speaks
-# 2026-07-28 on both sides; until then it reports. Remove this line then.
-export MCPGATE_ERAS_REPORT="${MCPGATE_ERAS_REPORT:-1}"
 
 # The real OpenID provider test/identity starts (oidc-provider, from npm,
 # run by the same Node 22): installed once beside the conformance cache.
@@ -165,11 +162,10 @@ scripts/conformance.sh through-mcpgate "$conformance_cache" "$mcpgate_bin" | tai
 # The same for MCP 2026-07-28: the newer suite's frozen requirement set, only
 # its scored scenarios counted, against the server run stateless.
 scripts/conformance.sh self-test-2026 "$conformance_cache" | tail -n 3
-# The relay does not pass the 2026-07-28 set yet (MRTR, subscriptions/listen);
-# until it does, MCPGATE_CONFORMANCE_2026_REPORT (default 1 for now) prints
-# its result without failing the run. Remove the default then.
+# MCPGATE_CONFORMANCE_2026_REPORT=1 prints the relay's result without
+# failing the run.
 if ! scripts/conformance.sh through-mcpgate-2026 "$conformance_cache" "$mcpgate_bin" | tail -n 3; then
-  if [ "${MCPGATE_CONFORMANCE_2026_REPORT:-1}" = 1 ]; then
+  if [ "${MCPGATE_CONFORMANCE_2026_REPORT:-0}" = 1 ]; then
     echo "conformance 2026-07-28 through mcpgate failed: reported, not failing the run (MCPGATE_CONFORMANCE_2026_REPORT=1)"
   else
     exit 1
