@@ -132,7 +132,7 @@ type mcpPath struct {
 // as Authorization on everything, and calls tool.
 func dialMCP(ctx context.Context, url, tool, credential string, callers int) (*mcpPath, error) {
 	hc := newHTTPClient(callers)
-	c, err := upstream.Connect(ctx, upstream.Options{URL: url, HTTPClient: hc, ClientName: "mcpgate-bench", ClientVersion: "1",
+	c, err := upstream.Connect(ctx, upstream.Options{URL: url, HTTPClient: hc, ClientName: "mcpgate-bench", ClientVersion: "1", SessionOnly: true,
 		Headers: upstream.FixedHeaders(http.Header{"Authorization": {credential}})})
 	if err != nil {
 		return nil, err

@@ -241,7 +241,7 @@ func measureSessions(ctx context.Context, sessions []*upstream.Client, tool, tok
 // dialSession opens one client session on mcpgate's /mcp with mcpgate's
 // own upstream client (the harness's client code), on a shared HTTP client.
 func dialSession(ctx context.Context, hc *http.Client, endpoint, token string) (*upstream.Client, error) {
-	return upstream.Connect(ctx, upstream.Options{URL: endpoint, HTTPClient: hc, ClientName: "mcpgate-bench", ClientVersion: "1",
+	return upstream.Connect(ctx, upstream.Options{URL: endpoint, HTTPClient: hc, ClientName: "mcpgate-bench", ClientVersion: "1", SessionOnly: true,
 		Headers: upstream.FixedHeaders(http.Header{"Authorization": {token}})})
 }
 

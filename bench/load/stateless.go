@@ -17,14 +17,15 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/internal/auth"
+	"github.com/mcpgate/mcpgate/internal/mcp/protocol"
 )
 
 // The revisions the stateless scenario compares: a session (initialize,
 // Mcp-Session-Id) and the stateless revision (no handshake, _meta on every
 // request; MCP 2026-07-28).
 const (
-	sessionEra   = "2025-11-25"
-	statelessEra = "2026-07-28"
+	sessionEra   = protocol.Version20251125
+	statelessEra = protocol.Version20260728
 )
 
 // The stateless scenario's paths: the official go-sdk client at each

@@ -108,6 +108,10 @@ type Options struct {
 	// elicitation/create, roots/list: see mrtr.go), and the Call is retried
 	// with the answers until the upstream completes it.
 	PassInputRequired bool
+	// SessionOnly skips server/discover and speaks a session revision
+	// (initialize) even to an upstream that offers 2026-07-28: for a caller
+	// that measures or needs sessions (bench/load's session paths).
+	SessionOnly bool
 	// ClientName and ClientVersion are the clientInfo sent in initialize,
 	// and the User-Agent ClientName/ClientVersion of every request that
 	// brings none; empty means "mcpgate" and "dev".
@@ -555,7 +559,7 @@ func (c *Client) establish(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	s.conn = conn
-	if c.transport == StreamableHTTP {
+	if c.transport == StreamableHTTP && !c.opts.SessionOnly {
 		// server/discover first (MCP 2026-07-28 server/discover, and
 		// versioning: a client of both eras probes with it): a 2026-07-28
 		// upstream needs no handshake.
