@@ -128,18 +128,13 @@ func (s *Stateless) serve(ctx context.Context, scope string, msg jsonrpc.Message
 	return resp
 }
 
-// relay answers a request of the relay to upstream id: forwarded without
-// a session to an upstream that speaks 2026-07-28, else on the pooled
-// relay session of (upstream, principal, capabilities).
+// relay answers a request of the relay to upstream id on the pooled relay
+// session of (upstream, principal, capabilities); to an upstream that
+// speaks 2026-07-28 that session passes the upstream's InputRequiredResult
+// and the client's retry 1:1.
 func (s *Stateless) relay(ctx context.Context, id string, msg jsonrpc.Message, in Inbound) jsonrpc.Message {
-	r, ok := s.d.view(ctx).Route(id) // one the client may not use is unknown to it
-	if !ok {
+	if _, ok := s.d.view(ctx).Route(id); !ok { // one the client may not use is unknown to it
 		return failure(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%v: %q", ErrNoUpstream, id))
-	}
-	if speaksStateless(r) {
-		resp := s.d.Forward(ctx, r, msg, in)
-		s.d.count(msg.Method, r, resp.Error == nil)
-		return resp
 	}
 	key, open := poolKey(id, s.sessions.principal(ctx), msg), s.opener(id, msg, in)
 	msg.Params = protocol.WithoutRequestMeta(msg.Params)
@@ -189,14 +184,6 @@ func (s *Stateless) relaysStateless(ctx context.Context, key string, open func(c
 	}
 	rs, err := l.session(ctx, in)
 	return err == nil && rs.speaksStateless()
-}
-
-// speaksStateless reports whether r's upstream connection speaks MCP
-// 2026-07-28 (upstream.Client.ProtocolVersion): its requests then need no
-// session of the client's.
-func speaksStateless(r *Route) bool {
-	v, ok := r.Caller.(interface{ ProtocolVersion() string })
-	return ok && v.ProtocolVersion() == protocol.Version20260728
 }
 
 // discover answers server/discover (MCP 2026-07-28 server/discover): the
